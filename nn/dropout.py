@@ -1,0 +1,59 @@
+"""Dropout (§4.2).
+
+"[Dropout] consists of setting to zero the output of each hidden neuron with
+probability 0.5. The neurons which are 'dropped out' in this way do not
+contribute to the forward pass and do not participate in back-propagation. ...
+At test time, we use all the neurons but multiply their outputs by 0.5."
+
+Two equivalent bookkeepings of the same idea, chosen with ``mode``:
+
+* ``"inverted"`` (default, what PyTorch does): in training keep each unit with
+  probability 1 - p and divide the kept ones by 1 - p; at test time the layer is
+  the identity. The expected training output equals the test output.
+* ``"paper"``: in training keep each unit with probability 1 - p unscaled; at
+  test time multiply every output by 1 - p (the paper's "multiply by 0.5").
+
+The two networks differ only by a constant factor 1/(1 - p) on the next layer's
+weights: a network trained one way computes the same test-time function as the
+other. Inverted dropout keeps the test path free of any extra work.
+
+    forward (train): y = x * mask, mask_i = [u_i >= p] * (1 / (1 - p) if inverted else 1)
+    backward:        dL/dx = dL/dy * mask     (dropped units get no gradient)
+
+The mask is drawn from this layer's own ``numpy.random.Generator`` (so a seed
+fixes it, and a checkpoint can save ``generator.bit_generator.state``), then
+moved to the input's device.
+"""
+import numpy as np
+
+from .backend import get_array_module
+from .module import Module
+
+
+class Dropout(Module):
+    def __init__(self, p=0.5, mode="inverted", rng=None):
+        if not 0 <= p < 1:
+            raise ValueError(f"Dropout: p must be in [0, 1), got {p}")
+        if mode not in ("inverted", "paper"):
+            raise ValueError(f"Dropout: mode must be 'inverted' or 'paper', got {mode!r}")
+        self.p, self.mode = p, mode
+        self.generator = rng if rng is not None else np.random.default_rng()
+        self._mask = None
+
+    def extra_repr(self):
+        return f"p={self.p}, mode={self.mode!r}"
+
+    def forward(self, x):
+        xp = get_array_module(x)
+        if not self.training:
+            self._mask = xp.full(x.shape, 1 - self.p if self.mode == "paper" else 1, dtype=x.dtype)
+            return x * self._mask if self.mode == "paper" else x
+        keep = self.generator.random(x.shape, dtype=np.float32) >= self.p
+        scale = 1 / (1 - self.p) if self.mode == "inverted" else 1
+        self._mask = xp.asarray(keep.astype(x.dtype) * x.dtype.type(scale))
+        return x * self._mask
+
+    def backward(self, grad_out):
+        mask = self._cached(self._mask)
+        self._check_grad(grad_out, mask.shape)
+        return grad_out * mask

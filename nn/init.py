@@ -1,0 +1,52 @@
+"""Weight initializers.
+
+§5: "We initialized the weights in each layer from a zero-mean Gaussian
+distribution with standard deviation 0.01. We initialized the neuron biases in
+the second, fourth, and fifth convolutional layers, as well as in the
+fully-connected hidden layers, with the constant 1 ... [and] with the constant 0
+in the remaining layers."
+
+He/Kaiming (He et al., 2015) is the alternative: std = sqrt(2 / fan_in), which
+keeps the variance of ReLU activations constant from layer to layer, so deep
+stacks start learning at once instead of waiting for tiny signals to grow.
+
+Each initializer fills a Parameter (or array) in place and draws from a
+``numpy.random.Generator`` so that a seed fixes the network.
+"""
+import numpy as np
+
+from .backend import get_array_module
+
+
+def _fill(param, values):
+    target = param.data if hasattr(param, "data") else param
+    xp = get_array_module(target)
+    target[...] = xp.asarray(values, dtype=target.dtype)
+    return param
+
+
+def _shape(param):
+    return (param.data if hasattr(param, "data") else param).shape
+
+
+def fan_in(shape):
+    """Inputs feeding one output unit: in_features, or in_channels_per_group * kh * kw."""
+    return int(np.prod(shape[1:]))
+
+
+def normal_(param, std=0.01, rng=None):
+    """Zero-mean Gaussian with standard deviation ``std`` (the paper's 0.01, §5)."""
+    rng = rng if rng is not None else np.random.default_rng()
+    return _fill(param, rng.normal(0.0, std, size=_shape(param)))
+
+
+def constant_(param, value):
+    """Every entry set to ``value`` (the paper's biases: 1 or 0, §5)."""
+    return _fill(param, np.full(_shape(param), value))
+
+
+def kaiming_normal_(param, rng=None):
+    """He initialization for ReLU networks: N(0, 2 / fan_in)."""
+    rng = rng if rng is not None else np.random.default_rng()
+    std = np.sqrt(2.0 / fan_in(_shape(param)))
+    return _fill(param, rng.normal(0.0, std, size=_shape(param)))

@@ -1,0 +1,56 @@
+"""Fully connected layers (§3.5: fc6 and fc7 with 4096 neurons, fc8 with 1000).
+
+    forward:  y = x W^T + b            x: (N, in), W: (out, in), y: (N, out)
+    backward: dL/dW = g^T x,  dL/db = sum_n g,  dL/dx = g W
+"""
+import numpy as np
+
+from . import init
+from .backend import get_array_module
+from .module import Module, Parameter, check_input
+
+
+class Linear(Module):
+    def __init__(self, in_features, out_features, bias=True, dtype=np.float32, rng=None):
+        self.in_features, self.out_features = in_features, out_features
+        self.weight = Parameter(np.zeros((out_features, in_features), dtype=dtype))
+        init.kaiming_normal_(self.weight, rng)
+        self.bias = Parameter(np.zeros(out_features, dtype=dtype)) if bias else None
+        self._input = None
+
+    def extra_repr(self):
+        return f"{self.in_features}, {self.out_features}"
+
+    def forward(self, x):
+        check_input(self, x, 2, self.in_features, what="features")
+        self._input = x
+        out = x @ self.weight.data.T
+        if self.bias is not None:
+            out += self.bias.data
+        return out
+
+    def backward(self, grad_out):
+        x = self._cached(self._input)
+        self._check_grad(grad_out, (x.shape[0], self.out_features))
+        self.weight.grad += grad_out.T @ x
+        if self.bias is not None:
+            self.bias.grad += grad_out.sum(axis=0)
+        return grad_out @ self.weight.data
+
+
+class Flatten(Module):
+    """(N, C, H, W) -> (N, C * H * W), between the last pooling layer and fc6."""
+
+    def __init__(self):
+        self._input_shape = None
+
+    def forward(self, x):
+        if x.ndim < 2:
+            raise ValueError(f"Flatten expects at least a 2-D input (batch first), got shape {tuple(x.shape)}")
+        self._input_shape = x.shape
+        return x.reshape(x.shape[0], -1)
+
+    def backward(self, grad_out):
+        shape = self._cached(self._input_shape)
+        self._check_grad(grad_out, (shape[0], int(np.prod(shape[1:]))))
+        return grad_out.reshape(shape)

@@ -1,0 +1,213 @@
+"""Parameters, modules and containers: the bookkeeping every layer shares.
+
+The convention (the same names as PyTorch, so readers' habits carry over):
+
+* ``forward(x)`` computes the output and caches what ``backward`` will need;
+* ``backward(grad_out)`` receives dL/d(output), ADDS dL/d(parameter) into each
+  ``Parameter.grad`` and returns dL/d(input);
+* ``zero_grad()`` resets the accumulated gradients.
+
+Sub-modules and parameters are found by looking at the object's attributes (in
+the order they were assigned), so a layer needs no registration code.
+"""
+from collections import OrderedDict
+
+import numpy as np
+
+from .backend import asnumpy, device_of, get_array_module, to_device
+
+
+class Parameter:
+    """A learnable array ``data`` and the gradient ``grad`` accumulated for it."""
+
+    def __init__(self, data):
+        self.data = data
+        self.grad = get_array_module(data).zeros_like(data)
+
+    @property
+    def shape(self):
+        return self.data.shape
+
+    @property
+    def size(self):
+        return self.data.size
+
+    def __repr__(self):
+        return f"Parameter(shape={self.data.shape}, dtype={self.data.dtype}, device={device_of(self.data)})"
+
+
+class Module:
+    """Base class of every layer and network."""
+
+    training = True
+
+    # -- the two passes ----------------------------------------------------
+    def forward(self, x):
+        raise NotImplementedError(f"{type(self).__name__} does not implement forward")
+
+    def backward(self, grad_out):
+        raise NotImplementedError(f"{type(self).__name__} does not implement backward")
+
+    def __call__(self, x):
+        return self.forward(x)
+
+    # -- the tree of modules and parameters --------------------------------
+    def _own_items(self, kind):
+        return [(name, value) for name, value in vars(self).items() if isinstance(value, kind)]
+
+    def named_children(self):
+        return self._own_items(Module)
+
+    def children(self):
+        return [module for _, module in self.named_children()]
+
+    def named_modules(self, prefix=""):
+        """This module and every sub-module, with dotted names ("" for self)."""
+        yield prefix, self
+        for name, child in self.named_children():
+            yield from child.named_modules(f"{prefix}.{name}" if prefix else name)
+
+    def modules(self):
+        return [module for _, module in self.named_modules()]
+
+    def named_parameters(self, prefix=""):
+        for name, param in self._own_items(Parameter):
+            yield (f"{prefix}.{name}" if prefix else name), param
+        for name, child in self.named_children():
+            yield from child.named_parameters(f"{prefix}.{name}" if prefix else name)
+
+    def parameters(self):
+        return [param for _, param in self.named_parameters()]
+
+    def num_parameters(self):
+        return int(sum(param.size for param in self.parameters()))
+
+    # -- modes, gradients, devices, dtypes --------------------------------
+    def train(self, mode=True):
+        for module in self.modules():
+            module.training = mode
+        return self
+
+    def eval(self):
+        return self.train(False)
+
+    def zero_grad(self):
+        for param in self.parameters():
+            param.grad[...] = 0
+
+    def to(self, device):
+        """Move every parameter (and its gradient) to "cpu" or "cuda"."""
+        for param in self.parameters():
+            param.data = to_device(param.data, device)
+            param.grad = to_device(param.grad, device)
+        return self
+
+    def astype(self, dtype):
+        """Cast every parameter to ``dtype`` (float64 for gradient checks)."""
+        for param in self.parameters():
+            param.data = param.data.astype(dtype)
+            param.grad = param.grad.astype(dtype)
+        return self
+
+    @property
+    def device(self):
+        params = self.parameters()
+        return device_of(params[0].data) if params else "cpu"
+
+    @property
+    def dtype(self):
+        params = self.parameters()
+        return params[0].data.dtype if params else None
+
+    # -- saving and loading ------------------------------------------------
+    def state_dict(self):
+        """Parameter name -> NumPy array (a copy, on the CPU)."""
+        return OrderedDict((name, np.array(asnumpy(p.data))) for name, p in self.named_parameters())
+
+    def load_state_dict(self, state):
+        """Copy arrays into the parameters; every name and shape must match."""
+        params = dict(self.named_parameters())
+        missing = sorted(set(params) - set(state))
+        unexpected = sorted(set(state) - set(params))
+        if missing or unexpected:
+            raise KeyError(f"{type(self).__name__}.load_state_dict: missing {missing}, unexpected {unexpected}")
+        for name, param in params.items():
+            value = state[name]
+            if tuple(value.shape) != tuple(param.data.shape):
+                raise ValueError(
+                    f"{type(self).__name__}.load_state_dict: {name} has shape {tuple(value.shape)}, "
+                    f"expected {tuple(param.data.shape)}")
+            xp = get_array_module(param.data)
+            param.data = xp.asarray(value, dtype=param.data.dtype).copy()
+        return self
+
+    # -- helpers for layers -------------------------------------------------
+    def _cached(self, *values):
+        """Return what forward cached, or say clearly that forward never ran."""
+        if any(value is None for value in values):
+            raise RuntimeError(f"{type(self).__name__}.backward called before forward")
+        return values if len(values) > 1 else values[0]
+
+    def _check_grad(self, grad_out, out_shape):
+        if tuple(grad_out.shape) != tuple(out_shape):
+            raise ValueError(
+                f"{type(self).__name__}.backward: grad_out has shape {tuple(grad_out.shape)}, "
+                f"expected the output shape {tuple(out_shape)}")
+
+    def extra_repr(self):
+        return ""
+
+    def __repr__(self):
+        children = self.named_children()
+        if not children:
+            return f"{type(self).__name__}({self.extra_repr()})"
+        lines = [f"  ({name}): " + repr(child).replace("\n", "\n  ") for name, child in children]
+        return f"{type(self).__name__}(\n" + "\n".join(lines) + "\n)"
+
+
+def check_input(layer, x, ndim, channels=None, channel_axis=1, what="channels"):
+    """Raise a ValueError naming ``layer`` unless ``x`` has the expected shape and dtype."""
+    name = type(layer).__name__
+    if not hasattr(x, "shape") or not hasattr(x, "dtype"):
+        raise ValueError(f"{name} expects an array, got {type(x).__name__}")
+    if x.ndim != ndim:
+        raise ValueError(f"{name} expects a {ndim}-D input, got shape {tuple(x.shape)}")
+    if x.dtype.kind != "f":
+        raise ValueError(f"{name} expects a floating-point input (float32 or float64), got {x.dtype}")
+    if channels is not None and x.shape[channel_axis] != channels:
+        raise ValueError(
+            f"{name} expects {channels} {what} on axis {channel_axis}, got input of shape {tuple(x.shape)}")
+    params = layer.parameters()
+    if params and params[0].data.dtype != x.dtype:
+        raise ValueError(
+            f"{name} has {params[0].data.dtype} parameters but got a {x.dtype} input; "
+            f"cast one of them (module.astype(...) or x.astype(...))")
+
+
+class Sequential(Module):
+    """Apply modules in order; backward applies their backward passes in reverse."""
+
+    def __init__(self, *modules):
+        for index, module in enumerate(modules):
+            if not isinstance(module, Module):
+                raise TypeError(f"Sequential takes Modules, got {type(module).__name__} at position {index}")
+            setattr(self, str(index), module)
+
+    def __len__(self):
+        return len(self.children())
+
+    def __iter__(self):
+        return iter(self.children())
+
+    def __getitem__(self, index):
+        return self.children()[index]
+
+    def forward(self, x):
+        for module in self.children():
+            x = module.forward(x)
+        return x
+
+    def backward(self, grad_out):
+        for module in reversed(self.children()):
+            grad_out = module.backward(grad_out)
+        return grad_out

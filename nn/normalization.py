@@ -1,0 +1,77 @@
+"""Local response normalization (§3.3).
+
+With a^i_{x,y} the ReLU output of kernel i at position (x, y) and N kernels:
+
+    b^i = a^i / ( k + alpha * sum_{j = max(0, i - n/2)}^{min(N - 1, i + n/2)} (a^j)^2 )^beta
+
+with k = 2, n = 5, alpha = 1e-4, beta = 0.75 in the paper ("a form of lateral
+inhibition ... creating competition for big activities amongst neuron outputs
+computed using different kernels").
+
+alpha convention: here alpha multiplies the plain SUM of squares, exactly as the
+paper writes it. Caffe and PyTorch's ``LocalResponseNorm`` divide alpha by n
+(they use the mean of the squares), so the paper's alpha = 1e-4 is
+``torch.nn.LocalResponseNorm(5, alpha=5e-4, beta=0.75, k=2)``. Pass
+``alpha_over_n=True`` to get their convention.
+
+Window: for odd n it is i - n//2 .. i + n//2, as written. For even n the paper's
+"n/2" is ambiguous; this layer uses n//2 channels before i and (n-1)//2 after, as
+PyTorch does.
+
+Backward. Write s_i = k + alpha * S_i (S_i the windowed sum of squares) and
+b_i = a_i s_i^(-beta). Then d b_i / d a_j = [i = j] s_i^(-beta)
+- 2 alpha beta a_i a_j s_i^(-beta - 1) [j in window(i)], so
+
+    dL/da_j = g_j s_j^(-beta) - 2 alpha beta a_j * sum_{i : j in window(i)} g_i b_i / s_i
+
+where the last sum is the same windowed sum, taken with the window mirrored.
+"""
+from .backend import get_array_module
+from .module import Module, check_input
+
+
+def window_sum(values, before, after):
+    """sum_{j = i - before}^{i + after} values[:, j] over the channel axis, clipped at the edges.
+
+    A loop over the n offsets of the window, each adding a whole shifted slab.
+    """
+    total = values.copy()
+    channels = values.shape[1]
+    for shift in range(1, before + 1):          # j = i - shift
+        if shift < channels:
+            total[:, shift:] += values[:, :channels - shift]
+    for shift in range(1, after + 1):           # j = i + shift
+        if shift < channels:
+            total[:, :channels - shift] += values[:, shift:]
+    return total
+
+
+class LocalResponseNorm(Module):
+    def __init__(self, size=5, alpha=1e-4, beta=0.75, k=2.0, alpha_over_n=False):
+        if size < 1:
+            raise ValueError(f"LocalResponseNorm: size must be >= 1, got {size}")
+        self.size, self.beta, self.k = size, beta, k
+        self.alpha = alpha / size if alpha_over_n else alpha
+        self.before, self.after = size // 2, (size - 1) // 2
+        self._input = self._scale = self._out = None
+
+    def extra_repr(self):
+        return f"size={self.size}, alpha={self.alpha}, beta={self.beta}, k={self.k}"
+
+    def forward(self, x):
+        check_input(self, x, 4)
+        xp = get_array_module(x)
+        scale = self.k + self.alpha * window_sum(x * x, self.before, self.after)    # s_i
+        out = x * xp.power(scale, -self.beta, dtype=x.dtype)                        # b_i = a_i s_i^-beta
+        self._input, self._scale, self._out = x, scale, out
+        return out
+
+    def backward(self, grad_out):
+        x, scale, out = self._cached(self._input, self._scale, self._out)
+        self._check_grad(grad_out, x.shape)
+        xp = get_array_module(grad_out)
+        direct = grad_out * xp.power(scale, -self.beta, dtype=x.dtype)             # g_j s_j^-beta
+        ratio = grad_out * out / scale                                               # g_i b_i / s_i
+        # j in window(i)  <=>  i in [j - after, j + before]: the mirrored window.
+        through_neighbours = window_sum(ratio, self.after, self.before)
+        return direct - (2 * self.alpha * self.beta) * x * through_neighbours
