@@ -1,0 +1,103 @@
+"""Command line: ``python -m data {prepare,download,info} ...`` (see ``--help`` of each)."""
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def _positive_fraction(text):
+    value = float(text)
+    if not 0.0 <= value < 1.0:
+        raise argparse.ArgumentTypeError("must be in [0, 1)")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m data",
+        description="Reduced ImageNet subsets with the AlexNet paper's preprocessing (§2: shorter "
+                    "side to S, central S x S patch; per-pixel mean; RGB PCA for §4.1).")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("prepare", help="prepare a subset of a raw image folder into uint8 .npy arrays",
+                       description="Prepare SRC (ImageNet/Imagenette train+val folders, Tiny-ImageNet, "
+                                   "an ILSVRC flat val folder with ground truth, or a flat "
+                                   "<wnid>_<name>.JPEG folder) into OUT.")
+    p.add_argument("src", help="raw image folder")
+    p.add_argument("out", help="output folder (appears only when complete)")
+    choose = p.add_mutually_exclusive_group()
+    choose.add_argument("--classes", help="comma-separated wnids to keep")
+    choose.add_argument("--num-classes", type=int, metavar="K", help="keep the first K sorted wnids")
+    choose.add_argument("--random-classes", type=int, metavar="K", help="keep K wnids drawn with --seed")
+    p.add_argument("--seed", type=int, default=0, help="seed for --random-classes (default 0)")
+    p.add_argument("--per-class", type=int, metavar="N", help="at most N training images per class")
+    p.add_argument("--val-per-class", type=int, metavar="N", help="at most N validation images per class")
+    p.add_argument("--val-fraction", type=_positive_fraction, metavar="F",
+                   help="for a source with a single split: give this fraction of each class to val")
+    p.add_argument("--size", type=int, default=256, metavar="S", help="side S of the stored images (default 256, §2)")
+    p.add_argument("--workers", type=int, help="decoding processes (default: all cores; 0/1 = in-process)")
+    p.add_argument("--strict", action="store_true", help="fail on an unreadable image instead of skipping it")
+    p.add_argument("--overwrite", action="store_true", help="replace OUT if it holds a subset made with other arguments")
+    p.add_argument("--quiet", action="store_true", help="no progress bar or summary")
+
+    d = sub.add_parser("download", help="download a public dataset into the cache",
+                       description="Download and extract a public dataset (offline: fails at once; "
+                                   "then point --data at a local copy).")
+    d.add_argument("name", choices=["imagenette"], help="dataset to download")
+    d.add_argument("--variant", choices=["160", "320", "full"], default="320",
+                   help="Imagenette variant: short side 160, 320 px, or full size (default 320)")
+    d.add_argument("--cache", help="cache folder (default $ALEXNET_CACHE or ~/.cache/alexnet-from-scratch)")
+    d.add_argument("--timeout", type=float, default=10.0, help="network timeout in seconds (default 10)")
+    d.add_argument("--prepare", action="store_true", help="also prepare it (all images, S=--size) in the cache")
+    d.add_argument("--size", type=int, default=256, help="S for --prepare (default 256)")
+
+    i = sub.add_parser("info", help="describe a prepared subset")
+    i.add_argument("path", help="prepared subset folder")
+    return parser
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return _run(args)
+    except (ValueError, FileNotFoundError, RuntimeError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+def _run(args) -> int:
+    if args.command == "prepare":
+        from .prepare import prepare_subset
+        prepare_subset(args.src, args.out, classes=args.classes, num_classes=args.num_classes,
+                       random_classes=args.random_classes, seed=args.seed, per_class=args.per_class,
+                       val_per_class=args.val_per_class, size=args.size, val_fraction=args.val_fraction,
+                       workers=args.workers, strict=args.strict, overwrite=args.overwrite,
+                       quiet=args.quiet)
+        return 0
+    if args.command == "download":
+        from .download import DownloadError, download_imagenette, resolve
+        try:
+            folder = download_imagenette(args.variant, cache=args.cache, timeout=args.timeout)
+            print(folder)
+            if args.prepare:
+                print(resolve(folder, cache=args.cache, size=args.size))
+        except DownloadError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        return 0
+    if args.command == "info":
+        from .dataset import PreparedDataset
+        for split in ("train", "val"):
+            ds = PreparedDataset(args.path, split)
+            print(ds)
+        meta = ds.meta
+        print(f"source: {meta['source']} ({meta.get('source_layout', '')})")
+        print(f"classes: {', '.join(f'{w} {n}' for w, n in zip(meta['wnids'][:10], meta['class_names'][:10]))}"
+              + (" ..." if len(meta["wnids"]) > 10 else ""))
+        print(f"PCA eigenvalues: {ds.eigvals.tolist()}; skipped files: {len(meta['skipped'])}")
+        return 0
+    return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

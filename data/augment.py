@@ -1,0 +1,152 @@
+"""Data augmentation and test-time crops of §4.1, vectorised over the batch (NumPy, on the CPU).
+
+The paper computes the augmentation on the CPU while the GPU trains on the previous batch
+(§4.1), so these functions take and return NumPy arrays; :class:`data.Loader` moves the result to
+the device.  Inputs are §2's ``S x S`` uint8 images (NHWC); outputs are float32 NCHW patches.
+
+Training (§4.1, both forms):
+  * form 1: a random ``C x C`` patch (C = 224 in the paper; 227 also works) and, with probability
+    0.5, its horizontal reflection;
+  * the per-pixel mean image (§2) is subtracted BEFORE cropping, i.e. the patch is cut from
+    ``image - mean_image`` at the same window (and reflected with it);
+  * form 2: PCA lighting: to every pixel add ``[p1 p2 p3] [a1 l1, a2 l2, a3 l3]^T`` with
+    ``a_i ~ N(0, 0.1)`` drawn once per image per presentation (``p_i`` = eigenvector columns,
+    ``l_i`` = eigenvalues of the training RGB covariance);
+  * optionally divide by ``input_scale``.
+Evaluation: the centre crop, or the ten crops of §4.1 (four corners, centre, and their reflections).
+
+Crops are gathered with ``sliding_window_view`` plus fancy indexing (no Python loop over images or
+pixels); a reflected crop is the crop of the reflected view ``images[:, :, ::-1]`` at column
+``W - C - x``, so reflection costs no extra pass.
+"""
+from __future__ import annotations
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+TEN_CROP_ORDER = ("top-left", "top-right", "bottom-left", "bottom-right", "center",
+                  "top-left flipped", "top-right flipped", "bottom-left flipped",
+                  "bottom-right flipped", "center flipped")
+
+
+def crop_patches(images, ys, xs, crop: int, flips=None, image_index=None) -> np.ndarray:
+    """Cut ``crop x crop`` windows out of NHWC ``images``; returns NCHW ``(K, 3, crop, crop)``.
+
+    Patch ``k`` is ``images[image_index[k], ys[k]:ys[k]+crop, xs[k]:xs[k]+crop]`` (channels first),
+    horizontally reflected where ``flips[k]``.  ``image_index`` defaults to ``arange(K)``.
+    Works on memory-mapped arrays: only the windows are read.
+    """
+    ys = np.asarray(ys, np.intp)
+    xs = np.asarray(xs, np.intp)
+    count = len(ys)
+    image_index = np.arange(count) if image_index is None else np.asarray(image_index, np.intp)
+    height, width = images.shape[1], images.shape[2]
+    if crop > min(height, width):
+        raise ValueError(f"crop {crop} is larger than the images ({height} x {width})")
+    if count and (ys.min() < 0 or xs.min() < 0 or ys.max() > height - crop or xs.max() > width - crop):
+        raise ValueError("crop offsets out of range")
+    windows = sliding_window_view(images, (crop, crop), axis=(1, 2))  # N, H', W', 3, C, C
+    if flips is None:
+        return windows[image_index, ys, xs]
+    flips = np.asarray(flips, bool)
+    out = np.empty((count, images.shape[3], crop, crop), images.dtype)
+    keep = ~flips
+    if keep.any():
+        out[keep] = windows[image_index[keep], ys[keep], xs[keep]]
+    if flips.any():
+        mirrored = sliding_window_view(images[:, :, ::-1], (crop, crop), axis=(1, 2))
+        out[flips] = mirrored[image_index[flips], ys[flips], width - crop - xs[flips]]
+    return out
+
+
+def flip_horizontal(x: np.ndarray) -> np.ndarray:
+    """Reflect NCHW (or any ...W) arrays left-right: reverses the last axis."""
+    return x[..., ::-1]
+
+
+def pca_lighting_shift(alpha: np.ndarray, eigvals: np.ndarray, eigvecs: np.ndarray) -> np.ndarray:
+    """§4.1 colour shift per image: ``eigvecs @ (alpha * eigvals)``; alpha (B, 3) -> (B, 3)."""
+    return (np.asarray(alpha, np.float64) * np.asarray(eigvals, np.float64)) @ np.asarray(eigvecs, np.float64).T
+
+
+def random_crop_offsets(count: int, size: int, crop: int, rng: np.random.Generator):
+    """Uniform top-left corners ``(ys, xs)`` of ``crop x crop`` windows in ``size x size`` images."""
+    ys = rng.integers(0, size - crop + 1, size=count)
+    xs = rng.integers(0, size - crop + 1, size=count)
+    return ys, xs
+
+
+def ten_crop_offsets(size: int, crop: int):
+    """``(ys, xs, flips)`` of §4.1's ten test patches, in :data:`TEN_CROP_ORDER`."""
+    far, mid = size - crop, (size - crop) // 2
+    ys = np.array([0, 0, far, far, mid] * 2)
+    xs = np.array([0, far, 0, far, mid] * 2)
+    flips = np.array([False] * 5 + [True] * 5)
+    return ys, xs, flips
+
+
+def _centered_patches(images, indices, mean_image, ys, xs, flips, crop, image_index):
+    """float32 ``crop(image - mean)`` (reflected where ``flips``): the mean is cut at the same window."""
+    patches = crop_patches(images, ys, xs, crop, flips, image_index)
+    if mean_image is None:
+        return patches.astype(np.float32)
+    mean = np.asarray(mean_image, np.float32)[None]
+    mean_patches = crop_patches(mean, ys, xs, crop, flips, np.zeros(len(ys), np.intp))
+    return np.subtract(patches, mean_patches, out=mean_patches, dtype=np.float32)
+
+
+def _resolve(images, indices):
+    if indices is None:
+        return np.arange(len(images))
+    return np.asarray(indices, np.intp)
+
+
+def train_batch(images, mean_image, eigvals, eigvecs, crop: int, rng: np.random.Generator,
+                indices=None, lighting_std: float = 0.1, flip: bool = True,
+                input_scale: float = 1.0, return_params: bool = False):
+    """Training inputs of §4.1 for ``images[indices]``: float32 NCHW ``(B, 3, crop, crop)``.
+
+    Random crop + reflection with p = 0.5 of ``image - mean_image``, plus PCA lighting with
+    ``alpha ~ N(0, lighting_std)`` (0 disables it), divided by ``input_scale``.  Randomness is drawn
+    from ``rng`` in this order: ys, xs, flips, alpha.  With ``return_params`` also returns a dict of
+    ``ys, xs, flips, alpha, shift`` (for tests and visualisation).
+    """
+    indices = _resolve(images, indices)
+    count, size = len(indices), images.shape[1]
+    ys, xs = random_crop_offsets(count, size, crop, rng)
+    flips = rng.random(count) < 0.5 if flip else np.zeros(count, bool)
+    alpha = rng.normal(0.0, lighting_std, size=(count, 3)) if lighting_std else np.zeros((count, 3))
+    x = _centered_patches(images, indices, mean_image, ys, xs, flips, crop, indices)
+    shift = pca_lighting_shift(alpha, eigvals, eigvecs) if lighting_std else np.zeros((count, 3))
+    if lighting_std:
+        x += shift.astype(np.float32)[:, :, None, None]
+    if input_scale != 1.0:
+        x *= np.float32(1.0 / input_scale)
+    if return_params:
+        return x, {"ys": ys, "xs": xs, "flips": flips, "alpha": alpha, "shift": shift}
+    return x
+
+
+def center_crop_batch(images, mean_image, crop: int, indices=None, input_scale: float = 1.0):
+    """Evaluation input: the central ``crop x crop`` patch of ``image - mean``; (B, 3, C, C) float32."""
+    indices = _resolve(images, indices)
+    size = images.shape[1]
+    mid = (size - crop) // 2
+    offsets = np.full(len(indices), mid)
+    x = _centered_patches(images, indices, mean_image, offsets, offsets, None, crop, indices)
+    if input_scale != 1.0:
+        x *= np.float32(1.0 / input_scale)
+    return x
+
+
+def ten_crop_batch(images, mean_image, crop: int, indices=None, input_scale: float = 1.0):
+    """§4.1's ten test patches of ``image - mean``: float32 ``(B, 10, 3, C, C)`` in TEN_CROP_ORDER."""
+    indices = _resolve(images, indices)
+    count, size = len(indices), images.shape[1]
+    ys, xs, flips = ten_crop_offsets(size, crop)
+    image_index = np.repeat(indices, 10)
+    x = _centered_patches(images, indices, mean_image, np.tile(ys, count), np.tile(xs, count),
+                          np.tile(flips, count), crop, image_index)
+    if input_scale != 1.0:
+        x *= np.float32(1.0 / input_scale)
+    return x.reshape(count, 10, images.shape[3], crop, crop)

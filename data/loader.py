@@ -1,0 +1,135 @@
+"""Batches for training and evaluation, prepared in background threads (§4.1: augmentation is
+computed on the CPU while the accelerator works on the previous batch).
+
+Reproducibility: everything an epoch does (its order and its augmentation) depends only on
+``(seed, epoch)``: the order comes from ``default_rng([seed, epoch])`` and batch ``k``'s
+augmentation from ``default_rng([seed, epoch, k])``.  So a resumed run that calls
+``loader.set_epoch(e)`` (or ``load_state_dict``) sees exactly the batches of an uninterrupted run,
+however many threads build them.
+"""
+from __future__ import annotations
+
+import os
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+
+from .augment import center_crop_batch, ten_crop_batch, train_batch
+
+
+def _to_device(x, y, device):
+    if device == "cpu":
+        return x, y
+    if device != "cuda":
+        raise ValueError(f"device must be 'cpu' or 'cuda', not {device!r}")
+    try:
+        import cupy
+    except ImportError as exc:  # pragma: no cover - no GPU here
+        raise RuntimeError("device='cuda' needs CuPy (pip install cupy-cuda12x) and a CUDA GPU") from exc
+    return cupy.asarray(x), cupy.asarray(y)
+
+
+class Loader:
+    """Iterate over a :class:`data.PreparedDataset` in batches ``(x, y)``.
+
+    ``x``: float32 NCHW ``(B, 3, crop, crop)`` (``ten_crop``: ``(B, 10, 3, crop, crop)``, §4.1),
+    ``y``: int64 ``(B,)``; NumPy arrays, or CuPy arrays when ``device="cuda"``.
+    ``train=True``: random crops, reflections and PCA lighting (``lighting_std``, §4.1);
+    ``train=False``: the centre crop (or ten crops). The mean image is subtracted (§2) and the
+    result divided by ``input_scale``.  ``shuffle`` defaults to ``train``.  ``prefetch`` batches are
+    built ahead by ``workers`` threads (NumPy releases the GIL in its big copies).
+
+    Each ``iter()`` runs the current epoch and then advances the epoch counter; ``set_epoch(e)``
+    chooses the epoch explicitly.  ``(seed, epoch)`` determine everything (see module docstring).
+    """
+
+    def __init__(self, dataset, batch_size: int, crop: int = 224, train: bool = True,
+                 ten_crop: bool = False, shuffle=None, seed: int = 0, device: str = "cpu",
+                 input_scale: float = 1.0, lighting_std: float = 0.1, drop_last: bool = False,
+                 prefetch: int = 2, workers=None):
+        if batch_size < 1:
+            raise ValueError("batch_size must be at least 1")
+        if crop > dataset.size:
+            raise ValueError(f"crop {crop} is larger than the prepared images (S={dataset.size})")
+        if device not in ("cpu", "cuda"):
+            raise ValueError(f"device must be 'cpu' or 'cuda', not {device!r}")
+        self.dataset = dataset
+        self.batch_size = int(batch_size)
+        self.crop = int(crop)
+        self.train = bool(train)
+        self.ten_crop = bool(ten_crop)
+        self.shuffle = self.train if shuffle is None else bool(shuffle)
+        self.seed = int(seed)
+        self.device = device
+        self.input_scale = float(input_scale)
+        self.lighting_std = float(lighting_std)
+        self.drop_last = bool(drop_last)
+        self.prefetch = max(int(prefetch), 0)
+        self.workers = min(2, os.cpu_count() or 1) if workers is None else max(int(workers), 0)
+        self.epoch = 0
+
+    def __len__(self) -> int:
+        n = len(self.dataset)
+        return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
+
+    def set_epoch(self, epoch: int):
+        """The next iteration runs epoch ``epoch`` (its order and augmentation)."""
+        self.epoch = int(epoch)
+
+    def state_dict(self) -> dict:
+        return {"seed": self.seed, "epoch": self.epoch}
+
+    def load_state_dict(self, state: dict):
+        self.seed = int(state["seed"])
+        self.epoch = int(state["epoch"])
+
+    def epoch_order(self, epoch: int) -> np.ndarray:
+        """The image order of ``epoch`` (a permutation when shuffling)."""
+        n = len(self.dataset)
+        if not self.shuffle:
+            return np.arange(n)
+        return np.random.default_rng([self.seed, epoch]).permutation(n)
+
+    def _batches(self, epoch):
+        order = self.epoch_order(epoch)
+        return [order[k * self.batch_size:(k + 1) * self.batch_size] for k in range(len(self))]
+
+    def make_batch(self, epoch: int, k: int, indices: np.ndarray):
+        """Build batch ``k`` of ``epoch`` (NumPy) from dataset ``indices``."""
+        ds = self.dataset
+        if self.train and not self.ten_crop:
+            rng = np.random.default_rng([self.seed, epoch, k])
+            x = train_batch(ds.images, ds.mean_image, ds.eigvals, ds.eigvecs, self.crop, rng,
+                            indices=indices, lighting_std=self.lighting_std,
+                            input_scale=self.input_scale)
+        elif self.ten_crop:
+            x = ten_crop_batch(ds.images, ds.mean_image, self.crop, indices, self.input_scale)
+        else:
+            x = center_crop_batch(ds.images, ds.mean_image, self.crop, indices, self.input_scale)
+        return x, np.asarray(ds.labels[indices], np.int64)
+
+    def __iter__(self):
+        epoch = self.epoch
+        batches = self._batches(epoch)
+        if self.workers == 0 or self.prefetch == 0:
+            for k, idx in enumerate(batches):
+                x, y = self.make_batch(epoch, k, idx)
+                yield _to_device(x, y, self.device)
+            self.epoch = epoch + 1
+            return
+        ahead = max(self.prefetch, self.workers)
+        with ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="data-loader") as pool:
+            pending = []
+            try:
+                for k, idx in enumerate(batches):
+                    pending.append(pool.submit(self.make_batch, epoch, k, idx))
+                    if len(pending) > ahead:
+                        x, y = pending.pop(0).result()
+                        yield _to_device(x, y, self.device)
+                while pending:
+                    x, y = pending.pop(0).result()
+                    yield _to_device(x, y, self.device)
+            finally:
+                for fut in pending:
+                    fut.cancel()
+        self.epoch = epoch + 1
