@@ -133,7 +133,12 @@ def center_crop_batch(images, mean_image, crop: int, indices=None, input_scale: 
     size = images.shape[1]
     mid = (size - crop) // 2
     offsets = np.full(len(indices), mid)
-    x = _centered_patches(images, indices, mean_image, offsets, offsets, None, crop, indices)
+    patches = crop_patches(images, offsets, offsets, crop, None, indices)
+    if mean_image is None:
+        x = patches.astype(np.float32)
+    else:  # one mean patch, broadcast over the batch
+        mean_patch = np.moveaxis(np.asarray(mean_image, np.float32)[mid:mid + crop, mid:mid + crop], -1, 0)
+        x = np.subtract(patches, mean_patch[None], dtype=np.float32)
     if input_scale != 1.0:
         x *= np.float32(1.0 / input_scale)
     return x
@@ -144,9 +149,16 @@ def ten_crop_batch(images, mean_image, crop: int, indices=None, input_scale: flo
     indices = _resolve(images, indices)
     count, size = len(indices), images.shape[1]
     ys, xs, flips = ten_crop_offsets(size, crop)
-    image_index = np.repeat(indices, 10)
-    x = _centered_patches(images, indices, mean_image, np.tile(ys, count), np.tile(xs, count),
-                          np.tile(flips, count), crop, image_index)
+    channels = images.shape[3]
+    patches = crop_patches(images, np.tile(ys, count), np.tile(xs, count), crop,
+                           np.tile(flips, count), np.repeat(indices, 10))
+    patches = patches.reshape(count, 10, channels, crop, crop)
+    if mean_image is None:
+        x = patches.astype(np.float32)
+    else:  # the ten mean patches are the same for every image: cut them once, broadcast
+        mean = np.asarray(mean_image, np.float32)[None]
+        mean_patches = crop_patches(mean, ys, xs, crop, flips, np.zeros(10, np.intp))
+        x = np.subtract(patches, mean_patches[None], dtype=np.float32)
     if input_scale != 1.0:
         x *= np.float32(1.0 / input_scale)
     return x.reshape(count, 10, images.shape[3], crop, crop)
