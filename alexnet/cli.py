@@ -1,0 +1,220 @@
+"""The command line: ``python -m alexnet {train,evaluate,predict,visualize,summary}``.
+
+Flag names follow the PyTorch ImageNet example (``--data``, ``-b/--batch-size``,
+``--lr``, ``--momentum``, ``--wd``, ``--epochs``, ``--resume``, ``--workers``,
+``--seed``); the defaults are the paper's (§5).
+"""
+import argparse
+import sys
+
+
+def _positive_int(text):
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+    return value
+
+
+def _nonnegative_int(text):
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
+    return value
+
+
+def _positive_float(text):
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be positive, got {text}")
+    return value
+
+
+def _nonnegative_float(text):
+    value = float(text)
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
+    return value
+
+
+def _probability(text):
+    value = float(text)
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(f"must be in [0, 1), got {text}")
+    return value
+
+
+def _common(p, workers_help="data loader threads (and image-decoding processes when preparing)"):
+    p.add_argument("--device", choices=["cpu", "cuda"], default="cpu",
+                   help="cpu (NumPy) or cuda (CuPy on an NVIDIA GPU); default cpu")
+    p.add_argument("-j", "--workers", type=_nonnegative_int, default=None, metavar="N",
+                   help=f"{workers_help}; default: up to 2")
+
+
+def add_train(sub):
+    p = sub.add_parser(
+        "train", help="train AlexNet on a (reduced) ImageNet subset",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        description="Train AlexNet with the paper's SGD (§5) and augmentation (§4.1). After every epoch: "
+                    "train/val top-1 and top-5 error, a line in OUT/log.jsonl, OUT/curves.png, "
+                    "OUT/checkpoint.npz (everything needed to resume exactly) and OUT/best.npz.",
+        epilog="Reduced-scale recipe (Imagenette, ~1 h on a GPU): --data imagenette --image-size 128 "
+               "--crop 112 --init kaiming --input-scale 64 --epochs 30. With the paper's init "
+               "(N(0, 0.01), §5) on mean-centred pixels in 0..255 the net trains as in the paper; with "
+               "He/Kaiming init the activations of raw 0..255 inputs are ~64x too large, so divide the "
+               "inputs by --input-scale 64 (roughly the pixels' standard deviation).")
+    p.add_argument("--data", required=True, metavar="DIR|imagenette",
+                   help="a prepared subset folder, a raw ImageNet-style folder (train/<wnid>/*.JPEG, val/...; "
+                        "prepared on first use into the cache, $ALEXNET_CACHE), or 'imagenette' (downloaded)")
+    p.add_argument("--classes", default=None, metavar="K|WNIDS",
+                   help="when preparing: the first K classes (sorted WordNet IDs) or a comma-separated list of WordNet IDs")
+    p.add_argument("--per-class", type=_positive_int, default=None, metavar="N",
+                   help="when preparing: at most N training images per class")
+    p.add_argument("--val-per-class", type=_positive_int, default=None, metavar="N",
+                   help="when preparing: at most N validation images per class")
+    p.add_argument("--image-size", type=_positive_int, default=256, metavar="S",
+                   help="when preparing: rescale the shorter side to S and keep the central S x S patch (§2)")
+    p.add_argument("--crop", type=_positive_int, default=227, metavar="C",
+                   help="side of the random training crops and of the test crops (§4.1); 227 gives conv1's "
+                        "55 x 55 (the paper's '224' does not); >= 67")
+    p.add_argument("--epochs", type=_positive_int, default=90, help="total number of epochs (§5: about 90)")
+    p.add_argument("-b", "--batch-size", type=_positive_int, default=128, help="mini-batch size (§5)")
+    p.add_argument("--lr", "--learning-rate", type=_positive_float, default=0.01, dest="lr",
+                   help="initial learning rate (§5)")
+    p.add_argument("--momentum", type=_nonnegative_float, default=0.9, help="momentum (§5)")
+    p.add_argument("--wd", "--weight-decay", type=_nonnegative_float, default=5e-4, dest="wd",
+                   help="weight decay (§5)")
+    p.add_argument("--schedule", choices=["plateau", "step"], default="plateau",
+                   help="plateau: divide the lr by 10 when the val top-1 error stops improving, at most three "
+                        "times, then stop (§5); step: divide by 10 every --step-size epochs")
+    p.add_argument("--step-size", type=_positive_int, default=30, help="epochs between reductions for --schedule step")
+    p.add_argument("--init", choices=["paper", "kaiming"], default="paper",
+                   help="paper: weights N(0, 0.01), biases 1 in conv2/4/5 and fc6/7 (§5); kaiming: He init")
+    p.add_argument("--input-scale", type=_positive_float, default=1.0, metavar="X",
+                   help="divide the mean-centred pixels by X (use ~64 with --init kaiming)")
+    p.add_argument("--groups", type=int, choices=[1, 2], default=2,
+                   help="2: the two-GPU network of §3.2 (grouped conv2, conv4, conv5); 1: a single tower")
+    p.add_argument("--width", type=_positive_float, default=1.0,
+                   help="multiply every channel count and the fc6/fc7 widths (reduced networks)")
+    p.add_argument("--dropout", type=_probability, default=0.5, help="dropout probability in fc6 and fc7 (§4.2)")
+    p.add_argument("--seed", type=int, default=0,
+                   help="seeds the weights, the dropout masks and the data order/augmentation")
+    p.add_argument("--out", default="runs/alexnet", metavar="DIR",
+                   help="folder for checkpoint.npz, best.npz, log.jsonl and curves.png")
+    p.add_argument("--resume", nargs="?", const="auto", default=None, metavar="CHECKPOINT",
+                   help="continue a run exactly; without a value: OUT/checkpoint.npz. The checkpoint's "
+                        "settings are used; only --epochs, --device, --workers, --out, --quiet may change")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    _common(p)
+    p.set_defaults(func="train")
+
+
+def add_evaluate(sub):
+    p = sub.add_parser(
+        "evaluate", help="top-1 / top-5 error with the centre crop and with 10 crops (Table 1)",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        description="Top-1 and top-5 error on a split, with the centre crop and with the ten crops of §4.1 "
+                    "(softmax averaged), printed like the paper's Table 1. Works in chunks of --batch-size images.")
+    p.add_argument("--checkpoint", required=True, help="a checkpoint.npz or best.npz written by train")
+    p.add_argument("--data", default=None,
+                   help="dataset (as for train); default: the one the checkpoint was trained on")
+    p.add_argument("--split", choices=["val", "train"], default="val", help="which split to evaluate")
+    p.add_argument("--image-size", type=_positive_int, default=None, metavar="S",
+                   help="S when --data must be prepared; default: the checkpoint's")
+    p.add_argument("--input-scale", type=_positive_float, default=None, metavar="X",
+                   help="default: the checkpoint's")
+    p.add_argument("-b", "--batch-size", type=_positive_int, default=64,
+                   help="images per chunk (x10 patches in ten-crop mode)")
+    p.add_argument("--center-only", action="store_true", help="skip the ten-crop evaluation")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    _common(p)
+    p.set_defaults(func="evaluate")
+
+
+def add_predict(sub):
+    p = sub.add_parser(
+        "predict", help="top-5 classes of photographs; --figure draws Figure 4 (left)",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        description="Preprocess each image like the training data (§2: shorter side to S, central crop, "
+                    "mean subtracted) and print its most probable classes.")
+    p.add_argument("--checkpoint", required=True, help="a checkpoint.npz or best.npz written by train")
+    p.add_argument("images", nargs="+", metavar="IMAGE", help="image files (JPEG, PNG, ...)")
+    p.add_argument("--topk", type=_positive_int, default=5, help="how many classes to print")
+    p.add_argument("--figure", default=None, metavar="PNG", help="also draw the images with their top-5 bars here")
+    p.add_argument("--device", choices=["cpu", "cuda"], default="cpu", help="cpu or cuda")
+    p.set_defaults(func="predict")
+
+
+def add_visualize(sub):
+    p = sub.add_parser(
+        "visualize", help="conv1 kernels (Figure 3) and fc7 nearest neighbours (Figure 4, right)",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        description="Write OUT/conv1_kernels.png (the first layer's kernels, the two groups apart) and "
+                    "OUT/nearest_neighbours.png (validation images and the training images nearest in "
+                    "Euclidean distance of their fc7 features).")
+    p.add_argument("--checkpoint", required=True, help="a checkpoint.npz or best.npz written by train")
+    p.add_argument("--out", required=True, metavar="DIR", help="folder for the figures")
+    p.add_argument("--data", default=None,
+                   help="dataset for the neighbours (as for train); default: the checkpoint's")
+    p.add_argument("--queries", type=_nonnegative_int, default=5, help="validation images to show (0: none)")
+    p.add_argument("--neighbours", type=_positive_int, default=6, help="training images per query (§6.1: 6)")
+    p.add_argument("--max-train", type=_nonnegative_int, default=5000,
+                   help="search among at most this many training images (a random sample; 0: all)")
+    p.add_argument("--seed", type=int, default=0, help="chooses the queries and the training sample")
+    _common(p)
+    p.set_defaults(func="visualize")
+
+
+def add_summary(sub):
+    p = sub.add_parser("summary", help="print the layer table (output shapes, parameters, MACs)",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+                       description="The layer-by-layer table of §3.5 / Figure 2 for a configuration.")
+    p.add_argument("--num-classes", type=_positive_int, default=1000, help="outputs of fc8")
+    p.add_argument("--crop", type=_positive_int, default=227, help="input side")
+    p.add_argument("--groups", type=int, choices=[1, 2], default=2, help="1 or 2 towers (§3.2)")
+    p.add_argument("--width", type=_positive_float, default=1.0, help="channel multiplier")
+    p.set_defaults(func="summary")
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(
+        prog="python -m alexnet",
+        description="AlexNet (Krizhevsky, Sutskever, Hinton 2012) from scratch on NumPy/CuPy: train, evaluate, "
+                    "predict and visualize. Run `python -m alexnet COMMAND --help` for each command's flags.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    add_train(sub)
+    add_evaluate(sub)
+    add_predict(sub)
+    add_visualize(sub)
+    add_summary(sub)
+    return parser
+
+
+def run_summary(args):
+    from .model import AlexNet
+    from .summary import format_summary
+
+    model = AlexNet(num_classes=args.num_classes, crop=args.crop, groups=args.groups, width=args.width)
+    print(format_summary(model))
+    return 0
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    try:
+        if args.func == "train":
+            from .train import main as run
+        elif args.func == "evaluate":
+            from .evaluate import main as run
+        elif args.func == "predict":
+            from .predict import main as run
+        elif args.func == "visualize":
+            from .visualize import main as run
+        else:
+            run = run_summary
+        return run(args)
+    except (ValueError, FileNotFoundError, RuntimeError, KeyError) as exc:
+        print(f"python -m alexnet {args.command}: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,97 @@
+"""Top-1 and top-5 error on the validation split, with one crop and with ten (§4.1, §6).
+
+§4.1: "At test time, the network makes a prediction by extracting five 224 x 224
+patches (the four corner patches and the center patch) as well as their
+horizontal reflections (hence ten patches in all), and averaging the predictions
+made by the network's softmax layer on the ten patches."
+
+The validation set is processed in chunks of ``batch_size`` images (ten crops:
+``batch_size`` x 10 patches at a time), so memory stays bounded whatever its size.
+The result is printed as a table shaped like the paper's Table 1.
+"""
+import sys
+
+import data
+from nn import check_device, softmax
+
+from .checkpoint import load_checkpoint
+from .datasets import check_crop, open_split, resolve_data
+from .metrics import topk_correct
+
+#: Table 1 of the paper (ILSVRC-2010 test set), for reference.
+PAPER_TABLE1 = (("Sparse coding [2]", 0.471, 0.282), ("SIFT + FVs [24]", 0.458, 0.257),
+                ("CNN (paper)", 0.375, 0.170))
+
+
+def evaluate_model(model, dataset, crop, input_scale=1.0, batch_size=64, device="cpu", ten_crop=True,
+                   progress=False):
+    """{"center": (top1_error, top5_error), "ten_crop": (...)} over ``dataset``.
+
+    ``dataset`` is a data.PreparedDataset; the per-pixel mean it carries is subtracted (§2).
+    """
+    model.eval()
+    results = {}
+    modes = [("center", False)] + ([("ten_crop", True)] if ten_crop else [])
+    for name, ten in modes:
+        loader = data.Loader(dataset, batch_size, crop=crop, train=False, ten_crop=ten, device=device,
+                             input_scale=input_scale)
+        hits1 = hits5 = count = 0
+        iterator = loader
+        if progress:
+            from tqdm import tqdm
+            iterator = tqdm(loader, desc=f"evaluate ({name.replace('_', ' ')})", unit="batch", file=sys.stderr)
+        for x, y in iterator:
+            if ten:
+                b = x.shape[0]
+                probs = softmax(model.forward(x.reshape((b * 10,) + tuple(x.shape[2:]))))
+                scores = probs.reshape(b, 10, -1).mean(axis=1)      # average the ten softmax outputs
+            else:
+                scores = model.forward(x)
+            c1, c5 = topk_correct(scores, y)
+            hits1, hits5, count = hits1 + c1, hits5 + c5, count + len(y)
+        results[name] = (1 - hits1 / count, 1 - hits5 / count)
+    return results
+
+
+def format_table(results, title):
+    """The errors as a table like Table 1 (with the paper's rows for reference)."""
+    lines = [title, f"{'Model':<34}{'Top-1':>8}{'Top-5':>8}", "-" * 50]
+    labels = {"center": "this model, center crop", "ten_crop": "this model, 10 crops (§4.1)"}
+    for key, (top1, top5) in results.items():
+        lines.append(f"{labels[key]:<34}{100 * top1:7.1f}%{100 * top5:7.1f}%")
+    lines.append("-" * 50)
+    lines.append("Table 1 of the paper (ILSVRC-2010 test, 1000 classes):")
+    for name, top1, top5 in PAPER_TABLE1:
+        lines.append(f"  {name:<32}{100 * top1:7.1f}%{100 * top5:7.1f}%")
+    return "\n".join(lines)
+
+
+def main(args):
+    """Entry point of ``python -m alexnet evaluate``; returns the exit status."""
+    device = check_device(args.device)
+    checkpoint = load_checkpoint(args.checkpoint)
+    meta = checkpoint.meta
+    saved_args = meta.get("args", {})
+    spec = args.data or meta.get("data_path")
+    if spec is None:
+        raise ValueError("--data is required (the checkpoint does not name its dataset)")
+    path = resolve_data(spec, args.image_size or meta.get("image_size", 256), saved_args.get("classes"),
+                        saved_args.get("per_class"), saved_args.get("val_per_class"), args.workers)
+    split = open_split(path, args.split)
+    if split is None:
+        raise ValueError(f"{path} has no {args.split} images to evaluate")
+    crop = checkpoint.config["crop"]
+    check_crop(split, crop)
+    if split.num_classes != checkpoint.config["num_classes"]:
+        raise ValueError(f"the checkpoint has {checkpoint.config['num_classes']} classes but {path} has "
+                         f"{split.num_classes}")
+    if list(split.wnids) != list(meta.get("wnids", split.wnids)):
+        print("warning: the dataset's classes differ from the checkpoint's training classes", file=sys.stderr)
+    model = checkpoint.build_model(device)
+    input_scale = args.input_scale if args.input_scale is not None else saved_args.get("input_scale", 1.0)
+    results = evaluate_model(model, split, crop, input_scale, args.batch_size, device,
+                             ten_crop=not args.center_only, progress=not args.quiet)
+    title = (f"{args.checkpoint} (epoch {meta.get('epoch')}) on {path} [{args.split}]: {len(split)} images, "
+             f"{split.num_classes} classes, crop {crop}")
+    print(format_table(results, title))
+    return 0

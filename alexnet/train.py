@@ -1,0 +1,318 @@
+"""Training AlexNet (§5) on a prepared subset, with checkpoints that lose nothing.
+
+One epoch:
+
+    for each batch (x, y) of random crops, reflections and PCA lighting (§4.1):
+        logits = model.forward(x)                          # §3.5
+        loss   = softmax cross-entropy(logits, y)          # multinomial logistic regression
+        model.backward(dL/dlogits)                         # accumulates dL/dw
+        SGD step: v <- 0.9 v - 0.0005 eps w - eps dL/dw;  w <- w + v        (§5)
+    validate on the centre crops, then
+    divide eps by 10 when the validation error stops improving (at most 3 times, §5)
+
+After every epoch ``--out`` gets ``checkpoint.npz`` (everything: weights, velocities,
+schedule, dropout generators, the loader's epoch, the arguments, the history),
+``best.npz`` when the validation top-1 error improved, ``log.jsonl`` (one line per
+epoch) and ``curves.png``. Ctrl-C or SIGTERM finishes the current step, writes a
+mid-epoch checkpoint and exits; ``--resume`` continues exactly where it stopped
+(on the CPU with the same seed, the final weights equal those of a run never
+interrupted). A non-finite loss stops training at once, naming the epoch and the
+step, and leaves the last good checkpoint as it was.
+"""
+import json
+import math
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+import data
+from nn import SGD, ReduceLROnPlateau, SoftmaxCrossEntropyLoss, StepLR, check_device
+
+from .checkpoint import load_checkpoint, save_checkpoint
+from .datasets import check_crop, open_split, resolve_data
+from .metrics import RunningStats
+from .model import AlexNet
+from .plots import plot_curves
+
+#: Arguments the command line may change when resuming; every other one comes from the checkpoint.
+RESUME_OVERRIDES = ("epochs", "device", "workers", "out", "resume", "quiet")
+EXIT_NONFINITE = 3
+EXIT_INTERRUPTED = 130
+
+
+class NonFiniteLoss(RuntimeError):
+    def __init__(self, epoch, step, loss):
+        super().__init__(
+            f"the loss became {loss} at epoch {epoch + 1}, step {step + 1}: training diverged "
+            f"(try a smaller --lr, or --init kaiming with --input-scale 64). Stopped without saving; "
+            f"the last good checkpoint is left as it was.")
+        self.epoch, self.step, self.loss = epoch, step, loss
+
+
+class StopRequested(Exception):
+    """Ctrl-C or SIGTERM arrived; the loop stops at the next consistent point."""
+
+
+class StopFlag:
+    """Turns SIGINT/SIGTERM into a flag checked between steps (a second Ctrl-C aborts at once)."""
+
+    def __init__(self):
+        self.signal = None
+        self._previous = {}
+
+    def __enter__(self):
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                self._previous[sig] = signal.signal(sig, self._handle)
+            except ValueError:  # not the main thread (e.g. called from a test runner thread)
+                pass
+        return self
+
+    def _handle(self, signum, frame):
+        if self.signal is not None and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        self.signal = signum
+        print(f"\n{signal.Signals(signum).name} received: finishing this step and saving a checkpoint "
+              f"(Ctrl-C again to abort without saving)", file=sys.stderr)
+
+    def __exit__(self, *exc):
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+        return False
+
+
+def make_schedule(name, optimizer, step_size):
+    """§5's plateau rule (divide by 10 when val error stalls, at most three times) or StepLR."""
+    if name == "plateau":
+        return ReduceLROnPlateau(optimizer, factor=0.1, patience=1, max_reductions=3)
+    if name == "step":
+        return StepLR(optimizer, step_size=step_size, gamma=0.1)
+    raise ValueError(f"--schedule must be 'plateau' or 'step', got {name!r}")
+
+
+def evaluate_center(model, loader, criterion):
+    """Loss, top-1 and top-5 error over ``loader`` (centre crops), in eval mode."""
+    was_training = model.training
+    model.eval()
+    stats = RunningStats()
+    for x, y in loader:
+        logits = model.forward(x)
+        stats.update(criterion.forward(logits, y), logits, y)
+    model.train(was_training)
+    return stats
+
+
+class Trainer:
+    """Everything one training run holds; ``run()`` does the epochs."""
+
+    def __init__(self, args, resumed=None):
+        """``resumed``: a loaded Checkpoint to continue from (None: start afresh)."""
+        self.args = args
+        self.out = Path(args.out)
+        self.out.mkdir(parents=True, exist_ok=True)
+        self.checkpoint_path = self.out / "checkpoint.npz"
+        self.best_path = self.out / "best.npz"
+        self.log_path = self.out / "log.jsonl"
+        self.curves_path = self.out / "curves.png"
+        self.device = check_device(args.device)
+
+        self.data_path = resolve_data(args.data, args.image_size, args.classes, args.per_class,
+                                      args.val_per_class, args.workers, args.quiet)
+        self.train_set = data.PreparedDataset(self.data_path, "train")
+        self.val_set = open_split(self.data_path, "val")
+        check_crop(self.train_set, args.crop)
+
+        self.model = AlexNet(num_classes=self.train_set.num_classes, crop=args.crop, groups=args.groups,
+                             init=args.init, width=args.width, dropout=args.dropout, seed=args.seed)
+        self.criterion = SoftmaxCrossEntropyLoss()
+        self.start_epoch, self.start_step = 0, 0
+        self.partial = RunningStats()
+        self.history = []
+        self.best_error = math.inf
+        if resumed is not None:
+            self.model.load_state_dict(resumed.model_state)
+            self.model.set_rng_state(resumed.meta["dropout_rng"])
+        self.model.to(self.device)
+        self.optimizer = SGD(self.model.parameters(), lr=args.lr, momentum=args.momentum,
+                             weight_decay=args.wd)
+        self.schedule = make_schedule(args.schedule, self.optimizer, args.step_size)
+        if resumed is not None:
+            meta = resumed.meta
+            self.optimizer.load_state_dict(resumed.optimizer_state)
+            self.schedule.load_state_dict(meta["schedule"])
+            self.start_epoch, self.start_step = int(meta["epoch"]), int(meta.get("step", 0))
+            self.partial = RunningStats(**meta.get("partial", {}))
+            self.history = list(meta["history"])
+            self.best_error = float(meta["best_error"]) if meta.get("best_error") is not None else math.inf
+        self.loader = data.Loader(self.train_set, args.batch_size, crop=args.crop, train=True, seed=args.seed,
+                                  device=self.device, input_scale=args.input_scale, workers=args.workers)
+        self.val_loader = None
+        if self.val_set is not None:
+            check_crop(self.val_set, args.crop)
+            self.val_loader = data.Loader(self.val_set, args.batch_size, crop=args.crop, train=False,
+                                          device=self.device, input_scale=args.input_scale,
+                                          workers=args.workers)
+
+    # -- saving --------------------------------------------------------------
+    def meta(self, epoch, step=0):
+        """Everything but the arrays: enough to continue at ``epoch``, batch ``step``."""
+        return {"epoch": epoch, "step": step, "partial": self.partial.state_dict() if step else {},
+                "schedule": self.schedule.state_dict(), "loader": {"seed": self.args.seed, "epoch": epoch},
+                "history": self.history, "best_error": None if math.isinf(self.best_error) else self.best_error,
+                "args": plain_args(self.args), "data_path": str(self.data_path),
+                "class_names": self.train_set.class_names, "wnids": self.train_set.wnids,
+                "image_size": self.train_set.size}
+
+    def save(self, epoch, step=0):
+        save_checkpoint(self.checkpoint_path, self.model, self.meta(epoch, step), self.optimizer,
+                        self.train_set.mean_image)
+
+    def write_log(self):
+        """Rewrite log.jsonl from the history (the checkpoint's copy is the source of truth)."""
+        tmp = self.log_path.with_suffix(".jsonl.tmp")
+        tmp.write_text("".join(json.dumps(h) + "\n" for h in self.history))
+        os.replace(tmp, self.log_path)
+        try:
+            plot_curves(self.history, self.curves_path)
+        except Exception as exc:  # a plot must never stop training
+            print(f"warning: could not draw {self.curves_path}: {exc}", file=sys.stderr)
+
+    # -- the loop --------------------------------------------------------------
+    def train_epoch(self, epoch, stop):
+        """One pass over the training set; returns (RunningStats, images per second)."""
+        from tqdm import tqdm
+
+        self.model.train()
+        stats, first = self.partial, self.start_step
+        self.loader.set_epoch(epoch)
+        bar = tqdm(total=len(self.loader), initial=first, desc=f"epoch {epoch + 1}/{self.args.epochs}",
+                   unit="batch", dynamic_ncols=True, file=sys.stderr, disable=self.args.quiet)
+        start, images = time.perf_counter(), 0
+        try:
+            for step, (x, y) in enumerate(self.loader):
+                if step < first:  # resuming in the middle of an epoch: these were done already
+                    continue
+                logits = self.model.forward(x)
+                loss = self.criterion.forward(logits, y)
+                if not math.isfinite(loss):
+                    raise NonFiniteLoss(epoch, step, loss)
+                self.optimizer.zero_grad()
+                self.model.backward(self.criterion.backward())
+                self.optimizer.step()
+                stats.update(loss, logits, y)
+                images += len(y)
+                rate = images / max(time.perf_counter() - start, 1e-9)
+                bar.update(1)
+                bar.set_postfix(loss=f"{stats.loss:.3f}", top1=f"{100 * (1 - stats.top1_error):.1f}%",
+                                img_s=f"{rate:.0f}", refresh=False)
+                if stop.signal is not None and step + 1 < len(self.loader):
+                    self.save(epoch, step + 1)
+                    raise StopRequested(f"stopped at epoch {epoch + 1}, step {step + 1}; "
+                                        f"checkpoint saved to {self.checkpoint_path}")
+        finally:
+            bar.close()
+        self.start_step, self.partial = 0, RunningStats()
+        return stats, images / max(time.perf_counter() - start, 1e-9)
+
+    def run(self):
+        args = self.args
+        if self.start_epoch >= args.epochs:
+            print(f"nothing to do: the checkpoint has finished {self.start_epoch} epochs (--epochs {args.epochs})",
+                  file=sys.stderr)
+            return 0
+        if getattr(self.schedule, "finished", False):
+            print("nothing to do: the learning rate was reduced three times and the validation error "
+                  "stalled again (§5)", file=sys.stderr)
+            return 0
+        self.print_header()
+        with StopFlag() as stop:
+            for epoch in range(self.start_epoch, args.epochs):
+                lr = self.optimizer.lr
+                epoch_start = time.perf_counter()
+                train_stats, rate = self.train_epoch(epoch, stop)
+                val = evaluate_center(self.model, self.val_loader, self.criterion) if self.val_loader else None
+                record = {"epoch": epoch + 1, "lr": lr, "train_loss": train_stats.loss,
+                          "train_top1_error": train_stats.top1_error, "train_top5_error": train_stats.top5_error,
+                          "val_loss": val.loss if val else None,
+                          "val_top1_error": val.top1_error if val else None,
+                          "val_top5_error": val.top5_error if val else None,
+                          "images_per_s": rate, "seconds": time.perf_counter() - epoch_start}
+                self.history.append(record)
+                error = val.top1_error if val else train_stats.top1_error
+                self.schedule.step(error)
+                improved = error < self.best_error
+                if improved:
+                    self.best_error = error
+                self.save(epoch + 1)
+                if improved:
+                    save_checkpoint(self.best_path, self.model, self.meta(epoch + 1),
+                                    mean_image=self.train_set.mean_image)
+                self.write_log()
+                self.print_epoch(record, improved)
+                if stop.signal is not None:
+                    raise StopRequested(f"stopped after epoch {epoch + 1}; checkpoint saved to "
+                                        f"{self.checkpoint_path}")
+                if getattr(self.schedule, "finished", False):
+                    print("the validation error stalled after three reductions of the learning rate: "
+                          "stopping (§5)", file=sys.stderr)
+                    break
+        return 0
+
+    def print_header(self):
+        a = self.args
+        print(f"training AlexNet on {self.data_path}: {len(self.train_set)} train / "
+              f"{len(self.val_set) if self.val_set else 0} val images, {self.train_set.num_classes} classes, "
+              f"S={self.train_set.size}, crop {a.crop}; {self.model.num_parameters():,} parameters; "
+              f"device {self.device}; batch {a.batch_size}, lr {self.optimizer.lr:g}, momentum {a.momentum}, "
+              f"wd {a.wd}, init {a.init}, input scale {a.input_scale:g}", file=sys.stderr)
+        if self.start_epoch or self.start_step:
+            print(f"resuming at epoch {self.start_epoch + 1}, step {self.start_step + 1}", file=sys.stderr)
+
+    def print_epoch(self, r, improved):
+        def pct(value):
+            return "  n/a " if value is None else f"{100 * value:5.1f}%"
+        print(f"epoch {r['epoch']:3d}  lr {r['lr']:.2g}  train loss {r['train_loss']:.4f} "
+              f"top-1 err {pct(r['train_top1_error'])} top-5 err {pct(r['train_top5_error'])}  |  "
+              f"val loss {r['val_loss'] if r['val_loss'] is None else round(r['val_loss'], 4)} "
+              f"top-1 err {pct(r['val_top1_error'])} top-5 err {pct(r['val_top5_error'])}  |  "
+              f"{r['images_per_s']:.1f} img/s, {r['seconds']:.1f} s" + ("  *best*" if improved else ""),
+              flush=True)
+
+
+def plain_args(args):
+    """The argparse namespace as a JSON-serialisable dict."""
+    return {key: value for key, value in vars(args).items() if not callable(value)}
+
+
+def apply_resume(args):
+    """With ``--resume``, load the checkpoint and take the run-defining arguments from it
+    (everything but RESUME_OVERRIDES), so that the continued run is the same run."""
+    if not args.resume:
+        return args, None
+    if args.resume == "auto":
+        args.resume = str(Path(args.out) / "checkpoint.npz")
+    resumed = load_checkpoint(args.resume)
+    if not resumed.optimizer_state:
+        raise ValueError(f"{args.resume} has no training state (is it a best.npz?); resume from checkpoint.npz")
+    for key, value in resumed.meta.get("args", {}).items():
+        if key not in RESUME_OVERRIDES and hasattr(args, key):
+            setattr(args, key, value)
+    return args, resumed
+
+
+def main(args):
+    """Entry point of ``python -m alexnet train``; returns the exit status."""
+    try:
+        args, resumed = apply_resume(args)
+        trainer = Trainer(args, resumed)
+        return trainer.run()
+    except NonFiniteLoss as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_NONFINITE
+    except StopRequested as exc:
+        print(str(exc), file=sys.stderr)
+        return EXIT_INTERRUPTED
