@@ -313,3 +313,15 @@ def test_initializers():
     assert abs(w.data.std() - np.sqrt(2 / (48 * 25))) < 1e-3
     nn.init.constant_(w, 1.0)
     assert (w.data == 1).all() and w.data.dtype == np.float32
+
+
+def test_first_layer_can_skip_its_input_gradient():
+    rng = np.random.default_rng(12)
+    full = nn.Conv2d(3, 4, 5, stride=2, dtype=np.float64, rng=np.random.default_rng(0))
+    first = nn.Conv2d(3, 4, 5, stride=2, dtype=np.float64, rng=np.random.default_rng(0), input_grad=False)
+    x = rng.normal(size=(2, 3, 11, 11))
+    g = rng.normal(size=full(x).shape)
+    first(x)
+    assert first.backward(g) is None
+    assert full.backward(g) is not None
+    np.testing.assert_allclose(first.weight.grad, full.weight.grad, rtol=1e-12)
