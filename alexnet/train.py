@@ -128,6 +128,8 @@ class Trainer:
 
         self.model = AlexNet(num_classes=self.train_set.num_classes, crop=args.crop, groups=args.groups,
                              init=args.init, width=args.width, dropout=args.dropout, seed=args.seed)
+        # The images need no gradient: let conv1 skip dL/dx (the col2im of the largest layer).
+        self.model.conv1.input_grad = False
         self.criterion = SoftmaxCrossEntropyLoss()
         self.start_epoch, self.start_step = 0, 0
         self.partial = RunningStats()
@@ -192,6 +194,8 @@ class Trainer:
         bar = tqdm(total=len(self.loader), initial=first, desc=f"epoch {epoch + 1}/{self.args.epochs}",
                    unit="batch", dynamic_ncols=True, file=sys.stderr, disable=self.args.quiet)
         start, images = time.perf_counter(), 0
+        quiet_overflow = np.errstate(over="ignore", invalid="ignore")  # divergence is reported below
+        quiet_overflow.__enter__()
         try:
             for step, (x, y) in enumerate(self.loader):
                 if step < first:  # resuming in the middle of an epoch: these were done already
@@ -214,6 +218,7 @@ class Trainer:
                     raise StopRequested(f"stopped at epoch {epoch + 1}, step {step + 1}; "
                                         f"checkpoint saved to {self.checkpoint_path}")
         finally:
+            quiet_overflow.__exit__(None, None, None)
             bar.close()
         self.start_step, self.partial = 0, RunningStats()
         return stats, images / max(time.perf_counter() - start, 1e-9)
@@ -247,10 +252,10 @@ class Trainer:
                 improved = error < self.best_error
                 if improved:
                     self.best_error = error
-                self.save(epoch + 1)
-                if improved:
+                if improved:  # best.npz first: a crash between the two writes only repeats this epoch
                     save_checkpoint(self.best_path, self.model, self.meta(epoch + 1),
                                     mean_image=self.train_set.mean_image)
+                self.save(epoch + 1)
                 self.write_log()
                 self.print_epoch(record, improved)
                 if stop.signal is not None:
