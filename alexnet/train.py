@@ -184,6 +184,18 @@ class Trainer:
             print(f"warning: could not draw {self.curves_path}: {exc}", file=sys.stderr)
 
     # -- the loop --------------------------------------------------------------
+    def train_step(self, x, y, epoch, step):
+        """One SGD step (§5) on the batch (x, y); returns the loss and the logits."""
+        with np.errstate(over="ignore", invalid="ignore"):  # a diverging run is reported just below
+            logits = self.model.forward(x)
+            loss = self.criterion.forward(logits, y)
+        if not math.isfinite(loss):
+            raise NonFiniteLoss(epoch, step, loss)
+        self.optimizer.zero_grad()
+        self.model.backward(self.criterion.backward())
+        self.optimizer.step()
+        return loss, logits
+
     def train_epoch(self, epoch, stop):
         """One pass over the training set; returns (RunningStats, images per second)."""
         from tqdm import tqdm
@@ -194,19 +206,11 @@ class Trainer:
         bar = tqdm(total=len(self.loader), initial=first, desc=f"epoch {epoch + 1}/{self.args.epochs}",
                    unit="batch", dynamic_ncols=True, file=sys.stderr, disable=self.args.quiet)
         start, images = time.perf_counter(), 0
-        quiet_overflow = np.errstate(over="ignore", invalid="ignore")  # divergence is reported below
-        quiet_overflow.__enter__()
         try:
             for step, (x, y) in enumerate(self.loader):
                 if step < first:  # resuming in the middle of an epoch: these were done already
                     continue
-                logits = self.model.forward(x)
-                loss = self.criterion.forward(logits, y)
-                if not math.isfinite(loss):
-                    raise NonFiniteLoss(epoch, step, loss)
-                self.optimizer.zero_grad()
-                self.model.backward(self.criterion.backward())
-                self.optimizer.step()
+                loss, logits = self.train_step(x, y, epoch, step)
                 stats.update(loss, logits, y)
                 images += len(y)
                 rate = images / max(time.perf_counter() - start, 1e-9)
@@ -218,7 +222,6 @@ class Trainer:
                     raise StopRequested(f"stopped at epoch {epoch + 1}, step {step + 1}; "
                                         f"checkpoint saved to {self.checkpoint_path}")
         finally:
-            quiet_overflow.__exit__(None, None, None)
             bar.close()
         self.start_step, self.partial = 0, RunningStats()
         return stats, images / max(time.perf_counter() - start, 1e-9)
