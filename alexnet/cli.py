@@ -91,6 +91,9 @@ def add_train(sub):
                    help="paper: weights N(0, 0.01), biases 1 in conv2/4/5 and fc6/7 (§5); kaiming: He init")
     p.add_argument("--input-scale", type=_positive_float, default=1.0, metavar="X",
                    help="divide the mean-centred pixels by X (use ~64 with --init kaiming)")
+    p.add_argument("--lighting-std", type=_nonnegative_float, default=0.1, metavar="SIGMA",
+                   help="std of the PCA colour-shift coefficients alpha (§4.1: 0.1); 0 disables the colour "
+                        "augmentation")
     p.add_argument("--groups", type=int, choices=[1, 2], default=2,
                    help="2: the two-GPU network of §3.2 (grouped conv2, conv4, conv5); 1: a single tower")
     p.add_argument("--width", type=_positive_float, default=1.0,

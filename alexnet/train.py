@@ -151,7 +151,8 @@ class Trainer:
             self.history = list(meta["history"])
             self.best_error = float(meta["best_error"]) if meta.get("best_error") is not None else math.inf
         self.loader = data.Loader(self.train_set, args.batch_size, crop=args.crop, train=True, seed=args.seed,
-                                  device=self.device, input_scale=args.input_scale, workers=args.workers)
+                                  device=self.device, input_scale=args.input_scale, workers=args.workers,
+                                  lighting_std=getattr(args, "lighting_std", 0.1))
         self.val_loader = None
         if self.val_set is not None:
             check_crop(self.val_set, args.crop)
