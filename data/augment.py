@@ -11,7 +11,8 @@ Training (§4.1, both forms):
     ``image - mean_image`` at the same window (and reflected with it);
   * form 2: PCA lighting: to every pixel add ``[p1 p2 p3] [a1 l1, a2 l2, a3 l3]^T`` with
     ``a_i ~ N(0, 0.1)`` drawn once per image per presentation (``p_i`` = eigenvector columns,
-    ``l_i`` = eigenvalues of the training RGB covariance);
+    ``l_i`` = eigenvalues of the training RGB covariance of intensities in [0, 1]: see
+    :func:`pca_lighting_shift` for why the unit matters);
   * optionally divide by ``input_scale``.
 Evaluation: the centre crop, or the ten crops of §4.1 (four corners, centre, and their reflections).
 
@@ -64,9 +65,28 @@ def flip_horizontal(x: np.ndarray) -> np.ndarray:
     return x[..., ::-1]
 
 
-def pca_lighting_shift(alpha: np.ndarray, eigvals: np.ndarray, eigvecs: np.ndarray) -> np.ndarray:
-    """§4.1 colour shift per image: ``eigvecs @ (alpha * eigvals)``; alpha (B, 3) -> (B, 3)."""
-    return (np.asarray(alpha, np.float64) * np.asarray(eigvals, np.float64)) @ np.asarray(eigvecs, np.float64).T
+PIXEL_RANGE = 255.0
+
+
+def pca_lighting_shift(alpha: np.ndarray, eigvals: np.ndarray, eigvecs: np.ndarray,
+                       pixel_range: float = PIXEL_RANGE) -> np.ndarray:
+    """§4.1 colour shift per image, in the units of the pixels (0..255); alpha (B, 3) -> (B, 3).
+
+    The paper adds ``[p1 p2 p3] [a1 l1, a2 l2, a3 l3]^T`` with ``l_i`` the eigenvalues of the RGB
+    covariance. That magnitude is not unit-free: an eigenvalue is a variance, so it grows with the
+    SQUARE of the pixel unit. Taken literally on 0..255 values (Imagenette: l_1 ~ 14,000) it would
+    move an image by ~1,400 grey levels, far outside the pixel range, and training diverges.
+    We read the eigenvalues as those of intensities in [0, 1] (the convention of the common
+    re-implementations, whose ImageNet eigenvalues are [0.2175, 0.0188, 0.0045]) and express the
+    shift back in 0..255 units:
+
+        shift = pixel_range * P (alpha * l / pixel_range^2) = P (alpha * l) / pixel_range
+
+    where ``eigvals`` (l) are those of the 0..255 covariance, as ``data.prepare`` stores them.
+    That moves a typical image by a few grey levels. ``pixel_range=1`` gives the literal formula.
+    """
+    scaled = np.asarray(alpha, np.float64) * np.asarray(eigvals, np.float64) / pixel_range
+    return scaled @ np.asarray(eigvecs, np.float64).T
 
 
 def random_crop_offsets(count: int, size: int, crop: int, rng: np.random.Generator):

@@ -72,7 +72,7 @@ def test_train_batch_values_match_parameters():
         patch = (imgs[i].astype(np.float64) - mean)[y0:y0 + 7, x0:x0 + 7]
         if params["flips"][k]:
             patch = patch[:, ::-1]
-        shift = eigvecs.astype(np.float64) @ (params["alpha"][k] * eigvals)
+        shift = eigvecs.astype(np.float64) @ (params["alpha"][k] * eigvals) / 255.0
         np.testing.assert_allclose(x[k], nchw((patch + shift) / 4.0), rtol=1e-5, atol=1e-4)
     # same seed -> same batch; other seed -> different
     again = train_batch(imgs, mean, eigvals, eigvecs, 7, np.random.default_rng(5), indices=idx, input_scale=4.0)
@@ -95,14 +95,25 @@ def test_pca_lighting_is_constant_per_image_with_paper_std():
     q, _ = np.linalg.qr(np.random.default_rng(2).normal(size=(3, 3)))
     x, params = train_batch(imgs, np.zeros((3, 3, 3), np.float32), eigvals, q, 2,
                             np.random.default_rng(3), return_params=True)
-    # the same shift eigvecs @ (alpha * eigvals) is added to every pixel
-    expected = params["alpha"] * eigvals @ q.T
+    # the same shift eigvecs @ (alpha * eigvals) is added to every pixel; eigvals are those of
+    # 0..255 pixels, the shift uses those of [0, 1] intensities expressed in 0..255 units (/ 255)
+    expected = params["alpha"] * eigvals @ q.T / 255.0
     np.testing.assert_allclose(x, np.broadcast_to(expected[:, :, None, None], x.shape), rtol=1e-5, atol=1e-3)
     np.testing.assert_allclose(pca_lighting_shift(params["alpha"], eigvals, q), expected)
-    # its component along eigenvector i has std 0.1 * lambda_i (§4.1)
+    # its component along eigenvector i has std 0.1 * lambda_i (§4.1, lambda of [0, 1] intensities)
     along = x[:, :, 0, 0] @ q
-    np.testing.assert_allclose(along.std(axis=0), 0.1 * eigvals, rtol=0.05)
-    np.testing.assert_allclose(along.mean(axis=0), 0, atol=0.1 * eigvals.max() * 0.05)
+    np.testing.assert_allclose(along.std(axis=0), 0.1 * eigvals / 255.0, rtol=0.05)
+    np.testing.assert_allclose(along.mean(axis=0), 0, atol=0.1 * eigvals.max() / 255.0 * 0.05)
+    # the literal formula on 0..255 eigenvalues is still available
+    np.testing.assert_allclose(pca_lighting_shift(params["alpha"], eigvals, q, pixel_range=1.0), expected * 255.0)
+
+
+def test_pca_lighting_moves_a_real_image_by_a_few_grey_levels():
+    """With Imagenette-like eigenvalues (0..255 covariance) the shift stays small (std ~ 0.1 * l1 / 255)."""
+    eigvals = np.array([14158.0, 1165.0, 214.0])
+    alpha = np.random.default_rng(4).normal(0, 0.1, size=(5000, 3))
+    shift = pca_lighting_shift(alpha, eigvals, np.eye(3))
+    assert 4.5 < shift[:, 0].std() < 6.5 and np.abs(shift).max() < 30
 
 
 def test_227_crop_from_256():
