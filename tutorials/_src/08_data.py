@@ -342,34 +342,32 @@ $\lambda_1 \approx 10^4$, and a typical draw $\alpha_1 = 0.1$ would move every p
 the image would be wiped out. The widely used re-implementations (for instance fb.resnet.torch's `Lighting`
 transform, with eigenvalues $0.2175, 0.0188, 0.0045$) work with intensities in $[0, 1]$, where the same
 formula moves pixels by a few percent of the range. Our eigenvalues divided by $255^2$ land right next to
-those published numbers, which is a nice check that they measure the same thing:
+those published numbers, which is a nice check that they measure the same thing.
+
+`data` follows that convention. `prepare_subset` stores the eigenvalues of the $0\ldots255$ covariance,
+and `data.pca_lighting_shift` reads them as eigenvalues of $[0,1]$ intensities and expresses the shift back
+in $0\ldots255$ units:
+
+$$ \Delta_{0..255} = 255 \cdot \mathbf P \Big(\alpha_i \frac{\lambda_i}{255^2}\Big)_i
+   = \mathbf P \Big(\frac{\alpha_i \lambda_i}{255}\Big)_i .$$
+
+Its argument `pixel_range=1` gives the literal reading, for comparison:
 """)
 
 code(r"""
 lam01 = train.eigvals / 255.0 ** 2
 print("our eigenvalues for intensities in [0, 1]:", lam01, "  (fb.resnet.torch: [0.2175 0.0188 0.0045])")
-# In 0..255 units the [0, 1] convention is: Delta_255 = 255 * P (alpha * lambda / 255^2) = P (alpha * lambda / 255)
-lam_for_255 = train.eigvals / 255.0
-rng = np.random.default_rng(0)
-alpha = rng.normal(0, 0.1, size=(10000, 3))
-paper_units = data.pca_lighting_shift(alpha, lam_for_255, train.eigvecs)
-print(f"alpha ~ N(0, 0.1): typical |shift| = {np.abs(paper_units).mean():.1f} intensity levels (of 255)")
-""")
+alpha = np.random.default_rng(0).normal(0, 0.1, size=(10000, 3))      # the paper's sigma = 0.1
+literal = data.pca_lighting_shift(alpha, train.eigvals, train.eigvecs, pixel_range=1)
+convention = data.pca_lighting_shift(alpha, train.eigvals, train.eigvecs)       # pixel_range=255
+print(f"typical |shift|, literal 0..255 reading: {np.abs(literal).mean():7.1f} intensity levels")
+print(f"typical |shift|, [0, 1] convention:      {np.abs(convention).mean():7.1f} intensity levels")
 
-code(r"""
-# What does data.train_batch do with the stored eigenvalues and the paper's 0.1?
 _, params = data.train_batch(train.images, train.mean_image, train.eigvals, train.eigvecs, 224,
                              np.random.default_rng(0), indices=np.arange(16), lighting_std=0.1,
                              return_params=True)
-typical = np.abs(params["shift"]).mean()
-print(f"data.train_batch(lighting_std=0.1): typical |shift| = {typical:.1f} intensity levels")
-if typical > 50:
-    print("-> the eigenvalues are used in (0..255)^2 units: shifts of hundreds of levels, far beyond the\n"
-          "   [0, 1] convention. Until that is changed, lighting_std = 0.1 / 255 gives the [0, 1] convention:")
-    _, p = data.train_batch(train.images, train.mean_image, train.eigvals, train.eigvecs, 224,
-                            np.random.default_rng(0), indices=np.arange(16), lighting_std=0.1 / 255,
-                            return_params=True)
-    print(f"   lighting_std = 0.1/255: typical |shift| = {np.abs(p['shift']).mean():.1f} levels")
+print(f"data.train_batch(lighting_std=0.1) uses the convention: typical |shift| = "
+      f"{np.abs(params['shift']).mean():.1f} levels")
 """)
 
 md(r"""
@@ -393,7 +391,7 @@ for k in range(3):
     rows.append((f"along p{k + 1}", [f"t={v:+.1f}" for v in t], d))
 for sigma in (0.1, 1.0):
     alphas = np.random.default_rng(1).normal(0, sigma, size=(5, 3))
-    d = data.pca_lighting_shift(alphas, lam_for_255, train.eigvecs)          # the paper's formula
+    d = data.pca_lighting_shift(alphas, train.eigvals, train.eigvecs)        # the paper's formula, [0, 1] convention
     label = "paper: sigma=0.1" if sigma == 0.1 else "EXAGGERATED\nsigma=1 (10x)"
     rows.append((label, [f"a=({a[0]:+.2f},{a[1]:+.2f},{a[2]:+.2f})" for a in alphas], d))
 
@@ -457,7 +455,7 @@ Let's confirm that it is exactly "crop of (image − mean), plus the lighting sh
 
 code(r"""
 x, p = data.train_batch(train.images, train.mean_image, train.eigvals, train.eigvecs, C,
-                        np.random.default_rng(3), indices=np.full(8, i), lighting_std=0.1 / 255,
+                        np.random.default_rng(3), indices=np.full(8, i), lighting_std=0.1,
                         return_params=True)
 k = int(np.argmax(p["flips"]))                  # a reflected one
 y0, x0 = p["ys"][k], p["xs"][k]
@@ -466,7 +464,7 @@ by_hand = by_hand[:, ::-1] if p["flips"][k] else by_hand
 by_hand = by_hand.transpose(2, 0, 1) + p["shift"][k][:, None, None]
 print(f"patch {k}: flip={p['flips'][k]}, max |train_batch - by hand| = {np.abs(x[k] - by_hand).max():.2e}")
 xb = data.train_batch(train.images, train.mean_image, train.eigvals, train.eigvecs, C,
-                      np.random.default_rng(4), lighting_std=0.1 / 255)      # every training image once
+                      np.random.default_rng(4), lighting_std=0.1)      # every training image once
 print(f"all {len(xb)} training images: mean {xb.mean():+.2f}, std {xb.std():.1f}  (centred, not scaled)")
 """)
 
@@ -510,10 +508,10 @@ resumed run sees exactly the same batches.
 """)
 
 code(r"""
-loader = data.Loader(train, batch_size=16, crop=C, train=True, seed=0, lighting_std=0.1 / 255)
+loader = data.Loader(train, batch_size=16, crop=C, train=True, seed=0, lighting_std=0.1)
 x, y = next(iter(loader))
 print(f"{len(loader)} batches per epoch; x {x.shape} {x.dtype}, y {y.shape} {y.dtype}: {y}")
-again = data.Loader(train, batch_size=16, crop=C, train=True, seed=0, lighting_std=0.1 / 255)
+again = data.Loader(train, batch_size=16, crop=C, train=True, seed=0, lighting_std=0.1)
 print("same seed, same epoch -> same batch:", np.array_equal(x, next(iter(again))[0]))
 
 test_loader = data.Loader(val, batch_size=8, crop=C, train=False, ten_crop=True)
@@ -524,7 +522,7 @@ print(f"\nthis notebook ran in {time.perf_counter() - notebook_start:.0f} s")
 
 md(r"""
 Two practical notes. First, the centred pixels still range over roughly ±128 with a standard deviation
-around 60. The paper's initialization (weights $\mathcal N(0, 0.01^2)$) was chosen for exactly these
+of 60 to 70 (the print above). The paper's initialization (weights $\mathcal N(0, 0.01^2)$) was used with exactly these
 inputs; with a modern He initialization you would divide them by about 64, which is what the loader's
 `input_scale` is for. Second, we used $S = 256$ and $C = 224$ as in the paper, but on a CPU the reduced-scale
 runs of this project use smaller images (for example $S = 128$, $C = 112$); every function above takes

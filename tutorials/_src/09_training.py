@@ -182,13 +182,13 @@ crop (no augmentation, dropout off: `model.eval()`). `python -m alexnet train` r
 what a long run needs: the learning-rate schedule of §5 (divide by 10 when the validation error stalls),
 checkpoints after every epoch and on Ctrl-C, exact resumption, and a log.
 
-A note on the lighting augmentation: we pass `lighting_std=0.1/255`, the paper's 0.1 in the $[0, 1]$
-convention explained in notebook 08, section 4.
+The loader applies all of §4.1's training augmentation, PCA lighting included (with the paper's
+$\sigma = 0.1$, in the $[0, 1]$ intensity convention explained in notebook 08, section 4).
 """)
 
 code(r"""
 BATCH, EPOCHS, LR = 25, 15, 0.01
-loader = data.Loader(train_set, BATCH, crop=CROP, train=True, seed=0, input_scale=64, lighting_std=0.1 / 255)
+loader = data.Loader(train_set, BATCH, crop=CROP, train=True, seed=0, input_scale=64, lighting_std=0.1)
 val_loader = data.Loader(val_set, 40, crop=CROP, train=False, input_scale=64)
 criterion = nn.SoftmaxCrossEntropyLoss()
 optimizer = nn.SGD(model.parameters(), lr=LR, momentum=0.9, weight_decay=5e-4)
