@@ -1,10 +1,7 @@
 """The training curves: loss and top-1 / top-5 error per epoch, for train and validation."""
 import os
 
-import matplotlib
-
-matplotlib.use("Agg")  # files only; never needs a display
-import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.figure import Figure  # draws to files without pyplot or a display
 
 
 def plot_curves(history, path):
@@ -14,7 +11,8 @@ def plot_curves(history, path):
     Written to a temporary file and renamed, so a reader never sees half a PNG.
     """
     epochs = [h["epoch"] for h in history]
-    fig, (ax_loss, ax_err) = plt.subplots(1, 2, figsize=(11, 4))
+    fig = Figure(figsize=(11, 4))
+    ax_loss, ax_err = fig.subplots(1, 2)
     for split, color in (("train", "tab:blue"), ("val", "tab:orange")):
         if history and all(h.get(f"{split}_top1_error") is not None for h in history):
             ax_loss.plot(epochs, [h.get(f"{split}_loss") for h in history], "o-", color=color, label=split)
@@ -30,6 +28,5 @@ def plot_curves(history, path):
     fig.tight_layout()
     tmp = f"{path}.tmp.png"
     fig.savefig(tmp, dpi=100)
-    plt.close(fig)
     os.replace(tmp, path)
     return path

@@ -49,15 +49,14 @@ def top_k(probs, class_names, k=5):
 
 def draw_figure(images, predictions, path, titles=None, truth=None):
     """Figure 4 (left): each image above the bars of its five most probable labels."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure  # no pyplot: leaves the caller's backend alone
 
     n = len(images)
     cols = min(n, 4)
     rows = -(-n // cols)
-    fig, axes = plt.subplots(2 * rows, cols, figsize=(3.2 * cols, 5.2 * rows),
-                             gridspec_kw={"height_ratios": [3, 2] * rows}, squeeze=False)
+    fig = Figure(figsize=(3.2 * cols, 5.2 * rows))
+    axes = fig.subplots(2 * rows, cols,
+                        gridspec_kw={"height_ratios": [3, 2] * rows}, squeeze=False)
     for ax in axes.ravel():
         ax.axis("off")
     for i, (image, preds) in enumerate(zip(images, predictions)):
@@ -77,7 +76,6 @@ def draw_figure(images, predictions, path, titles=None, truth=None):
     fig.suptitle("Top-5 predictions (Figure 4, left)")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-    plt.close(fig)
     return path
 
 

@@ -47,14 +47,13 @@ def kernel_mosaic(tiles, columns=16, gap=1):
 
 def draw_conv1_kernels(model, path):
     """Figure 3: conv1's kernels as RGB tiles; with two groups, the two halves in two blocks."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure  # no pyplot: leaves the caller's backend alone
 
     tiles = kernel_tiles(asnumpy(model.conv1.weight.data))
     blocks = np.split(tiles, 2) if model.groups == 2 else [tiles]
     labels = ["first half (GPU 1)", "second half (GPU 2)"] if model.groups == 2 else ["all kernels"]
-    fig, axes = plt.subplots(len(blocks), 1, figsize=(8, 1.9 * len(blocks) + 0.6), squeeze=False)
+    fig = Figure(figsize=(8, 1.9 * len(blocks) + 0.6))
+    axes = fig.subplots(len(blocks), 1, squeeze=False)
     for ax, block, label in zip(axes[:, 0], blocks, labels):
         ax.imshow(kernel_mosaic(block), interpolation="nearest")
         ax.set_title(f"conv1 kernels {label}", fontsize=9)
@@ -62,7 +61,6 @@ def draw_conv1_kernels(model, path):
     fig.suptitle(f"{tiles.shape[0]} conv1 kernels of size {tiles.shape[1]}x{tiles.shape[2]}x3 (Figure 3)")
     fig.tight_layout()
     fig.savefig(path, dpi=130)
-    plt.close(fig)
     return path
 
 
@@ -91,12 +89,11 @@ def nearest_neighbours(query_features, train_features, k=6):
 
 def draw_neighbours(val_set, train_set, queries, neighbours, path):
     """Figure 4 (right): each query (first column) and its nearest training images."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure  # no pyplot: leaves the caller's backend alone
 
     k = neighbours.shape[1]
-    fig, axes = plt.subplots(len(queries), k + 1, figsize=(1.6 * (k + 1), 1.8 * len(queries)), squeeze=False)
+    fig = Figure(figsize=(1.6 * (k + 1), 1.8 * len(queries)))
+    axes = fig.subplots(len(queries), k + 1, squeeze=False)
     for row, (q, nbrs) in enumerate(zip(queries, neighbours)):
         axes[row, 0].imshow(val_set.images[q])
         axes[row, 0].set_title(f"val: {val_set.class_names[val_set.labels[q]][:16]}", fontsize=7, color="tab:red")
@@ -109,7 +106,6 @@ def draw_neighbours(val_set, train_set, queries, neighbours, path):
                  fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-    plt.close(fig)
     return path
 
 
