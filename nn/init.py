@@ -18,15 +18,28 @@ import numpy as np
 from .backend import get_array_module
 
 
+def _target(param):
+    return param.data if hasattr(param, "data") else param
+
+
 def _fill(param, values):
-    target = param.data if hasattr(param, "data") else param
+    target = _target(param)
     xp = get_array_module(target)
     target[...] = xp.asarray(values, dtype=target.dtype)
     return param
 
 
 def _shape(param):
-    return (param.data if hasattr(param, "data") else param).shape
+    return _target(param).shape
+
+
+def _gaussian(param, std, rng):
+    """N(0, std^2) samples drawn directly in the parameter's precision (float32 draws are ~2x faster)."""
+    rng = rng if rng is not None else np.random.default_rng()
+    dtype = np.float32 if _target(param).dtype == np.float32 else np.float64
+    samples = rng.standard_normal(_shape(param), dtype=dtype)
+    samples *= dtype(std)
+    return _fill(param, samples)
 
 
 def fan_in(shape):
@@ -36,8 +49,7 @@ def fan_in(shape):
 
 def normal_(param, std=0.01, rng=None):
     """Zero-mean Gaussian with standard deviation ``std`` (the paper's 0.01, §5)."""
-    rng = rng if rng is not None else np.random.default_rng()
-    return _fill(param, rng.normal(0.0, std, size=_shape(param)))
+    return _gaussian(param, std, rng)
 
 
 def constant_(param, value):
@@ -47,6 +59,4 @@ def constant_(param, value):
 
 def kaiming_normal_(param, rng=None):
     """He initialization for ReLU networks: N(0, 2 / fan_in)."""
-    rng = rng if rng is not None else np.random.default_rng()
-    std = np.sqrt(2.0 / fan_in(_shape(param)))
-    return _fill(param, rng.normal(0.0, std, size=_shape(param)))
+    return _gaussian(param, np.sqrt(2.0 / fan_in(_shape(param))), rng)
