@@ -276,6 +276,8 @@ def main(argv=None):
             failures += not result.passed
             print(f"{name:<{width}}{backend:<9}{'float64':<9}{result.max_error:>15.2e}  "
                   f"{'pass' if result.passed else 'FAIL'}", flush=True)
+            if args.layer or not result.passed:      # say which tensor is wrong
+                print("    " + str(result).replace("\n", "\n    "))
     print(f"\n{len(cases) * len(devices) - failures} passed, {failures} failed "
           f"(tolerance {args.tolerance:g})" + ("" if "cuda" in devices else "; cuda: no GPU available, not checked"))
     return 1 if failures else 0
