@@ -53,25 +53,41 @@ class LocalResponseNorm(Module):
         self.size, self.beta, self.k = size, beta, k
         self.alpha = alpha / size if alpha_over_n else alpha
         self.before, self.after = size // 2, (size - 1) // 2
-        self._input = self._scale = self._out = None
+        self._input = self._scale = self._inverse_power = self._out = None
 
     def extra_repr(self):
         return f"size={self.size}, alpha={self.alpha}, beta={self.beta}, k={self.k}"
 
     def forward(self, x):
         check_input(self, x, 4)
-        xp = get_array_module(x)
-        scale = self.k + self.alpha * window_sum(x * x, self.before, self.after)    # s_i
-        out = x * xp.power(scale, -self.beta, dtype=x.dtype)                        # b_i = a_i s_i^-beta
-        self._input, self._scale, self._out = x, scale, out
+        scale = window_sum(x * x, self.before, self.after)                          # S_i
+        scale *= self.alpha
+        scale += self.k                                                              # s_i = k + alpha S_i
+        inverse_power = _inverse_power(scale, self.beta)                             # s_i^-beta
+        out = x * inverse_power                                                      # b_i = a_i s_i^-beta
+        self._input, self._scale, self._inverse_power, self._out = x, scale, inverse_power, out
         return out
 
     def backward(self, grad_out):
-        x, scale, out = self._cached(self._input, self._scale, self._out)
+        x, scale, inverse_power, out = self._cached(self._input, self._scale, self._inverse_power, self._out)
         self._check_grad(grad_out, x.shape)
-        xp = get_array_module(grad_out)
-        direct = grad_out * xp.power(scale, -self.beta, dtype=x.dtype)             # g_j s_j^-beta
-        ratio = grad_out * out / scale                                               # g_i b_i / s_i
+        ratio = grad_out * out
+        ratio /= scale                                                               # g_i b_i / s_i
         # j in window(i)  <=>  i in [j - after, j + before]: the mirrored window.
         through_neighbours = window_sum(ratio, self.after, self.before)
-        return direct - (2 * self.alpha * self.beta) * x * through_neighbours
+        through_neighbours *= x
+        through_neighbours *= -2 * self.alpha * self.beta
+        grad_in = grad_out * inverse_power                                           # g_j s_j^-beta
+        grad_in += through_neighbours
+        return grad_in
+
+
+def _inverse_power(scale, beta):
+    """scale ** -beta; for the paper's beta = 3/4 as 1 / sqrt(s * sqrt(s)), several times faster than pow."""
+    xp = get_array_module(scale)
+    if beta == 0.75:
+        result = xp.sqrt(scale)
+        result *= scale
+        xp.sqrt(result, out=result)
+        return xp.reciprocal(result, out=result)
+    return xp.power(scale, -beta, dtype=scale.dtype)

@@ -55,14 +55,15 @@ class MaxPool2d(Module):
             raise ValueError(f"MaxPool2d: input of spatial size {tuple(x.shape[2:])} is smaller "
                              f"than the window {self.kernel_size}")
         out, argmax = None, xp.zeros(out_shape, dtype=np.int16)
+        better = xp.empty(out_shape, dtype=bool)
         for offset, window in self._window_slices(out_h, out_w):
             candidate = x[window]
             if out is None:
                 out = candidate.copy()
                 continue
-            better = candidate > out              # strict: ties keep the first maximum
-            out = xp.where(better, candidate, out)
-            argmax[better] = offset
+            xp.greater(candidate, out, out=better)        # strict: ties keep the first maximum
+            xp.copyto(argmax, offset, where=better)
+            xp.maximum(out, candidate, out=out)
         self._argmax, self._input_shape = argmax, x.shape
         return out
 
