@@ -1,29 +1,7 @@
-"""Builds tutorials/01_paper_and_network.ipynb from the cells below and executes it (outputs saved).
+"""Builds tutorials/01_paper_and_network.ipynb from the cells below (see _notebook.py; `--no-run` skips executing it)."""
+from _notebook import Notebook
 
-    python tutorials/_src/01_paper_and_network.py          # from the repository root
-    python tutorials/_src/01_paper_and_network.py --no-run # only write the notebook, without outputs
-"""
-import sys
-import time
-from pathlib import Path
-
-import nbformat
-from nbclient import NotebookClient
-
-HERE = Path(__file__).resolve().parent
-TUTORIALS = HERE.parent
-OUT = TUTORIALS / "01_paper_and_network.ipynb"
-
-CELLS = []
-
-
-def md(text):
-    CELLS.append(nbformat.v4.new_markdown_cell(text.strip("\n")))
-
-
-def code(text):
-    CELLS.append(nbformat.v4.new_code_cell(text.strip("\n")))
-
+md, code, main = Notebook.for_script(__file__)
 
 # ---------------------------------------------------------------------------
 md(r"""
@@ -292,8 +270,8 @@ training set, we subtract the image's own per-channel mean).
 """)
 
 code(r"""
-root = pathlib.Path(os.environ.get("ALEXNET_DATA", "../../shared/data"))
-samples = sorted((root / "imagenet-samples").glob("*.JPEG"))
+from _helpers import sample_photos          # looks in $ALEXNET_DATA, then ../../shared/data (see notebook 08)
+samples = sample_photos()
 if samples:
     photo = next((p for p in samples if "tabby" in p.name), samples[0])
     image = data.load_image_square(photo, 256)
@@ -301,7 +279,7 @@ if samples:
 else:   # no ImageNet photographs here (see notebook 08 for how to get Imagenette): a synthetic image
     yy, xx = np.mgrid[0:256, 0:256]
     image = np.stack([xx, yy, 255 - xx], -1).astype(np.uint8)
-    print("no photographs found under", root, "- using a synthetic gradient image")
+    print("no photographs found - using a synthetic gradient image")
 x = data.center_crop_batch(image[None], None, 227)
 x -= x.mean(axis=(2, 3), keepdims=True)
 print("input:", x.shape, x.dtype)
@@ -369,25 +347,6 @@ command line.
    before fc6. How many parameters and MACs would that save? Build the layer with `nn.Conv2d` to check your
    answer, and think about what the network could no longer compute.
 """)
-
-
-def build():
-    nb = nbformat.v4.new_notebook()
-    nb.cells = CELLS
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    nb.metadata["language_info"] = {"name": "python"}
-    return nb
-
-
-def main():
-    nb = build()
-    if "--no-run" not in sys.argv:
-        start = time.perf_counter()
-        NotebookClient(nb, timeout=600, kernel_name="python3",
-                       resources={"metadata": {"path": str(TUTORIALS)}}).execute()
-        print(f"executed in {time.perf_counter() - start:.1f} s")
-    nbformat.write(nb, OUT)
-    print(f"wrote {OUT} ({OUT.stat().st_size / 1e6:.2f} MB)")
 
 
 if __name__ == "__main__":

@@ -1,29 +1,7 @@
-"""Builds tutorials/04_local_response_norm.ipynb from the cells below and executes it (outputs saved).
+"""Builds tutorials/04_local_response_norm.ipynb from the cells below (see _notebook.py; `--no-run` skips executing it)."""
+from _notebook import Notebook
 
-    python tutorials/_src/04_local_response_norm.py          # from the repository root
-"""
-import os
-import sys
-import time
-from pathlib import Path
-
-import nbformat
-from nbclient import NotebookClient
-
-HERE = Path(__file__).resolve().parent
-TUTORIALS = HERE.parent
-OUT = TUTORIALS / "04_local_response_norm.ipynb"
-
-CELLS = []
-
-
-def md(text):
-    CELLS.append(nbformat.v4.new_markdown_cell(text.strip("\n")))
-
-
-def code(text):
-    CELLS.append(nbformat.v4.new_code_cell(text.strip("\n")))
-
+md, code, main = Notebook.for_script(__file__)
 
 # ---------------------------------------------------------------------------
 md(r"""
@@ -315,19 +293,5 @@ Three things to take from the plots:
 """)
 
 
-def build():
-    notebook = nbformat.v4.new_notebook(cells=CELLS)
-    notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    repo = str(TUTORIALS.parent)
-    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [repo, os.environ.get("PYTHONPATH")]))
-    os.environ.pop("MPLBACKEND", None)
-    start = time.time()
-    NotebookClient(notebook, timeout=300, kernel_name="python3",
-                   resources={"metadata": {"path": str(TUTORIALS)}}).execute()
-    elapsed = time.time() - start
-    nbformat.write(notebook, OUT)
-    print(f"wrote {OUT} ({OUT.stat().st_size / 1e3:.0f} kB) in {elapsed:.1f} s", file=sys.stderr)
-
-
 if __name__ == "__main__":
-    build()
+    main()

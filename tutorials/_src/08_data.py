@@ -1,29 +1,7 @@
-"""Builds tutorials/08_data.ipynb from the cells below and executes it (outputs saved).
+"""Builds tutorials/08_data.ipynb from the cells below (see _notebook.py; `--no-run` skips executing it)."""
+from _notebook import Notebook
 
-    python tutorials/_src/08_data.py          # from the repository root
-    python tutorials/_src/08_data.py --no-run # only write the notebook, without outputs
-"""
-import sys
-import time
-from pathlib import Path
-
-import nbformat
-from nbclient import NotebookClient
-
-HERE = Path(__file__).resolve().parent
-TUTORIALS = HERE.parent
-OUT = TUTORIALS / "08_data.ipynb"
-
-CELLS = []
-
-
-def md(text):
-    CELLS.append(nbformat.v4.new_markdown_cell(text.strip("\n")))
-
-
-def code(text):
-    CELLS.append(nbformat.v4.new_code_cell(text.strip("\n")))
-
+md, code, main = Notebook.for_script(__file__)
 
 # ---------------------------------------------------------------------------
 md(r"""
@@ -66,6 +44,7 @@ import matplotlib.pyplot as plt
 from PIL import Image
 
 import data
+from _helpers import find_dataset, sample_photos   # where the photographs are (a helper beside these notebooks)
 
 %matplotlib inline
 %config InlineBackend.figure_formats = ["jpeg"]   # photographs: JPEG keeps the saved notebook small
@@ -99,22 +78,11 @@ so that every cell still runs; the pictures will just be less interesting.
 code(r"""
 def find_photographs():
     # Returns (description, folder with train/<wnid>/*.JPEG [and val/], list of loose photo files).
-    candidates = []
-    if os.environ.get("ALEXNET_DATA"):
-        candidates.append(pathlib.Path(os.environ["ALEXNET_DATA"]).expanduser())
-    candidates.append(pathlib.Path("../../shared/data"))
-    extracted = data.download.cache_dir() / "extracted"
-    if extracted.is_dir():
-        candidates += sorted(extracted.glob("imagenette2*"))
-    for root in candidates:
-        if not root.is_dir():
-            continue
-        samples = sorted((root / "imagenet-samples").glob("*.JPEG"))
-        for tree in (root / "imagenette-224", root, *sorted(root.glob("imagenette2*"))):
-            if (tree / "train").is_dir():
-                loose = samples or sorted((tree / "val").rglob("*.JPEG"))[:50]
-                return f"real ImageNet photographs from {root.resolve()}", tree, loose
-    return None
+    tree = find_dataset()                      # $ALEXNET_DATA, ../../shared/data, then the download cache
+    if tree is None:
+        return None
+    loose = sample_photos() or sorted((tree / "val").rglob("*.JPEG"))[:50]
+    return f"real ImageNet photographs from {tree.resolve()}", tree, loose
 
 
 def make_synthetic(folder, classes=6, per_class=14, val_per_class=2, seed=0):
@@ -543,25 +511,6 @@ $S$ and $C$ as parameters.
    $|\mu(y,x,c) - \bar\mu(c)|$, and where in the image does it occur? Would you expect the difference
    to matter once the network has learned its first-layer biases?
 """)
-
-
-def build():
-    nb = nbformat.v4.new_notebook()
-    nb.cells = CELLS
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    nb.metadata["language_info"] = {"name": "python"}
-    return nb
-
-
-def main():
-    nb = build()
-    if "--no-run" not in sys.argv:
-        start = time.perf_counter()
-        NotebookClient(nb, timeout=600, kernel_name="python3",
-                       resources={"metadata": {"path": str(TUTORIALS)}}).execute()
-        print(f"executed in {time.perf_counter() - start:.1f} s")
-    nbformat.write(nb, OUT)
-    print(f"wrote {OUT} ({OUT.stat().st_size / 1e6:.2f} MB)")
 
 
 if __name__ == "__main__":

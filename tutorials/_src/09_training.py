@@ -1,29 +1,7 @@
-"""Builds tutorials/09_training.ipynb from the cells below and executes it (outputs saved).
+"""Builds tutorials/09_training.ipynb from the cells below (see _notebook.py; `--no-run` skips executing it)."""
+from _notebook import Notebook
 
-    python tutorials/_src/09_training.py          # from the repository root
-    python tutorials/_src/09_training.py --no-run # only write the notebook, without outputs
-"""
-import sys
-import time
-from pathlib import Path
-
-import nbformat
-from nbclient import NotebookClient
-
-HERE = Path(__file__).resolve().parent
-TUTORIALS = HERE.parent
-OUT = TUTORIALS / "09_training.ipynb"
-
-CELLS = []
-
-
-def md(text):
-    CELLS.append(nbformat.v4.new_markdown_cell(text.strip("\n")))
-
-
-def code(text):
-    CELLS.append(nbformat.v4.new_code_cell(text.strip("\n")))
-
+md, code, main = Notebook.for_script(__file__)
 
 # ---------------------------------------------------------------------------
 md(r"""
@@ -63,6 +41,7 @@ from alexnet.metrics import RunningStats
 from alexnet.visualize import kernel_tiles, kernel_mosaic, fc7_features, nearest_neighbours
 from alexnet.predict import predict_probs, top_k
 from alexnet.checkpoint import save_checkpoint, load_checkpoint
+from _helpers import find_dataset     # where the photographs are (a helper beside these notebooks)
 
 %matplotlib inline
 %config InlineBackend.figure_formats = ["jpeg"]   # photographs: JPEG keeps the saved notebook small
@@ -90,17 +69,6 @@ S, CROP = 76, 67
 CLASSES = ["n01440764", "n02102040", "n03028079", "n03417042", "n03888257"]  # tench, springer, church, garbage truck, parachute
 work = pathlib.Path(tempfile.mkdtemp(prefix="alexnet-09-"))
 
-def find_imagenette():
-    roots = [pathlib.Path(os.environ["ALEXNET_DATA"])] if os.environ.get("ALEXNET_DATA") else []
-    roots.append(pathlib.Path("../../shared/data"))
-    extracted = data.download.cache_dir() / "extracted"
-    roots += sorted(extracted.glob("imagenette2*")) if extracted.is_dir() else []
-    for root in roots:
-        for tree in (root / "imagenette-224", root, *sorted(root.glob("imagenette2*"))):
-            if (tree / "train" / CLASSES[0]).is_dir():
-                return tree
-    return None
-
 def make_synthetic(folder, per_class=40, val_per_class=8, seed=0):
     # Five classes of coloured discs on noisy backgrounds (each class its own colour), ImageNet layout.
     from PIL import Image
@@ -118,7 +86,7 @@ def make_synthetic(folder, per_class=40, val_per_class=8, seed=0):
                 Image.fromarray(img.clip(0, 255).astype(np.uint8)).save(out / f"{wnid}_{i}.JPEG")
     return pathlib.Path(folder)
 
-source = find_imagenette()
+source = find_dataset(inside=f"train/{CLASSES[0]}")   # Imagenette under $ALEXNET_DATA, ../../shared/data or the cache
 if source is None:
     print("No Imagenette found: using SYNTHETIC images (see above for how to get the real ones).")
     source = make_synthetic(work / "synthetic")
@@ -405,25 +373,6 @@ md(r"""
    centre crop's. What do you see here, and why is it hard to tell with 40
    validation images?
 """)
-
-
-def build():
-    nb = nbformat.v4.new_notebook()
-    nb.cells = CELLS
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    nb.metadata["language_info"] = {"name": "python"}
-    return nb
-
-
-def main():
-    nb = build()
-    if "--no-run" not in sys.argv:
-        start = time.perf_counter()
-        NotebookClient(nb, timeout=600, kernel_name="python3",
-                       resources={"metadata": {"path": str(TUTORIALS)}}).execute()
-        print(f"executed in {time.perf_counter() - start:.1f} s")
-    nbformat.write(nb, OUT)
-    print(f"wrote {OUT} ({OUT.stat().st_size / 1e6:.2f} MB)")
 
 
 if __name__ == "__main__":
