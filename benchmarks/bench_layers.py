@@ -95,7 +95,15 @@ except ImportError:
 # AlexNet's layers, in order (§3.5): (name, factory, kind, extra)
 #   kind: "conv" / "linear" (GEMM layers, with FLOPs), "relu", "lrn", "pool", "dropout", "loss"
 # --------------------------------------------------------------------------------------------
-def alexnet_layers(rng):
+def pool5_size(crop):
+    """Side of the map after pool5: conv1 (11/4), then three 3/2 poolings (the convs in between keep size)."""
+    side = (crop - 11) // 4 + 1
+    for _ in range(3):
+        side = (side - 3) // 2 + 1
+    return side
+
+
+def alexnet_layers(rng, crop=227):
     conv = lambda *a, **k: nn.Conv2d(*a, rng=rng, **k)       # noqa: E731
     lin = lambda *a, **k: nn.Linear(*a, rng=rng, **k)        # noqa: E731
     lrn = lambda: nn.LocalResponseNorm(size=5, alpha=1e-4, beta=0.75, k=2.0)  # noqa: E731
@@ -117,7 +125,7 @@ def alexnet_layers(rng):
         ("relu5", nn.ReLU(), "relu"),
         ("pool5", nn.MaxPool2d(3, 2), "pool"),
         ("flatten", nn.Flatten(), "flatten"),
-        ("fc6", lin(256 * 6 * 6, 4096), "linear"),
+        ("fc6", lin(256 * pool5_size(crop) ** 2, 4096), "linear"),
         ("relu6", nn.ReLU(), "relu"),
         ("drop6", drop(), "dropout"),
         ("fc7", lin(4096, 4096), "linear"),
@@ -391,7 +399,7 @@ def main(args):
           f"{args.warmup} warm-up\n")
 
     rng = np.random.default_rng(0)
-    layers = alexnet_layers(rng)
+    layers = alexnet_layers(rng, args.crop)
     shapes, final_shape = layer_shapes(layers, args.batch, args.crop)
     rows = []
     for (name, layer, kind), s_in in zip(layers, shapes):
