@@ -16,6 +16,7 @@ NOTEBOOKS = sorted(TUTORIALS.glob("[0-9][0-9]_*.ipynb"))
 
 
 def test_tutorials_exist_and_are_listed():
+    assert [p.name[:2] for p in NOTEBOOKS] == [f"{i:02d}" for i in range(1, 11)], "expected tutorials 01 to 10"
     readme = (TUTORIALS / "README.md").read_text()
     for notebook in NOTEBOOKS:
         assert notebook.name in readme, f"{notebook.name} is not listed in tutorials/README.md"
