@@ -38,16 +38,18 @@ class Dropout(Module):
             raise ValueError(f"Dropout: mode must be 'inverted' or 'paper', got {mode!r}")
         self.p, self.mode = p, mode
         self.generator = rng if rng is not None else np.random.default_rng()
-        self._mask = None
+        self._mask = None          # the multiplier of the last forward: an array in training, a number at test
+        self._shape = None
 
     def extra_repr(self):
         return f"p={self.p}, mode={self.mode!r}"
 
     def forward(self, x):
         xp = get_array_module(x)
-        if not self.training:
-            self._mask = xp.full(x.shape, 1 - self.p if self.mode == "paper" else 1, dtype=x.dtype)
-            return x * self._mask if self.mode == "paper" else x
+        self._shape = x.shape
+        if not self.training:                      # test time: every unit, scaled by 1 - p in paper mode
+            self._mask = 1 - self.p if self.mode == "paper" else 1
+            return x * x.dtype.type(self._mask) if self.mode == "paper" else x
         keep = self.generator.random(x.shape, dtype=np.float32) >= self.p
         scale = 1 / (1 - self.p) if self.mode == "inverted" else 1
         self._mask = xp.asarray(keep.astype(x.dtype) * x.dtype.type(scale))
@@ -55,5 +57,7 @@ class Dropout(Module):
 
     def backward(self, grad_out):
         mask = self._cached(self._mask)
-        self._check_grad(grad_out, mask.shape)
+        self._check_grad(grad_out, self._shape)
+        if isinstance(mask, (int, float)):
+            return grad_out * grad_out.dtype.type(mask)
         return grad_out * mask

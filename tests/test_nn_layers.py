@@ -325,3 +325,13 @@ def test_first_layer_can_skip_its_input_gradient():
     assert first.backward(g) is None
     assert full.backward(g) is not None
     np.testing.assert_allclose(first.weight.grad, full.weight.grad, rtol=1e-12)
+
+
+@pytest.mark.parametrize("mode,test_scale", [("inverted", 1.0), ("paper", 0.5)])
+def test_dropout_backward_at_test_time(mode, test_scale):
+    drop = nn.Dropout(0.5, mode=mode).eval()
+    x = np.random.default_rng(13).normal(size=(3, 5)).astype(np.float32)
+    np.testing.assert_array_equal(drop(x), test_scale * x)
+    grad = drop.backward(np.full_like(x, 2.0))
+    assert grad.dtype == np.float32
+    np.testing.assert_array_equal(grad, np.full_like(x, 2.0 * test_scale))
