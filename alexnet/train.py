@@ -203,14 +203,12 @@ class Trainer:
 
         self.model.train()
         stats, first = self.partial, self.start_step
-        self.loader.set_epoch(epoch)
+        self.loader.set_epoch(epoch, start_batch=first)   # a resumed epoch continues at batch `first`
         bar = tqdm(total=len(self.loader), initial=first, desc=f"epoch {epoch + 1}/{self.args.epochs}",
                    unit="batch", dynamic_ncols=True, file=sys.stderr, disable=self.args.quiet)
         start, images = time.perf_counter(), 0
         try:
-            for step, (x, y) in enumerate(self.loader):
-                if step < first:  # resuming in the middle of an epoch: these were done already
-                    continue
+            for step, (x, y) in enumerate(self.loader, start=first):
                 loss, logits = self.train_step(x, y, epoch, step)
                 stats.update(loss, logits, y)
                 images += len(y)
@@ -254,9 +252,8 @@ class Trainer:
                 error = val.top1_error if val else train_stats.top1_error
                 self.schedule.step(error)
                 improved = error < self.best_error
-                if improved:
-                    self.best_error = error
                 if improved:  # best.npz first: a crash between the two writes only repeats this epoch
+                    self.best_error = error
                     save_checkpoint(self.best_path, self.model, self.meta(epoch + 1),
                                     mean_image=self.train_set.mean_image)
                 self.save(epoch + 1)

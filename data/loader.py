@@ -67,14 +67,18 @@ class Loader:
         self.prefetch = max(int(prefetch), 0)
         self.workers = min(2, os.cpu_count() or 1) if workers is None else max(int(workers), 0)
         self.epoch = 0
+        self.start_batch = 0
 
     def __len__(self) -> int:
         n = len(self.dataset)
         return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
 
-    def set_epoch(self, epoch: int):
-        """The next iteration runs epoch ``epoch`` (its order and augmentation)."""
+    def set_epoch(self, epoch: int, start_batch: int = 0):
+        """The next iteration runs epoch ``epoch`` (its order and augmentation), from batch
+        ``start_batch`` on (a resumed run skips the batches it already trained on without building
+        them; batch k is the same batch k either way)."""
         self.epoch = int(epoch)
+        self.start_batch = int(start_batch)
 
     def state_dict(self) -> dict:
         return {"seed": self.seed, "epoch": self.epoch}
@@ -109,10 +113,11 @@ class Loader:
         return x, np.asarray(ds.labels[indices], np.int64)
 
     def __iter__(self):
-        epoch = self.epoch
-        batches = self._batches(epoch)
+        epoch, start = self.epoch, self.start_batch
+        self.start_batch = 0
+        batches = list(enumerate(self._batches(epoch)))[start:]
         if self.workers == 0 or self.prefetch == 0:
-            for k, idx in enumerate(batches):
+            for k, idx in batches:
                 x, y = self.make_batch(epoch, k, idx)
                 yield _to_device(x, y, self.device)
             self.epoch = epoch + 1
@@ -121,7 +126,7 @@ class Loader:
         with ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="data-loader") as pool:
             pending = []
             try:
-                for k, idx in enumerate(batches):
+                for k, idx in batches:
                     pending.append(pool.submit(self.make_batch, epoch, k, idx))
                     if len(pending) > ahead:
                         x, y = pending.pop(0).result()

@@ -88,3 +88,18 @@ def test_bad_arguments(dataset):
     except ImportError:
         with pytest.raises(RuntimeError, match="CuPy"):
             next(iter(Loader(dataset, 4, crop=12, device="cuda")))
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_starting_mid_epoch_gives_the_remaining_batches(dataset, workers):
+    full = Loader(dataset, 4, crop=12, seed=5, workers=workers)
+    full.set_epoch(3)
+    whole = collect(full)
+    resumed = Loader(dataset, 4, crop=12, seed=5, workers=workers)
+    resumed.set_epoch(3, start_batch=2)
+    rest = collect(resumed)
+    assert len(rest) == len(whole) - 2
+    for (xa, ya), (xb, yb) in zip(whole[2:], rest):
+        np.testing.assert_array_equal(xa, xb)
+        np.testing.assert_array_equal(ya, yb)
+    assert resumed.epoch == 4 and resumed.start_batch == 0      # the next epoch starts from its first batch
