@@ -72,6 +72,8 @@ class Checkpoint:
         """An AlexNet with this checkpoint's configuration, weights and dropout generators."""
         config = dict(self.config)
         config["dtype"] = np.dtype(config.get("dtype", "float32"))
+        # Checkpoints written before LRN had groups normalized across all maps.
+        config.setdefault("lrn_groups", 1)
         model = AlexNet(**config)
         model.load_state_dict(self.model_state)
         model.set_rng_state(self.meta["dropout_rng"])

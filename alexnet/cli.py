@@ -97,6 +97,9 @@ def add_train(sub):
                         "augmentation")
     p.add_argument("--groups", type=int, choices=[1, 2], default=2,
                    help="2: the two-GPU network of §3.2 (grouped conv2, conv4, conv5); 1: a single tower")
+    p.add_argument("--lrn-across-towers", action="store_true",
+                   help="with --groups 2: let LRN's window run across both towers' maps (Caffe's BVLC "
+                        "AlexNet) instead of each tower normalizing its own maps (the paper, §3.2-3.3)")
     p.add_argument("--width", type=_positive_float, default=1.0,
                    help="multiply every channel count and the fc6/fc7 widths (reduced networks)")
     p.add_argument("--dropout", type=_probability, default=0.5, help="dropout probability in fc6 and fc7 (§4.2)")

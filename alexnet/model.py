@@ -21,6 +21,11 @@ reduced-scale runs gives a 2 x 2 map after pool5.
 
 The two "GPUs" of §3.2 are grouped convolutions: ``groups=2`` in conv2, conv4
 and conv5 (conv3 sees both halves). ``groups=1`` gives the single-tower network.
+In the paper each GPU also normalizes only its own kernel maps (§3.3 on one GPU's
+maps), so with ``groups=2`` the two LRN layers use ``LocalResponseNorm(groups=2)``:
+the window never crosses between the towers. ``lrn_groups=1`` lets it run across
+all maps, as Caffe's BVLC AlexNet does (and as this project did before the option
+existed; checkpoints without the setting load that way).
 
 Dropout is the inverted kind of ``nn.Dropout`` (scale kept units by 2 in
 training, identity at test): the same test-time function as the paper's
@@ -78,6 +83,8 @@ class AlexNet(Sequential):
         without a warm-up, use it with ``--input-scale 64``).
     width: multiplies every channel count and the fc6/fc7 widths (reduced networks for tests).
     dropout: dropout probability of fc6 and fc7 (0.5 in §4.2; 0 disables).
+    lrn_groups: blocks of maps that LRN normalizes separately; None means ``groups`` (each
+        tower its own maps, as in the paper); 1 means across all maps (Caffe's BVLC AlexNet).
     dtype: float32 (training) or float64 (gradient checks).
     seed: fixes the initial weights and the dropout masks; None draws fresh entropy.
 
@@ -88,7 +95,7 @@ class AlexNet(Sequential):
     """
 
     def __init__(self, num_classes=1000, crop=227, groups=2, init="paper", width=1.0, dropout=0.5,
-                 dtype=np.float32, seed=None):
+                 dtype=np.float32, seed=None, lrn_groups=None):
         if init not in INITS:
             raise ValueError(f"AlexNet: init must be one of {INITS}, got {init!r}")
         if groups not in (1, 2):
@@ -97,13 +104,18 @@ class AlexNet(Sequential):
             raise ValueError(f"AlexNet: width must be positive, got {width!r}")
         if int(num_classes) < 1:
             raise ValueError(f"AlexNet: num_classes must be at least 1, got {num_classes!r}")
+        lrn_groups = int(groups) if lrn_groups is None else lrn_groups
+        if lrn_groups not in (1, groups):
+            raise ValueError(f"AlexNet: lrn_groups must be 1 (across all maps) or {groups} (one window per "
+                             f"tower), got {lrn_groups!r}")
         sizes = spatial_sizes(int(crop))
         if sizes["pool5"] < 1:
             raise ValueError(f"AlexNet: crop {crop} is too small; the feature map vanishes before pool5 "
                              f"(sizes {sizes}); the smallest valid crop is {MIN_CROP}")
         self.config = {"num_classes": int(num_classes), "crop": int(crop), "groups": int(groups),
                        "init": init, "width": float(width), "dropout": float(dropout),
-                       "dtype": np.dtype(dtype).name}
+                       "dtype": np.dtype(dtype).name,
+                       "lrn_groups": int(lrn_groups)}
         self.num_classes, self.crop, self.groups = int(num_classes), int(crop), int(groups)
         self.init_scheme, self.width = init, float(width)
         self.spatial = sizes
@@ -121,7 +133,8 @@ class AlexNet(Sequential):
                                        groups=g, dtype=dtype, rng=rng))
             setattr(self, "relu" + index, ReLU())
             if name in ("conv1", "conv2"):
-                setattr(self, "norm" + index, LocalResponseNorm(size=5, alpha=1e-4, beta=0.75, k=2.0))
+                setattr(self, "norm" + index, LocalResponseNorm(size=5, alpha=1e-4, beta=0.75, k=2.0,
+                                                                        groups=lrn_groups))
             if name in ("conv1", "conv2", "conv5"):
                 setattr(self, "pool" + index, MaxPool2d(3, 2))
             in_channels = out_channels

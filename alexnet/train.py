@@ -127,7 +127,8 @@ class Trainer:
         check_crop(self.train_set, args.crop)
 
         self.model = AlexNet(num_classes=self.train_set.num_classes, crop=args.crop, groups=args.groups,
-                             init=args.init, width=args.width, dropout=args.dropout, seed=args.seed)
+                             init=args.init, width=args.width, dropout=args.dropout, seed=args.seed,
+                             lrn_groups=1 if getattr(args, "lrn_across_towers", False) else None)
         # The images need no gradient: let conv1 skip dL/dx (the col2im of the largest layer).
         self.model.conv1.input_grad = False
         self.criterion = SoftmaxCrossEntropyLoss()

@@ -182,6 +182,7 @@ def _standard_cases():
         ("MaxPool2d 2/2", lambda r: (MaxPool2d(2, 2), distinct(r, (2, 2, 6, 6)))),
         ("LRN paper constants", lambda r: (LocalResponseNorm(), r.normal(size=(2, 8, 3, 3)))),
         ("LRN alpha=1, 4 channels", lambda r: (LocalResponseNorm(size=5, alpha=1.0, beta=0.75, k=2.0), r.normal(size=(2, 4, 3, 3)))),
+        ("LRN groups=2 (one window per tower)", lambda r: (LocalResponseNorm(size=5, alpha=1.0, beta=0.75, k=2.0, groups=2), r.normal(size=(2, 6, 2, 2)))),
         ("LRN even size 4, alpha=1", lambda r: (LocalResponseNorm(size=4, alpha=1.0, beta=0.75, k=1.0), r.normal(size=(2, 6, 2, 2)))),
         ("Dropout p=0.5 (train)", lambda r: (Dropout(0.5, rng=np.random.default_rng(1)), r.normal(size=(4, 10)))),
         ("Dropout paper mode (eval)", lambda r: (Dropout(0.5, mode="paper").eval(), r.normal(size=(4, 10)))),

@@ -18,6 +18,14 @@ Window: for odd n it is i - n//2 .. i + n//2, as written. For even n the paper's
 "n/2" is ambiguous; this layer uses n//2 channels before i and (n-1)//2 after, as
 PyTorch does.
 
+Groups (§3.2 with §3.3). In the paper the network is split over two GPUs and each
+GPU normalizes the kernel maps it holds: the window never reaches from one tower's
+maps into the other's. ``groups=2`` reproduces that: the N channels are split into
+``groups`` contiguous blocks of N / groups and the sum above is clipped at each
+block's edges instead of at 0 and N - 1. ``groups=1`` (the default) lets the window
+run across all N maps, as Caffe's BVLC AlexNet (and so the ONNX model zoo's
+``bvlcalexnet``) does.
+
 Backward. Write s_i = k + alpha * S_i (S_i the windowed sum of squares) and
 b_i = a_i s_i^(-beta). Then d b_i / d a_j = [i = j] s_i^(-beta)
 - 2 alpha beta a_i a_j s_i^(-beta - 1) [j in window(i)], so
@@ -47,20 +55,34 @@ def window_sum(values, before, after):
 
 
 class LocalResponseNorm(Module):
-    def __init__(self, size=5, alpha=1e-4, beta=0.75, k=2.0, alpha_over_n=False):
+    def __init__(self, size=5, alpha=1e-4, beta=0.75, k=2.0, alpha_over_n=False, groups=1):
         if size < 1:
             raise ValueError(f"LocalResponseNorm: size must be >= 1, got {size}")
-        self.size, self.beta, self.k = size, beta, k
+        if int(groups) != groups or groups < 1:
+            raise ValueError(f"LocalResponseNorm: groups must be a positive integer, got {groups!r}")
+        self.size, self.beta, self.k, self.groups = size, beta, k, int(groups)
         self.alpha = alpha / size if alpha_over_n else alpha
         self.before, self.after = size // 2, (size - 1) // 2
         self._input = self._scale = self._inverse_power = self._out = None
 
     def extra_repr(self):
-        return f"size={self.size}, alpha={self.alpha}, beta={self.beta}, k={self.k}"
+        text = f"size={self.size}, alpha={self.alpha}, beta={self.beta}, k={self.k}"
+        return text + (f", groups={self.groups}" if self.groups != 1 else "")
+
+    def _window_sum(self, values, before, after):
+        """``window_sum`` within each block of channels N / groups (one tower each, §3.2)."""
+        if self.groups == 1:
+            return window_sum(values, before, after)
+        batch, channels = values.shape[:2]
+        per_group = values.reshape(batch * self.groups, channels // self.groups, *values.shape[2:])
+        return window_sum(per_group, before, after).reshape(values.shape)
 
     def forward(self, x):
         check_input(self, x, 4)
-        scale = window_sum(x * x, self.before, self.after)                          # S_i
+        if x.shape[1] % self.groups:
+            raise ValueError(f"LocalResponseNorm: {x.shape[1]} channels do not split into "
+                             f"groups={self.groups} equal blocks")
+        scale = self._window_sum(x * x, self.before, self.after)                    # S_i
         scale *= self.alpha
         scale += self.k                                                              # s_i = k + alpha S_i
         inverse_power = _inverse_power(scale, self.beta)                             # s_i^-beta
@@ -74,7 +96,7 @@ class LocalResponseNorm(Module):
         ratio = grad_out * out
         ratio /= scale                                                               # g_i b_i / s_i
         # j in window(i)  <=>  i in [j - after, j + before]: the mirrored window.
-        through_neighbours = window_sum(ratio, self.after, self.before)
+        through_neighbours = self._window_sum(ratio, self.after, self.before)
         through_neighbours *= x
         through_neighbours *= -2 * self.alpha * self.beta
         grad_in = grad_out * inverse_power                                           # g_j s_j^-beta

@@ -174,3 +174,27 @@ def test_dropout_layers_have_their_own_generators():
     assert len(drops) == 2 and all(isinstance(d, Dropout) for d in drops)
     assert drops[0].generator is not drops[1].generator
     assert isinstance(m.fc8, Linear)
+
+
+def test_lrn_windows_stay_inside_each_tower_unless_asked(tmp_path):
+    """§3.2: each GPU normalizes its own maps; lrn_groups=1 is Caffe's cross-tower window."""
+    towers = AlexNet(num_classes=3, crop=67, width=1 / 16, seed=0)
+    assert towers.norm1.groups == towers.norm2.groups == 2 and towers.config["lrn_groups"] == 2
+    across = AlexNet(num_classes=3, crop=67, width=1 / 16, seed=0, lrn_groups=1)
+    assert across.norm1.groups == 1
+    assert AlexNet(num_classes=3, crop=67, width=1 / 16, groups=1).norm1.groups == 1
+    maps = np.abs(np.random.default_rng(0).normal(size=(2, 6, 4, 4))) * 100   # conv1's 6 maps, 3 per tower
+    assert not np.allclose(towers.norm1(maps), across.norm1(maps))             # a different function
+    with pytest.raises(ValueError, match="lrn_groups"):
+        AlexNet(num_classes=3, crop=67, width=1 / 16, lrn_groups=3)
+    # A checkpoint from before the option existed (no lrn_groups in its config) loads cross-tower.
+    from alexnet.checkpoint import Checkpoint, save_checkpoint
+    path = tmp_path / "old.npz"
+    save_checkpoint(path, across, {"epoch": 0})
+    import json
+    arrays = dict(np.load(path))
+    meta = json.loads(str(arrays["meta"]))
+    del meta["model_config"]["lrn_groups"]
+    arrays["meta"] = np.array(json.dumps(meta))
+    np.savez(path, **arrays)
+    assert Checkpoint(path).build_model().norm1.groups == 1

@@ -151,6 +151,25 @@ def test_lrn_matches_the_paper_formula(device, to_dev, channels, alpha):
     np.testing.assert_allclose(asnumpy(lrn(to_dev(a))), naive_lrn(a, 5, alpha, 0.75, 2.0), rtol=1e-12)
 
 
+def test_lrn_groups_keep_the_window_inside_each_tower(device, to_dev):
+    """groups=2: each half of the channels is normalized on its own (§3.2: one GPU's maps)."""
+    a = np.abs(np.random.default_rng(5).normal(size=(2, 12, 3, 2))) * 3
+    lrn = nn.LocalResponseNorm(5, alpha=0.5, beta=0.75, k=2.0, groups=2)
+    expected = np.concatenate([naive_lrn(a[:, :6], 5, 0.5, 0.75, 2.0), naive_lrn(a[:, 6:], 5, 0.5, 0.75, 2.0)], axis=1)
+    np.testing.assert_allclose(asnumpy(lrn(to_dev(a))), expected, rtol=1e-12)
+    # ...which differs from the window running across all 12 maps at the two towers' border
+    across = naive_lrn(a, 5, 0.5, 0.75, 2.0)
+    assert not np.allclose(across[:, 4:8], expected[:, 4:8])
+    np.testing.assert_allclose(across[:, :4], expected[:, :4], rtol=1e-12)
+
+
+def test_lrn_groups_must_divide_the_channels():
+    with pytest.raises(ValueError, match="do not split into groups=2"):
+        nn.LocalResponseNorm(groups=2)(np.ones((1, 5, 2, 2)))
+    with pytest.raises(ValueError, match="groups must be a positive integer"):
+        nn.LocalResponseNorm(groups=0)
+
+
 def test_lrn_hand_computed():
     # three channels, one pixel, n = 3 (window i-1..i+1), alpha = 1, beta = 1, k = 1
     a = np.array([1.0, 2.0, 3.0]).reshape(1, 3, 1, 1)
