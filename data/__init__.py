@@ -4,11 +4,12 @@ from .augment import center_crop_batch, crop_patches, pca_lighting_shift, ten_cr
 from .dataset import PreparedDataset, is_prepared
 from .download import download_imagenette, fetch, resolve
 from .layouts import SourceTree, scan_source
+from .images import load_image_square, to_rgb
 from .loader import Loader
-from .prepare import load_image_square, prepare_subset
+from .prepare import prepare_subset
 
 __all__ = [
     "PreparedDataset", "Loader", "prepare_subset", "resolve", "fetch", "download_imagenette",
-    "scan_source", "SourceTree", "load_image_square", "is_prepared", "train_batch",
+    "scan_source", "SourceTree", "load_image_square", "to_rgb", "is_prepared", "train_batch",
     "center_crop_batch", "ten_crop_batch", "crop_patches", "pca_lighting_shift",
 ]

@@ -24,37 +24,11 @@ import warnings
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
-
+from .images import DEFAULT_SIZE, load_image_square
 from .layouts import scan_source
 
 FORMAT_VERSION = 1
-DEFAULT_SIZE = 256
 SPLITS = ("train", "val")
-
-
-def load_image_square(path, size: int = DEFAULT_SIZE) -> np.ndarray:
-    """Decode an image file into an ``size x size x 3`` uint8 RGB array (§2).
-
-    Rescales so that the shorter side is ``size`` and takes the central ``size x size`` patch.
-    Both steps are one PIL resize of the central square box of the source (the same pixels, in
-    continuous coordinates, as resizing the whole image and then cropping), with the antialiased
-    bicubic filter.  ``Image.draft`` lets libjpeg decode big JPEGs at a reduced scale (never below
-    ``size`` on either side).  Grayscale, CMYK, palette and RGBA images become RGB; images smaller
-    than ``size`` are upscaled.
-    """
-    with Image.open(path) as im:
-        if im.format == "JPEG":
-            im.draft("RGB", (size, size))
-        im = im.convert("RGB")
-        width, height = im.size
-        side = min(width, height)
-        left, top = (width - side) / 2.0, (height - side) / 2.0
-        im = im.resize((size, size), Image.BICUBIC, box=(left, top, left + side, top + side))
-        arr = np.asarray(im, dtype=np.uint8)
-    if arr.shape != (size, size, 3):
-        raise ValueError(f"decoded shape {arr.shape}, expected {(size, size, 3)}")
-    return arr
 
 
 def _load_worker(job):
