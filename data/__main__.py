@@ -1,4 +1,4 @@
-"""Command line: ``python -m data {prepare,download,info} ...`` (see ``--help`` of each)."""
+"""Command line: ``python -m data {prepare,download,info,verify} ...`` (see ``--help`` of each)."""
 from __future__ import annotations
 
 import argparse
@@ -51,18 +51,36 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--prepare", action="store_true", help="also prepare it (all images, S=--size) in the cache")
     d.add_argument("--size", type=int, default=256, help="S for --prepare (default 256)")
 
-    i = sub.add_parser("info", help="describe a prepared subset")
+    i = sub.add_parser("info", help="describe a prepared subset (after the checks made on opening)")
     i.add_argument("path", help="prepared subset folder")
+
+    v = sub.add_parser("verify", help="check a prepared subset: structure, labels and SHA-256 checksums",
+                       description="Check every file of a prepared subset against meta.json and the "
+                                   "others (shapes, counts, S, label range, file sizes), then recompute "
+                                   "the SHA-256 of every array and compare it with the one recorded at "
+                                   "preparation time. Exit 0: all agree (or the subset predates "
+                                   "checksums, which is said); 1: a checksum differs; 2: a file is "
+                                   "missing, damaged or inconsistent.")
+    v.add_argument("path", help="prepared subset folder")
     return parser
 
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
+    from .prepare import PrepareTerminated
     try:
         return _run(args)
-    except (ValueError, FileNotFoundError, RuntimeError) as exc:
+    except (ValueError, RuntimeError, OSError) as exc:  # OSError: FileNotFoundError, PermissionError...
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except PrepareTerminated:
+        print(f"python -m data {args.command}: stopped by SIGTERM; the partial output was removed",
+              file=sys.stderr)
+        return 128 + 15
+    except KeyboardInterrupt:
+        done = "; the partial output was removed" if args.command == "prepare" else ""
+        print(f"python -m data {args.command}: interrupted{done}", file=sys.stderr)
+        return 130
 
 
 def _run(args) -> int:
@@ -94,9 +112,42 @@ def _run(args) -> int:
         print(f"source: {meta['source']} ({meta.get('source_layout', '')})")
         print(f"classes: {', '.join(f'{w} {n}' for w, n in zip(meta['wnids'][:10], meta['class_names'][:10]))}"
               + (" ..." if len(meta["wnids"]) > 10 else ""))
-        print(f"PCA eigenvalues: {ds.eigvals.tolist()}; skipped files: {len(meta['skipped'])}")
+        print(f"PCA eigenvalues: {ds.eigvals.tolist()}; skipped files: {len(meta.get('skipped', []))}")
+        for entry in meta.get("dropped_classes") or []:
+            print(f"dropped class {entry['wnid']} ({entry['name']}): {entry['reason']}")
+        print("checksums: " + (f"{meta.get('checksum_algorithm', 'sha256')} of {len(meta['checksums'])} "
+                               "arrays recorded (python -m data verify checks them)"
+                               if meta.get("checksums") else "unavailable (prepared before they were recorded)"))
         return 0
+    if args.command == "verify":
+        return _verify(args.path)
     return 1
+
+
+def _verify(path) -> int:
+    from pathlib import Path
+
+    from .dataset import ARRAY_FILES, check_labels, check_subset, verify_checksums
+    meta = check_subset(path)
+    for split in ("train", "val"):
+        check_labels(Path(path).expanduser(), split, meta)
+    print(f"{path}: {len(ARRAY_FILES)} arrays agree with meta.json (shapes, counts, S={meta['size']}, "
+          f"{len(meta['wnids'])} classes, label range, file sizes)")
+    result = verify_checksums(path, meta)
+    if result is None:
+        print(f"{path}: checksums unavailable: prepared before checksums were recorded "
+              "(prepare again with --overwrite to record them)")
+        return 0
+    bad = 0
+    for name, (recorded, actual) in result.items():
+        if recorded == actual:
+            print(f"  {name}: OK")
+        else:
+            bad += 1
+            print(f"  {name}: MISMATCH (recorded {recorded or 'nothing'}, found {actual})")
+    print(f"{path}: " + (f"{bad} checksum(s) differ: the files changed since preparation" if bad
+                         else "all checksums match"))
+    return 1 if bad else 0
 
 
 if __name__ == "__main__":

@@ -55,21 +55,33 @@ class SourceTree:
     layout: str
     splits: dict = field(default_factory=dict)
     class_names: dict = field(default_factory=dict)
+    # per split: [(path, wnid or None, reason)] for class folders that cannot be listed
+    problems: dict = field(default_factory=dict)
 
     def wnids(self, split: str = "train") -> list:
-        """Sorted wnids that occur in ``split``."""
-        return sorted({w for _, w in self.splits.get(split, [])})
+        """Sorted wnids that occur in ``split`` (a class folder that cannot be listed counts: it
+        must not vanish silently)."""
+        return sorted({w for _, w in self.splits.get(split, [])}
+                      | {w for _, w, _ in self.problems.get(split, []) if w is not None})
 
     def name_of(self, wnid: str) -> str:
         return self.class_names.get(wnid, wnid)
 
 
 def is_image_file(path: Path) -> bool:
+    """A name with an image extension, not hidden.  Deliberately NOT a check that it is a
+    readable regular file: broken symlinks, symlink loops, folders named ``x.JPEG`` and files
+    without read permission are listed too, so that decoding fails on them and ``prepare``
+    lists them among the skipped files with the reason (instead of ignoring them silently)."""
     return path.suffix.lower() in IMAGE_EXTENSIONS and not path.name.startswith(".")
 
 
 def _list_images(folder: Path) -> list:
-    return sorted(p for p in folder.iterdir() if p.is_file() and is_image_file(p))
+    return sorted(p for p in folder.iterdir() if is_image_file(p))
+
+
+def _reason(exc: OSError) -> str:
+    return f"{type(exc).__name__}: {exc.strerror or exc}"
 
 
 def _wnid_dirs(folder: Path) -> list:
@@ -123,13 +135,19 @@ def read_synset_order(*folders: Path) -> list:
     return []
 
 
-def _scan_class_folders(split_dir: Path) -> list:
-    """``split/<wnid>/*.JPEG`` or Tiny-ImageNet's ``split/<wnid>/images/*.JPEG``."""
+def _scan_class_folders(split_dir: Path, problems=None) -> list:
+    """``split/<wnid>/*.JPEG`` or Tiny-ImageNet's ``split/<wnid>/images/*.JPEG``.  A class folder
+    that cannot be listed (permission denied...) goes to ``problems`` as (folder, wnid, reason)."""
     items = []
     for wdir in _wnid_dirs(split_dir):
         inner = wdir / "images"
         folder = inner if inner.is_dir() else wdir
-        items.extend((p, wdir.name) for p in _list_images(folder))
+        try:
+            items.extend((p, wdir.name) for p in _list_images(folder))
+        except OSError as exc:
+            if problems is None:
+                raise
+            problems.append((folder, wdir.name, f"cannot list the class folder ({_reason(exc)})"))
     return items
 
 
@@ -197,12 +215,16 @@ def _scan_flat_prefixed(images: list) -> list:
     return items
 
 
-def scan_split(split_dir: Path, index_order: list = ()) -> tuple:
-    """Read one split folder; returns ``(layout_name, [(path, wnid), ...])`` or raises ValueError."""
+def scan_split(split_dir: Path, index_order: list = (), problems=None) -> tuple:
+    """Read one split folder; returns ``(layout_name, [(path, wnid), ...])`` or raises ValueError.
+    Class folders that cannot be listed are appended to ``problems`` (when given)."""
     split_dir = Path(split_dir)
     if _wnid_dirs(split_dir):
-        items = _scan_class_folders(split_dir)
-        if items:
+        found: list = []
+        items = _scan_class_folders(split_dir, found)
+        if items or found:
+            if problems is not None:
+                problems.extend(found)
             return "folder-per-class", items
     images = _list_images(split_dir)
     inner = split_dir / "images"
@@ -237,24 +259,24 @@ def scan_source(src) -> SourceTree:
     synset_order = read_synset_order(root, root.parent)
     tree = SourceTree(root=root, layout="", class_names=names)
     if (root / "train").is_dir():
-        layout, items = scan_split(root / "train", synset_order)
+        layout, items = scan_split(root / "train", synset_order, tree.problems.setdefault("train", []))
         tree.splits["train"] = items
         layouts = [layout]
         for vname in ("val", "validation"):
             if (root / vname).is_dir():
                 order = synset_order or tree.wnids("train")
-                vlayout, vitems = scan_split(root / vname, order)
+                vlayout, vitems = scan_split(root / vname, order, tree.problems.setdefault("val", []))
                 tree.splits["val"] = vitems
                 layouts.append(vlayout)
                 break
         tree.layout = "train/val: " + ", ".join(layouts)
         return tree
     if (root / "val").is_dir() and not _wnid_dirs(root) and not _list_images(root):
-        layout, items = scan_split(root / "val", synset_order)
+        layout, items = scan_split(root / "val", synset_order, tree.problems.setdefault("val", []))
         tree.splits["val"] = items
         tree.layout = "val only: " + layout
         return tree
-    layout, items = scan_split(root, synset_order)
+    layout, items = scan_split(root, synset_order, tree.problems.setdefault("train", []))
     tree.splits["train"] = items
     tree.layout = "single split: " + layout
     return tree

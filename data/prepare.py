@@ -11,24 +11,134 @@ Each image is rescaled so that its SHORTER side is ``S`` (256 in the paper) and 
   never by materialising all pixels.
 
 Output appears only when complete: everything is written into ``OUT.tmp-<pid>`` and renamed.
+SIGTERM and Ctrl-C remove that folder (the decoding processes ignore Ctrl-C; the parent stops
+them); a folder left by a killed run (SIGKILL, power loss) is removed by the next run once its
+process is gone.  ``meta.json`` records the SHA-256 of every array (``python -m data verify``).
+A class whose selected training images are all unreadable is never kept empty: ``strict`` fails,
+otherwise it is dropped with a warning, labels stay contiguous, and meta.json lists it under
+``dropped_classes``.
 """
 from __future__ import annotations
 
 import json
 import multiprocessing
 import os
+import re
 import shutil
+import signal
+import socket
 import sys
+import threading
 import time
 import warnings
 from pathlib import Path
 
 import numpy as np
+
+from .dataset import CHECKSUM_ALGORITHM, PreparedDataError, check_subset, compute_checksums, read_meta
 from .images import DEFAULT_SIZE, load_image_square
 from .layouts import scan_source
 
 FORMAT_VERSION = 1
 SPLITS = ("train", "val")
+
+
+class PrepareTerminated(KeyboardInterrupt):
+    """SIGTERM arrived during ``prepare``: raised in the main thread so that the partial output
+    is removed (a KeyboardInterrupt, so callers that handle Ctrl-C handle it too)."""
+
+    def __init__(self, signum=signal.SIGTERM):
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+def _worker_init():
+    """Decoding processes leave Ctrl-C to the parent (no traceback per worker) and die quietly
+    on the SIGTERM that ``Pool.terminate`` sends."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+def _raise_terminated(signum, frame):
+    raise PrepareTerminated(signum)
+
+
+class _TerminateCleanly:
+    """While active, SIGTERM raises :class:`PrepareTerminated` in the main thread (only when
+    SIGTERM has its default action: a caller with its own handler keeps it)."""
+
+    def __enter__(self):
+        self.previous = None
+        if threading.current_thread() is threading.main_thread():
+            if signal.getsignal(signal.SIGTERM) in (signal.SIG_DFL, None):
+                self.previous = signal.signal(signal.SIGTERM, _raise_terminated)
+        return self
+
+    def __exit__(self, *exc):
+        if self.previous is not None:
+            signal.signal(signal.SIGTERM, self.previous)
+        return False
+
+
+def _blocked_signals():
+    """Block SIGINT/SIGTERM while OUT is swapped in (two renames), so that no interruption can
+    leave OUT missing; a signal that arrived meanwhile is delivered when they are unblocked."""
+    class Block:
+        def __enter__(self):
+            self.ok = hasattr(signal, "pthread_sigmask")
+            if self.ok:
+                self.old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+
+        def __exit__(self, *exc):
+            if self.ok:
+                signal.pthread_sigmask(signal.SIG_SETMASK, self.old)
+            return False
+    return Block()
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    except OSError:
+        return True
+    return True
+
+
+OWNER_FILE = ".prepare-owner"
+
+
+def remove_stale_tmp(out: Path, quiet: bool = False) -> list:
+    """Remove ``OUT.tmp-<pid>`` / ``OUT.old-<pid>`` folders left by ``prepare`` runs that were
+    killed (their process no longer exists on this host); returns the removed paths.  A folder
+    of a live process, or one written on another host (a shared file system), is left alone."""
+    out = Path(out)
+    removed = []
+    if not out.parent.is_dir():
+        return removed
+    pattern = re.compile(re.escape(out.name) + r"\.(tmp|old)-(\d+)$")
+    for entry in out.parent.iterdir():
+        m = pattern.match(entry.name)
+        if not m or not entry.is_dir() or entry.is_symlink():
+            continue
+        pid = int(m.group(2))
+        if pid == os.getpid() or _pid_alive(pid):
+            continue
+        try:
+            owner = json.loads((entry / OWNER_FILE).read_text())
+        except (OSError, ValueError):
+            owner = {}
+        if owner.get("host", socket.gethostname()) != socket.gethostname():
+            continue
+        shutil.rmtree(entry, ignore_errors=True)
+        if not entry.exists():
+            removed.append(entry)
+            if not quiet:
+                print(f"removed {entry} (left by an interrupted run, process {pid} is gone)", file=sys.stderr)
+    return removed
 
 
 def _load_worker(job):
@@ -174,20 +284,57 @@ def _write_split(out: Path, split: str, chosen, size, pool, stats, skipped, stri
         bar.close()
     images.flush()
     count = int(ok.sum())
+    del images
     if count < n:  # compact: keep the good images in their original order
-        tmp_path = out / f"{split}_images.compact.npy"
-        compact = np.lib.format.open_memmap(tmp_path, mode="w+", dtype=np.uint8, shape=(count, size, size, 3))
-        good = np.flatnonzero(ok)
-        for start in range(0, count, 256):
-            compact[start:start + 256] = images[good[start:start + 256]]
-        compact.flush()
-        del compact, images
-        os.replace(tmp_path, images_path)
-        labels = labels[good]
-    else:
-        del images
-    np.save(out / f"{split}_labels.npy", labels)
-    return count
+        _compact_images(images_path, ok)
+        labels = labels[ok]
+    return labels
+
+
+def _compact_images(images_path: Path, keep: np.ndarray):
+    """Rewrite ``images_path`` with only the rows where ``keep`` (in order), by chunks."""
+    images = np.load(images_path, mmap_mode="r")
+    good = np.flatnonzero(keep)
+    tmp_path = images_path.with_name(images_path.stem + ".compact.npy")
+    compact = np.lib.format.open_memmap(tmp_path, mode="w+", dtype=np.uint8,
+                                        shape=(len(good),) + images.shape[1:])
+    for start in range(0, len(good), 256):
+        compact[start:start + 256] = images[good[start:start + 256]]
+    compact.flush()
+    del compact, images
+    os.replace(tmp_path, images_path)
+
+
+def _drop_empty_classes(out: Path, wnids, names, train_files, train_labels, val_labels, strict, src):
+    """Classes with no readable training image: fail (strict) or drop them, relabel the rest
+    contiguously and remove their validation images.  Returns (wnids, train_labels,
+    val_labels, dropped) where dropped lists {wnid, name, reason, val_images_dropped}."""
+    k = len(wnids)
+    per_class = np.bincount(train_labels, minlength=k)
+    empty = [i for i in range(k) if per_class[i] == 0]
+    if not empty:
+        return wnids, train_labels, val_labels, []
+    selected = np.bincount(np.asarray(train_files, np.int64), minlength=k) if len(train_files) else np.zeros(k, int)
+    reasons = {i: (f"all {selected[i]} selected training images are unreadable" if selected[i]
+                   else "no training image was selected or listed") for i in empty}
+    listing = "; ".join(f"{wnids[i]} ({names[i]}): {reasons[i]}" for i in empty)
+    if strict:
+        raise RuntimeError(f"{len(empty)} class(es) would have no training image: {listing} (--strict)")
+    if len(empty) == k:
+        raise ValueError(f"every selected training image of {src} was unreadable")
+    warnings.warn(f"dropping {len(empty)} class(es) with no readable training image: {listing}; "
+                  "the remaining classes are relabelled 0..K-1 and meta.json lists the dropped ones",
+                  stacklevel=3)
+    kept = [i for i in range(k) if i not in empty]
+    new_label = np.full(k, -1, np.int64)
+    new_label[kept] = np.arange(len(kept))
+    keep_val = ~np.isin(val_labels, empty)
+    dropped = [{"wnid": wnids[i], "name": names[i], "reason": reasons[i],
+                "val_images_dropped": int(np.sum(val_labels == i))} for i in empty]
+    if not keep_val.all():
+        _compact_images(out / "val_images.npy", keep_val)
+        val_labels = val_labels[keep_val]
+    return [wnids[i] for i in kept], new_label[train_labels], new_label[val_labels], dropped
 
 
 def _canonical_args(src, size, classes, num_classes, random_classes, seed, per_class,
@@ -219,17 +366,30 @@ def prepare_subset(src, out, *, classes=None, num_classes=None, random_classes=N
     A source with a single split gives ``val_fraction`` of each class to val (else val is empty).
     Images are preprocessed as in §2 at ``size`` (S); statistics for §2 and §4.1 are stored.
 
-    If ``out`` already holds a subset prepared with the same arguments it is reused; with other
-    arguments a ValueError is raised unless ``overwrite``.  Unreadable images are skipped with a
-    warning and listed in meta.json (``strict=True`` raises instead).
+    If ``out`` already holds a subset prepared with the same arguments it is reused (after the
+    checks of :func:`data.dataset.check_subset`); with other arguments, or damaged, a ValueError
+    is raised unless ``overwrite``.  Unreadable images and entries (corrupt files, unconvertible
+    pixel modes, broken symlinks, symlink loops, folders named like images, unreadable files or
+    class folders) are skipped with a warning and listed in meta.json's ``skipped``; a class left
+    without training images is dropped and listed in ``dropped_classes`` (``strict=True`` raises
+    instead, in both cases).  Stale ``OUT.tmp-<pid>`` folders of killed runs are removed first.
     """
     out = Path(out).expanduser()
     args = _canonical_args(src, size, classes, num_classes, random_classes, seed, per_class,
                            val_per_class, val_fraction)
+    remove_stale_tmp(out, quiet)
     if out.exists():
         meta_path = out / "meta.json"
         if meta_path.is_file():
-            old = json.loads(meta_path.read_text()).get("args")
+            try:
+                old = read_meta(out).get("args")
+                if old == args and not overwrite:
+                    check_subset(out)
+            except PreparedDataError as exc:
+                if not overwrite:
+                    raise ValueError(f"{out} holds a damaged prepared subset ({exc}); "
+                                     "pass --overwrite to prepare it again") from None
+                old = None
             if old == args and not overwrite:
                 if not quiet:
                     print(f"reusing prepared subset {out} (same arguments)", file=sys.stderr)
@@ -259,60 +419,94 @@ def prepare_subset(src, out, *, classes=None, num_classes=None, random_classes=N
             val = _take_per_class([(p, wnids[l]) for p, l in val], wnids, val_per_class)
     else:
         val = []
+    # entries that look like images but cannot be listed or opened as files (issue 10 item 11)
+    skipped: list = []
+    for split in SPLITS:
+        for path, wnid, reason in tree.problems.get(split, []):
+            if wnid is not None and wnid not in wnids:
+                continue
+            if strict:
+                raise RuntimeError(f"cannot read {path}: {reason} (--strict)")
+            warnings.warn(f"skipping unreadable entry {path}: {reason}", stacklevel=2)
+            skipped.append({"split": split, "path": str(path), "reason": reason})
     if not train:
         raise ValueError(f"no training images selected from {src}")
 
     workers = (os.cpu_count() or 1) if workers is None else max(int(workers), 0)
     tmp = out.parent / f"{out.name}.tmp-{os.getpid()}"
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    tmp.mkdir(parents=True)
-    skipped: list = []
-    start = time.perf_counter()
-    pool = multiprocessing.get_context().Pool(workers) if workers > 1 else None
-    try:
-        stats = PixelStatistics(size)
-        counts = {"train": _write_split(tmp, "train", train, size, pool, stats, skipped, strict, quiet)}
-        counts["val"] = _write_split(tmp, "val", val, size, pool, None, skipped, strict, quiet)
-        if counts["train"] == 0:
-            raise ValueError(f"every selected training image of {src} was unreadable")
-        eigvals, eigvecs = stats.pca()
-        np.save(tmp / "mean_image.npy", stats.mean_image())
-        np.save(tmp / "pca_eigvals.npy", eigvals)
-        np.save(tmp / "pca_eigvecs.npy", eigvecs)
-        seconds = time.perf_counter() - start
-        meta = {
-            "format_version": FORMAT_VERSION,
-            "source": str(tree.root.resolve()),
-            "source_layout": tree.layout,
-            "size": int(size),
-            "counts": counts,
-            "wnids": wnids,
-            "class_names": [tree.name_of(w) for w in wnids],
-            "skipped": skipped,
-            "rgb_covariance": stats.covariance().tolist(),
-            "args": args,
-            "seconds": round(seconds, 3),
-            "preprocessing": "§2: shorter side rescaled to S (bicubic), central S x S patch; uint8 RGB",
-        }
-        (tmp / "meta.json").write_text(json.dumps(meta, indent=2))
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    finally:
-        if pool is not None:
-            pool.terminate()
-            pool.join()
-    if out.exists():  # only with overwrite=True (checked above)
-        old = out.parent / f"{out.name}.old-{os.getpid()}"
-        os.replace(out, old)
-        os.replace(tmp, out)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.replace(tmp, out)
+    with _TerminateCleanly():
+        if tmp.exists():
+            shutil.rmtree(tmp)
+        tmp.mkdir(parents=True)
+        pool = None
+        try:
+            (tmp / OWNER_FILE).write_text(json.dumps({"pid": os.getpid(), "host": socket.gethostname()}))
+            start = time.perf_counter()
+            if workers > 1:
+                pool = multiprocessing.get_context().Pool(workers, initializer=_worker_init)
+            stats = PixelStatistics(size)
+            train_labels = _write_split(tmp, "train", train, size, pool, stats, skipped, strict, quiet)
+            val_labels = _write_split(tmp, "val", val, size, pool, None, skipped, strict, quiet)
+            if pool is not None:
+                pool.terminate()
+                pool.join()
+                pool = None
+            if len(train_labels) == 0:
+                raise ValueError(f"every selected training image of {src} was unreadable")
+            names = [tree.name_of(w) for w in wnids]
+            wnids, train_labels, val_labels, dropped = _drop_empty_classes(
+                tmp, wnids, names, [label for _, label in train], train_labels, val_labels, strict, src)
+            np.save(tmp / "train_labels.npy", train_labels)
+            np.save(tmp / "val_labels.npy", val_labels)
+            eigvals, eigvecs = stats.pca()
+            np.save(tmp / "mean_image.npy", stats.mean_image())
+            np.save(tmp / "pca_eigvals.npy", eigvals)
+            np.save(tmp / "pca_eigvecs.npy", eigvecs)
+            counts = {"train": len(train_labels), "val": len(val_labels)}
+            k = len(wnids)
+            skipped.sort(key=lambda entry: (SPLITS.index(entry["split"]), entry["path"]))
+            meta = {
+                "format_version": FORMAT_VERSION,
+                "source": str(tree.root.resolve()),
+                "source_layout": tree.layout,
+                "size": int(size),
+                "counts": counts,
+                "class_counts": {"train": np.bincount(train_labels, minlength=k).tolist(),
+                                 "val": np.bincount(val_labels, minlength=k).tolist()},
+                "wnids": wnids,
+                "class_names": [tree.name_of(w) for w in wnids],
+                "dropped_classes": dropped,
+                "skipped": skipped,
+                "rgb_covariance": stats.covariance().tolist(),
+                "args": args,
+                "checksum_algorithm": CHECKSUM_ALGORITHM,
+                "checksums": compute_checksums(tmp),
+                "seconds": round(time.perf_counter() - start, 3),
+                "preprocessing": "§2: shorter side rescaled to S (bicubic), central S x S patch; "
+                                 "uint8 RGB (data.images: 16-bit, float, alpha... mapped as documented)",
+            }
+            (tmp / "meta.json").write_text(json.dumps(meta, indent=2))
+            (tmp / OWNER_FILE).unlink()
+            check_subset(tmp)  # what was written is what a reader will accept
+        except BaseException:
+            if pool is not None:
+                pool.terminate()
+                pool.join()
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        with _blocked_signals():
+            if out.exists():  # only with overwrite=True (checked above)
+                old = out.parent / f"{out.name}.old-{os.getpid()}"
+                os.replace(out, old)
+                os.replace(tmp, out)
+                shutil.rmtree(old, ignore_errors=True)
+            else:
+                os.replace(tmp, out)
     if not quiet:
         total = counts["train"] + counts["val"]
+        seconds = meta["seconds"]
         print(f"prepared {out}: {counts['train']} train + {counts['val']} val images, "
-              f"{len(wnids)} classes, S={size}, {len(skipped)} skipped, "
-              f"{total / max(seconds, 1e-9):.0f} images/s", file=sys.stderr)
+              f"{len(wnids)} classes, S={size}, {len(skipped)} skipped"
+              + (f", {len(dropped)} classes dropped" if dropped else "")
+              + f", {total / max(seconds, 1e-9):.0f} images/s", file=sys.stderr)
     return out
