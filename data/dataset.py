@@ -65,7 +65,8 @@ def read_meta(path) -> dict:
     try:
         meta = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise PreparedDataError(f"{file} is not valid JSON ({exc.msg} at line {exc.lineno}, "
+        msg = exc.msg[:-3] if exc.msg.endswith(" at") else exc.msg  # "Invalid control character at"
+        raise PreparedDataError(f"{file} is not valid JSON ({msg} at line {exc.lineno}, "
                                 f"column {exc.colno}); {_REPAIR}") from None
     _check_meta(file, meta)
     return meta
@@ -126,6 +127,9 @@ def read_npy_header(file):
                 else:
                     shape, fortran, dtype = np.lib.format.read_array_header_2_0(fh)
             except (ValueError, EOFError, SyntaxError) as exc:
+                if isinstance(exc, EOFError) or "EOF" in str(exc):
+                    raise PreparedDataError(f"{file} is truncated: {actual} bytes, shorter than its "
+                                            f".npy header ({exc}); {_REPAIR}") from None
                 raise PreparedDataError(f"{file} is not a readable .npy array ({exc}); {_REPAIR}") from None
             offset = fh.tell()
     except FileNotFoundError:

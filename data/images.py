@@ -28,6 +28,9 @@ Only the first frame of an animated file is used; embedded colour profiles are n
 """
 from __future__ import annotations
 
+import os
+import stat
+
 import numpy as np
 from PIL import Image
 
@@ -96,8 +99,16 @@ def load_image_square(path, size: int = DEFAULT_SIZE) -> np.ndarray:
     PIL resize of the central square box of the source (the same pixels, in continuous
     coordinates, as resizing the whole image and then cropping), with the antialiased bicubic
     filter.  ``Image.draft`` lets libjpeg decode big JPEGs at a reduced scale (never below
-    ``size`` on either side).  Images smaller than ``size`` are upscaled.
+    ``size`` on either side).  Images smaller than ``size`` are upscaled.  A path that is not a
+    regular file (a folder, FIFO, device, broken symlink or symlink loop) raises an OSError or a
+    ValueError at once instead of being opened (a FIFO would block forever).
     """
+    if isinstance(path, (str, os.PathLike)):
+        mode = os.stat(path).st_mode  # follows symlinks: a loop or a broken link raises OSError here
+        if stat.S_ISDIR(mode):
+            raise IsADirectoryError(f"{path} is a folder, not an image file")
+        if not stat.S_ISREG(mode):  # reading a FIFO blocks forever, a device may never end
+            raise ValueError(f"{path} is not a regular file (a FIFO, socket or device)")
     with Image.open(path) as im:
         if im.format == "JPEG":
             im.draft("RGB", (size, size))

@@ -214,3 +214,193 @@ def test_prepare_and_predict_share_the_conversion(tmp_path):
     from alexnet.predict import preprocess
     images, _ = preprocess([src / "g16.png"], 6, np.zeros((6, 6, 3), np.float32), 4)
     np.testing.assert_array_equal(images[0], gray3(GRAY))
+
+
+# ---------------------------------------------------------------- items 4, 9: checks on opening
+
+def make_source(root, classes=("n00000001", "n00000002"), train=3, val=1, size=(10, 8)):
+    rng = np.random.default_rng(1)
+    for split, n in (("train", train), ("val", val)):
+        for w in classes:
+            (root / split / w).mkdir(parents=True, exist_ok=True)
+            for i in range(n):
+                Image.fromarray(rng.integers(0, 256, size[::-1] + (3,), dtype=np.uint8)).save(
+                    root / split / w / f"{i}.png")
+    return root
+
+
+@pytest.fixture
+def subset(tmp_path):
+    return prepare_subset(make_source(tmp_path / "src"), tmp_path / "out", size=8, workers=0, quiet=True)
+
+
+def rewrite_meta(path, **changes):
+    meta = json.loads((path / "meta.json").read_text())
+    meta.update(changes)
+    (path / "meta.json").write_text(json.dumps(meta))
+
+
+def truncate(file, keep):
+    data = file.read_bytes()
+    file.write_bytes(data[:keep])
+
+
+DAMAGE = {
+    # the cases
+    "mean image of another size": (lambda p: np.save(p / "mean_image.npy", np.zeros((16, 16, 3), np.float32)),
+                                   r"mean_image.npy has shape \(16, 16, 3\), expected \(8, 8, 3\)"),
+    "truncated images": (lambda p: truncate(p / "train_images.npy", 500),
+                         r"train_images.npy is truncated: 500 bytes, expected 1280"),
+    "zero-byte labels": (lambda p: truncate(p / "val_labels.npy", 0), r"val_labels.npy is empty \(0 bytes\)"),
+    "invalid JSON": (lambda p: (p / "meta.json").write_text('{"size": 8, "wnids": ["a\tb"]}'),
+                     r"meta.json is not valid JSON \(Invalid control character at line 1"),
+    "size disagrees": (lambda p: rewrite_meta(p, size=16),
+                       r"train_images.npy has shape \(6, 8, 8, 3\), expected \(6, 16, 16, 3\)"),
+    # and the other ways each file can be wrong
+    "count disagrees": (lambda p: rewrite_meta(p, counts={"train": 7, "val": 2}),
+                        r"train_images.npy has shape \(6, 8, 8, 3\), expected \(7, 8, 8, 3\) \(meta.json: 7 train"),
+    "labels out of range": (lambda p: np.save(p / "train_labels.npy", np.array([0, 0, 0, 1, 1, 2])),
+                            r"train_labels.npy: labels must lie in 0..1 .* found 0..2"),
+    "negative label": (lambda p: np.save(p / "train_labels.npy", np.array([0, 0, 0, 1, 1, -1])),
+                       r"train_labels.npy: labels must lie in 0..1 .* found -1..1"),
+    "labels of another length": (lambda p: np.save(p / "val_labels.npy", np.array([0])),
+                                 r"val_labels.npy has shape \(1,\), expected \(2,\)"),
+    "float labels": (lambda p: np.save(p / "train_labels.npy", np.zeros(6)),
+                     r"train_labels.npy holds float64, expected integers or unsigned"),
+    "float images": (lambda p: np.save(p / "val_images.npy", np.zeros((2, 8, 8, 3), np.float32)),
+                     r"val_images.npy holds float32, expected uint8"),
+    "pickled objects": (lambda p: np.save(p / "train_labels.npy", np.array([{}] * 6, dtype=object)),
+                        r"train_labels.npy holds Python objects"),
+    "not a .npy": (lambda p: (p / "pca_eigvals.npy").write_bytes(b"hello world, not numpy"),
+                   r"pca_eigvals.npy is not a readable .npy array"),
+    "padded file": (lambda p: (p / "train_labels.npy").write_bytes((p / "train_labels.npy").read_bytes() + b"xx"),
+                    r"train_labels.npy is longer than its header says: \d+ bytes, expected"),
+    "eigenvectors shape": (lambda p: np.save(p / "pca_eigvecs.npy", np.eye(4, dtype=np.float32)),
+                           r"pca_eigvecs.npy has shape \(4, 4\), expected \(3, 3\)"),
+    "eigenvalues NaN": (lambda p: np.save(p / "pca_eigvals.npy", np.array([1, np.nan, 0], np.float32)),
+                        r"pca_eigvals.npy holds NaN"),
+    "empty meta.json": (lambda p: (p / "meta.json").write_text(""), r"meta.json is empty"),
+    "meta.json not an object": (lambda p: (p / "meta.json").write_text("[1, 2]"),
+                                r"meta.json: expected a JSON object, found list"),
+    "meta.json without wnids": (lambda p: rewrite_meta(p, wnids=[]), r"meta.json: 'wnids' must be a non-empty"),
+    "meta.json bad count": (lambda p: rewrite_meta(p, counts={"train": -1, "val": 2}),
+                            r"meta.json: 'counts' must give a non-negative integer for 'train'"),
+    "meta.json names": (lambda p: rewrite_meta(p, class_names=["x"]), r"'class_names' must list one name per class"),
+    "meta.json not UTF-8": (lambda p: (p / "meta.json").write_bytes(b'{"size": "\xff"}'), r"meta.json cannot be read"),
+    "other split missing": (lambda p: (p / "val_images.npy").unlink(), r"val_images.npy is missing"),
+    "folder instead of file": (lambda p: ((p / "val_labels.npy").unlink(), (p / "val_labels.npy").mkdir()),
+                               r"val_labels.npy is a folder"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(DAMAGE))
+def test_a_damaged_subset_names_the_file_and_what_was_expected(subset, case, capsys):
+    damage, message = DAMAGE[case]
+    damage(subset)
+    with pytest.raises(ValueError, match=message) as info:
+        PreparedDataset(subset, "train")
+    assert str(subset) in str(info.value) and "\n" not in str(info.value)
+    assert cli_main(["info", str(subset)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert cli_main(["verify", str(subset)]) == 2
+
+
+def test_damage_is_reported_where_the_trainer_opens_data(subset):
+    from alexnet.datasets import open_split
+    np.save(subset / "mean_image.npy", np.zeros((16, 16, 3), np.float32))
+    with pytest.raises(ValueError, match="mean_image.npy has shape"):
+        open_split(subset, "val")
+
+
+def test_a_damaged_subset_is_not_reused_silently(tmp_path):
+    src = make_source(tmp_path / "src")
+    out = prepare_subset(src, tmp_path / "out", size=8, workers=0, quiet=True)
+    truncate(out / "train_images.npy", 300)
+    with pytest.raises(ValueError, match="damaged prepared subset .*train_images.npy is truncated.*--overwrite"):
+        prepare_subset(src, out, size=8, workers=0, quiet=True)
+    prepare_subset(src, out, size=8, workers=0, quiet=True, overwrite=True)
+    assert len(PreparedDataset(out)) == 6
+
+
+# ---------------------------------------------------------------- item 4: checksums and verify
+
+def test_checksums_are_recorded_and_verified(subset, capsys):
+    import hashlib
+    meta = json.loads((subset / "meta.json").read_text())
+    assert meta["checksum_algorithm"] == "sha256" and len(meta["checksums"]) == 7
+    for name, digest in meta["checksums"].items():
+        assert hashlib.sha256((subset / name).read_bytes()).hexdigest() == digest
+    assert cli_main(["verify", str(subset)]) == 0
+    out = capsys.readouterr().out
+    assert "all checksums match" in out and out.count(": OK") == 7
+    # flip one pixel: the structure still agrees, the checksum does not
+    images = np.load(subset / "val_images.npy", mmap_mode="r+")
+    images[1, 2, 3, 0] ^= 1
+    images.flush()
+    del images
+    PreparedDataset(subset, "val")  # opening does not hash (cheap); verify does
+    assert cli_main(["verify", str(subset)]) == 1
+    out = capsys.readouterr().out
+    assert "val_images.npy: MISMATCH" in out and out.count(": OK") == 6
+
+
+def test_subsets_prepared_before_checksums_still_open(subset, capsys):
+    meta = json.loads((subset / "meta.json").read_text())
+    for key in ("checksums", "checksum_algorithm", "class_counts", "dropped_classes"):
+        del meta[key]
+    (subset / "meta.json").write_text(json.dumps(meta))
+    assert len(PreparedDataset(subset)) == 6
+    assert cli_main(["verify", str(subset)]) == 0
+    assert "checksums unavailable" in capsys.readouterr().out
+    assert cli_main(["info", str(subset)]) == 0
+    assert "checksums: unavailable" in capsys.readouterr().out
+
+
+# ---------------------------------------------------------------- item 8: same subset
+
+def test_same_subset_after_the_folder_moved(tmp_path):
+    import shutil
+
+    from data import PreparedDataset as PD
+    from data import same_subset, subset_differences, subset_fingerprint
+    src = make_source(tmp_path / "src")
+    a = prepare_subset(src, tmp_path / "a", size=8, workers=0, quiet=True)
+    fingerprint = subset_fingerprint(a)
+    assert json.loads(json.dumps(fingerprint)) == fingerprint  # storable in a checkpoint
+    moved = tmp_path / "elsewhere" / "b"
+    shutil.copytree(a, moved)
+    shutil.rmtree(a)
+    assert same_subset(fingerprint, moved) and same_subset(PD(moved), moved)
+    # prepared again from the same source with more workers: the same subset
+    again = prepare_subset(src, tmp_path / "c", size=8, workers=2, quiet=True)
+    assert subset_differences(fingerprint, again) == []
+    # other counts, other classes, other S, other pixels
+    fewer = prepare_subset(src, tmp_path / "d", size=8, per_class=2, workers=0, quiet=True)
+    assert "train images 6 vs 4" in subset_differences(fingerprint, fewer)
+    bigger = prepare_subset(src, tmp_path / "e", size=6, workers=0, quiet=True)
+    assert "image size S 8 vs 6" in subset_differences(fingerprint, bigger)
+    make_source(tmp_path / "src2", classes=("n00000001", "n00000003"))
+    other = prepare_subset(tmp_path / "src2", tmp_path / "f", size=8, workers=0, quiet=True)
+    assert any("classes differ" in d for d in subset_differences(fingerprint, other))
+    Image.fromarray(np.zeros((8, 10, 3), np.uint8)).save(src / "train" / "n00000001" / "0.png")
+    changed = prepare_subset(src, tmp_path / "g", size=8, workers=0, quiet=True)
+    diffs = subset_differences(fingerprint, changed)
+    assert "train_images.npy checksum differs" in diffs and not same_subset(fingerprint, changed)
+    # a damaged folder is not the same subset: its check raises naming the file
+    truncate(moved / "val_images.npy", 100)
+    with pytest.raises(ValueError, match="val_images.npy is truncated"):
+        same_subset(fingerprint, moved)
+
+
+def test_same_subset_without_checksums_compares_the_covariance(tmp_path):
+    from data import same_subset, subset_differences
+    src = make_source(tmp_path / "src")
+    a = prepare_subset(src, tmp_path / "a", size=8, workers=0, quiet=True)
+    old = json.loads((a / "meta.json").read_text())
+    del old["checksums"]
+    assert same_subset(old, a)
+    assert subset_differences(old, a, require_checksums=True) == [
+        "checksums unavailable (the first subset records them)"]
+    old["rgb_covariance"][0][0] += 1.0
+    assert not same_subset(old, a)
