@@ -221,7 +221,7 @@ def test_prepare_and_predict_share_the_conversion(tmp_path):
 def make_source(root, classes=("n00000001", "n00000002"), train=3, val=1, size=(10, 8)):
     rng = np.random.default_rng(1)
     for split, n in (("train", train), ("val", val)):
-        for w in classes:
+        for w in classes if n else ():
             (root / split / w).mkdir(parents=True, exist_ok=True)
             for i in range(n):
                 Image.fromarray(rng.integers(0, 256, size[::-1] + (3,), dtype=np.uint8)).save(
@@ -404,3 +404,160 @@ def test_same_subset_without_checksums_compares_the_covariance(tmp_path):
         "checksums unavailable (the first subset records them)"]
     old["rgb_covariance"][0][0] += 1.0
     assert not same_subset(old, a)
+
+
+# ---------------------------------------------------------------- item 10: no silent empty class
+
+def test_a_class_whose_images_are_all_unreadable_is_dropped_and_recorded(tmp_path):
+    src = make_source(tmp_path / "src", classes=("n00000001", "n00000002", "n00000003"), train=2, val=1)
+    for i in range(2):
+        (src / "train" / "n00000002" / f"{i}.png").write_bytes(b"broken")
+    (src / "classes.txt").write_text("n00000002\tsecond\n")
+    with pytest.warns(UserWarning, match=r"dropping 1 class.*n00000002 \(second\): all 2 selected training"):
+        out = prepare_subset(src, tmp_path / "out", size=8, workers=0, quiet=True)
+    ds, val = PreparedDataset(out), PreparedDataset(out, "val")
+    assert ds.wnids == ["n00000001", "n00000003"] and ds.num_classes == 2
+    assert ds.labels.tolist() == [0, 0, 1, 1] and val.labels.tolist() == [0, 1]  # contiguous
+    assert len(val.images) == 2  # the dropped class's validation image went with it
+    # the kept images are the right ones: the first val image is n00000001's
+    expected = load_image_square(src / "val" / "n00000003" / "0.png", 8)
+    np.testing.assert_array_equal(val.images[1], expected)
+    meta = ds.meta
+    assert meta["dropped_classes"] == [{"wnid": "n00000002", "name": "second", "val_images_dropped": 1,
+                                        "reason": "all 2 selected training images are unreadable"}]
+    assert meta["class_counts"] == {"train": [2, 2], "val": [1, 1]}
+    assert len(meta["skipped"]) == 2
+    with pytest.raises(RuntimeError, match="--strict"):
+        prepare_subset(src, tmp_path / "strict", size=8, workers=0, quiet=True, strict=True)
+    assert not (tmp_path / "strict").exists()
+
+
+def test_a_class_left_without_training_images_by_val_fraction(tmp_path):
+    flat = tmp_path / "flat"
+    flat.mkdir()
+    for name in ("n00000001_a", "n00000001_b", "n00000001_c", "n00000001_d", "n00000002_a"):
+        Image.fromarray(PHOTO).save(flat / f"{name}.png")
+    with pytest.raises(RuntimeError, match=r"n00000002 .*no training image was selected"):
+        prepare_subset(flat, tmp_path / "s", size=6, val_fraction=0.75, workers=0, quiet=True, strict=True)
+    with pytest.warns(UserWarning, match="dropping 1 class"):
+        out = prepare_subset(flat, tmp_path / "o", size=6, val_fraction=0.75, workers=0, quiet=True)
+    ds = PreparedDataset(out)
+    assert ds.wnids == ["n00000001"] and ds.meta["dropped_classes"][0]["val_images_dropped"] == 1
+    assert PreparedDataset(out, "val").labels.tolist() == [0, 0, 0]
+
+
+# ---------------------------------------------------------------- item 11: unreadable entries listed
+
+def test_symlink_loops_and_other_unreadable_entries_are_listed(tmp_path, monkeypatch):
+    src = make_source(tmp_path / "src", classes=("n00000001", "n00000002", "n00000003"), train=2, val=0)
+    folder = src / "train" / "n00000001"
+    os.symlink(folder / "loop_b.png", folder / "loop_a.png")
+    os.symlink(folder / "loop_a.png", folder / "loop_b.png")
+    os.symlink(folder / "missing.png", folder / "broken.png")
+    (folder / "dir.JPEG").mkdir()
+    os.mkfifo(folder / "fifo.png")  # opening it would block forever
+    denied = folder / "denied.png"
+    Image.fromarray(PHOTO).save(denied)
+    denied.chmod(0)
+    # a class folder that cannot be listed (as root, chmod cannot deny it: simulate the error)
+    real_iterdir = Path.iterdir
+
+    def iterdir(self):
+        if self.name == "n00000003":
+            raise PermissionError(13, "Permission denied", str(self))
+        return real_iterdir(self)
+
+    monkeypatch.setattr(Path, "iterdir", iterdir)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        out = prepare_subset(src, tmp_path / "out", size=8, workers=0, quiet=True)
+    meta = json.loads((out / "meta.json").read_text())
+    reasons = {Path(s["path"]).name: s["reason"] for s in meta["skipped"]}
+    assert "Too many levels of symbolic links" in reasons["loop_a.png"]
+    assert "Too many levels of symbolic links" in reasons["loop_b.png"]
+    assert "No such file or directory" in reasons["broken.png"]
+    assert "is a folder" in reasons["dir.JPEG"]
+    assert "not a regular file" in reasons["fifo.png"]
+    assert "cannot list the class folder" in reasons["n00000003"] and "Permission denied" in reasons["n00000003"]
+    if os.geteuid() != 0:
+        assert "Permission denied" in reasons["denied.png"]
+    # the class that could not be listed is dropped with a warning, not silently absent
+    assert meta["wnids"] == ["n00000001", "n00000002"]
+    assert meta["dropped_classes"][0]["wnid"] == "n00000003"
+    assert sum("loop_a.png" in str(w.message) for w in caught) == 1
+    with pytest.raises(RuntimeError, match=r"cannot read .*n00000003: cannot list the class folder.*--strict"):
+        prepare_subset(src, tmp_path / "strict", size=8, workers=0, quiet=True, strict=True)
+    monkeypatch.undo()
+    with pytest.raises(RuntimeError, match=r"cannot read .*broken.png: FileNotFoundError.*--strict"):
+        prepare_subset(src, tmp_path / "strict", size=8, workers=0, quiet=True, strict=True)
+
+
+# ---------------------------------------------------------------- item 12: interrupted prepare
+
+SLOW_PREPARE = """
+import sys, time
+import data.prepare as prepare
+real = prepare.load_image_square
+def slow(path, size):
+    time.sleep(0.1)
+    return real(path, size)
+prepare.load_image_square = slow
+from data.__main__ import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def start_slow_prepare(tmp_path, out, workers=2):
+    src = make_source(tmp_path / "src", train=40, val=0, size=(8, 8))
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    proc = subprocess.Popen([sys.executable, "-c", SLOW_PREPARE, "prepare", str(src), str(out), "--size", "8",
+                             "--workers", str(workers), "--quiet"], env=env, stderr=subprocess.PIPE,
+                            text=True, start_new_session=True)
+    tmp = out.parent / f"{out.name}.tmp-{proc.pid}"
+    deadline = time.time() + 30
+    while not (tmp / "train_images.npy").exists():
+        assert proc.poll() is None, proc.stderr.read()
+        assert time.time() < deadline, "prepare did not start"
+        time.sleep(0.05)
+    time.sleep(0.5)  # the workers are decoding now
+    return proc, tmp
+
+
+def test_sigterm_removes_the_partial_output(tmp_path):
+    out = tmp_path / "out"
+    proc, tmp = start_slow_prepare(tmp_path, out)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 143
+    assert err.strip().splitlines() == ["python -m data prepare: stopped by SIGTERM; the partial output was removed"]
+    assert not tmp.exists() and not out.exists()
+
+
+def test_ctrl_c_gives_one_line_and_no_worker_tracebacks(tmp_path):
+    out = tmp_path / "out"
+    proc, tmp = start_slow_prepare(tmp_path, out)
+    os.killpg(proc.pid, signal.SIGINT)  # what the terminal does: the whole process group
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130
+    assert "Traceback" not in err and "KeyboardInterrupt" not in err
+    assert err.strip().splitlines() == ["python -m data prepare: interrupted; the partial output was removed"]
+    assert not tmp.exists() and not out.exists()
+
+
+def test_a_folder_left_by_sigkill_is_removed_by_the_next_run(tmp_path, capsys):
+    out = tmp_path / "out"
+    proc, tmp = start_slow_prepare(tmp_path, out, workers=0)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.communicate(timeout=30)
+    assert tmp.is_dir()  # SIGKILL cannot be caught
+    # a live run's folder is left alone
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        live = tmp_path / f"out.tmp-{sleeper.pid}"
+        live.mkdir()
+        prepare_subset(tmp_path / "src", out, size=8, workers=0)
+        assert "removed " + str(tmp) in capsys.readouterr().err
+        assert not tmp.exists() and live.is_dir() and len(PreparedDataset(out)) == 80
+    finally:
+        sleeper.kill()
+        sleeper.wait()
