@@ -413,8 +413,15 @@ def test_a_class_whose_images_are_all_unreadable_is_dropped_and_recorded(tmp_pat
     for i in range(2):
         (src / "train" / "n00000002" / f"{i}.png").write_bytes(b"broken")
     (src / "classes.txt").write_text("n00000002\tsecond\n")
-    with pytest.warns(UserWarning, match=r"dropping 1 class.*n00000002 \(second\): all 2 selected training"):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
         out = prepare_subset(src, tmp_path / "out", size=8, workers=0, quiet=True)
+    messages = [str(w.message) for w in caught]
+    assert sum("skipping unreadable image" in m for m in messages) == 2
+    assert [m for m in messages if m.startswith("dropping")] == [
+        "dropping 1 class(es) with no readable training image: n00000002 (second): all 2 selected "
+        "training images are unreadable; the remaining classes are relabelled 0..K-1 and meta.json "
+        "lists the dropped ones"]
     ds, val = PreparedDataset(out), PreparedDataset(out, "val")
     assert ds.wnids == ["n00000001", "n00000003"] and ds.num_classes == 2
     assert ds.labels.tolist() == [0, 0, 1, 1] and val.labels.tolist() == [0, 1]  # contiguous
@@ -427,7 +434,7 @@ def test_a_class_whose_images_are_all_unreadable_is_dropped_and_recorded(tmp_pat
                                         "reason": "all 2 selected training images are unreadable"}]
     assert meta["class_counts"] == {"train": [2, 2], "val": [1, 1]}
     assert len(meta["skipped"]) == 2
-    with pytest.raises(RuntimeError, match="--strict"):
+    with pytest.raises(RuntimeError, match=r"cannot read .*n00000002.*--strict"):
         prepare_subset(src, tmp_path / "strict", size=8, workers=0, quiet=True, strict=True)
     assert not (tmp_path / "strict").exists()
 
