@@ -97,6 +97,8 @@ def _blocked_signals():
 
 
 def _pid_alive(pid: int) -> bool:
+    if os.name == "nt":  # os.kill(pid, 0) would terminate the process there: assume alive
+        return True
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
