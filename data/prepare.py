@@ -80,20 +80,20 @@ class _TerminateCleanly:
         return False
 
 
-def _blocked_signals():
+class _SignalsBlocked:
     """Block SIGINT/SIGTERM while OUT is swapped in (two renames), so that no interruption can
     leave OUT missing; a signal that arrived meanwhile is delivered when they are unblocked."""
-    class Block:
-        def __enter__(self):
-            self.ok = hasattr(signal, "pthread_sigmask")
-            if self.ok:
-                self.old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
 
-        def __exit__(self, *exc):
-            if self.ok:
-                signal.pthread_sigmask(signal.SIG_SETMASK, self.old)
-            return False
-    return Block()
+    def __enter__(self):
+        self.previous = None
+        if hasattr(signal, "pthread_sigmask"):
+            self.previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+        return self
+
+    def __exit__(self, *exc):
+        if self.previous is not None:
+            signal.pthread_sigmask(signal.SIG_SETMASK, self.previous)
+        return False
 
 
 def _pid_alive(pid: int) -> bool:
@@ -496,7 +496,7 @@ def prepare_subset(src, out, *, classes=None, num_classes=None, random_classes=N
                 pool.join()
             shutil.rmtree(tmp, ignore_errors=True)
             raise
-        with _blocked_signals():
+        with _SignalsBlocked():
             if out.exists():  # only with overwrite=True (checked above)
                 old = out.parent / f"{out.name}.old-{os.getpid()}"
                 os.replace(out, old)
