@@ -63,9 +63,10 @@ def add_train(sub):
                "reduced scale it stayed at chance for as long as we ran it (in PyTorch too); with He/Kaiming "
                "init raw 0..255 inputs diverge, so divide them by --input-scale 64 (roughly the pixels' "
                "standard deviation), a choice the paper does not make.")
-    p.add_argument("--data", required=True, metavar="DIR|imagenette",
+    p.add_argument("--data", default=None, metavar="DIR|imagenette",
                    help="a prepared subset folder, a raw ImageNet-style folder (train/<wnid>/*.JPEG, val/...; "
-                        "prepared on first use into the cache, $ALEXNET_CACHE), or 'imagenette' (downloaded)")
+                        "prepared on first use into the cache, $ALEXNET_CACHE), or 'imagenette' (downloaded). "
+                        "Required, except with --resume (default: the run's own)")
     p.add_argument("--classes", default=None, metavar="K|WNIDS",
                    help="when preparing: the first K classes (sorted WordNet IDs) or a comma-separated list of WordNet IDs")
     p.add_argument("--per-class", type=_positive_int, default=None, metavar="N",

@@ -362,6 +362,8 @@ def apply_resume(args):
 
 def main(args):
     """Entry point of ``python -m alexnet train``; returns the exit status."""
+    if args.data is None and not args.resume:
+        raise ValueError("--data is required (only --resume may leave it out: then the run's own is used)")
     try:
         with RunDir(args.out).open(resume=args.resume, overwrite=getattr(args, "overwrite", False)) as run_dir:
             if run_dir.removed:

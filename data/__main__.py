@@ -58,8 +58,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
+    from .prepare import ClassSelectionError
     try:
         return _run(args)
+    except ClassSelectionError as exc:  # name this command's flag (train calls the same code --classes)
+        print(f"error: --{exc.option.replace('_', '-')} {exc.value}: {exc}", file=sys.stderr)
+        return 2
     except (ValueError, FileNotFoundError, RuntimeError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
