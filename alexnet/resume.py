@@ -33,16 +33,32 @@ RECORDED = ("lr",)
 CHECKED = ("data",)
 
 
+def _train_options():
+    from .cli import build_parser, option_names
+    return option_names(build_parser(), "train", with_defaults=True)
+
+
 def given_options(args):
     """``{dest: flag}`` for the options given on the command line (``args._given``, set by the CLI).
     Without it (a namespace built by hand), every value that differs from the parser's default."""
     given = getattr(args, "_given", None)
     if given is not None:
         return dict(given)
-    from .cli import build_parser, option_names
-    defaults = option_names(build_parser(), "train", with_defaults=True)
-    return {dest: flag for dest, (flag, default) in defaults.items()
+    return {dest: flag for dest, (flag, default) in _train_options().items()
             if hasattr(args, dest) and getattr(args, dest) != default}
+
+
+def saved_arguments(checkpoint):
+    """The run's arguments as the checkpoint records them, completed for checkpoints written before a
+    flag existed: ``--lrn-across-towers`` from the model's ``lrn_groups`` (such checkpoints have 1,
+    the cross-tower window), any other missing flag with its default (what the run used then)."""
+    saved = dict(checkpoint.meta.get("args", {}))
+    config = checkpoint.config
+    if "lrn_across_towers" not in saved:
+        saved["lrn_across_towers"] = int(config.get("groups", 1)) == 2 and int(config.get("lrn_groups", 1)) == 1
+    for dest, (_, default) in _train_options().items():
+        saved.setdefault(dest, default)
+    return saved
 
 
 def refused_changes(args, saved, given):

@@ -38,7 +38,7 @@ from .metrics import RunningStats
 from .model import AlexNet
 from .plots import plot_curves
 from .resume import (CHANGEABLE, CHECKED, RECORDED, check_data_still_there, check_resume_flags,
-                     check_same_subset, given_options, lr_notes, subset_fingerprint)
+                     check_same_subset, given_options, lr_notes, saved_arguments, subset_fingerprint)
 from .rundir import RunDir, SaveFailed, saving
 
 #: Arguments the command line may change when resuming; every other one comes from the checkpoint
@@ -347,7 +347,7 @@ def apply_resume(args):
     resumed = load_checkpoint(args.resume)
     if not resumed.optimizer_state:
         raise ValueError(f"{args.resume} has no training state (is it a best.npz?); resume from checkpoint.npz")
-    saved, given = resumed.meta.get("args", {}), given_options(args)
+    saved, given = saved_arguments(resumed), given_options(args)
     check_resume_flags(args, saved)          # refuses flags that would change the run, naming them
     check_data_still_there(args, saved, given)
     args._lr_changed = "lr" in given and "lr" in saved and args.lr != saved["lr"]

@@ -331,6 +331,24 @@ def test_resume_accepts_the_run_s_own_flags_and_applies_a_new_lr(tiny, run, caps
     assert len(load_checkpoint(run / "checkpoint.npz").meta["lr_changes"]) == 1
 
 
+def test_a_checkpoint_older_than_a_flag_resumes_as_it_was_trained(tiny, run, capsys):
+    """A checkpoint written before --lighting-std and --lrn-across-towers existed: it ran with the
+    default lighting and the cross-tower LRN window, and a resume keeps both (and refuses to change them)."""
+    from nn import load_npz, save_npz_atomic
+    arrays = load_npz(run / "checkpoint.npz")
+    meta = json.loads(str(arrays["meta"]))
+    for key in ("lighting_std", "lrn_across_towers"):
+        del meta["args"][key]
+    meta["model_config"]["lrn_groups"] = 1
+    arrays["meta"] = np.array(json.dumps(meta))
+    save_npz_atomic(run / "checkpoint.npz", arrays)
+    assert train("--data", tiny, *SMALL, "--epochs", 2, "--out", run, "--resume", "--lighting-std", 0) == 1
+    assert "--lighting-std 0.0 (the run has 0.1)" in capsys.readouterr().err
+    assert train("--data", tiny, *SMALL, "--epochs", 2, "--out", run, "--resume") == 0
+    resumed = load_checkpoint(run / "checkpoint.npz")
+    assert resumed.config["lrn_groups"] == 1 and resumed.meta["args"]["lrn_across_towers"] is True
+
+
 def test_typed_flags_are_told_from_defaults():
     given = given_options(["train", "--data", "x", "--lr", "0.01", "-b", "3", "--resume"], "train")
     assert given == {"data": "--data", "lr": "--lr", "batch_size": "--batch-size", "resume": "--resume"}
