@@ -32,6 +32,7 @@ import contextlib
 import errno
 import os
 import shutil
+import sys
 import time
 from pathlib import Path
 
@@ -267,3 +268,18 @@ class RunDir:
     def __exit__(self, *exc):
         self.close()
         return False
+
+
+@contextlib.contextmanager
+def guarded_out(out, resume=None, overwrite=False, write=True):
+    """``with guarded_out(args.out, args.resume, args.overwrite, write=comm.is_root) as run_dir:``
+    the opened RunDir (checked, locked, cleaned; closed at the end) where this process writes the
+    run's files, None where it does not (the other MPI ranks)."""
+    if not write:
+        yield None
+        return
+    with RunDir(out).open(resume=resume, overwrite=overwrite) as run_dir:
+        if run_dir.removed:
+            print(f"removed leftovers of an interrupted save from {out}: {', '.join(run_dir.removed)}",
+                  file=sys.stderr)
+        yield run_dir

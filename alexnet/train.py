@@ -39,7 +39,7 @@ from .model import AlexNet
 from .plots import plot_curves
 from .resume import (CHANGEABLE, CHECKED, RECORDED, check_data_still_there, check_resume_flags,
                      check_same_subset, given_options, lr_notes, saved_arguments, subset_fingerprint)
-from .rundir import RunDir, SaveFailed, saving
+from .rundir import SaveFailed, guarded_out, saving
 
 #: Arguments the command line may change when resuming; every other one comes from the checkpoint
 #: (--lr and --data too unless given: see alexnet/resume.py).
@@ -365,10 +365,7 @@ def main(args):
     if args.data is None and not args.resume:
         raise ValueError("--data is required (only --resume may leave it out: then the run's own is used)")
     try:
-        with RunDir(args.out).open(resume=args.resume, overwrite=getattr(args, "overwrite", False)) as run_dir:
-            if run_dir.removed:
-                print(f"removed leftovers of an interrupted save from {args.out}: {', '.join(run_dir.removed)}",
-                      file=sys.stderr)
+        with guarded_out(args.out, args.resume, getattr(args, "overwrite", False)) as run_dir:
             args, resumed = apply_resume(args)
             trainer = Trainer(args, resumed, run_dir=run_dir)
             return trainer.run()

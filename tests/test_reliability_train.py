@@ -451,3 +451,14 @@ def test_prepare_error_names_prepare_s_flag(tmp_path, capsys):
     assert "--num-classes 17" in capsys.readouterr().err
     assert data_main(["prepare", str(source), str(tmp_path / "out"), "--random-classes", "12"]) == 2
     assert "--random-classes 12" in capsys.readouterr().err
+
+
+# -- under MPI only rank 0 guards and writes ----------------------------------------------------
+
+def test_a_process_that_writes_nothing_takes_no_lock(tmp_path):
+    out = tmp_path / "run"
+    with rundir.guarded_out(out, write=False) as nothing:
+        assert nothing is None and not out.exists()
+        with rundir.guarded_out(out) as run_dir:      # rank 0 beside it
+            assert run_dir.lock.held and (out / ".lock").read_text().strip() == str(os.getpid())
+        assert not run_dir.lock.held
