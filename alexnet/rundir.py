@@ -150,6 +150,8 @@ class RunLock:
 
     def _busy(self, pid):
         holder = f"PID {pid}" if pid is not None else "another process"
+        if pid is not None and not _pid_alive(pid):  # e.g. its image-decoding workers outlived it
+            holder += ", no longer running: a child process of it still holds the lock"
         return RunDirError(f"{self.path.parent} is in use by another training run ({holder} holds "
                            f"{self.path}); wait for it to finish, stop it, or choose another --out")
 
