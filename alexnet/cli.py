@@ -63,9 +63,10 @@ def add_train(sub):
                "reduced scale it stayed at chance for as long as we ran it (in PyTorch too); with He/Kaiming "
                "init raw 0..255 inputs diverge, so divide them by --input-scale 64 (roughly the pixels' "
                "standard deviation), a choice the paper does not make.")
-    p.add_argument("--data", required=True, metavar="DIR|imagenette",
+    p.add_argument("--data", default=None, metavar="DIR|imagenette",
                    help="a prepared subset folder, a raw ImageNet-style folder (train/<wnid>/*.JPEG, val/...; "
-                        "prepared on first use into the cache, $ALEXNET_CACHE), or 'imagenette' (downloaded)")
+                        "prepared on first use into the cache, $ALEXNET_CACHE), or 'imagenette' (downloaded). "
+                        "Required, except with --resume (default: the run's own)")
     p.add_argument("--classes", default=None, metavar="K|WNIDS",
                    help="when preparing: the first K classes (sorted WordNet IDs) or a comma-separated list of WordNet IDs")
     p.add_argument("--per-class", type=_positive_int, default=None, metavar="N",
@@ -109,7 +110,14 @@ def add_train(sub):
                    help="folder for checkpoint.npz, best.npz, log.jsonl and curves.png")
     p.add_argument("--resume", nargs="?", const="auto", default=None, metavar="CHECKPOINT",
                    help="continue a run exactly; without a value: OUT/checkpoint.npz. The checkpoint's "
-                        "settings are used; only --epochs, --device, --workers, --out, --quiet may change")
+                        "settings are used. May be given with it: --epochs, --device, --workers, --out, "
+                        "--quiet; --lr (a new value applies from the resumed step on and is recorded in "
+                        "log.jsonl); --data (only the same prepared subset, e.g. moved). Any other flag "
+                        "whose value differs from the run's is refused")
+    p.add_argument("--overwrite", action="store_true",
+                   help="start afresh in an --out that holds a run: its files are moved into "
+                        "OUT/overwritten-<time>/ and deleted once the new run saved its first checkpoint "
+                        "(without --overwrite or --resume such an --out is refused)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     _common(p)
     p.set_defaults(func="train")
@@ -205,8 +213,32 @@ def run_summary(args):
     return 0
 
 
+def option_names(parser, command, with_defaults=False):
+    """``{dest: '--long-flag'}`` of a command's options (``(flag, default)`` with ``with_defaults``)."""
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices[command]
+    names = {}
+    for action in sub._actions:
+        if action.option_strings and action.dest != "help":
+            flag = next((o for o in action.option_strings if o.startswith("--")), action.option_strings[0])
+            names[action.dest] = (flag, action.default) if with_defaults else flag
+    return names
+
+
+def given_options(argv, command):
+    """``{dest: flag}`` of the options typed on the command line ``argv`` (not argparse's defaults):
+    parse once more with every default of ``command`` replaced by argparse.SUPPRESS."""
+    probe = build_parser()
+    sub = next(a for a in probe._actions if isinstance(a, argparse._SubParsersAction)).choices[command]
+    for action in sub._actions:
+        action.default = argparse.SUPPRESS
+    typed = vars(probe.parse_args(argv))
+    return {dest: flag for dest, flag in option_names(probe, command).items() if dest in typed}
+
+
 def main(argv=None):
     args = build_parser().parse_args(argv)
+    if args.func == "train":  # which flags were typed decides what --resume may change
+        args._given = given_options(sys.argv[1:] if argv is None else argv, "train")
     try:
         if args.func == "train":
             from .train import main as run

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import data
+from data.prepare import ClassSelectionError
 
 
 def parse_classes(text):
@@ -37,8 +38,11 @@ def resolve_data(spec, image_size=256, classes=None, per_class=None, val_per_cla
                   file=sys.stderr)
         return path
     kwargs = {"classes": wnids} if wnids else {}
-    return Path(data.resolve(spec, size=image_size, per_class=per_class, val_per_class=val_per_class,
-                             num_classes=num_classes, workers=workers, quiet=quiet, **kwargs))
+    try:
+        return Path(data.resolve(spec, size=image_size, per_class=per_class, val_per_class=val_per_class,
+                                 num_classes=num_classes, workers=workers, quiet=quiet, **kwargs))
+    except ClassSelectionError as exc:  # the data package's own flags are --num-classes etc.
+        raise ValueError(f"--classes {classes}: {exc}") from None
 
 
 def open_split(path, split):

@@ -27,6 +27,11 @@ def plot_curves(history, path):
         ax.legend()
     fig.tight_layout()
     tmp = f"{path}.tmp.png"
-    fig.savefig(tmp, dpi=100)
-    os.replace(tmp, path)
+    try:
+        fig.savefig(tmp, dpi=100)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):  # never leave half a PNG behind (disk full, interrupted)
+            os.unlink(tmp)
+        raise
     return path

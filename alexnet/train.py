@@ -37,10 +37,15 @@ from .datasets import check_crop, open_split, resolve_data
 from .metrics import RunningStats
 from .model import AlexNet
 from .plots import plot_curves
+from .resume import (CHANGEABLE, CHECKED, RECORDED, check_data_still_there, check_resume_flags,
+                     check_same_subset, given_options, lr_notes, saved_arguments, subset_fingerprint)
+from .rundir import SaveFailed, guarded_out, saving
 
-#: Arguments the command line may change when resuming; every other one comes from the checkpoint.
-RESUME_OVERRIDES = ("epochs", "device", "workers", "out", "resume", "quiet")
+#: Arguments the command line may change when resuming; every other one comes from the checkpoint
+#: (--lr and --data too unless given: see alexnet/resume.py).
+RESUME_OVERRIDES = CHANGEABLE
 EXIT_NONFINITE = 3
+EXIT_SAVE_FAILED = 74  # EX_IOERR: a checkpoint, log or figure could not be written
 EXIT_INTERRUPTED = 130
 
 
@@ -109,9 +114,11 @@ def evaluate_center(model, loader, criterion):
 class Trainer:
     """Everything one training run holds; ``run()`` does the epochs."""
 
-    def __init__(self, args, resumed=None):
-        """``resumed``: a loaded Checkpoint to continue from (None: start afresh)."""
+    def __init__(self, args, resumed=None, run_dir=None):
+        """``resumed``: a loaded Checkpoint to continue from (None: start afresh); ``run_dir``: the
+        locked rundir.RunDir of ``args.out`` (None on MPI ranks that write nothing)."""
         self.args = args
+        self.run_dir = run_dir
         self.out = Path(args.out)
         self.out.mkdir(parents=True, exist_ok=True)
         self.checkpoint_path = self.out / "checkpoint.npz"
@@ -125,6 +132,9 @@ class Trainer:
         self.train_set = data.PreparedDataset(self.data_path, "train")
         self.val_set = open_split(self.data_path, "val")
         check_crop(self.train_set, args.crop)
+        if resumed is not None:  # the same subset, wherever it is now (item 8 of issue 10)
+            check_same_subset(resumed, self.data_path)
+        self.data_fingerprint = subset_fingerprint(self.data_path)
 
         self.model = AlexNet(num_classes=self.train_set.num_classes, crop=args.crop, groups=args.groups,
                              init=args.init, width=args.width, dropout=args.dropout, seed=args.seed,
@@ -136,6 +146,7 @@ class Trainer:
         self.partial = RunningStats()
         self.history = []
         self.best_error = math.inf
+        self.lr_changes = []
         if resumed is not None:
             self.model.load_state_dict(resumed.model_state)
             self.model.set_rng_state(resumed.meta["dropout_rng"])
@@ -151,6 +162,9 @@ class Trainer:
             self.partial = RunningStats(**meta.get("partial", {}))
             self.history = list(meta["history"])
             self.best_error = float(meta["best_error"]) if meta.get("best_error") is not None else math.inf
+            self.lr_changes = list(meta.get("lr_changes", []))
+            if getattr(args, "_lr_changed", False):
+                self.change_lr(args.lr)
         self.loader = data.Loader(self.train_set, args.batch_size, crop=args.crop, train=True, seed=args.seed,
                                   device=self.device, input_scale=args.input_scale, workers=args.workers,
                                   lighting_std=getattr(args, "lighting_std", 0.1))
@@ -161,6 +175,14 @@ class Trainer:
                                           device=self.device, input_scale=args.input_scale,
                                           workers=args.workers)
 
+    def change_lr(self, lr):
+        """A new --lr on resume: from the resumed step on; recorded in the checkpoint and the log."""
+        change = {"epoch": self.start_epoch + 1, "step": self.start_step, "from": self.optimizer.lr, "to": lr}
+        self.optimizer.lr = lr
+        self.lr_changes.append(change)
+        print(f"learning rate changed from {change['from']:g} to {lr:g} at epoch {change['epoch']}, "
+              f"step {change['step'] + 1} (recorded in log.jsonl)", file=sys.stderr)
+
     # -- saving --------------------------------------------------------------
     def meta(self, epoch, step=0):
         """Everything but the arrays: enough to continue at ``epoch``, batch ``step``."""
@@ -169,17 +191,37 @@ class Trainer:
                 "history": self.history, "best_error": None if math.isinf(self.best_error) else self.best_error,
                 "args": plain_args(self.args), "data_path": str(self.data_path),
                 "class_names": self.train_set.class_names, "wnids": self.train_set.wnids,
-                "image_size": self.train_set.size}
+                "image_size": self.train_set.size, "data_fingerprint": self.data_fingerprint,
+                "lr_changes": self.lr_changes}
 
     def save(self, epoch, step=0):
-        save_checkpoint(self.checkpoint_path, self.model, self.meta(epoch, step), self.optimizer,
-                        self.train_set.mean_image)
+        if self.run_dir is not None:
+            self.run_dir.before_write()
+        with saving(self.checkpoint_path):
+            save_checkpoint(self.checkpoint_path, self.model, self.meta(epoch, step), self.optimizer,
+                            self.train_set.mean_image)
+        if self.run_dir is not None:
+            self.run_dir.saved()
+
+    def save_best(self, epoch):
+        if self.run_dir is not None:
+            self.run_dir.before_write()
+        with saving(self.best_path):
+            save_checkpoint(self.best_path, self.model, self.meta(epoch), mean_image=self.train_set.mean_image)
 
     def write_log(self):
         """Rewrite log.jsonl from the history (the checkpoint's copy is the source of truth)."""
         tmp = self.log_path.with_suffix(".jsonl.tmp")
-        tmp.write_text("".join(json.dumps(h) + "\n" for h in self.history))
-        os.replace(tmp, self.log_path)
+        with saving(self.log_path):
+            try:
+                with open(tmp, "w") as handle:
+                    handle.write("".join(json.dumps(h) + "\n" for h in self.history))
+                    handle.flush()
+                    os.fsync(handle.fileno())
+                os.replace(tmp, self.log_path)
+            except OSError:
+                tmp.unlink(missing_ok=True)
+                raise
         try:
             plot_curves(self.history, self.curves_path)
         except Exception as exc:  # a plot must never stop training
@@ -248,15 +290,15 @@ class Trainer:
                           "val_loss": val.loss if val else None,
                           "val_top1_error": val.top1_error if val else None,
                           "val_top5_error": val.top5_error if val else None,
-                          "images_per_s": rate, "seconds": time.perf_counter() - epoch_start}
+                          "images_per_s": rate, "seconds": time.perf_counter() - epoch_start,
+                          **lr_notes(self.lr_changes, epoch + 1)}
                 self.history.append(record)
                 error = val.top1_error if val else train_stats.top1_error
                 self.schedule.step(error)
                 improved = error < self.best_error
                 if improved:  # best.npz first: a crash between the two writes only repeats this epoch
                     self.best_error = error
-                    save_checkpoint(self.best_path, self.model, self.meta(epoch + 1),
-                                    mean_image=self.train_set.mean_image)
+                    self.save_best(epoch + 1)
                 self.save(epoch + 1)
                 self.write_log()
                 self.print_epoch(record, improved)
@@ -292,7 +334,7 @@ class Trainer:
 
 def plain_args(args):
     """The argparse namespace as a JSON-serialisable dict."""
-    return {key: value for key, value in vars(args).items() if not callable(value)}
+    return {key: value for key, value in vars(args).items() if not callable(value) and not key.startswith("_")}
 
 
 def apply_resume(args):
@@ -305,18 +347,31 @@ def apply_resume(args):
     resumed = load_checkpoint(args.resume)
     if not resumed.optimizer_state:
         raise ValueError(f"{args.resume} has no training state (is it a best.npz?); resume from checkpoint.npz")
-    for key, value in resumed.meta.get("args", {}).items():
-        if key not in RESUME_OVERRIDES and hasattr(args, key):
-            setattr(args, key, value)
+    saved, given = saved_arguments(resumed), given_options(args)
+    check_resume_flags(args, saved)          # refuses flags that would change the run, naming them
+    check_data_still_there(args, saved, given)
+    args._lr_changed = "lr" in given and "lr" in saved and args.lr != saved["lr"]
+    for key, value in saved.items():
+        if key in RESUME_OVERRIDES or not hasattr(args, key):
+            continue
+        if key in given and (key in RECORDED or key in CHECKED):  # a new --lr, a moved --data
+            continue
+        setattr(args, key, value)
     return args, resumed
 
 
 def main(args):
     """Entry point of ``python -m alexnet train``; returns the exit status."""
+    if args.data is None and not args.resume:
+        raise ValueError("--data is required (only --resume may leave it out: then the run's own is used)")
     try:
-        args, resumed = apply_resume(args)
-        trainer = Trainer(args, resumed)
-        return trainer.run()
+        with guarded_out(args.out, args.resume, getattr(args, "overwrite", False)) as run_dir:
+            args, resumed = apply_resume(args)
+            trainer = Trainer(args, resumed, run_dir=run_dir)
+            return trainer.run()
+    except SaveFailed as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_SAVE_FAILED
     except NonFiniteLoss as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_NONFINITE

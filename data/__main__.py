@@ -67,9 +67,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
-    from .prepare import PrepareTerminated
+    from .prepare import ClassSelectionError, PrepareTerminated
     try:
         return _run(args)
+    except ClassSelectionError as exc:  # name this command's flag (train calls the same code --classes)
+        print(f"error: --{exc.option.replace('_', '-')} {exc.value}: {exc}", file=sys.stderr)
+        return 2
     except (ValueError, RuntimeError, OSError) as exc:  # OSError: FileNotFoundError, PermissionError...
         print(f"error: {exc}", file=sys.stderr)
         return 2

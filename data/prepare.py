@@ -201,6 +201,16 @@ def pca_of_covariance(cov: np.ndarray):
     return eigvals.astype(np.float32), eigvecs.astype(np.float32)
 
 
+class ClassSelectionError(ValueError):
+    """The classes asked for are not in the source. ``option`` names prepare_subset's parameter
+    (``classes``, ``num_classes`` or ``random_classes``) and ``value`` its value, so that each command
+    line names its own flag (``python -m data prepare --num-classes``, ``python -m alexnet train --classes``)."""
+
+    def __init__(self, option, value, message):
+        super().__init__(message)
+        self.option, self.value = option, value
+
+
 def _select_classes(available, classes=None, num_classes=None, random_classes=None, seed=0):
     available = sorted(available)
     if classes:
@@ -208,15 +218,17 @@ def _select_classes(available, classes=None, num_classes=None, random_classes=No
         wanted = [c for c in wanted if c]
         missing = [c for c in wanted if c not in available]
         if missing:
-            raise ValueError(f"classes not in the source: {', '.join(missing)}")
+            raise ClassSelectionError("classes", classes, f"classes not in the source: {', '.join(missing)}")
         return sorted(set(wanted))
     if num_classes:
         if num_classes > len(available):
-            raise ValueError(f"--num-classes {num_classes} but the source has {len(available)} classes")
+            raise ClassSelectionError("num_classes", num_classes, f"{num_classes} classes asked for, but the "
+                                      f"source has only {len(available)}")
         return available[:num_classes]
     if random_classes:
         if random_classes > len(available):
-            raise ValueError(f"--random-classes {random_classes} but the source has {len(available)} classes")
+            raise ClassSelectionError("random_classes", random_classes, f"{random_classes} classes asked for, "
+                                      f"but the source has only {len(available)}")
         rng = np.random.default_rng(seed)
         return sorted(rng.choice(available, size=random_classes, replace=False).tolist())
     return available

@@ -27,15 +27,16 @@ import numpy as np
 
 from . import init
 from .backend import get_array_module
-from .module import Module, Parameter, check_input
+from .module import Module, Parameter, check_input, check_integers
 
 
 def _pair(value, name):
-    if isinstance(value, int):
-        return value, value
+    """(h, w) from an int or a pair; the entries are checked by the caller (``check_integers``)."""
+    if not isinstance(value, (tuple, list)):
+        value = (value, value)
     if len(value) != 2:
-        raise ValueError(f"{name} must be an int or a pair, got {value!r}")
-    return int(value[0]), int(value[1])
+        raise ValueError(f"{name} must be an int or a pair of ints, got {value!r}")
+    return tuple(int(v) if isinstance(v, np.integer) else v for v in value)
 
 
 def conv_output_size(size, kernel, stride, padding):
@@ -93,10 +94,18 @@ class Conv2d(Module):
     ``Conv2d(96, 256, 5, padding=2, groups=2)`` (§3.5).
     Default initialization is He/Kaiming with zero bias; ``alexnet`` applies
     the paper's N(0, 0.01) scheme (§5) on top.
+
+    ValueError (naming the layer and the argument) unless: channels, groups, kernel size and stride
+    are integers >= 1 (an int or an (h, w) pair), padding integers >= 0, both channel counts are
+    divisible by groups; in ``forward``, unless the padded input is at least as large as the kernel.
     """
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, groups=1,
                  bias=True, dtype=np.float32, rng=None, input_grad=True):
+        check_integers("Conv2d", 1, in_channels=in_channels, out_channels=out_channels, groups=groups,
+                       kernel_size=_pair(kernel_size, "Conv2d: kernel_size"),
+                       stride=_pair(stride, "Conv2d: stride"))
+        check_integers("Conv2d", 0, padding=_pair(padding, "Conv2d: padding"))
         if in_channels % groups or out_channels % groups:
             raise ValueError(
                 f"Conv2d: in_channels ({in_channels}) and out_channels ({out_channels}) "

@@ -7,11 +7,15 @@ import numpy as np
 
 from . import init
 from .backend import get_array_module
-from .module import Module, Parameter, check_input
+from .module import Module, Parameter, check_input, check_integers
 
 
 class Linear(Module):
+    """y = x W^T + b. ValueError unless in_features and out_features are integers >= 1, and in
+    ``forward`` unless x is (N, in_features)."""
+
     def __init__(self, in_features, out_features, bias=True, dtype=np.float32, rng=None):
+        check_integers("Linear", 1, in_features=in_features, out_features=out_features)
         self.in_features, self.out_features = in_features, out_features
         self.weight = Parameter(np.zeros((out_features, in_features), dtype=dtype))
         init.kaiming_normal_(self.weight, rng)

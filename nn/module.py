@@ -165,6 +165,16 @@ class Module:
         return f"{type(self).__name__}(\n" + "\n".join(lines) + "\n)"
 
 
+def check_integers(layer_name, minimum, **values):
+    """Raise a ValueError naming the layer unless every value (an int, or a tuple of ints such as a
+    kernel size pair) is an integer >= ``minimum``. Booleans are not integers here."""
+    for name, value in values.items():
+        items = value if isinstance(value, tuple) else (value,)
+        if not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) and v >= minimum for v in items):
+            raise ValueError(f"{layer_name}: {name} must be {'an integer' if len(items) == 1 else 'integers'} "
+                             f">= {minimum}, got {value!r}")
+
+
 def check_input(layer, x, ndim, channels=None, channel_axis=1, what="channels"):
     """Raise a ValueError naming ``layer`` unless ``x`` has the expected shape and dtype."""
     name = type(layer).__name__

@@ -35,7 +35,7 @@ b_i = a_i s_i^(-beta). Then d b_i / d a_j = [i = j] s_i^(-beta)
 where the last sum is the same windowed sum, taken with the window mirrored.
 """
 from .backend import get_array_module
-from .module import Module, check_input
+from .module import Module, check_input, check_integers
 
 
 def window_sum(values, before, after):
@@ -55,11 +55,21 @@ def window_sum(values, before, after):
 
 
 class LocalResponseNorm(Module):
+    """The paper's LRN (§3.3) over channels; see the module docstring for the formula and groups.
+
+    ValueError (naming the argument) unless size and groups are integers >= 1, k > 0 and
+    alpha >= 0 (so that k + alpha * S >= k > 0 and its power is finite); in ``forward``, unless the
+    channels split into ``groups`` equal blocks.
+    """
+
     def __init__(self, size=5, alpha=1e-4, beta=0.75, k=2.0, alpha_over_n=False, groups=1):
-        if size < 1:
-            raise ValueError(f"LocalResponseNorm: size must be >= 1, got {size}")
-        if int(groups) != groups or groups < 1:
+        check_integers("LocalResponseNorm", 1, size=size)
+        if not isinstance(groups, int) or isinstance(groups, bool) or groups < 1:
             raise ValueError(f"LocalResponseNorm: groups must be a positive integer, got {groups!r}")
+        if not k > 0:
+            raise ValueError(f"LocalResponseNorm: k must be > 0, got {k!r}")
+        if not alpha >= 0:
+            raise ValueError(f"LocalResponseNorm: alpha must be >= 0, got {alpha!r}")
         self.size, self.beta, self.k, self.groups = size, beta, k, int(groups)
         self.alpha = alpha / size if alpha_over_n else alpha
         self.before, self.after = size // 2, (size - 1) // 2

@@ -19,13 +19,20 @@ import numpy as np
 
 from .backend import get_array_module
 from .conv import _pair, conv_output_size
-from .module import Module, check_input
+from .module import Module, check_input, check_integers
 
 
 class MaxPool2d(Module):
+    """Max-pooling with windows ``kernel_size`` (z) every ``stride`` (s) pixels, no padding (§3.4).
+
+    ValueError (naming the argument) unless kernel size and stride are integers >= 1 (an int or an
+    (h, w) pair); in ``forward``, unless the input is at least as large as the window.
+    """
+
     def __init__(self, kernel_size=3, stride=2):
-        self.kernel_size = _pair(kernel_size, "kernel_size")
-        self.stride = _pair(stride, "stride")
+        self.kernel_size = _pair(kernel_size, "MaxPool2d: kernel_size")
+        self.stride = _pair(stride, "MaxPool2d: stride")
+        check_integers("MaxPool2d", 1, kernel_size=self.kernel_size, stride=self.stride)
         self._argmax = None
         self._input_shape = None
 

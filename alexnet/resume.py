@@ -1,0 +1,145 @@
+"""What ``train --resume`` may change, and whether a moved ``--data`` is still the run's subset.
+
+A resumed run is the same run: the checkpoint's arguments define it. Flags given on the
+command line together with ``--resume`` are sorted into three kinds:
+
+* ``CHANGEABLE``: applied, they do not change the result (``--epochs``, ``--device``,
+  ``--workers``, ``--quiet``, ``--out``, ``--resume``);
+* ``--lr``: applied and recorded. A value different from the one the run was last given sets the
+  optimizer's learning rate from the resumed step on (the schedule goes on dividing *it*), and the
+  change is written into the checkpoint (``lr_changes``) and the next epoch's line of log.jsonl.
+  Giving the run's own ``--lr`` again changes nothing (so that the learning rate the §5 schedule
+  reached is kept when the original command line is repeated with ``--resume``);
+* ``--data``: accepted when it is the same prepared subset (``same_subset``), e.g. after the
+  folder moved; refused otherwise;
+* every other flag (architecture, initialization, seed, augmentation, batch size, optimizer
+  settings, preparation): refused with the flags named when its value differs from the
+  checkpoint's; the same value is accepted.
+
+Which flags the user actually typed (as opposed to argparse defaults) comes from the command
+line (``cli.given_options``), stored on the namespace as ``args._given``.
+"""
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+
+#: Flags a resumed run takes from the command line as they are.
+CHANGEABLE = ("epochs", "device", "workers", "quiet", "out", "resume", "overwrite")
+#: Flags applied on resume and recorded in the history.
+RECORDED = ("lr",)
+#: Flags accepted on resume after a check (see ``same_subset``).
+CHECKED = ("data",)
+
+
+def _train_options():
+    from .cli import build_parser, option_names
+    return option_names(build_parser(), "train", with_defaults=True)
+
+
+def given_options(args):
+    """``{dest: flag}`` for the options given on the command line (``args._given``, set by the CLI).
+    Without it (a namespace built by hand), every value that differs from the parser's default."""
+    given = getattr(args, "_given", None)
+    if given is not None:
+        return dict(given)
+    return {dest: flag for dest, (flag, default) in _train_options().items()
+            if hasattr(args, dest) and getattr(args, dest) != default}
+
+
+def saved_arguments(checkpoint):
+    """The run's arguments as the checkpoint records them, completed for checkpoints written before a
+    flag existed: ``--lrn-across-towers`` from the model's ``lrn_groups`` (such checkpoints have 1,
+    the cross-tower window), any other missing flag with its default (what the run used then)."""
+    saved = dict(checkpoint.meta.get("args", {}))
+    config = checkpoint.config
+    if "lrn_across_towers" not in saved:
+        saved["lrn_across_towers"] = int(config.get("groups", 1)) == 2 and int(config.get("lrn_groups", 1)) == 1
+    for dest, (_, default) in _train_options().items():
+        saved.setdefault(dest, default)
+    return saved
+
+
+def refused_changes(args, saved, given):
+    """The flags of ``given`` that would change the run: ``[(flag, checkpoint value, given value)]``."""
+    refused = []
+    for dest, flag in sorted(given.items(), key=lambda item: item[1]):
+        if dest in CHANGEABLE or dest in RECORDED or dest in CHECKED or dest not in saved:
+            continue
+        if getattr(args, dest) != saved[dest]:
+            refused.append((flag, saved[dest], getattr(args, dest)))
+    return refused
+
+
+def check_resume_flags(args, saved):
+    """Raise ValueError naming the flags that would change the resumed run."""
+    refused = refused_changes(args, saved, given_options(args))
+    if refused:
+        listed = ", ".join(f"{flag} {given!r} (the run has {old!r})" for flag, old, given in refused)
+        raise ValueError(f"--resume continues a run with its own settings; these flags would change it: "
+                         f"{listed}. Drop them, or start a new run (another --out, or --overwrite). "
+                         f"On resume only --epochs, --lr, --device, --workers, --quiet and --data (the same "
+                         f"subset) may be given")
+
+
+# -- the prepared subset ---------------------------------------------------------------------------
+
+def _array_sha256(array):
+    return hashlib.sha256(np.ascontiguousarray(np.asarray(array, np.float32)).tobytes()).hexdigest()
+
+
+def subset_fingerprint(path):
+    """What identifies a prepared subset: classes, counts, S, the mean image's digest and, when
+    meta.json records them, the arrays' checksums (``checksums``)."""
+    path = Path(path)
+    meta = json.loads((path / "meta.json").read_text())
+    return {"wnids": list(meta.get("wnids", [])), "counts": meta.get("counts"), "size": meta.get("size"),
+            "mean_image_sha256": _array_sha256(np.load(path / "mean_image.npy")),
+            "checksums": meta.get("checksums")}
+
+
+def checkpoint_fingerprint(checkpoint):
+    """The fingerprint recorded in a checkpoint; older checkpoints: what they hold of it."""
+    recorded = checkpoint.meta.get("data_fingerprint")
+    if recorded:
+        return recorded
+    known = {"wnids": checkpoint.meta.get("wnids"), "size": checkpoint.meta.get("image_size")}
+    if checkpoint.mean_image is not None:
+        known["mean_image_sha256"] = _array_sha256(checkpoint.mean_image)
+    return known
+
+
+def subset_differences(expected, found):
+    """Keys on which two fingerprints disagree (a key missing or None on either side is not compared)."""
+    return [key for key in expected
+            if expected.get(key) is not None and found.get(key) is not None and expected[key] != found[key]]
+
+
+def check_same_subset(checkpoint, path):
+    """Raise ValueError unless the prepared folder ``path`` is the subset ``checkpoint`` was trained on."""
+    found = subset_fingerprint(path)
+    differ = subset_differences(checkpoint_fingerprint(checkpoint), found)
+    if differ:
+        words = {"wnids": "classes", "counts": "image counts", "size": "image size S",
+                 "mean_image_sha256": "mean image", "checksums": "array checksums"}
+        raise ValueError(f"--data {path} is not the subset this run was trained on (differs in: "
+                         f"{', '.join(words.get(k, k) for k in differ)}); resume with the run's own "
+                         f"prepared subset, or start a new run")
+    return found
+
+
+def check_data_still_there(args, saved, given):
+    """Resuming without --data from a checkpoint whose prepared folder has moved: say what to do."""
+    if "data" in given:
+        return
+    spec = str(saved.get("data", ""))
+    if spec and not spec.lower().startswith("imagenette") and not Path(spec).expanduser().exists():
+        raise FileNotFoundError(f"the run's data {spec} no longer exists; if the prepared subset moved, "
+                                f"resume with --data NEW (accepted when it is the same subset)")
+
+
+def lr_notes(lr_changes, epoch):
+    """Entries for the log line of ``epoch`` (1-based) when the learning rate was changed in it."""
+    changes = [c for c in lr_changes if c["epoch"] == epoch]
+    return {"lr_changes": changes} if changes else {}
