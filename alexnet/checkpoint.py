@@ -66,7 +66,10 @@ class Checkpoint:
 
     @property
     def class_names(self):
-        return self.meta.get("class_names") or [str(i) for i in range(self.config["num_classes"])]
+        """Names to print: a name that is only a WordNet ID becomes its ILSVRC-2012 words."""
+        from .imagenet_classes import readable_names
+        names = readable_names(self.meta.get("class_names"), self.meta.get("wnids"))
+        return names or [str(i) for i in range(self.config["num_classes"])]
 
     def build_model(self, device="cpu"):
         """An AlexNet with this checkpoint's configuration, weights and dropout generators."""

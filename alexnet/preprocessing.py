@@ -127,3 +127,42 @@ def spec_from_meta(meta, crop, mean_image=None):
 def checkpoint_spec(checkpoint):
     """The InputSpec of a loaded ``Checkpoint``."""
     return spec_from_meta(checkpoint.meta, checkpoint.config["crop"], checkpoint.mean_image)
+
+
+class DatasetView:
+    """A ``data.PreparedDataset`` seen through a checkpoint: another mean image to subtract and/or
+    labels renumbered into the model's class order; everything else is the dataset's."""
+
+    def __init__(self, dataset, mean_image=None, labels=None):
+        self._dataset = dataset
+        if mean_image is not None:
+            self.mean_image = mean_image
+        if labels is not None:
+            self.labels = labels
+
+    def __getattr__(self, name):
+        return getattr(self._dataset, name)
+
+    def __len__(self):
+        return len(self._dataset)
+
+
+def dataset_for(spec, dataset, model_wnids=None):
+    """``(view, note)``: ``dataset`` with the checkpoint's mean pixel (a mean image is kept: the
+    dataset's own, as for models trained here) and, when the dataset's classes are a subset of the
+    model's WordNet IDs in another order, its labels renumbered into the model's order."""
+    mean = spec.mean_image_rgb(dataset.size) if spec.mean_kind == "pixel" else None
+    labels, note = None, None
+    wnids = list(getattr(dataset, "wnids", []) or [])
+    if model_wnids and wnids and list(model_wnids) != wnids:
+        index = {w: i for i, w in enumerate(model_wnids)}
+        missing = [w for w in wnids if w not in index]
+        if missing:
+            raise ValueError(f"the dataset has classes the model does not know ({', '.join(missing[:5])}"
+                             f"{', ...' if len(missing) > 5 else ''}); the model has {len(model_wnids)} classes")
+        labels = np.asarray([index[w] for w in wnids], np.int64)[np.asarray(dataset.labels)]
+        note = (f"the dataset's {len(wnids)} classes are mapped by WordNet ID onto the model's "
+                f"{len(model_wnids)} classes (top-1/top-5 over all of the model's classes)")
+    if mean is None and labels is None:
+        return dataset, note
+    return DatasetView(dataset, mean, labels), note
