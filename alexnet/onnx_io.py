@@ -168,7 +168,8 @@ def build_onnx_model(model, spec=None, class_names=None, wnids=None, softmax=Fal
                    "at test time). Input: see metadata 'alexnet.preprocessing'.")
     onnx_model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", int(opset))],
                                    producer_name="alexnet-from-scratch", producer_version=_version())
-    onnx_model.ir_version = min(onnx_model.ir_version, 8)  # readable by older runtimes too (opset 13..)
+    # The oldest IR version that can hold this opset: readable by older runtimes too.
+    onnx_model.ir_version = helper.find_min_ir_version_for(list(onnx_model.opset_import))
     onnx_model.doc_string = "AlexNet built by hand in NumPy/CuPy (alexnet-from-scratch); logits, optional softmax."
     meta = {"format": "1", "model_config": json.dumps(model.config)}
     if spec is not None:
