@@ -355,6 +355,14 @@ def test_bad_files_get_one_line_errors(tmp_path, capsys):
     caffenet = zoo_alexnet(np.random.default_rng(0), caffenet_order=True)
     assert "CaffeNet" in _import_error(tmp_path, caffenet, capsys)
 
+    # Preprocessing a checkpoint cannot express: per-channel standard deviations (torchvision style).
+    ours = build_onnx_model(_ours(None), InputSpec(SIZE, CROP, "rgb", 1.0, mean_pixel=(124, 116, 104)), None, None)
+    pre = next(p for p in ours.metadata_props if p.key == "alexnet.preprocessing")
+    pre.value = pre.value.replace('"input_scale"', '"std": [58.4, 57.1, 57.4], "input_scale"')
+    assert "divides the channels by different values" in _import_error(tmp_path, ours, capsys)
+    pre.value = pre.value.replace('"std": [58.4, 57.1, 57.4], ', "").replace('"rgb"', '"yuv"')
+    assert "channel order 'yuv' cannot be expressed" in _import_error(tmp_path, ours, capsys)
+
     missing = cli_main(["import-onnx", str(tmp_path / "nothing.onnx"), "--out", str(tmp_path / "x.npz")])
     assert missing == 1 and "does not exist" in capsys.readouterr().err
 
@@ -379,6 +387,14 @@ def test_per_tower_lrn_imports_as_lrn_groups_2(tmp_path):
     save_onnx_atomic(broken, tmp_path / "broken.onnx")
     with pytest.raises(OnnxError, match="per tower"):
         import_onnx(tmp_path / "broken.onnx", quiet=True)
+
+
+def test_without_onnx_the_commands_say_what_to_install(tmp_path, monkeypatch, capsys):
+    import sys
+    monkeypatch.setitem(sys.modules, "onnx", None)  # import onnx now raises ImportError
+    assert cli_main(["import-onnx", str(tmp_path / "m.onnx"), "--out", str(tmp_path / "m.npz")]) == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "pip install" in err and "[onnx]" in err
 
 
 # ---------------------------------------------------------------------------------------------
