@@ -673,47 +673,23 @@ def _mean_image(path, meta):
     return array.astype(np.float32)
 
 
-def import_onnx(path, channel_order=None, mean_pixel=None, input_scale=None, image_size=None, quiet=False):
-    """Read an AlexNet-shaped ONNX file. Returns ``(model, spec, meta, notes)``: our AlexNet with the
-    file's weights, its InputSpec, the checkpoint meta (class names, WordNet IDs, source) and the
-    notes printed for the user."""
-    path = Path(path)
-    if channel_order is not None and channel_order not in CHANNEL_ORDERS:
-        raise ValueError(f"--channel-order must be one of {CHANNEL_ORDERS}, got {channel_order!r}")
-    if mean_pixel is not None and len(mean_pixel) != 3:
-        raise ValueError(f"--mean-pixel needs 3 values, got {list(mean_pixel)}")
-    onnx_model = load_onnx_file(path)
-    opset = next((o.version for o in onnx_model.opset_import if o.domain in ("", "ai.onnx")), 1)
-    graph = _Graph(onnx_model, path)
-    meta_props = _read_meta(onnx_model)
-    saved_config = _json_meta(path, meta_props, "model_config") or {}
-    notes = []
-
-    dims = graph.input.type.tensor_type.shape.dim
+def _input_side(path, value_info):
+    """The declared side of the square input (None when not fixed)."""
+    dims = value_info.type.tensor_type.shape.dim
     if len(dims) != 4:
-        raise OnnxError(f"{path}: wrong shapes: input {graph.input.name!r} has {len(dims)} dimensions, expected "
+        raise OnnxError(f"{path}: wrong shapes: input {value_info.name!r} has {len(dims)} dimensions, expected "
                         "4 (batch, 3 channels, height, width)")
     values = [d.dim_value if d.HasField("dim_value") else None for d in dims]
     if values[1] not in (None, 3):
-        raise OnnxError(f"{path}: wrong shapes: input {graph.input.name!r} has {values[1]} channels, expected 3")
+        raise OnnxError(f"{path}: wrong shapes: input {value_info.name!r} has {values[1]} channels, expected 3")
     if values[2] != values[3]:
-        raise OnnxError(f"{path}: wrong shapes: input {graph.input.name!r} is {values[2]} x {values[3]}; "
+        raise OnnxError(f"{path}: wrong shapes: input {value_info.name!r} is {values[2]} x {values[3]}; "
                         "AlexNet takes square crops")
-    input_side = values[2]
+    return values[2]
 
-    layers, last = _walk(graph, opset)
-    _check_sequence(path, layers)
-    convs = [info for kind, info in layers if kind == "conv"]
-    lrns = [info for kind, info in layers if kind == "lrn"]
-    pools = [info for kind, info in layers if kind == "pool"]
-    fcs = [info for kind, info in layers if kind == "fc"]
-    flatten = next(info for kind, info in layers if kind == "flatten")
-    outputs_ok = {fcs[-1]["node"].output[0], last}
-    stray = [name for name in graph.outputs if name not in outputs_ok]
-    if stray:
-        raise OnnxError(f"{path}: non-AlexNet structure: graph output {stray[0]!r} is not the classifier's output")
 
-    # Convolutions: kernel, stride, padding of §3.5; groups 1 or 2 (§3.2).
+def _check_convs(path, convs):
+    """Kernel, stride and padding of §3.5; returns the groups of conv2, conv4, conv5 (1 or 2, §3.2)."""
     groups_seen = []
     for (name, _, kernel, stride, padding, two_tower_groups), conv in zip(CONV_LAYERS, convs):
         node = conv["node"]
@@ -732,12 +708,11 @@ def import_onnx(path, channel_order=None, mean_pixel=None, input_scale=None, ima
     if set(groups_seen) not in ({1}, {2}):
         raise OnnxError(f"{path}: non-AlexNet structure: conv2, conv4, conv5 have groups {groups_seen}; "
                         "expected all 1 (one tower) or all 2 (the two GPUs of §3.2)")
-    groups = groups_seen[0]
-    channels = [int(c["weight"].shape[0]) for c in convs]
-    hidden = int(fcs[0]["weight"].shape[0])
-    width = _infer_width(path, channels, hidden, groups, saved_config.get("width"))
+    return groups_seen[0]
 
-    # LRN: the same settings in both layers; across all maps, or one window per tower.
+
+def _check_lrns(path, lrns, convs, groups):
+    """The same LRN settings in both layers; returns lrn_groups (1: across all maps, 2: per tower)."""
     if lrns[0]["params"] != lrns[1]["params"] or lrns[0]["groups"] != lrns[1]["groups"]:
         raise OnnxError(f"{path}: the two LRN layers differ ({lrns[0]['params']}, groups {lrns[0]['groups']} vs "
                         f"{lrns[1]['params']}, groups {lrns[1]['groups']}); this AlexNet uses one setting")
@@ -749,58 +724,50 @@ def import_onnx(path, channel_order=None, mean_pixel=None, input_scale=None, ima
         if sizes is not None and sum(sizes) != conv["weight"].shape[0]:
             raise OnnxError(f"{path}: wrong shapes: {_label(lrn['split'])} splits {sum(sizes)} maps, the "
                             f"convolution before it makes {conv['weight'].shape[0]}")
+    return lrn_groups
 
-    for name, pool in zip(("pool1", "pool2", "pool5"), pools):
-        if pool["kernel"] != [3, 3] or pool["strides"] != [2, 2]:
-            raise OnnxError(f"{path}: wrong shapes: {name} node {_label(pool['node'])} pools {pool['kernel']} with "
-                            f"stride {pool['strides']}; AlexNet's overlapping pooling is 3 x 3, stride 2 (§3.4)")
 
-    num_classes = int(fcs[2]["weight"].shape[0])
-    fc6_in = int(fcs[0]["weight"].shape[1])
-    area, rem = divmod(fc6_in, channels[4])
+def _check_classifier(path, fcs, flatten, c5):
+    """fc6 -> fc7 -> fc8 chain; returns (hidden units, classes, side of the maps after pool5)."""
+    hidden, num_classes, fc6_in = (int(fcs[0]["weight"].shape[0]), int(fcs[2]["weight"].shape[0]),
+                                   int(fcs[0]["weight"].shape[1]))
+    if [list(f["weight"].shape) for f in fcs[1:]] != [[hidden, hidden], [num_classes, hidden]]:
+        raise OnnxError(f"{path}: wrong shapes: fc6/fc7/fc8 weights {[list(f['weight'].shape) for f in fcs]} do "
+                        "not chain")
+    area, rem = divmod(fc6_in, c5)
     pool5_side = math.isqrt(area)
     if rem or pool5_side ** 2 != area or pool5_side < 1:
-        raise OnnxError(f"{path}: wrong shapes: fc6 takes {fc6_in} inputs, not {channels[4]} maps of a square size")
-    crop = _infer_crop(path, input_side, pools, convs, pool5_side, saved_config.get("crop"), notes)
+        raise OnnxError(f"{path}: wrong shapes: fc6 takes {fc6_in} inputs, not {c5} maps of a square size")
     if flatten["shape"] is not None:
         first, second = flatten["shape"]
         if first not in (0, -1, 1) or second not in (-1, fc6_in) or first == second == -1:
             raise OnnxError(f"{path}: wrong shapes: node {_label(flatten['node'])} reshapes to {flatten['shape']}; "
                             f"expected (batch, {fc6_in}) before fc6")
-    if int(fcs[1]["weight"].shape[1]) != hidden or int(fcs[1]["weight"].shape[0]) != hidden or \
-            int(fcs[2]["weight"].shape[1]) != hidden:
-        raise OnnxError(f"{path}: wrong shapes: fc6/fc7/fc8 weights {[list(f['weight'].shape) for f in fcs]} do "
-                        "not chain")
+    return hidden, num_classes, pool5_side
 
-    config = {"num_classes": num_classes, "crop": crop, "groups": groups, "width": width,
-              "lrn_groups": lrn_groups, "lrn": lrns[0]["params"],
-              "init": saved_config.get("init", "paper"), "dropout": float(saved_config.get("dropout", 0.5))}
-    if saved_config.get("lrn"):  # our own file: keep the exact values the float32 attributes rounded
-        saved = saved_config["lrn"]
-        if all(math.isclose(float(saved[k]), float(config["lrn"][k]), rel_tol=1e-6) for k in config["lrn"]):
-            config["lrn"] = {k: saved[k] for k in config["lrn"]}
+
+def _build_model(path, config, convs, fcs):
+    """Our AlexNet with ``config`` and the file's weights (float32)."""
     try:
         model = AlexNet(**config, seed=0)
     except ValueError as exc:
         raise OnnxError(f"{path}: wrong shapes: {_one_line(exc)}") from None
-    state = {}
-    for (name, *_), conv in zip(CONV_LAYERS, convs):
-        state[f"{name}.weight"] = conv["weight"]
-        state[f"{name}.bias"] = conv["bias"] if conv["bias"] is not None else np.zeros(conv["weight"].shape[0])
-    for name, fc in zip(("fc6", "fc7", "fc8"), fcs):
-        state[f"{name}.weight"] = fc["weight"]
-        state[f"{name}.bias"] = fc["bias"] if fc["bias"] is not None else np.zeros(fc["weight"].shape[0])
     expected = model.state_dict()
-    for key, value in state.items():
-        if tuple(value.shape) != tuple(expected[key].shape):
-            layer = (convs + fcs)[[*(n for n, *_ in CONV_LAYERS), "fc6", "fc7", "fc8"].index(key.split(".")[0])]
-            raise OnnxError(f"{path}: wrong shapes: {key.split('.')[0]} ({layer['weight_name']!r}) "
-                            f"{key.split('.')[1]} is {list(value.shape)}, expected {list(expected[key].shape)} "
-                            f"for AlexNet with groups={groups}, width={width:g}, {num_classes} classes")
-        state[key] = np.asarray(value, np.float32)
-    model.load_state_dict(state)
+    state = {}
+    for name, layer in zip([name for name, *_ in CONV_LAYERS] + ["fc6", "fc7", "fc8"], convs + fcs):
+        bias = layer["bias"] if layer["bias"] is not None else np.zeros(layer["weight"].shape[0], np.float32)
+        for what, value in (("weight", layer["weight"]), ("bias", bias)):
+            key = f"{name}.{what}"
+            if tuple(value.shape) != tuple(expected[key].shape):
+                raise OnnxError(f"{path}: wrong shapes: {name} ({layer['weight_name']!r}) {what} is "
+                                f"{list(value.shape)}, expected {list(expected[key].shape)} for AlexNet with "
+                                f"groups={config['groups']}, width={config['width']:g}, "
+                                f"{config['num_classes']} classes")
+            state[key] = np.asarray(value, np.float32)
+    return model.load_state_dict(state)
 
-    spec = _preprocessing(path, meta_props, crop, channel_order, mean_pixel, input_scale, image_size, notes)
+
+def _class_names(path, meta_props, num_classes, notes):
     names = _json_meta(path, meta_props, "class_names")
     wnids = _json_meta(path, meta_props, "wnids")
     for what, value in (("class_names", names), ("wnids", wnids)):
@@ -811,6 +778,55 @@ def import_onnx(path, channel_order=None, mean_pixel=None, input_scale=None, ima
         notes.append("1000 classes and no class names in the file: using the ILSVRC-2012 classes in their "
                      "standard order (alexnet/imagenet_classes.txt)")
     names = readable_names(names, wnids) if (names or wnids) else [str(i) for i in range(num_classes)]
+    return names, wnids
+
+
+def import_onnx(path, channel_order=None, mean_pixel=None, input_scale=None, image_size=None, quiet=False):
+    """Read an AlexNet-shaped ONNX file. Returns ``(model, spec, meta, notes)``: our AlexNet with the
+    file's weights, its InputSpec, the checkpoint meta (class names, WordNet IDs, source) and the
+    notes printed for the user (what was inferred or assumed)."""
+    path = Path(path)
+    if channel_order is not None and channel_order not in CHANNEL_ORDERS:
+        raise ValueError(f"--channel-order must be one of {CHANNEL_ORDERS}, got {channel_order!r}")
+    if mean_pixel is not None and len(mean_pixel) != 3:
+        raise ValueError(f"--mean-pixel needs 3 values, got {list(mean_pixel)}")
+    onnx_model = load_onnx_file(path)
+    opset = next((o.version for o in onnx_model.opset_import if o.domain in ("", "ai.onnx")), 1)
+    graph = _Graph(onnx_model, path)
+    meta_props = _read_meta(onnx_model)
+    saved_config = _json_meta(path, meta_props, "model_config") or {}
+    notes = []
+
+    input_side = _input_side(path, graph.input)
+    layers, last = _walk(graph, opset)
+    _check_sequence(path, layers)
+    convs, lrns, pools, fcs, flatten = ([info for kind, info in layers if kind == k]
+                                        for k in ("conv", "lrn", "pool", "fc", "flatten"))
+    stray = [name for name in graph.outputs if name not in {fcs[-1]["node"].output[0], last}]
+    if stray:
+        raise OnnxError(f"{path}: non-AlexNet structure: graph output {stray[0]!r} is not the classifier's output")
+    for name, pool in zip(("pool1", "pool2", "pool5"), pools):
+        if pool["kernel"] != [3, 3] or pool["strides"] != [2, 2]:
+            raise OnnxError(f"{path}: wrong shapes: {name} node {_label(pool['node'])} pools {pool['kernel']} with "
+                            f"stride {pool['strides']}; AlexNet's overlapping pooling is 3 x 3, stride 2 (§3.4)")
+    groups = _check_convs(path, convs)
+    lrn_groups = _check_lrns(path, lrns, convs, groups)
+    channels = [int(c["weight"].shape[0]) for c in convs]
+    hidden, num_classes, pool5_side = _check_classifier(path, fcs, flatten[0], channels[4])
+    width = _infer_width(path, channels, hidden, groups, saved_config.get("width"))
+    crop = _infer_crop(path, input_side, pools, convs, pool5_side, saved_config.get("crop"), notes)
+
+    lrn = lrns[0]["params"]
+    saved_lrn = saved_config.get("lrn")
+    if saved_lrn and all(math.isclose(float(saved_lrn[k]), float(lrn[k]), rel_tol=1e-6) for k in lrn):
+        lrn = {k: saved_lrn[k] for k in lrn}  # our own file: the exact values its float32 attributes round
+    config = {"num_classes": num_classes, "crop": crop, "groups": groups, "width": width,
+              "lrn_groups": lrn_groups, "lrn": lrn, "init": saved_config.get("init", "paper"),
+              "dropout": float(saved_config.get("dropout", 0.5))}
+    model = _build_model(path, config, convs, fcs)
+
+    spec = _preprocessing(path, meta_props, crop, channel_order, mean_pixel, input_scale, image_size, notes)
+    names, wnids = _class_names(path, meta_props, num_classes, notes)
     meta = {"source": {"onnx": str(path), "sha256": _sha256(path), "producer":
                        f"{onnx_model.producer_name} {onnx_model.producer_version}".strip(),
                        "opset": int(opset), "graph": onnx_model.graph.name, "notes": notes},
@@ -871,8 +887,9 @@ def main_import(args):
                                              mean_pixel=mean_pixel, input_scale=args.input_scale,
                                              image_size=args.image_size)
     config = model.config
+    lrn_mode = "per tower" if config["lrn_groups"] == 2 else "across all maps"
     print(f"wrote {args.out}: AlexNet with {config['num_classes']} classes, crop {config['crop']}, groups "
-          f"{config['groups']}, width {config['width']:g}, LRN {'per tower' if config['lrn_groups'] == 2 else 'across all maps'} "
+          f"{config['groups']}, width {config['width']:g}, LRN {lrn_mode} "
           f"(n={config['lrn']['size']}, alpha={config['lrn']['alpha']:g} in the paper's convention, "
           f"beta={config['lrn']['beta']:g}, k={config['lrn']['k']:g})")
     print(f"input: {spec.describe()}")

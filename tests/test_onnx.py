@@ -28,8 +28,7 @@ from alexnet import AlexNet  # noqa: E402
 from alexnet.checkpoint import load_checkpoint, save_checkpoint  # noqa: E402
 from alexnet.cli import main as cli_main  # noqa: E402
 from alexnet.imagenet_classes import imagenet_names, imagenet_wnids, readable_names, wnid_of_path  # noqa: E402
-from alexnet.onnx_io import (OnnxError, build_onnx_model, import_onnx, import_to_checkpoint,  # noqa: E402
-                             save_onnx_atomic)
+from alexnet.onnx_io import OnnxError, build_onnx_model, import_onnx, save_onnx_atomic  # noqa: E402
 from alexnet.predict import preprocess  # noqa: E402
 from alexnet.preprocessing import InputSpec, checkpoint_spec  # noqa: E402
 from nn import softmax  # noqa: E402
@@ -279,6 +278,15 @@ def test_imported_caffe_model_through_predict_evaluate_visualize(tmp_path, data_
     out, err = capsys.readouterr()
     assert "true class: tench (rank" in out and "n0" not in out.replace(str(photos[0]), "")
     assert "input: BGR" in err and (tmp_path / "fig4.png").stat().st_size > 0
+    # predict fed the network BGR minus the mean pixel: its top line is what that input gives
+    checkpoint = load_checkpoint(tmp_path / "zoo.npz")
+    model, spec = checkpoint.build_model().eval(), checkpoint_spec(checkpoint)
+    lines = {}
+    for order in ("bgr", "rgb"):
+        _, x = preprocess(photos[:1], 256, spec.mean_image_rgb(), 227, 1.0, order)
+        p = softmax(model.forward(x))[0]
+        lines[order] = f"  1. {100 * p.max():6.2f}%  {checkpoint.class_names[int(p.argmax())]}"
+    assert lines["bgr"] in out.splitlines() and lines["rgb"] != lines["bgr"]
     # evaluate: 5 of the 1000 classes in a flat <wnid>_name.JPEG folder, mapped onto the model's classes.
     flat = tmp_path / "flat"
     flat.mkdir()
