@@ -301,6 +301,44 @@ def test_imported_caffe_model_through_predict_evaluate_visualize(tmp_path, data_
     assert (tmp_path / "vis" / "conv1_kernels.png").stat().st_size > 0
 
 
+def test_evaluate_feeds_bgr_minus_the_mean_pixel_and_maps_labels(tmp_path, data_dir):
+    """evaluate_model on a dataset seen through a Caffe checkpoint's preprocessing: the network gets
+    the centre crops minus the mean pixel with the channels reversed; labels follow the model's classes."""
+    from alexnet.evaluate import evaluate_model
+    from alexnet.preprocessing import dataset_for
+    photos = sorted((data_dir / "imagenet-samples").glob("n0*_*.JPEG"))[100:104]
+    if len(photos) < 4:
+        pytest.skip("imagenet-samples not found")
+    flat = tmp_path / "flat"
+    flat.mkdir()
+    for p in photos:
+        shutil.copy(p, flat / p.name)
+    dataset = data.PreparedDataset(data.prepare_subset(flat, tmp_path / "prepared", size=SIZE, workers=0,
+                                                       quiet=True), "train")
+    spec = InputSpec(SIZE, CROP, "bgr", 2.0, mean_pixel=(104.0, 117.0, 123.0))
+    view, note = dataset_for(spec, dataset, imagenet_wnids())
+    assert "1000 classes" in note
+    assert list(view.labels) == [imagenet_wnids().index(p.name[:9]) for p in photos]
+
+    class Recorder:
+        seen = []
+
+        def eval(self):
+            return self
+
+        def forward(self, x):
+            self.seen.append(np.array(x))
+            return np.zeros((len(x), 1000), np.float32)
+
+    evaluate_model(Recorder(), view, CROP, spec.input_scale, batch_size=3, ten_crop=False,
+                   to_network=spec.to_network)
+    images = dataset.images.astype(np.float32)
+    mid = (SIZE - CROP) // 2
+    rgb = images[:, mid:mid + CROP, mid:mid + CROP] - np.array([123.0, 117.0, 104.0], np.float32)
+    expected = (rgb[..., ::-1] / 2.0).transpose(0, 3, 1, 2)      # B, G, R channels first
+    np.testing.assert_allclose(np.concatenate(Recorder.seen), expected, rtol=0, atol=1e-4)
+
+
 def test_caffe_preprocessing_hand_case(tmp_path):
     """A solid R=200, G=100, B=50 image, BGR with the mean pixel B,G,R = 104,117,123: the network's
     channel 0 is blue - 104, channel 1 green - 117, channel 2 red - 123."""
