@@ -220,7 +220,11 @@ def export_checkpoint(checkpoint_path, onnx_path, softmax=False, opset=DEFAULT_O
 
     checkpoint = load_checkpoint(checkpoint_path)
     model = checkpoint.build_model("cpu").eval()
-    spec = checkpoint_spec(checkpoint)
+    try:
+        spec = checkpoint_spec(checkpoint)
+    except ValueError as exc:  # e.g. a checkpoint saved without its mean image: export the network anyway
+        print(f"note: {checkpoint_path}: {exc}; the ONNX file records no preprocessing", file=sys.stderr)
+        spec = None
     onnx_model = build_onnx_model(model, spec, checkpoint.class_names, checkpoint.meta.get("wnids"),
                                   softmax=softmax, opset=opset)
     save_onnx_atomic(onnx_model, onnx_path)
