@@ -592,8 +592,9 @@ def _json_meta(path, meta, key):
         raise OnnxError(f"{path}: metadata {META_PREFIX}{key} is not valid JSON") from None
 
 
-def _preprocessing(path, meta, crop, channel_order, mean_pixel, input_scale, image_size, notes):
-    """The InputSpec for the imported model: flags > the file's metadata > Caffe's convention."""
+def _preprocessing(path, meta, crop, channel_order, mean_pixel, input_scale, image_size, notes, ours=False):
+    """The InputSpec for the imported model: flags > the file's metadata > Caffe's convention
+    (or, for a file written by this project (``ours``) without preprocessing, RGB)."""
     pre = _json_meta(path, meta, "preprocessing")
     mean_image = None
     if pre is not None:
@@ -630,6 +631,13 @@ def _preprocessing(path, meta, crop, channel_order, mean_pixel, input_scale, ima
             raise OnnxError(f"{path}: mean kind {kind!r} cannot be expressed (image or pixel)")
         scale = float(pre.get("input_scale", 1.0))
         size = int(pre.get("image_size", 256))
+    elif ours:  # written by this project without its mean image: RGB, the mean unknown
+        order, pixel, scale, size = "rgb", list(CAFFE_MEAN_BGR[::-1]), 1.0, 256
+        source = "assumed: the ImageNet mean pixel R,G,B = 123,117,104 (the file carries no mean)"
+        if mean_pixel is None:
+            notes.append("the file was written by this project without preprocessing metadata; assuming RGB "
+                         "channels (as every model trained here) minus the ImageNet mean pixel R,G,B = "
+                         "123,117,104; override with --mean-pixel / --input-scale")
     else:
         order, pixel, scale, size = "bgr", list(CAFFE_MEAN_BGR), 1.0, 256
         source = "assumed: Caffe's ImageNet mean pixel B,G,R = 104,117,123 (the file carries no mean)"
@@ -829,7 +837,8 @@ def import_onnx(path, channel_order=None, mean_pixel=None, input_scale=None, ima
               "dropout": float(saved_config.get("dropout", 0.5))}
     model = _build_model(path, config, convs, fcs)
 
-    spec = _preprocessing(path, meta_props, crop, channel_order, mean_pixel, input_scale, image_size, notes)
+    spec = _preprocessing(path, meta_props, crop, channel_order, mean_pixel, input_scale, image_size, notes,
+                          ours=bool(saved_config))
     names, wnids = _class_names(path, meta_props, num_classes, notes)
     meta = {"source": {"onnx": str(path), "sha256": _sha256(path), "producer":
                        f"{onnx_model.producer_name} {onnx_model.producer_version}".strip(),

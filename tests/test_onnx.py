@@ -418,8 +418,9 @@ def test_per_tower_lrn_imports_as_lrn_groups_2(tmp_path):
     path = save_onnx_atomic(build_onnx_model(model, None, None, None), tmp_path / "m.onnx")
     back, spec, meta, notes = import_onnx(path, quiet=True)
     assert back.config["lrn_groups"] == 2 and back.norm1.groups == 2
-    assert spec.channel_order == "bgr"  # no preprocessing in the file: the Caffe default, said aloud
-    assert meta["class_names"][0] == "tench" and any("Caffe" in n for n in notes)
+    # No preprocessing in a file of ours: RGB (as everything trained here) and an assumed mean, said aloud.
+    assert spec.channel_order == "rgb" and spec.mean_pixel == (123.0, 117.0, 104.0)
+    assert meta["class_names"][0] == "tench" and any("without preprocessing metadata" in n for n in notes)
     # Split/LRN/Concat in a one-tower network (conv2, conv4, conv5 ungrouped) cannot be expressed.
     broken = build_onnx_model(model, None, None, None)
     for node in broken.graph.node:
