@@ -106,8 +106,8 @@ def main(args):
         print(f"input: {input_spec.describe()}", file=sys.stderr)
     model = checkpoint.build_model(device)
     input_scale = args.input_scale if args.input_scale is not None else input_spec.input_scale
-    results = evaluate_model(model, view, crop, input_scale, args.batch_size, device,
-                             ten_crop=not args.center_only, progress=not args.quiet, to_network=input_spec.to_network)
+    results = evaluate_model(model, view, crop, input_scale, args.batch_size, device, ten_crop=not args.center_only,
+                             progress=not args.quiet, to_network=input_spec.to_network)
     origin = f"imported from {meta['source'].get('onnx')}" if meta.get("source") else f"epoch {meta.get('epoch')}"
     title = (f"{args.checkpoint} ({origin}) on {path} [{args.split}]: {len(split)} images, "
              f"{split.num_classes} classes, crop {crop}")

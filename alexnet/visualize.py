@@ -105,10 +105,10 @@ def draw_neighbours(val_set, train_set, queries, neighbours, path):
     k = neighbours.shape[1]
     fig = Figure(figsize=(1.6 * (k + 1), 1.8 * len(queries)))
     axes = fig.subplots(len(queries), k + 1, squeeze=False)
+    val_names = readable_names(val_set.class_names, getattr(val_set, "wnids", None))
+    train_names = readable_names(train_set.class_names, getattr(train_set, "wnids", None))
     for row, (q, nbrs) in enumerate(zip(queries, neighbours)):
         axes[row, 0].imshow(val_set.images[q])
-        val_names = readable_names(val_set.class_names, getattr(val_set, "wnids", None))
-        train_names = readable_names(train_set.class_names, getattr(train_set, "wnids", None))
         axes[row, 0].set_title(f"val: {val_names[val_set.labels[q]][:16]}", fontsize=7, color="tab:red")
         for col, t in enumerate(nbrs, 1):
             axes[row, col].imshow(train_set.images[t])
