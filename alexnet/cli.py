@@ -199,7 +199,6 @@ def add_export(sub):
 def add_import_onnx(sub):
     p = sub.add_parser(
         "import-onnx", help="build a checkpoint from an AlexNet-shaped ONNX file (e.g. the model zoo's bvlcalexnet)",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
         description="Read an ONNX AlexNet (ours, or Caffe's BVLC AlexNet as the ONNX model zoo's "
                     "bvlcalexnet-12.onnx) and write a normal checkpoint that evaluate, predict and visualize "
                     "use unchanged. Refuses, with a one-line error, any node it cannot map.",
