@@ -11,7 +11,9 @@ rename, so a crash never leaves a half-written checkpoint) holds
   command-line arguments, the epoch (and step, for a checkpoint written on
   Ctrl-C/SIGTERM in the middle of an epoch), the learning-rate schedule's state,
   the dropout generators' ``bit_generator.state``, the loader's (seed, epoch),
-  the class names and the history of per-epoch metrics.
+  the class names and the history of per-epoch metrics; for a model imported from ONNX
+  (alexnet/onnx_io.py) also ``preprocessing``: the channel order and the mean pixel or
+  image it expects (alexnet/preprocessing.py; Caffe's models want BGR minus a mean pixel).
 
 The data loader's order and augmentation are functions of (seed, epoch, batch)
 (see data/loader.py), so storing the epoch is storing its random state.
@@ -66,7 +68,10 @@ class Checkpoint:
 
     @property
     def class_names(self):
-        return self.meta.get("class_names") or [str(i) for i in range(self.config["num_classes"])]
+        """Names to print: a name that is only a WordNet ID becomes its ILSVRC-2012 words."""
+        from .imagenet_classes import readable_names
+        names = readable_names(self.meta.get("class_names"), self.meta.get("wnids"))
+        return names or [str(i) for i in range(self.config["num_classes"])]
 
     def build_model(self, device="cpu"):
         """An AlexNet with this checkpoint's configuration, weights and dropout generators."""

@@ -1,4 +1,4 @@
-"""The command line: ``python -m alexnet {train,evaluate,predict,visualize,summary}``.
+"""The command line: ``python -m alexnet {train,evaluate,predict,visualize,summary,export,import-onnx}``.
 
 Flag names follow the PyTorch ImageNet example (``--data``, ``-b/--batch-size``,
 ``--lr``, ``--momentum``, ``--wd``, ``--epochs``, ``--resume``, ``--workers``,
@@ -190,6 +190,43 @@ def add_summary(sub):
     p.set_defaults(func="summary")
 
 
+def add_export(sub):
+    p = sub.add_parser(
+        "export", help="write a checkpoint as an ONNX file (checked by onnx.checker)",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        description="Write the network as standard ONNX operators (Conv, Relu, LRN, MaxPool, Flatten, Gemm; "
+                    "LRN per tower as Split/LRN/Concat), with the preprocessing (mean, input scale, crop, "
+                    "channel order) and the class names in the model's metadata. Needs the onnx package.")
+    p.add_argument("--checkpoint", required=True, help="a checkpoint.npz or best.npz")
+    p.add_argument("--onnx", required=True, metavar="FILE", help="the ONNX file to write (atomically)")
+    p.add_argument("--softmax", action="store_true", help="also output the class probabilities ('prob')")
+    p.add_argument("--opset", type=int, default=13, help="ONNX opset version (13 or newer)")
+    p.set_defaults(func="export")
+
+
+def add_import_onnx(sub):
+    p = sub.add_parser(
+        "import-onnx", help="build a checkpoint from an AlexNet-shaped ONNX file (e.g. the model zoo's bvlcalexnet)",
+        description="Read an ONNX AlexNet (ours, or Caffe's BVLC AlexNet as the ONNX model zoo's "
+                    "bvlcalexnet-12.onnx) and write a normal checkpoint that evaluate, predict and visualize "
+                    "use unchanged. Refuses, with a one-line error, any node it cannot map.",
+        epilog="Files without this project's metadata are taken to be Caffe-trained: BGR channels, 0..255 "
+               "pixels minus the mean pixel B,G,R = 104,117,123; the checkpoint records it and predict/evaluate "
+               "apply it.")
+    p.add_argument("onnx", metavar="ONNX", help="the .onnx file")
+    p.add_argument("--out", required=True, metavar="CHECKPOINT", help="the checkpoint (.npz) to write")
+    p.add_argument("--channel-order", choices=["bgr", "rgb"], default=None,
+                   help="channel order the network expects (default: the file's metadata, else bgr)")
+    p.add_argument("--mean-pixel", default=None, metavar="A,B,C",
+                   help="mean pixel to subtract, in the network's channel order (B,G,R for bgr); default: the "
+                        "file's metadata, else 104,117,123")
+    p.add_argument("--input-scale", type=_positive_float, default=None, metavar="X",
+                   help="divide the mean-centred pixels by X (default: the file's metadata, else 1)")
+    p.add_argument("--image-size", type=_positive_int, default=None, metavar="S",
+                   help="rescale the shorter side to S before the central crop (default: metadata, else 256)")
+    p.set_defaults(func="import_onnx")
+
+
 def build_parser():
     parser = argparse.ArgumentParser(
         prog="python -m alexnet",
@@ -201,6 +238,8 @@ def build_parser():
     add_predict(sub)
     add_visualize(sub)
     add_summary(sub)
+    add_export(sub)
+    add_import_onnx(sub)
     return parser
 
 
@@ -248,6 +287,10 @@ def main(argv=None):
             from .predict import main as run
         elif args.func == "visualize":
             from .visualize import main as run
+        elif args.func == "export":
+            from .onnx_io import main_export as run
+        elif args.func == "import_onnx":
+            from .onnx_io import main_import as run
         else:
             run = run_summary
         return run(args)

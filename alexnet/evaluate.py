@@ -8,6 +8,12 @@ made by the network's softmax layer on the ten patches."
 The validation set is processed in chunks of ``batch_size`` images (ten crops:
 ``batch_size`` x 10 patches at a time), so memory stays bounded whatever its size.
 The result is printed as a table shaped like the paper's Table 1.
+
+The checkpoint's preprocessing is honoured (alexnet/preprocessing.py): a model trained here
+gets the dataset's mean image, RGB; a Caffe-trained model imported from ONNX gets its mean
+pixel and BGR channels. A dataset whose classes are a subset of the model's (say Imagenette's
+10 classes for a 1000-class model) is scored over all of the model's classes, its labels
+matched by WordNet ID.
 """
 import sys
 
@@ -17,6 +23,7 @@ from nn import check_device, softmax
 from .checkpoint import load_checkpoint
 from .datasets import check_crop, open_split, resolve_data
 from .metrics import topk_correct
+from .preprocessing import checkpoint_spec, dataset_for
 
 #: Table 1 of the paper (ILSVRC-2010 test set), for reference.
 PAPER_TABLE1 = (("Sparse coding [2]", 0.471, 0.282), ("SIFT + FVs [24]", 0.458, 0.257),
@@ -24,10 +31,11 @@ PAPER_TABLE1 = (("Sparse coding [2]", 0.471, 0.282), ("SIFT + FVs [24]", 0.458, 
 
 
 def evaluate_model(model, dataset, crop, input_scale=1.0, batch_size=64, device="cpu", ten_crop=True,
-                   progress=False):
+                   progress=False, to_network=None):
     """{"center": (top1_error, top5_error), "ten_crop": (...)} over ``dataset``.
 
     ``dataset`` is a data.PreparedDataset; the per-pixel mean it carries is subtracted (§2).
+    ``to_network`` (e.g. ``InputSpec.to_network``, BGR for Caffe models) is applied to every batch.
     """
     model.eval()
     results = {}
@@ -41,6 +49,8 @@ def evaluate_model(model, dataset, crop, input_scale=1.0, batch_size=64, device=
             from tqdm import tqdm
             iterator = tqdm(loader, desc=f"evaluate ({name.replace('_', ' ')})", unit="batch", file=sys.stderr)
         for x, y in iterator:
+            if to_network is not None:
+                x = to_network(x)
             if ten:
                 b = x.shape[0]
                 probs = softmax(model.forward(x.reshape((b * 10,) + tuple(x.shape[2:]))))
@@ -82,16 +92,24 @@ def main(args):
         raise ValueError(f"{path} has no {args.split} images to evaluate")
     crop = checkpoint.config["crop"]
     check_crop(split, crop)
-    if split.num_classes != checkpoint.config["num_classes"]:
+    input_spec = checkpoint_spec(checkpoint)
+    model_wnids = meta.get("wnids")
+    view, note = dataset_for(input_spec, split, model_wnids)
+    if note:
+        print(f"note: {note}", file=sys.stderr)
+    elif split.num_classes != checkpoint.config["num_classes"]:
         raise ValueError(f"the checkpoint has {checkpoint.config['num_classes']} classes but {path} has "
                          f"{split.num_classes}")
-    if list(split.wnids) != list(meta.get("wnids", split.wnids)):
+    elif list(split.wnids) != list(model_wnids or split.wnids):
         print("warning: the dataset's classes differ from the checkpoint's training classes", file=sys.stderr)
+    if input_spec.channel_order != "rgb" or input_spec.mean_kind != "image":
+        print(f"input: {input_spec.describe()}", file=sys.stderr)
     model = checkpoint.build_model(device)
-    input_scale = args.input_scale if args.input_scale is not None else saved_args.get("input_scale", 1.0)
-    results = evaluate_model(model, split, crop, input_scale, args.batch_size, device,
-                             ten_crop=not args.center_only, progress=not args.quiet)
-    title = (f"{args.checkpoint} (epoch {meta.get('epoch')}) on {path} [{args.split}]: {len(split)} images, "
+    input_scale = args.input_scale if args.input_scale is not None else input_spec.input_scale
+    results = evaluate_model(model, view, crop, input_scale, args.batch_size, device, ten_crop=not args.center_only,
+                             progress=not args.quiet, to_network=input_spec.to_network)
+    origin = f"imported from {meta['source'].get('onnx')}" if meta.get("source") else f"epoch {meta.get('epoch')}"
+    title = (f"{args.checkpoint} ({origin}) on {path} [{args.split}]: {len(split)} images, "
              f"{split.num_classes} classes, crop {crop}")
     print(format_table(results, title))
     return 0

@@ -50,6 +50,8 @@ FC_WIDTH = 4096
 BIAS_ONE = ("conv2", "conv4", "conv5", "fc6", "fc7")
 INITS = ("paper", "kaiming")
 MIN_CROP = 67
+#: LRN hyper-parameters of §3.3 (alpha multiplies the plain sum of squares, as the paper writes it).
+LRN_PAPER = {"size": 5, "alpha": 1e-4, "beta": 0.75, "k": 2.0}
 
 
 def scaled_channels(channels, width, groups):
@@ -85,6 +87,9 @@ class AlexNet(Sequential):
     dropout: dropout probability of fc6 and fc7 (0.5 in §4.2; 0 disables).
     lrn_groups: blocks of maps that LRN normalizes separately; None means ``groups`` (each
         tower its own maps, as in the paper); 1 means across all maps (Caffe's BVLC AlexNet).
+    lrn: LRN hyper-parameters {"size", "alpha", "beta", "k"} in the paper's convention; None
+        means §3.3's n = 5, alpha = 1e-4, beta = 0.75, k = 2. (Caffe's BVLC AlexNet, imported
+        from ONNX, uses k = 1 and alpha = 2e-5 in this convention.)
     dtype: float32 (training) or float64 (gradient checks).
     seed: fixes the initial weights and the dropout masks; None draws fresh entropy.
 
@@ -95,7 +100,7 @@ class AlexNet(Sequential):
     """
 
     def __init__(self, num_classes=1000, crop=227, groups=2, init="paper", width=1.0, dropout=0.5,
-                 dtype=np.float32, seed=None, lrn_groups=None):
+                 dtype=np.float32, seed=None, lrn_groups=None, lrn=None):
         if init not in INITS:
             raise ValueError(f"AlexNet: init must be one of {INITS}, got {init!r}")
         if groups not in (1, 2):
@@ -108,6 +113,12 @@ class AlexNet(Sequential):
         if lrn_groups not in (1, groups):
             raise ValueError(f"AlexNet: lrn_groups must be 1 (across all maps) or {groups} (one window per "
                              f"tower), got {lrn_groups!r}")
+        unknown = sorted(set(lrn or {}) - set(LRN_PAPER))
+        if unknown:
+            raise ValueError(f"AlexNet: unknown LRN settings {unknown}; expected some of {sorted(LRN_PAPER)}")
+        merged = dict(LRN_PAPER, **(lrn or {}))
+        lrn = {"size": int(merged["size"]), "alpha": float(merged["alpha"]), "beta": float(merged["beta"]),
+               "k": float(merged["k"])}
         sizes = spatial_sizes(int(crop))
         if sizes["pool5"] < 1:
             raise ValueError(f"AlexNet: crop {crop} is too small; the feature map vanishes before pool5 "
@@ -115,7 +126,7 @@ class AlexNet(Sequential):
         self.config = {"num_classes": int(num_classes), "crop": int(crop), "groups": int(groups),
                        "init": init, "width": float(width), "dropout": float(dropout),
                        "dtype": np.dtype(dtype).name,
-                       "lrn_groups": int(lrn_groups)}
+                       "lrn_groups": int(lrn_groups), "lrn": dict(lrn)}
         self.num_classes, self.crop, self.groups = int(num_classes), int(crop), int(groups)
         self.init_scheme, self.width = init, float(width)
         self.spatial = sizes
@@ -133,8 +144,7 @@ class AlexNet(Sequential):
                                        groups=g, dtype=dtype, rng=rng))
             setattr(self, "relu" + index, ReLU())
             if name in ("conv1", "conv2"):
-                setattr(self, "norm" + index, LocalResponseNorm(size=5, alpha=1e-4, beta=0.75, k=2.0,
-                                                                        groups=lrn_groups))
+                setattr(self, "norm" + index, LocalResponseNorm(**lrn, groups=lrn_groups))
             if name in ("conv1", "conv2", "conv5"):
                 setattr(self, "pool" + index, MaxPool2d(3, 2))
             in_channels = out_channels

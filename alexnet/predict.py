@@ -5,6 +5,14 @@ package's own functions: rescale so that the shorter side is S and keep the
 central S x S patch (``data.load_image_square``), subtract the training set's
 per-pixel mean image (stored in the checkpoint) and cut the central crop
 (``data.center_crop_batch``), divided by the run's input scale.
+
+A checkpoint imported from a Caffe-trained ONNX model (alexnet/onnx_io.py) asks for
+BGR channels and a mean pixel instead; ``alexnet.preprocessing.checkpoint_spec`` reads
+that from the checkpoint and the channels are reversed just before the network.
+
+When a file's name or folder gives its WordNet ID (``n01440764_tench.JPEG``,
+``.../n01440764/x.JPEG``), the true class is printed and, in the figure, written under
+the image with its bar in red when it is among the top 5, as in Figure 4 (left).
 """
 import sys
 from pathlib import Path
@@ -15,10 +23,15 @@ import data
 from nn import asnumpy, check_device, softmax, to_device
 
 from .checkpoint import load_checkpoint
+from .imagenet_classes import wnid_of_path, words_for
+from .preprocessing import checkpoint_spec
 
 
-def preprocess(paths, image_size, mean_image, crop, input_scale=1.0):
-    """(uint8 S x S x 3 images, float32 N x 3 x crop x crop network inputs) for image files."""
+def preprocess(paths, image_size, mean_image, crop, input_scale=1.0, channel_order="rgb"):
+    """(uint8 S x S x 3 images, float32 N x 3 x crop x crop network inputs) for image files.
+
+    ``mean_image`` is in RGB order (as images are decoded); ``channel_order="bgr"`` reverses
+    the channels of the mean-subtracted crops for a Caffe-trained network."""
     images = []
     for path in paths:
         try:
@@ -28,7 +41,12 @@ def preprocess(paths, image_size, mean_image, crop, input_scale=1.0):
         except Exception as exc:
             raise ValueError(f"cannot read {path} as an image ({type(exc).__name__}: {exc})") from exc
     images = np.stack(images)
-    return images, data.center_crop_batch(images, mean_image, crop, input_scale=input_scale)
+    x = data.center_crop_batch(images, mean_image, crop, input_scale=input_scale)
+    if channel_order == "bgr":
+        x = np.ascontiguousarray(x[:, ::-1])
+    elif channel_order != "rgb":
+        raise ValueError(f"unknown channel order {channel_order!r} (rgb or bgr)")
+    return images, x
 
 
 def predict_probs(model, x, batch_size=32):
@@ -47,8 +65,26 @@ def top_k(probs, class_names, k=5):
     return [(class_names[i], float(probs[i])) for i in order]
 
 
-def draw_figure(images, predictions, path, titles=None, truth=None):
-    """Figure 4 (left): each image above the bars of its five most probable labels."""
+def true_classes(paths, wnids, class_names):
+    """For each file: (class index or None, name or None) from the WordNet ID in its name or folder."""
+    index = {w: i for i, w in enumerate(wnids or [])}
+    result = []
+    for path in paths:
+        wnid = wnid_of_path(path)
+        if wnid is None:
+            result.append((None, None))
+        elif wnid in index:
+            result.append((index[wnid], class_names[index[wnid]]))
+        else:
+            result.append((None, f"{words_for(wnid, wnid)} (not one of the model's classes)"))
+    return result
+
+
+def draw_figure(images, predictions, path, titles=None, truth=None, truth_rank=None):
+    """Figure 4 (left): each image above the bars of its five most probable labels.
+
+    ``truth``: the correct label of each image (or None), written under it; ``truth_rank``: its
+    position among the image's predictions (or None), drawn as a red bar as in the paper."""
     from matplotlib.figure import Figure  # no pyplot: leaves the caller's backend alone
 
     n = len(images)
@@ -64,16 +100,23 @@ def draw_figure(images, predictions, path, titles=None, truth=None):
         ax_img, ax_bar = axes[2 * r, c], axes[2 * r + 1, c]
         ax_img.imshow(image)
         ax_img.set_title(titles[i] if titles else "", fontsize=8)
+        if truth and truth[i]:
+            ax_img.text(0.5, -0.04, truth[i][:40], transform=ax_img.transAxes, ha="center", va="top",
+                        fontsize=8, fontweight="bold")
         names = [name[:28] for name, _ in preds][::-1]
         probs = [p for _, p in preds][::-1]
-        colors = ["tab:red" if truth and truth[i] == name else "tab:blue" for name, _ in preds][::-1]
+        if truth_rank is not None:
+            colors = ["tab:red" if truth_rank[i] == r else "tab:blue" for r in range(len(preds))][::-1]
+        else:
+            colors = ["tab:red" if truth and truth[i] == name else "tab:blue" for name, _ in preds][::-1]
         ax_bar.axis("on")
         ax_bar.barh(range(len(probs)), probs, color=colors)
         ax_bar.set_yticks(range(len(probs)))
         ax_bar.set_yticklabels(names, fontsize=7)
         ax_bar.set_xlim(0, 1)
         ax_bar.tick_params(axis="x", labelsize=7)
-    fig.suptitle("Top-5 predictions (Figure 4, left)")
+    fig.suptitle("Top-5 predictions (Figure 4, left)" + ("; correct label under each image, red bar"
+                                                          if truth and any(truth) else ""))
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     return path
@@ -83,23 +126,34 @@ def main(args):
     """Entry point of ``python -m alexnet predict``; returns the exit status."""
     device = check_device(args.device)
     checkpoint = load_checkpoint(args.checkpoint)
-    meta = checkpoint.meta
-    if checkpoint.mean_image is None:
-        raise ValueError(f"{args.checkpoint} has no mean image; it cannot preprocess new photographs")
-    image_size = int(meta.get("image_size", checkpoint.mean_image.shape[0]))
-    input_scale = float(meta.get("args", {}).get("input_scale", 1.0))
+    try:
+        spec = checkpoint_spec(checkpoint)
+    except ValueError as exc:
+        raise ValueError(f"{args.checkpoint}: {exc}") from None
     model = checkpoint.build_model(device)
-    images, x = preprocess(args.images, image_size, checkpoint.mean_image, checkpoint.config["crop"],
-                           input_scale)
+    images, x = preprocess(args.images, spec.image_size, spec.mean_image_rgb(), checkpoint.config["crop"],
+                           spec.input_scale, spec.channel_order)
+    if spec.channel_order != "rgb" or spec.mean_kind != "image":
+        print(f"input: {spec.describe()}", file=sys.stderr)
     probs = predict_probs(model, x)
     names = checkpoint.class_names
     k = min(args.topk, len(names))
     predictions = [top_k(p, names, k) for p in probs]
-    for path, preds in zip(args.images, predictions):
+    truths = true_classes(args.images, checkpoint.meta.get("wnids"), names)
+    ranks = []
+    for path, preds, p, (label, truth) in zip(args.images, predictions, probs, truths):
         print(path)
-        for rank, (name, p) in enumerate(preds, 1):
-            print(f"  {rank}. {100 * p:6.2f}%  {name}")
+        for rank, (name, prob) in enumerate(preds, 1):
+            print(f"  {rank}. {100 * prob:6.2f}%  {name}")
+        rank = None
+        if label is not None:
+            rank = int((p > p[label]).sum())  # 0-based position of the true class
+            print(f"  true class: {truth} (rank {rank + 1})")
+        elif truth is not None:
+            print(f"  true class: {truth}")
+        ranks.append(rank if rank is not None and rank < k else None)
     if args.figure:
-        draw_figure(images, predictions, args.figure, titles=[Path(p).name for p in args.images])
+        draw_figure(images, predictions, args.figure, titles=[Path(p).name for p in args.images],
+                    truth=[t for _, t in truths], truth_rank=ranks)
         print(f"figure written to {args.figure}", file=sys.stderr)
     return 0

@@ -8,6 +8,9 @@ to [0, 1] on its own. In the two-group network the first half of conv1's kernels
 feeds conv2's first group (GPU 1) and the second half the second group (GPU 2),
 so the halves are drawn as two separate blocks.
 
+A network imported from a Caffe-trained ONNX file takes BGR input; its conv1 weights are
+drawn with the channels reversed, so the tiles show the colours the kernels respond to.
+
 Figure 4 (right): "If two images produce feature activation vectors with a small
 Euclidean separation, we can say that the higher levels of the neural network
 consider them to be similar." The features are fc7's 4096 outputs after its ReLU
@@ -23,6 +26,8 @@ from nn import asnumpy, check_device
 
 from .checkpoint import load_checkpoint
 from .datasets import check_crop, open_split, resolve_data
+from .imagenet_classes import readable_names
+from .preprocessing import checkpoint_spec, dataset_for
 
 
 def kernel_tiles(weight):
@@ -45,11 +50,15 @@ def kernel_mosaic(tiles, columns=16, gap=1):
     return mosaic
 
 
-def draw_conv1_kernels(model, path):
-    """Figure 3: conv1's kernels as RGB tiles; with two groups, the two halves in two blocks."""
+def draw_conv1_kernels(model, path, channel_order="rgb"):
+    """Figure 3: conv1's kernels as RGB tiles; with two groups, the two halves in two blocks.
+    ``channel_order="bgr"``: the weights' input channels are B, G, R (a Caffe model); reversed."""
     from matplotlib.figure import Figure  # no pyplot: leaves the caller's backend alone
 
-    tiles = kernel_tiles(asnumpy(model.conv1.weight.data))
+    weight = asnumpy(model.conv1.weight.data)
+    if channel_order == "bgr":
+        weight = weight[:, ::-1]
+    tiles = kernel_tiles(weight)
     blocks = np.split(tiles, 2) if model.groups == 2 else [tiles]
     labels = ["first half (GPU 1)", "second half (GPU 2)"] if model.groups == 2 else ["all kernels"]
     fig = Figure(figsize=(8, 1.9 * len(blocks) + 0.6))
@@ -64,12 +73,14 @@ def draw_conv1_kernels(model, path):
     return path
 
 
-def fc7_features(model, dataset, crop, input_scale, indices, batch_size=64, device="cpu"):
+def fc7_features(model, dataset, crop, input_scale, indices, batch_size=64, device="cpu", to_network=None):
     """fc7 features (len(indices) x 4096·width, NumPy float32) of the centre crops of ``indices``."""
     features = []
     for start in range(0, len(indices), batch_size):
         chunk = indices[start:start + batch_size]
         x = data.center_crop_batch(dataset.images, dataset.mean_image, crop, chunk, input_scale)
+        if to_network is not None:
+            x = to_network(x)
         if device != "cpu":
             from nn import to_device
             x = to_device(x, device)
@@ -94,12 +105,14 @@ def draw_neighbours(val_set, train_set, queries, neighbours, path):
     k = neighbours.shape[1]
     fig = Figure(figsize=(1.6 * (k + 1), 1.8 * len(queries)))
     axes = fig.subplots(len(queries), k + 1, squeeze=False)
+    val_names = readable_names(val_set.class_names, getattr(val_set, "wnids", None))
+    train_names = readable_names(train_set.class_names, getattr(train_set, "wnids", None))
     for row, (q, nbrs) in enumerate(zip(queries, neighbours)):
         axes[row, 0].imshow(val_set.images[q])
-        axes[row, 0].set_title(f"val: {val_set.class_names[val_set.labels[q]][:16]}", fontsize=7, color="tab:red")
+        axes[row, 0].set_title(f"val: {val_names[val_set.labels[q]][:16]}", fontsize=7, color="tab:red")
         for col, t in enumerate(nbrs, 1):
             axes[row, col].imshow(train_set.images[t])
-            axes[row, col].set_title(train_set.class_names[train_set.labels[t]][:16], fontsize=7)
+            axes[row, col].set_title(train_names[train_set.labels[t]][:16], fontsize=7)
     for ax in axes.ravel():
         ax.axis("off")
     fig.suptitle("Validation images (left) and their nearest training images by fc7 features (Figure 4, right)",
@@ -116,7 +129,8 @@ def main(args):
     model = checkpoint.build_model(device).eval()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    kernels_path = draw_conv1_kernels(model, out / "conv1_kernels.png")
+    input_spec = checkpoint_spec(checkpoint)
+    kernels_path = draw_conv1_kernels(model, out / "conv1_kernels.png", input_spec.channel_order)
     print(f"conv1 kernels (Figure 3): {kernels_path}")
 
     meta, saved = checkpoint.meta, checkpoint.meta.get("args", {})
@@ -128,15 +142,22 @@ def main(args):
                         saved.get("val_per_class"), args.workers)
     train_set = open_split(path, "train")
     val_set = open_split(path, "val") or train_set
-    crop, scale = checkpoint.config["crop"], float(saved.get("input_scale", 1.0))
+    crop, scale = checkpoint.config["crop"], input_spec.input_scale
     check_crop(train_set, crop)
+    # The checkpoint's mean pixel, if it has one (the class labels are only used for titles here).
+    if input_spec.mean_kind == "pixel":
+        same = val_set is train_set
+        train_set = dataset_for(input_spec, train_set)[0]
+        val_set = train_set if same else dataset_for(input_spec, val_set)[0]
     rng = np.random.default_rng(args.seed)
     train_idx = np.arange(len(train_set))
     if args.max_train and len(train_idx) > args.max_train:
         train_idx = np.sort(rng.choice(train_idx, args.max_train, replace=False))
     queries = np.sort(rng.choice(len(val_set), min(args.queries, len(val_set)), replace=False))
-    train_features = fc7_features(model, train_set, crop, scale, train_idx, device=device)
-    query_features = fc7_features(model, val_set, crop, scale, queries, device=device)
+    train_features = fc7_features(model, train_set, crop, scale, train_idx, device=device,
+                                  to_network=input_spec.to_network)
+    query_features = fc7_features(model, val_set, crop, scale, queries, device=device,
+                                  to_network=input_spec.to_network)
     order, _ = nearest_neighbours(query_features, train_features, min(args.neighbours, len(train_idx)))
     nn_path = draw_neighbours(val_set, train_set, queries, train_idx[order], out / "nearest_neighbours.png")
     print(f"nearest neighbours in fc7 space (Figure 4, right), among {len(train_idx)} training images: {nn_path}")
