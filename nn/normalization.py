@@ -36,14 +36,20 @@ where the last sum is the same windowed sum, taken with the window mirrored.
 """
 from .backend import get_array_module
 from .module import Module, check_input
+from .threads import over_batch
 
 
-def window_sum(values, before, after):
+def window_sum(values, before, after, out=None):
     """sum_{j = i - before}^{i + after} values[:, j] over the channel axis, clipped at the edges.
 
-    A loop over the n offsets of the window, each adding a whole shifted slab.
+    A loop over the n offsets of the window, each adding a whole shifted slab
+    (into ``out`` when given).
     """
-    total = values.copy()
+    if out is None:
+        total = values.copy()
+    else:
+        total = out
+        total[...] = values
     channels = values.shape[1]
     for shift in range(1, before + 1):          # j = i - shift
         if shift < channels:
@@ -63,45 +69,58 @@ class LocalResponseNorm(Module):
         self.size, self.beta, self.k, self.groups = size, beta, k, int(groups)
         self.alpha = alpha / size if alpha_over_n else alpha
         self.before, self.after = size // 2, (size - 1) // 2
-        self._input = self._scale = self._inverse_power = self._out = None
+        self._input = self._scale = self._out = None
 
     def extra_repr(self):
         text = f"size={self.size}, alpha={self.alpha}, beta={self.beta}, k={self.k}"
         return text + (f", groups={self.groups}" if self.groups != 1 else "")
 
-    def _window_sum(self, values, before, after):
+    def _window_sum(self, values, before, after, out=None):
         """``window_sum`` within each block of channels N / groups (one tower each, §3.2)."""
         if self.groups == 1:
-            return window_sum(values, before, after)
+            return window_sum(values, before, after, out)
         batch, channels = values.shape[:2]
-        per_group = values.reshape(batch * self.groups, channels // self.groups, *values.shape[2:])
-        return window_sum(per_group, before, after).reshape(values.shape)
+        blocks = (batch * self.groups, channels // self.groups, *values.shape[2:])
+        return window_sum(values.reshape(blocks), before, after,
+                          None if out is None else out.reshape(blocks)).reshape(values.shape)
 
     def forward(self, x):
         check_input(self, x, 4)
         if x.shape[1] % self.groups:
             raise ValueError(f"LocalResponseNorm: {x.shape[1]} channels do not split into "
                              f"groups={self.groups} equal blocks")
-        scale = self._window_sum(x * x, self.before, self.after)                    # S_i
-        scale *= self.alpha
-        scale += self.k                                                              # s_i = k + alpha S_i
-        inverse_power = _inverse_power(scale, self.beta)                             # s_i^-beta
-        out = x * inverse_power                                                      # b_i = a_i s_i^-beta
-        self._input, self._scale, self._inverse_power, self._out = x, scale, inverse_power, out
+        xp = get_array_module(x)
+        scale, out = xp.empty(x.shape, dtype=x.dtype), xp.empty(x.shape, dtype=x.dtype)
+        over_batch(self._normalize, x, scale, out)
+        # s_i^-beta is not kept: backward recomputes it from s_i (a few cheap passes, one array less).
+        self._input, self._scale, self._out = x, scale, out
         return out
 
+    def _normalize(self, x, scale, out):
+        """scale = s_i and out = b_i for a slice of the batch (``nn.threads`` runs slices in parallel)."""
+        xp = get_array_module(x)
+        self._window_sum(x * x, self.before, self.after, out=scale)                  # S_i
+        scale *= self.alpha
+        scale += self.k                                                              # s_i = k + alpha S_i
+        xp.multiply(x, _inverse_power(scale, self.beta), out=out)                    # b_i = a_i s_i^-beta
+
     def backward(self, grad_out):
-        x, scale, inverse_power, out = self._cached(self._input, self._scale, self._inverse_power, self._out)
+        x, scale, out = self._cached(self._input, self._scale, self._out)
         self._check_grad(grad_out, x.shape)
+        grad_in = get_array_module(grad_out).empty(x.shape, dtype=grad_out.dtype)
+        over_batch(self._backward_slice, x, scale, out, grad_out, grad_in)
+        return grad_in
+
+    def _backward_slice(self, x, scale, out, grad_out, grad_in):
+        xp = get_array_module(x)
         ratio = grad_out * out
         ratio /= scale                                                               # g_i b_i / s_i
         # j in window(i)  <=>  i in [j - after, j + before]: the mirrored window.
         through_neighbours = self._window_sum(ratio, self.after, self.before)
         through_neighbours *= x
         through_neighbours *= -2 * self.alpha * self.beta
-        grad_in = grad_out * inverse_power                                           # g_j s_j^-beta
+        xp.multiply(grad_out, _inverse_power(scale, self.beta), out=grad_in)        # g_j s_j^-beta
         grad_in += through_neighbours
-        return grad_in
 
 
 def _inverse_power(scale, beta):

@@ -47,7 +47,8 @@ def test_blas_thread_setting_sizes_the_pool(monkeypatch):
     assert threads.get_num_threads() == 1
 
 
-@pytest.mark.parametrize("layer", [nn.ReLU(), nn.MaxPool2d(3, 2)], ids=["relu", "maxpool"])
+@pytest.mark.parametrize("layer", [nn.ReLU(), nn.MaxPool2d(3, 2), nn.LocalResponseNorm(5, groups=2)],
+                         ids=["relu", "maxpool", "lrn"])
 def test_layers_give_the_same_result_with_one_and_two_threads(thread_count, layer):
     rng = np.random.default_rng(0)
     x = rng.standard_normal((6, 8, 27, 27)).astype(np.float32)
