@@ -47,7 +47,7 @@ LAYER_NAMES = [
     "fc6", "relu6", "drop6", "fc7", "relu7", "drop7", "fc8", "loss",
     "sgd",
 ]
-EXTRA_NAMES = ["step"]
+EXTRA_NAMES = ["step", "infer"]
 
 
 def parse_args(argv=None):
@@ -426,6 +426,30 @@ def bench_step(layers, batch, crop, args, torch, rng, device):
     return _record(row, _timed(device, candidates, args))
 
 
+def bench_infer(layers, batch, crop, args, torch, rng, device):
+    """The forward pass of the whole stack in eval mode (dropout off; torch: eval() and no_grad)."""
+    model = nn.Sequential(*[layer for _, layer, _ in layers])
+    model.eval()
+    x = device.array(rng.standard_normal((batch, 3, crop, crop), dtype=np.float32))
+    flops = sum(forward_flops(layer, s_in, s_out) for (layer, s_in, s_out) in _gemm_shapes(layers, batch, crop))
+    row = {"layer": "infer", "kind": "infer", "in_shape": [batch, 3, crop, crop], "out_shape": [],
+           "flops_fwd": flops}
+    candidates = {"ours": [lambda: model.forward(x)]}
+    if torch is not None:
+        tmodel = torch_alexnet(torch, layers).to("cuda" if device.cupy is not None else "cpu")
+        tmodel.eval()
+        tx = device.tensor(x)
+
+        def theirs():
+            with torch.no_grad():
+                return tmodel(tx)
+
+        candidates["torch"] = [theirs]
+    _record(row, _timed(device, candidates, args))
+    model.train()
+    return row
+
+
 def _record(row, timings):
     """Put interleaved_split's medians into ``row`` as <who>_fwd_ms, <who>_bwd_ms, <who>_ms."""
     for who, (steps, total) in timings.items():
@@ -504,8 +528,21 @@ def main(args):
         print("  timing the whole training step", file=sys.stderr, flush=True)
         step = bench_step(layers, args.batch, args.crop, args, torch, rng, device)
 
+    infer = None
+    if "infer" in args.wanted:
+        print("  timing the eval-mode forward pass", file=sys.stderr, flush=True)
+        infer = bench_infer(layers, args.batch, args.crop, args, torch, rng, device)
     mm_end = numpy_matmul_rate(args.matmul_size, xp=device.cupy, synchronize=device.synchronize)
     print_table(rows, step, mm, torch is not None, args)
+    if infer:
+        print(f"\neval-mode forward pass (inference), batch {args.batch}, {infer['flops_fwd'] / 1e9:.1f} GFLOP:")
+        for who, key in (("ours ", "ours_ms"), ("torch", "torch_ms")):
+            if key in infer:
+                sec = infer[key] * 1e-3
+                print(f"  {who}: {infer[key]:8.0f} ms  {args.batch / sec:7.1f} images/s  "
+                      f"{infer['flops_fwd'] / sec / 1e9:6.1f} GFLOP/s")
+        if "torch_ms" in infer:
+            print(f"  torch/ours = {infer['torch_ms'] / infer['ours_ms']:.2f}")
     print(f"\nreference matmul rate at the start {mm:.1f}, at the end {mm_end:.1f} GFLOP/s"
           + ("  -- WARNING: they differ by more than 20%: the machine was busy, trust only the"
              " ratios (ours and torch take turns within every repetition)"
@@ -514,7 +551,7 @@ def main(args):
         write_json(args.json, {"env": env, "blas": blas, "torch": torch.__version__ if torch else None,
                                "threads": threads, "device": args.device, "precision": device.precision(), "batch": args.batch, "crop": args.crop,
                                "reps": args.reps, "matmul_gflops": mm, "matmul_gflops_end": mm_end, "torch_matmul_gflops": mm_torch,
-                               "layers": rows, "step": step})
+                               "layers": rows, "step": step, "infer": infer})
         print(f"\nsaved {args.json}")
 
 
