@@ -39,17 +39,12 @@ from .module import Module, check_input
 from .threads import over_batch
 
 
-def window_sum(values, before, after, out=None):
+def window_sum(values, before, after):
     """sum_{j = i - before}^{i + after} values[:, j] over the channel axis, clipped at the edges.
 
-    A loop over the n offsets of the window, each adding a whole shifted slab
-    (into ``out`` when given).
+    A loop over the n offsets of the window, each adding a whole shifted slab.
     """
-    if out is None:
-        total = values.copy()
-    else:
-        total = out
-        total[...] = values
+    total = values.copy()
     channels = values.shape[1]
     for shift in range(1, before + 1):          # j = i - shift
         if shift < channels:
@@ -69,50 +64,58 @@ class LocalResponseNorm(Module):
         self.size, self.beta, self.k, self.groups = size, beta, k, int(groups)
         self.alpha = alpha / size if alpha_over_n else alpha
         self.before, self.after = size // 2, (size - 1) // 2
-        self._input = self._scale = self._out = None
+        self._input = self._out = None
 
     def extra_repr(self):
         text = f"size={self.size}, alpha={self.alpha}, beta={self.beta}, k={self.k}"
         return text + (f", groups={self.groups}" if self.groups != 1 else "")
 
-    def _window_sum(self, values, before, after, out=None):
+    def _window_sum(self, values, before, after):
         """``window_sum`` within each block of channels N / groups (one tower each, §3.2)."""
         if self.groups == 1:
-            return window_sum(values, before, after, out)
+            return window_sum(values, before, after)
         batch, channels = values.shape[:2]
-        blocks = (batch * self.groups, channels // self.groups, *values.shape[2:])
-        return window_sum(values.reshape(blocks), before, after,
-                          None if out is None else out.reshape(blocks)).reshape(values.shape)
+        per_group = values.reshape(batch * self.groups, channels // self.groups, *values.shape[2:])
+        return window_sum(per_group, before, after).reshape(values.shape)
 
     def forward(self, x):
         check_input(self, x, 4)
         if x.shape[1] % self.groups:
             raise ValueError(f"LocalResponseNorm: {x.shape[1]} channels do not split into "
                              f"groups={self.groups} equal blocks")
-        xp = get_array_module(x)
-        scale, out = xp.empty(x.shape, dtype=x.dtype), xp.empty(x.shape, dtype=x.dtype)
-        over_batch(self._normalize, x, scale, out)
-        # s_i^-beta is not kept: backward recomputes it from s_i (a few cheap passes, one array less).
-        self._input, self._scale, self._out = x, scale, out
+        out = get_array_module(x).empty(x.shape, dtype=x.dtype)
+        over_batch(self._normalize, x, out)
+        # Only a_i and b_i are kept: backward recomputes s_i from a_i (a few cheap passes), which
+        # saves two activation-sized arrays per LRN layer.
+        self._input, self._out = x, out
         return out
 
-    def _normalize(self, x, scale, out):
-        """scale = s_i and out = b_i for a slice of the batch (``nn.threads`` runs slices in parallel)."""
-        xp = get_array_module(x)
-        self._window_sum(x * x, self.before, self.after, out=scale)                  # S_i
+    def _scale_of(self, x):
+        """s_i = k + alpha * S_i, S_i the windowed sum of squares."""
+        scale = self._window_sum(x * x, self.before, self.after)                   # S_i
         scale *= self.alpha
         scale += self.k                                                              # s_i = k + alpha S_i
-        xp.multiply(x, _inverse_power(scale, self.beta), out=out)                    # b_i = a_i s_i^-beta
+        return scale
+
+    @property
+    def _scale(self):
+        """s_i of the last forward's input (recomputed on each access; None before any forward)."""
+        return None if self._input is None else self._scale_of(self._input)
+
+    def _normalize(self, x, out):
+        """out = b_i = a_i s_i^-beta for a slice of the batch (``nn.threads`` runs slices in parallel)."""
+        get_array_module(x).multiply(x, _inverse_power(self._scale_of(x), self.beta), out=out)
 
     def backward(self, grad_out):
-        x, scale, out = self._cached(self._input, self._scale, self._out)
+        x, out = self._cached(self._input, self._out)
         self._check_grad(grad_out, x.shape)
         grad_in = get_array_module(grad_out).empty(x.shape, dtype=grad_out.dtype)
-        over_batch(self._backward_slice, x, scale, out, grad_out, grad_in)
+        over_batch(self._backward_slice, x, out, grad_out, grad_in)
         return grad_in
 
-    def _backward_slice(self, x, scale, out, grad_out, grad_in):
+    def _backward_slice(self, x, out, grad_out, grad_in):
         xp = get_array_module(x)
+        scale = self._scale_of(x)                                                    # s_i, recomputed
         ratio = grad_out * out
         ratio /= scale                                                               # g_i b_i / s_i
         # j in window(i)  <=>  i in [j - after, j + before]: the mirrored window.
