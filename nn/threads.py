@@ -23,6 +23,9 @@ import numpy as np
 
 # Below this many elements per call the threads' start-up costs more than they save.
 MIN_ELEMENTS = 1 << 15
+# The batch is cut into slices of about this many bytes (of the first array), at least one per
+# thread: a layer's temporaries for one slice then stay in cache, and only a few exist at once.
+SLICE_BYTES = 1 << 22
 
 _num_threads = None
 _executor = None
@@ -69,7 +72,7 @@ def set_num_threads(count):
 def _pool():
     """The worker threads (made on first use, and again in a forked child, whose threads are gone)."""
     global _executor, _executor_pid, _executor_workers
-    workers = get_num_threads() - 1
+    workers = get_num_threads()
     with _lock:
         if _executor is None or _executor_pid != os.getpid() or _executor_workers != workers:
             _executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="nn-threads")
@@ -80,19 +83,20 @@ def _pool():
 def over_batch(function, *arrays):
     """Call ``function(*slices)`` on consecutive slices of the batch (axis 0) of every array.
 
-    The slices run in parallel, one per thread, and write their results into the
-    arrays they are given (``function``'s return value is ignored). Every array
-    must have the same length along axis 0. Runs ``function(*arrays)`` once when
-    there is one thread, a small batch, a small array or a CuPy array.
+    The slices (about SLICE_BYTES of the first array each, at least one per thread)
+    are shared out between the threads, and ``function`` writes its results into
+    the arrays it is given (its return value is ignored). Every array must have
+    the same length along axis 0. Runs ``function(*arrays)`` once when there is one
+    thread, a small batch, a small array or a CuPy array.
     """
     batch = arrays[0].shape[0] if arrays[0].ndim else 1
     threads = min(get_num_threads(), batch)
     if threads < 2 or not isinstance(arrays[0], np.ndarray) or arrays[0].size < MIN_ELEMENTS:
         function(*arrays)
         return
-    bounds = np.linspace(0, batch, threads + 1).astype(int)
-    parts = [tuple(array[start:stop] for array in arrays) for start, stop in zip(bounds[:-1], bounds[1:])]
-    futures = [_pool().submit(function, *part) for part in parts[1:]]
-    function(*parts[0])
+    count = min(batch, max(threads, -(-arrays[0].nbytes // SLICE_BYTES)))
+    bounds = np.linspace(0, batch, count + 1).astype(int)
+    futures = [_pool().submit(function, *(array[start:stop] for array in arrays))
+               for start, stop in zip(bounds[:-1], bounds[1:])]
     for future in futures:
         future.result()
