@@ -147,7 +147,7 @@ class Conv2d(Module):
     # On the CPU the batch is unrolled a few images at a time, so that the column matrix of one
     # chunk is at most about this many bytes (AlexNet's conv2 at batch 128, crop 227 would need 0.9 GB at
     # once); the chunk's buffers are kept and reused by the next call. On the GPU: one chunk.
-    CHUNK_BYTES = 1 << 26
+    CHUNK_BYTES = 1 << 28
 
     def _chunks(self, x):
         """Slices of the batch, each unrolled and multiplied on its own."""
