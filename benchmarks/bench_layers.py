@@ -392,7 +392,11 @@ def bench_sgd(layers, args, torch, device):
 
 
 def bench_step(layers, batch, crop, args, torch, rng, device):
-    """One training step of the whole stack: zero_grad, forward, loss, backward, SGD step."""
+    """One training step of the whole stack: zero_grad, forward, loss, backward, SGD step.
+
+    As in ``alexnet train`` (and in PyTorch, whose input needs no gradient), conv1 does not
+    compute the gradient of the images.
+    """
     model = nn.Sequential(*[layer for _, layer, _ in layers])
     model.train()
     loss_fn = nn.SoftmaxCrossEntropyLoss()
@@ -410,8 +414,11 @@ def bench_step(layers, batch, crop, args, torch, rng, device):
     row = {"layer": "step", "kind": "step", "in_shape": [batch, 3, crop, crop], "out_shape": [],
            "flops_fwd": flops}
     candidates = {"ours": [ours]}
+    layers[0][1].input_grad = False
     if torch is None:
-        return _record(row, _timed(device, candidates, args))
+        row = _record(row, _timed(device, candidates, args))
+        layers[0][1].input_grad = True
+        return row
     tmodel = torch_alexnet(torch, layers).to("cuda" if device.cupy is not None else "cpu")
     tmodel.train()
     topt = torch.optim.SGD(tmodel.parameters(), lr=1e-5, momentum=0.9, weight_decay=5e-4)
@@ -423,7 +430,9 @@ def bench_step(layers, batch, crop, args, torch, rng, device):
         topt.step()
 
     candidates["torch"] = [theirs]
-    return _record(row, _timed(device, candidates, args))
+    row = _record(row, _timed(device, candidates, args))
+    layers[0][1].input_grad = True
+    return row
 
 
 def bench_infer(layers, batch, crop, args, torch, rng, device):

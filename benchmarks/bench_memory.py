@@ -42,6 +42,7 @@ def run(who, batch, crop, steps, threads):
     y = rng.integers(0, 1000, size=batch)
     if who == "ours":
         model = nn.Sequential(*[layer for _, layer, _ in layers])
+        layers[0][1].input_grad = False          # as alexnet train: no gradient for the images
         loss_fn = nn.SoftmaxCrossEntropyLoss()
         opt = nn.SGD(model.parameters(), lr=1e-5, momentum=0.9, weight_decay=5e-4)
 
