@@ -85,26 +85,30 @@ def interleaved_split(candidates, reps=5, warmup=1):
             for name in names}
 
 
-def numpy_matmul_rate(n=2048, reps=7, dtype=np.float32):
-    """This machine's float32 matrix-multiply rate with NumPy, in GFLOP/s.
+def numpy_matmul_rate(n=2048, reps=7, dtype=np.float32, xp=None, synchronize=None):
+    """This machine's float32 matrix-multiply rate with NumPy (or ``xp``, e.g. CuPy), in GFLOP/s.
 
     An n x n by n x n product is 2 n^3 floating-point operations; the rate is
-    computed from the median of ``reps`` products (one warm-up).
+    computed from the median of ``reps`` products (one warm-up). ``synchronize``
+    is called after each product (a GPU's work is queued, not done, when matmul returns).
     """
+    xp = np if xp is None else xp
     rng = np.random.default_rng(0)
-    a = rng.standard_normal((n, n), dtype=np.float32).astype(dtype)
-    b = rng.standard_normal((n, n), dtype=np.float32).astype(dtype)
-    out = np.empty((n, n), dtype=dtype)
-    seconds, _ = median_time(lambda: np.matmul(a, b, out=out), reps=reps, warmup=2)
+    a = xp.asarray(rng.standard_normal((n, n), dtype=np.float32).astype(dtype))
+    b = xp.asarray(rng.standard_normal((n, n), dtype=np.float32).astype(dtype))
+    out = xp.empty((n, n), dtype=dtype)
+    wait = synchronize or (lambda: None)
+    seconds, _ = median_time(lambda: (xp.matmul(a, b, out=out), wait()), reps=reps, warmup=2)
     return 2.0 * n ** 3 / seconds / 1e9
 
 
-def torch_matmul_rate(torch, n=2048, reps=7):
+def torch_matmul_rate(torch, n=2048, reps=7, device="cpu"):
     """The same measurement with ``torch.matmul`` (for information only)."""
-    a = torch.randn(n, n)
-    b = torch.randn(n, n)
-    out = torch.empty(n, n)
-    seconds, _ = median_time(lambda: torch.matmul(a, b, out=out), reps=reps, warmup=2)
+    a = torch.randn(n, n, device=device)
+    b = torch.randn(n, n, device=device)
+    out = torch.empty(n, n, device=device)
+    wait = torch.cuda.synchronize if device == "cuda" else (lambda: None)
+    seconds, _ = median_time(lambda: (torch.matmul(a, b, out=out), wait()), reps=reps, warmup=2)
     return 2.0 * n ** 3 / seconds / 1e9
 
 

@@ -22,6 +22,15 @@ What it measures (issue 2, "Speed"):
 4. a summary: images/s, GFLOP/s and % of the matmul rate of the training step,
    ours and PyTorch's.
 
+GPU (``--device cuda``, needs CuPy; PyTorch columns need a CUDA build of torch):
+the same layers run on CuPy arrays and PyTorch runs on CUDA (cuDNN). Every timed
+call ends with a device synchronization (``cupy.cuda.Device().synchronize()`` and
+``torch.cuda.synchronize()``), so a time is the whole GPU work of that call, not
+its launch. Precision is stated in the header: ``--tf32 off`` (default) is
+strict FP32 for both (CUPY_TF32=0, torch.backends.cuda.matmul.allow_tf32 and
+torch.backends.cudnn.allow_tf32 False); ``--tf32 on`` lets both use TF32 tensor
+cores (CUPY_TF32=1 and both torch flags True). Run it once with each to compare.
+
 Threads: NumPy's BLAS uses its default thread count unless ``--threads N`` is
 given (then OPENBLAS/OMP/MKL_NUM_THREADS are set before NumPy is imported);
 PyTorch is set to the same count (default: the cores this process may use).
@@ -38,7 +47,7 @@ LAYER_NAMES = [
     "fc6", "relu6", "drop6", "fc7", "relu7", "drop7", "fc8", "loss",
     "sgd",
 ]
-EXTRA_NAMES = ["step"]
+EXTRA_NAMES = ["step", "infer"]
 
 
 def parse_args(argv=None):
@@ -55,6 +64,10 @@ def parse_args(argv=None):
                         help="BLAS/torch threads (default: NumPy's default; torch = usable cores)")
     parser.add_argument("--matmul-size", type=int, default=2048, help="n of the reference n x n sgemm")
     parser.add_argument("--no-torch", action="store_true", help="skip the PyTorch columns")
+    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
+                        help="cpu (NumPy vs PyTorch CPU) or cuda (CuPy vs PyTorch CUDA/cuDNN)")
+    parser.add_argument("--tf32", choices=("off", "on"), default="off",
+                        help="cuda only: off = strict FP32 for both libraries (default), on = TF32 for both")
     parser.add_argument("--json", default=None, metavar="PATH", help="also save the results as JSON")
     args = parser.parse_args(argv)
     wanted = LAYER_NAMES + EXTRA_NAMES if args.layers == "all" else \
@@ -72,6 +85,8 @@ if __name__ == "__main__":
     if _ARGS.threads:
         for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
             os.environ[_var] = str(_ARGS.threads)
+    if _ARGS.device == "cuda":          # CuPy reads CUPY_TF32 when it loads
+        os.environ["CUPY_TF32"] = "1" if _ARGS.tf32 == "on" else "0"
 
 _REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if _REPO not in sys.path:
@@ -164,17 +179,17 @@ def layer_shapes(layers, batch, crop):
 # --------------------------------------------------------------------------------------------
 # PyTorch equivalents (only when torch imports)
 # --------------------------------------------------------------------------------------------
-def torch_layer_fn(torch, name, layer, kind):
+def torch_layer_fn(torch, name, layer, kind, device):
     """(callable x -> y, list of torch parameters) computing what ``layer`` computes."""
     F = torch.nn.functional
     if kind == "conv":
-        w = torch.from_numpy(layer.weight.data.copy()).requires_grad_()
-        b = torch.from_numpy(layer.bias.data.copy()).requires_grad_()
+        w = device.tensor(layer.weight.data).requires_grad_()
+        b = device.tensor(layer.bias.data).requires_grad_()
         return (lambda x: F.conv2d(x, w, b, stride=layer.stride, padding=layer.padding,
                                    groups=layer.groups)), [w, b]
     if kind == "linear":
-        w = torch.from_numpy(layer.weight.data.copy()).requires_grad_()
-        b = torch.from_numpy(layer.bias.data.copy()).requires_grad_()
+        w = device.tensor(layer.weight.data).requires_grad_()
+        b = device.tensor(layer.bias.data).requires_grad_()
         return (lambda x: F.linear(x, w, b)), [w, b]
     if kind == "relu":
         return F.relu, []
@@ -214,36 +229,93 @@ def torch_alexnet(torch, layers):
             raise ValueError(kind)
         if kind in ("conv", "linear"):
             with torch.no_grad():
-                mod.weight.copy_(torch.from_numpy(layer.weight.data))
-                mod.bias.copy_(torch.from_numpy(layer.bias.data))
+                mod.weight.copy_(torch.from_numpy(nn.asnumpy(layer.weight.data)))
+                mod.bias.copy_(torch.from_numpy(nn.asnumpy(layer.bias.data)))
         mods.append(mod)
     return tnn.Sequential(*mods)
 
 
 def rel_err(ours, ref):
+    ours = nn.asnumpy(ours)
+    ref = ref.detach().cpu().numpy() if hasattr(ref, "detach") else ref
     ours, ref = np.asarray(ours, dtype=np.float64), np.asarray(ref, dtype=np.float64)
     scale = np.abs(ref).max()
     return float(np.abs(ours - ref).max() / scale) if scale > 0 else float(np.abs(ours).max())
 
 
+class Device:
+    """Where the benchmark runs: puts arrays and tensors there, and waits for queued GPU work.
+
+    On "cuda" every timed callable is followed by ``synchronize()`` (CuPy's and torch's
+    streams), so the clock stops when the GPU has finished, not when the call returned.
+    """
+
+    def __init__(self, name, torch):
+        self.name, self.torch = name, torch
+        self.cupy = None
+        if name == "cuda":
+            nn.backend.check_device("cuda")              # a clear error when CuPy or the GPU is missing
+            import cupy
+            self.cupy = cupy
+            if torch is not None and not torch.cuda.is_available():
+                raise RuntimeError("--device cuda: this torch has no CUDA; run with --no-torch "
+                                   "or a CUDA build of torch")
+
+    def array(self, values):
+        return values if self.cupy is None else self.cupy.asarray(values)
+
+    def tensor(self, values):
+        tensor = self.torch.from_numpy(np.ascontiguousarray(nn.asnumpy(values)))
+        return tensor if self.cupy is None else tensor.cuda()
+
+    def synchronize(self):
+        if self.cupy is not None:
+            self.cupy.cuda.Device().synchronize()
+            if self.torch is not None:
+                self.torch.cuda.synchronize()
+
+    def synced(self, candidates):
+        """``candidates`` with a synchronization after every callable (nothing added on the CPU)."""
+        if self.cupy is None:
+            return candidates
+        wrap = lambda fn: (lambda: (fn(), self.synchronize()))     # noqa: E731
+        return {name: [wrap(fn) for fn in fns] for name, fns in candidates.items()}
+
+    def precision(self):
+        if self.cupy is None:
+            return "float32 (CPU: no TF32)"
+        mode = "TF32 allowed" if os.environ.get("CUPY_TF32") == "1" else "strict FP32 (TF32 off)"
+        text = f"CuPy {self.cupy.__version__}: {mode} (CUPY_TF32={os.environ.get('CUPY_TF32', 'unset')})"
+        if self.torch is not None:
+            text += (f"; torch: matmul.allow_tf32={self.torch.backends.cuda.matmul.allow_tf32}, "
+                     f"cudnn.allow_tf32={self.torch.backends.cudnn.allow_tf32}, "
+                     f"cudnn {self.torch.backends.cudnn.version()}")
+        return text
+
+
+def _timed(device, candidates, args):
+    return interleaved_split(device.synced(candidates), reps=args.reps, warmup=args.warmup)
+
+
 # --------------------------------------------------------------------------------------------
 # Timing
 # --------------------------------------------------------------------------------------------
-def bench_layer(name, layer, kind, in_shape, out_shape, args, torch, rng):
+def bench_layer(name, layer, kind, in_shape, out_shape, args, torch, rng, device):
     x = rng.standard_normal(in_shape, dtype=np.float32)
     if kind in ("lrn", "pool"):
         np.maximum(x, 0, out=x)                      # they follow a ReLU in AlexNet
     grad = rng.standard_normal(out_shape, dtype=np.float32) * np.float32(1e-3)
+    x, grad = device.array(x), device.array(grad)
     layer.train()
     row = {"layer": name, "kind": kind, "in_shape": list(in_shape), "out_shape": list(out_shape),
            "flops_fwd": forward_flops(layer, in_shape, out_shape)}
     candidates = {"ours": [lambda: layer.forward(x), lambda: layer.backward(grad)]}
     if torch is None:
-        return _record(row, interleaved_split(candidates, reps=args.reps, warmup=args.warmup))
+        return _record(row, _timed(device, candidates, args))
 
-    fn, params = torch_layer_fn(torch, name, layer, kind)
-    tx = torch.from_numpy(x).requires_grad_()
-    tg = torch.from_numpy(grad)
+    fn, params = torch_layer_fn(torch, name, layer, kind, device)
+    tx = device.tensor(x).requires_grad_()
+    tg = device.tensor(grad)
     state = {}
 
     def t_forward():
@@ -256,28 +328,28 @@ def bench_layer(name, layer, kind, in_shape, out_shape, args, torch, rng):
         state["y"].backward(tg)
 
     candidates["torch"] = [t_forward, t_backward]
-    _record(row, interleaved_split(candidates, reps=args.reps, warmup=args.warmup))
+    _record(row, _timed(device, candidates, args))
 
     if kind != "dropout":                            # different random masks: nothing to compare
         ours_y = layer.forward(x)
         ours_dx = layer.backward(grad)
         t_forward()
         t_backward()
-        row["err_y"] = rel_err(ours_y, state["y"].detach().numpy())
-        row["err_dx"] = rel_err(ours_dx, tx.grad.numpy())
+        row["err_y"] = rel_err(ours_y, state["y"])
+        row["err_dx"] = rel_err(ours_dx, tx.grad)
     return row
 
 
-def bench_loss(batch, args, torch, rng):
-    logits = rng.standard_normal((batch, 1000), dtype=np.float32)
-    labels = rng.integers(0, 1000, size=batch)
+def bench_loss(batch, args, torch, rng, device):
+    logits = device.array(rng.standard_normal((batch, 1000), dtype=np.float32))
+    labels = device.array(rng.integers(0, 1000, size=batch))
     loss = nn.SoftmaxCrossEntropyLoss()
     row = {"layer": "loss", "kind": "loss", "in_shape": [batch, 1000], "out_shape": [], "flops_fwd": 0}
     candidates = {"ours": [lambda: loss.forward(logits, labels), lambda: loss.backward()]}
     if torch is None:
-        return _record(row, interleaved_split(candidates, reps=args.reps, warmup=args.warmup))
-    tl = torch.from_numpy(logits).requires_grad_()
-    ty = torch.from_numpy(labels)
+        return _record(row, _timed(device, candidates, args))
+    tl = device.tensor(logits).requires_grad_()
+    ty = device.tensor(labels)
     state = {}
 
     def t_forward():
@@ -285,29 +357,29 @@ def bench_loss(batch, args, torch, rng):
         state["l"] = torch.nn.functional.cross_entropy(tl, ty)
 
     candidates["torch"] = [t_forward, lambda: state["l"].backward()]
-    _record(row, interleaved_split(candidates, reps=args.reps, warmup=args.warmup))
+    _record(row, _timed(device, candidates, args))
     value = loss.forward(logits, labels)
     dlogits = loss.backward()
     t_forward()
     state["l"].backward()
     row["err_y"] = abs(value - state["l"].item()) / abs(state["l"].item())
-    row["err_dx"] = rel_err(dlogits, tl.grad.numpy())
+    row["err_dx"] = rel_err(dlogits, tl.grad)
     return row
 
 
-def bench_sgd(layers, args, torch):
+def bench_sgd(layers, args, torch, device):
     """One SGD step (momentum 0.9, weight decay 5e-4, §5) over all of AlexNet's parameters."""
     params = [p for _, layer, _ in layers for p in layer.parameters()]
     for p in params:
-        p.grad[...] = np.float32(1e-3)
+        p.grad[...] = 1e-3
     opt = nn.SGD(params, lr=1e-5, momentum=0.9, weight_decay=5e-4)
     count = sum(p.size for p in params)
     row = {"layer": "sgd", "kind": "sgd", "in_shape": [count], "out_shape": [], "flops_fwd": 0}
     # "fwd" column = step, "bwd" column = zero_grad
     candidates = {"ours": [opt.step, opt.zero_grad]}
     if torch is None:
-        return _record(row, interleaved_split(candidates, reps=args.reps, warmup=args.warmup))
-    tparams = [torch.from_numpy(p.data.copy()).requires_grad_() for p in params]
+        return _record(row, _timed(device, candidates, args))
+    tparams = [device.tensor(p.data).requires_grad_() for p in params]
     for tp in tparams:
         tp.grad = torch.full_like(tp, 1e-3)
     topt = torch.optim.SGD(tparams, lr=1e-5, momentum=0.9, weight_decay=5e-4)
@@ -316,17 +388,21 @@ def bench_sgd(layers, args, torch):
         topt.zero_grad(set_to_none=False)
 
     candidates["torch"] = [topt.step, t_zero_grad]
-    return _record(row, interleaved_split(candidates, reps=args.reps, warmup=args.warmup))
+    return _record(row, _timed(device, candidates, args))
 
 
-def bench_step(layers, batch, crop, args, torch, rng):
-    """One training step of the whole stack: zero_grad, forward, loss, backward, SGD step."""
+def bench_step(layers, batch, crop, args, torch, rng, device):
+    """One training step of the whole stack: zero_grad, forward, loss, backward, SGD step.
+
+    As in ``alexnet train`` (and in PyTorch, whose input needs no gradient), conv1 does not
+    compute the gradient of the images.
+    """
     model = nn.Sequential(*[layer for _, layer, _ in layers])
     model.train()
     loss_fn = nn.SoftmaxCrossEntropyLoss()
     opt = nn.SGD(model.parameters(), lr=1e-5, momentum=0.9, weight_decay=5e-4)
-    x = rng.standard_normal((batch, 3, crop, crop), dtype=np.float32)
-    y = rng.integers(0, 1000, size=batch)
+    x = device.array(rng.standard_normal((batch, 3, crop, crop), dtype=np.float32))
+    y = device.array(rng.integers(0, 1000, size=batch))
 
     def ours():
         opt.zero_grad()
@@ -338,12 +414,15 @@ def bench_step(layers, batch, crop, args, torch, rng):
     row = {"layer": "step", "kind": "step", "in_shape": [batch, 3, crop, crop], "out_shape": [],
            "flops_fwd": flops}
     candidates = {"ours": [ours]}
+    layers[0][1].input_grad = False
     if torch is None:
-        return _record(row, interleaved_split(candidates, reps=args.reps, warmup=args.warmup))
-    tmodel = torch_alexnet(torch, layers)
+        row = _record(row, _timed(device, candidates, args))
+        layers[0][1].input_grad = True
+        return row
+    tmodel = torch_alexnet(torch, layers).to("cuda" if device.cupy is not None else "cpu")
     tmodel.train()
     topt = torch.optim.SGD(tmodel.parameters(), lr=1e-5, momentum=0.9, weight_decay=5e-4)
-    tx, ty = torch.from_numpy(x), torch.from_numpy(y)
+    tx, ty = device.tensor(x), device.tensor(y)
 
     def theirs():
         topt.zero_grad()
@@ -351,7 +430,33 @@ def bench_step(layers, batch, crop, args, torch, rng):
         topt.step()
 
     candidates["torch"] = [theirs]
-    return _record(row, interleaved_split(candidates, reps=args.reps, warmup=args.warmup))
+    row = _record(row, _timed(device, candidates, args))
+    layers[0][1].input_grad = True
+    return row
+
+
+def bench_infer(layers, batch, crop, args, torch, rng, device):
+    """The forward pass of the whole stack in eval mode (dropout off; torch: eval() and no_grad)."""
+    model = nn.Sequential(*[layer for _, layer, _ in layers])
+    model.eval()
+    x = device.array(rng.standard_normal((batch, 3, crop, crop), dtype=np.float32))
+    flops = sum(forward_flops(layer, s_in, s_out) for (layer, s_in, s_out) in _gemm_shapes(layers, batch, crop))
+    row = {"layer": "infer", "kind": "infer", "in_shape": [batch, 3, crop, crop], "out_shape": [],
+           "flops_fwd": flops}
+    candidates = {"ours": [lambda: model.forward(x)]}
+    if torch is not None:
+        tmodel = torch_alexnet(torch, layers).to("cuda" if device.cupy is not None else "cpu")
+        tmodel.eval()
+        tx = device.tensor(x)
+
+        def theirs():
+            with torch.no_grad():
+                return tmodel(tx)
+
+        candidates["torch"] = [theirs]
+    _record(row, _timed(device, candidates, args))
+    model.train()
+    return row
 
 
 def _record(row, timings):
@@ -378,6 +483,11 @@ def main(args):
     threads = args.threads or env["cores"]
     if torch is not None:
         torch.set_num_threads(threads)
+        if args.device == "cuda" and torch.cuda.is_available():
+            torch.backends.cuda.matmul.allow_tf32 = args.tf32 == "on"
+            torch.backends.cudnn.allow_tf32 = args.tf32 == "on"
+            torch.backends.cudnn.benchmark = True            # let cuDNN pick its fastest algorithms
+    device = Device(args.device, torch)
     blas = numpy_blas_info()
 
     print(f"python {env['python']} ({env['executable']}), CPU: {env['cpu']}, {env['cores']} usable cores")
@@ -391,15 +501,18 @@ def main(args):
     else:
         print("torch not importable (or --no-torch): PyTorch columns omitted")
 
-    mm = numpy_matmul_rate(args.matmul_size)
-    mm_torch = torch_matmul_rate(torch, args.matmul_size) if torch is not None else None
-    print(f"reference: NumPy float32 {args.matmul_size}x{args.matmul_size} matmul = {mm:.1f} GFLOP/s"
+    print(f"device {args.device}, precision: {device.precision()}")
+    mm = numpy_matmul_rate(args.matmul_size, xp=device.cupy, synchronize=device.synchronize)
+    mm_torch = torch_matmul_rate(torch, args.matmul_size, device=args.device) if torch is not None else None
+    print(f"reference: {'CuPy' if device.cupy else 'NumPy'} float32 {args.matmul_size}x{args.matmul_size} matmul = {mm:.1f} GFLOP/s"
           + (f"   (torch.matmul: {mm_torch:.1f} GFLOP/s)" if mm_torch else ""))
     print(f"batch {args.batch}, input {args.crop}x{args.crop}, median of {args.reps} reps after "
           f"{args.warmup} warm-up\n")
 
     rng = np.random.default_rng(0)
     layers = alexnet_layers(rng, args.crop)
+    for _, layer, _ in layers:
+        layer.to(args.device)
     shapes, final_shape = layer_shapes(layers, args.batch, args.crop)
     rows = []
     for (name, layer, kind), s_in in zip(layers, shapes):
@@ -413,28 +526,41 @@ def main(args):
             s_out = (s_in[0], layer.out_features)
         else:
             s_out = s_in
-        rows.append(bench_layer(name, layer, kind, s_in, s_out, args, torch, rng))
+        rows.append(bench_layer(name, layer, kind, s_in, s_out, args, torch, rng, device))
         print(f"  timed {name}", file=sys.stderr, flush=True)
     if "loss" in args.wanted:
-        rows.append(bench_loss(args.batch, args, torch, rng))
+        rows.append(bench_loss(args.batch, args, torch, rng, device))
     if "sgd" in args.wanted:
-        rows.append(bench_sgd(layers, args, torch))
+        rows.append(bench_sgd(layers, args, torch, device))
     step = None
     if "step" in args.wanted:
         print("  timing the whole training step", file=sys.stderr, flush=True)
-        step = bench_step(layers, args.batch, args.crop, args, torch, rng)
+        step = bench_step(layers, args.batch, args.crop, args, torch, rng, device)
 
-    mm_end = numpy_matmul_rate(args.matmul_size)
+    infer = None
+    if "infer" in args.wanted:
+        print("  timing the eval-mode forward pass", file=sys.stderr, flush=True)
+        infer = bench_infer(layers, args.batch, args.crop, args, torch, rng, device)
+    mm_end = numpy_matmul_rate(args.matmul_size, xp=device.cupy, synchronize=device.synchronize)
     print_table(rows, step, mm, torch is not None, args)
+    if infer:
+        print(f"\neval-mode forward pass (inference), batch {args.batch}, {infer['flops_fwd'] / 1e9:.1f} GFLOP:")
+        for who, key in (("ours ", "ours_ms"), ("torch", "torch_ms")):
+            if key in infer:
+                sec = infer[key] * 1e-3
+                print(f"  {who}: {infer[key]:8.0f} ms  {args.batch / sec:7.1f} images/s  "
+                      f"{infer['flops_fwd'] / sec / 1e9:6.1f} GFLOP/s")
+        if "torch_ms" in infer:
+            print(f"  torch/ours = {infer['torch_ms'] / infer['ours_ms']:.2f}")
     print(f"\nreference matmul rate at the start {mm:.1f}, at the end {mm_end:.1f} GFLOP/s"
           + ("  -- WARNING: they differ by more than 20%: the machine was busy, trust only the"
              " ratios (ours and torch take turns within every repetition)"
              if abs(mm_end - mm) > 0.2 * max(mm, mm_end) else ""))
     if args.json:
         write_json(args.json, {"env": env, "blas": blas, "torch": torch.__version__ if torch else None,
-                               "threads": threads, "batch": args.batch, "crop": args.crop,
+                               "threads": threads, "device": args.device, "precision": device.precision(), "batch": args.batch, "crop": args.crop,
                                "reps": args.reps, "matmul_gflops": mm, "matmul_gflops_end": mm_end, "torch_matmul_gflops": mm_torch,
-                               "layers": rows, "step": step})
+                               "layers": rows, "step": step, "infer": infer})
         print(f"\nsaved {args.json}")
 
 

@@ -22,12 +22,22 @@ Backward, with g = dL/d(out) laid out like ``out``:
     dL/dx    = col2im(dL/dcols): every column entry is added back to the pixel
                it was copied from (pixels shared by overlapping windows collect
                several contributions).
+
+Memory: on the CPU the batch is unrolled a chunk of images at a time into
+buffers the layer keeps between calls, and backward unrolls the chunk again
+from the saved input instead of keeping every column matrix (at batch 128,
+crop 227, those would take 1.8 GB for the five layers).
 """
 import numpy as np
 
 from . import init
 from .backend import get_array_module
 from .module import Module, Parameter, check_input, check_integers
+from .threads import over_batch
+
+
+# Scratch buffers of Conv2d._buffer: (role, dtype, array module) -> (flat array, layout).
+_SCRATCH = {}
 
 
 def _pair(value, name):
@@ -44,34 +54,37 @@ def conv_output_size(size, kernel, stride, padding):
     return (size + 2 * padding - kernel) // stride + 1
 
 
-def im2col(x_padded, kernel_size, stride, groups):
+def im2col(x_padded, kernel_size, stride, groups, out=None):
     """Unroll windows into columns: (N, C, Hp, Wp) -> (G, C/G * kh * kw, N * Ho * Wo).
 
-    A strided *view* presents every window without copying; the reshape into a
-    matrix is the single copy. Rows are ordered (channel, i, j) like a kernel
-    W[f, c, i, j]; columns are ordered (n, y, x).
+    A strided *view* presents every window without copying; copying it into a
+    matrix is the single copy (into ``out``, a flat buffer of at least that many
+    entries, when given). Rows are ordered (channel, i, j) like a kernel
+    W[f, c, i, j]; columns are ordered (n, y, x). The copy is split over the
+    channels between threads (``nn.threads``).
     """
     xp = get_array_module(x_padded)
     kh, kw = kernel_size
     sh, sw = stride
     n, c, hp, wp = x_padded.shape
     ho, wo = (hp - kh) // sh + 1, (wp - kw) // sw + 1
-    cg = c // groups
     s_n, s_c, s_h, s_w = x_padded.strides
-    windows = xp.lib.stride_tricks.as_strided(
-        x_padded,
-        shape=(n, groups, cg, kh, kw, ho, wo),
-        strides=(s_n, cg * s_c, s_c, s_h, s_w, s_h * sh, s_w * sw),
-    )
-    return windows.transpose(1, 2, 3, 4, 0, 5, 6).reshape(groups, cg * kh * kw, n * ho * wo)
+    windows = xp.lib.stride_tricks.as_strided(               # windows[c, i, j, n, y, x]
+        x_padded, shape=(c, kh, kw, n, ho, wo),
+        strides=(s_c, s_h, s_w, s_n, s_h * sh, s_w * sw))
+    size = c * kh * kw * n * ho * wo
+    cols = (xp.empty(size, dtype=x_padded.dtype) if out is None else out[:size]).reshape(windows.shape)
+    over_batch(xp.copyto, cols, windows)
+    return cols.reshape(groups, c // groups * kh * kw, n * ho * wo)
 
 
-def col2im(cols, padded_shape, kernel_size, stride):
+def col2im(cols, padded_shape, kernel_size, stride, out=None):
     """The adjoint of im2col: add every column entry back where it came from.
 
     (G, C/G * kh * kw, N * Ho * Wo) -> (N, C, Hp, Wp). The loop runs over the
     kh * kw kernel offsets only; each step adds a whole strided slab (all images,
-    channels and output positions at once).
+    channels and output positions at once), split over the channels between
+    threads. ``out``: a flat buffer of at least N * C * Hp * Wp entries to use.
     """
     xp = get_array_module(cols)
     kh, kw = kernel_size
@@ -79,10 +92,16 @@ def col2im(cols, padded_shape, kernel_size, stride):
     n, c, hp, wp = padded_shape
     ho, wo = (hp - kh) // sh + 1, (wp - kw) // sw + 1
     per_offset = cols.reshape(c, kh, kw, n, ho, wo)
-    image = xp.zeros((c, n, hp, wp), dtype=cols.dtype)
-    for i in range(kh):
-        for j in range(kw):
-            image[:, :, i:i + sh * (ho - 1) + 1:sh, j:j + sw * (wo - 1) + 1:sw] += per_offset[:, i, j]
+    size = c * n * hp * wp
+    image = (xp.empty(size, dtype=cols.dtype) if out is None else out[:size]).reshape(c, n, hp, wp)
+
+    def add_back(per_offset, image):
+        image[...] = 0
+        for i in range(kh):
+            for j in range(kw):
+                image[:, :, i:i + sh * (ho - 1) + 1:sh, j:j + sw * (wo - 1) + 1:sw] += per_offset[:, i, j]
+
+    over_batch(add_back, per_offset, image)
     return image.transpose(1, 0, 2, 3)
 
 
@@ -121,8 +140,7 @@ class Conv2d(Module):
         self.weight = Parameter(np.zeros((out_channels, in_channels // groups, kh, kw), dtype=dtype))
         init.kaiming_normal_(self.weight, rng)
         self.bias = Parameter(np.zeros(out_channels, dtype=dtype)) if bias else None
-        self._cols = None
-        self._padded_shape = None
+        self._input = None
         self._out_shape = None
 
     def extra_repr(self):
@@ -135,6 +153,54 @@ class Conv2d(Module):
         wo = conv_output_size(w, self.kernel_size[1], self.stride[1], self.padding[1])
         return (n, self.out_channels, ho, wo)
 
+    # On the CPU the batch is unrolled a few images at a time, so that the column matrix of one
+    # chunk is at most about this many bytes (AlexNet's conv2 at batch 128, crop 227 would need 0.9 GB at
+    # once); the chunk's buffers are kept and reused by the next call. On the GPU: one chunk.
+    CHUNK_BYTES = 1 << 28
+
+    def _chunks(self, x):
+        """Slices of the batch, each unrolled and multiplied on its own."""
+        xp = get_array_module(x)
+        n, c, h, w = x.shape
+        _, _, ho, wo = self.output_shape(x.shape)
+        per_image = c * self.kernel_size[0] * self.kernel_size[1] * ho * wo * x.itemsize
+        step = n if xp is not np else max(1, min(n, self.CHUNK_BYTES // per_image))
+        return [slice(start, min(start + step, n)) for start in range(0, n, step)], step
+
+    def _buffer(self, name, size, dtype, xp, layout=None):
+        """A flat scratch array of at least ``size`` entries, shared by every Conv2d and kept between calls.
+
+        Layers run one after another, so one buffer per role serves them all. It is
+        zeroed when it is made, and again when ``layout`` (the shape whose zero
+        border a caller relies on) differs from the last call's.
+        """
+        key = (name, np.dtype(dtype).str, xp.__name__)
+        held, held_layout = _SCRATCH.get(key, (None, None))
+        if held is None or held.size < size:
+            held = xp.zeros(size, dtype=dtype)
+        elif layout != held_layout:
+            held[...] = 0
+        _SCRATCH[key] = (held, layout)
+        return held
+
+    def _columns(self, images, step):
+        """im2col of a chunk of images, padded on the way; both in reused buffers."""
+        xp = get_array_module(images)
+        ph, pw = self.padding
+        if ph or pw:
+            n, c, h, w = images.shape
+            shape = (n, c, h + 2 * ph, w + 2 * pw)
+            padded = self._buffer("padded", step * c * shape[2] * shape[3], images.dtype, xp,
+                                  (shape[1:], self.padding))
+            padded = padded[:n * c * shape[2] * shape[3]].reshape(shape)   # border stays zero
+            padded[:, :, ph:ph + h, pw:pw + w] = images
+            images = padded
+        _, _, ho, wo = self.output_shape(images.shape[:2] + tuple(
+            d - 2 * p for d, p in zip(images.shape[2:], self.padding)))
+        size = step * images.shape[1] * self.kernel_size[0] * self.kernel_size[1] * ho * wo
+        return im2col(images, self.kernel_size, self.stride, self.groups,
+                      out=self._buffer("cols", size, images.dtype, xp))
+
     def forward(self, x):
         check_input(self, x, 4, self.in_channels)
         xp = get_array_module(x)
@@ -143,32 +209,53 @@ class Conv2d(Module):
             raise ValueError(
                 f"Conv2d: input of spatial size {tuple(x.shape[2:])} is smaller than the kernel "
                 f"{self.kernel_size} with padding {self.padding}")
-        ph, pw = self.padding
-        x_padded = xp.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw))) if (ph or pw) else x
-        cols = im2col(x_padded, self.kernel_size, self.stride, self.groups)
         g, f_g = self.groups, self.out_channels // self.groups
-        out = xp.matmul(self.weight.data.reshape(g, f_g, -1), cols)          # (G, F/G, N*Ho*Wo)
-        if self.bias is not None:
-            out += self.bias.data.reshape(g, f_g, 1)
-        self._cols, self._padded_shape, self._out_shape = cols, x_padded.shape, out_shape
-        return xp.ascontiguousarray(out.reshape(self.out_channels, n, ho, wo).transpose(1, 0, 2, 3))
+        weight = self.weight.data.reshape(g, f_g, -1)
+        bias = 0 if self.bias is None else self.bias.data.reshape(1, -1, 1, 1)
+        out = xp.empty(out_shape, dtype=x.dtype)
+        chunks, step = self._chunks(x)
+        products = self._buffer("products", step * self.out_channels * ho * wo, x.dtype, xp)
+        for part in chunks:
+            cols = self._columns(x[part], step)                                 # (G, K, n*Ho*Wo)
+            m = cols.shape[2]
+            product = xp.matmul(weight, cols, out=products[:g * f_g * m].reshape(g, f_g, m))
+            product = product.reshape(self.out_channels, -1, ho, wo).transpose(1, 0, 2, 3)
+            xp.add(product, bias, out=out[part])                                # (n, F, Ho, Wo)
+        self._input, self._out_shape = x, out_shape
+        return out
 
     def backward(self, grad_out):
-        cols, padded_shape = self._cached(self._cols, self._padded_shape)
+        x = self._cached(self._input)
         self._check_grad(grad_out, self._out_shape)
         xp = get_array_module(grad_out)
         g, f_g = self.groups, self.out_channels // self.groups
-        grad = grad_out.transpose(1, 0, 2, 3).reshape(g, f_g, -1)            # (G, F/G, N*Ho*Wo)
-        # dW = g cols^T, computed as (cols g^T)^T: OpenBLAS is several times faster when the long
-        # N*Ho*Wo axis is the inner (reduced) axis of the left-hand operand in this orientation.
-        self.weight.grad += xp.matmul(cols, grad.transpose(0, 2, 1)).transpose(0, 2, 1).reshape(self.weight.data.shape)
-        if self.bias is not None:
-            self.bias.grad += grad_out.sum(axis=(0, 2, 3))
-        if not self.input_grad:
-            return None
+        _, _, ho, wo = self._out_shape
         weight = self.weight.data.reshape(g, f_g, -1)
-        grad_cols = xp.matmul(weight.transpose(0, 2, 1), grad)               # (G, K, N*Ho*Wo)
-        grad_padded = col2im(grad_cols, padded_shape, self.kernel_size, self.stride)
+        k = weight.shape[2]
+        grad_weight = xp.zeros((g, k, f_g), dtype=self.weight.grad.dtype)
+        grad_in = xp.empty(x.shape, dtype=grad_out.dtype) if self.input_grad else None
+        chunks, step = self._chunks(x)
+        grads = self._buffer("grads", step * self.out_channels * ho * wo, grad_out.dtype, xp)
         ph, pw = self.padding
-        _, _, hp, wp = padded_shape
-        return xp.ascontiguousarray(grad_padded[:, :, ph:hp - ph, pw:wp - pw])
+        for part in chunks:
+            cols = self._columns(x[part], step)                                 # recomputed, not stored
+            m = cols.shape[2]
+            grad = grads[:self.out_channels * m].reshape(self.out_channels, -1, ho, wo)
+            xp.copyto(grad, grad_out[part].transpose(1, 0, 2, 3))
+            grad = grad.reshape(g, f_g, m)                                      # (G, F/G, n*Ho*Wo)
+            # dW = g cols^T, computed as (cols g^T)^T: OpenBLAS is several times faster when the
+            # long n*Ho*Wo axis is the inner (reduced) axis of the left-hand operand this way.
+            grad_weight += xp.matmul(cols, grad.transpose(0, 2, 1))
+            if self.bias is not None:
+                self.bias.grad += grad.sum(axis=2).reshape(-1)
+            if not self.input_grad:
+                continue
+            grad_cols = xp.matmul(weight.transpose(0, 2, 1), grad, out=cols)    # (G, K, n*Ho*Wo)
+            n_part, c, h, w = x[part].shape
+            padded_shape = (n_part, c, h + 2 * ph, w + 2 * pw)
+            grad_padded = col2im(grad_cols, padded_shape, self.kernel_size, self.stride,
+                                 out=self._buffer("image", step * c * padded_shape[2] * padded_shape[3],
+                                                  grad_out.dtype, xp))
+            grad_in[part] = grad_padded[:, :, ph:ph + h, pw:pw + w]
+        self.weight.grad += grad_weight.transpose(0, 2, 1).reshape(self.weight.data.shape)
+        return grad_in

@@ -36,6 +36,7 @@ where the last sum is the same windowed sum, taken with the window mirrored.
 """
 from .backend import get_array_module
 from .module import Module, check_input, check_integers
+from .threads import over_batch
 
 
 def window_sum(values, before, after):
@@ -73,7 +74,7 @@ class LocalResponseNorm(Module):
         self.size, self.beta, self.k, self.groups = size, beta, k, int(groups)
         self.alpha = alpha / size if alpha_over_n else alpha
         self.before, self.after = size // 2, (size - 1) // 2
-        self._input = self._scale = self._inverse_power = self._out = None
+        self._input = self._out = None
 
     def extra_repr(self):
         text = f"size={self.size}, alpha={self.alpha}, beta={self.beta}, k={self.k}"
@@ -92,26 +93,47 @@ class LocalResponseNorm(Module):
         if x.shape[1] % self.groups:
             raise ValueError(f"LocalResponseNorm: {x.shape[1]} channels do not split into "
                              f"groups={self.groups} equal blocks")
-        scale = self._window_sum(x * x, self.before, self.after)                    # S_i
-        scale *= self.alpha
-        scale += self.k                                                              # s_i = k + alpha S_i
-        inverse_power = _inverse_power(scale, self.beta)                             # s_i^-beta
-        out = x * inverse_power                                                      # b_i = a_i s_i^-beta
-        self._input, self._scale, self._inverse_power, self._out = x, scale, inverse_power, out
+        out = get_array_module(x).empty(x.shape, dtype=x.dtype)
+        over_batch(self._normalize, x, out)
+        # Only a_i and b_i are kept: backward recomputes s_i from a_i (a few cheap passes), which
+        # saves two activation-sized arrays per LRN layer.
+        self._input, self._out = x, out
         return out
 
+    def _scale_of(self, x):
+        """s_i = k + alpha * S_i, S_i the windowed sum of squares."""
+        scale = self._window_sum(x * x, self.before, self.after)                   # S_i
+        scale *= self.alpha
+        scale += self.k                                                              # s_i = k + alpha S_i
+        return scale
+
+    @property
+    def _scale(self):
+        """s_i of the last forward's input (recomputed on each access; None before any forward)."""
+        return None if self._input is None else self._scale_of(self._input)
+
+    def _normalize(self, x, out):
+        """out = b_i = a_i s_i^-beta for a slice of the batch (``nn.threads`` runs slices in parallel)."""
+        get_array_module(x).multiply(x, _inverse_power(self._scale_of(x), self.beta), out=out)
+
     def backward(self, grad_out):
-        x, scale, inverse_power, out = self._cached(self._input, self._scale, self._inverse_power, self._out)
+        x, out = self._cached(self._input, self._out)
         self._check_grad(grad_out, x.shape)
+        grad_in = get_array_module(grad_out).empty(x.shape, dtype=grad_out.dtype)
+        over_batch(self._backward_slice, x, out, grad_out, grad_in)
+        return grad_in
+
+    def _backward_slice(self, x, out, grad_out, grad_in):
+        xp = get_array_module(x)
+        scale = self._scale_of(x)                                                    # s_i, recomputed
         ratio = grad_out * out
         ratio /= scale                                                               # g_i b_i / s_i
         # j in window(i)  <=>  i in [j - after, j + before]: the mirrored window.
         through_neighbours = self._window_sum(ratio, self.after, self.before)
         through_neighbours *= x
         through_neighbours *= -2 * self.alpha * self.beta
-        grad_in = grad_out * inverse_power                                           # g_j s_j^-beta
+        xp.multiply(grad_out, _inverse_power(scale, self.beta), out=grad_in)        # g_j s_j^-beta
         grad_in += through_neighbours
-        return grad_in
 
 
 def _inverse_power(scale, beta):

@@ -25,6 +25,7 @@ included, since the paper's rule names no exception; pass a separate optimizer
 import numpy as np
 
 from .backend import asnumpy, get_array_module
+from .threads import over_batch
 
 
 class SGD:
@@ -56,17 +57,22 @@ class SGD:
             if not (param.data.flags.c_contiguous and param.grad.flags.c_contiguous):
                 param.data, param.grad = xp.ascontiguousarray(param.data), xp.ascontiguousarray(param.grad)
             weight, grad, vel = param.data.reshape(-1), param.grad.reshape(-1), velocity.reshape(-1)
-            chunk = self.CHUNK if xp is np else weight.size
-            scratch = xp.empty(min(chunk, weight.size), dtype=weight.dtype)
-            for start in range(0, weight.size, chunk):
-                part = slice(start, start + chunk)
-                update = scratch[:len(weight[part])]
-                xp.multiply(weight[part], self.weight_decay, out=update)   # wd * w
-                update += grad[part]                                        # + dL/dw
-                update *= self.lr                                           # * eps
-                vel[part] *= self.momentum                                  # v <- m v - update
-                vel[part] -= update
-                weight[part] += vel[part]                                   # w <- w + v
+            over_batch(self._update, weight, grad, vel)      # halves of the entries on two threads
+
+    def _update(self, weight, grad, vel):
+        """The update rule on (a slice of) one parameter's entries, in place."""
+        xp = get_array_module(weight)
+        chunk = self.CHUNK if xp is np else weight.size
+        scratch = xp.empty(min(chunk, weight.size), dtype=weight.dtype)
+        for start in range(0, weight.size, chunk):
+            part = slice(start, start + chunk)
+            update = scratch[:len(weight[part])]
+            xp.multiply(weight[part], self.weight_decay, out=update)   # wd * w
+            update += grad[part]                                        # + dL/dw
+            update *= self.lr                                           # * eps
+            vel[part] *= self.momentum                                  # v <- m v - update
+            vel[part] -= update
+            weight[part] += vel[part]                                   # w <- w + v
 
     def state_dict(self):
         state = {"lr": np.float64(self.lr), "momentum": np.float64(self.momentum),
