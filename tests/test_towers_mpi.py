@@ -35,3 +35,10 @@ def run_mpi(script, *args, ranks=2, timeout=180):
 
 def test_allgather_and_reduce_scatter_over_mpi():
     assert "towers_exchange OK on 2 ranks" in run_mpi("towers_exchange.py").stdout
+
+
+def test_two_tower_processes_equal_one_process():
+    """§3.2 on two real processes: float64 logits and gradients to 1e-10, float32 weights after a
+    short training run up to rounding noise (the script asserts; this checks it ran to the end)."""
+    out = run_mpi("towers_equivalence.py").stdout
+    assert "towers_equivalence OK on 2 ranks" in out, out
