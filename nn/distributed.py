@@ -254,18 +254,20 @@ def get_communicator():
 
 
 @contextmanager
-def abort_on_error(comm):
-    """Any exception on one rank prints its traceback (with the rank) and aborts EVERY rank, so no
-    rank is left waiting forever in a collective. With one process it just propagates."""
+def abort_on_error(comm, brief=(), prefix="error"):
+    """Any exception on one rank prints its message (and traceback, except for the ``brief``
+    exception types: user errors) with the rank, and aborts EVERY rank, so no rank is left
+    waiting forever in a collective. With one process the exception just propagates."""
     try:
         yield
     except BaseException as exc:
         if comm.size <= 1 or isinstance(exc, SystemExit) and exc.code in (0, None):
             raise
         sys.stdout.flush()
-        lines = traceback.format_exception(type(exc), exc, exc.__traceback__)
-        sys.stderr.write(f"rank {comm.rank} of {comm.size}: {''.join(lines)}"
-                         f"rank {comm.rank}: error: {exc}; aborting all {comm.size} processes\n")
+        lines = "" if isinstance(exc, brief) else "".join(
+            traceback.format_exception(type(exc), exc, exc.__traceback__))
+        sys.stderr.write(f"{lines}{prefix} (rank {comm.rank} of {comm.size}): {exc or type(exc).__name__}; "
+                         f"aborting all {comm.size} processes\n")
         sys.stderr.flush()
         comm.abort(1)
         raise
