@@ -1,0 +1,81 @@
+"""The Communicator (nn/distributed.py): its values under ``mpiexec -n 2`` (run from pytest in a
+subprocess), the size-1 stand-in, and the error without mpi4py."""
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from nn import distributed
+from nn.distributed import Communicator, shard_rows
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def mpi_available():
+    try:
+        import mpi4py  # noqa: F401
+    except ImportError:
+        return False
+    return shutil.which("mpiexec") is not None
+
+
+needs_mpi = pytest.mark.skipif(not mpi_available(), reason="needs mpi4py and mpiexec: pip install -e \".[mpi]\"")
+
+
+def mpi_env():
+    env = dict(os.environ, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1", MPLBACKEND="Agg")
+    env["PYTHONPATH"] = os.pathsep.join([str(REPO), env.get("PYTHONPATH", "")])
+    return env
+
+
+def mpiexec(n, *args, timeout=120, env=None):
+    return subprocess.run(["mpiexec", "-n", str(n), sys.executable, *map(str, args)], cwd=REPO,
+                          env=env or mpi_env(), capture_output=True, text=True, timeout=timeout)
+
+
+@needs_mpi
+def test_collectives_give_the_known_values_on_two_ranks():
+    result = mpiexec(2, "tests/mpi/comm_checks.py", timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "comm checks passed" in result.stdout
+
+
+def test_one_process_stand_in_returns_its_input():
+    comm = Communicator()
+    assert (comm.rank, comm.size, comm.is_root) == (0, 1, True)
+    a = np.arange(4.0)
+    assert comm.allreduce_mean_([a])[0] is a and np.array_equal(a, np.arange(4.0))
+    assert comm.broadcast_([a])[0] is a
+    assert comm.allreduce_sum(3) == 3
+    assert comm.allgather(a, 0) is a and comm.reduce_scatter(a, 0) is a
+
+
+def test_without_a_launcher_no_mpi_is_imported(monkeypatch):
+    for name in distributed.LAUNCHER_SIZE_VARIABLES + ("PMI_RANK", "OMPI_COMM_WORLD_RANK"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr(distributed, "_COMMUNICATOR", None)
+    comm = distributed.get_communicator()
+    assert type(comm) is Communicator and comm.size == 1
+
+
+def test_two_processes_without_mpi4py_say_how_to_install_it():
+    code = ("import sys; sys.modules['mpi4py'] = None\n"
+            "from nn.distributed import get_communicator\nget_communicator()")
+    env = dict(mpi_env(), PMI_SIZE="2", PMI_RANK="0")
+    result = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True,
+                            timeout=60)
+    assert result.returncode != 0
+    assert 'pip install -e ".[mpi]"' in result.stderr and "2 processes" in result.stderr
+
+
+@pytest.mark.parametrize("total, size", [(128, 2), (7, 2), (1, 2), (10, 4), (5, 1)])
+def test_shard_rows_cover_the_batch_in_rank_order(total, size):
+    blocks = [shard_rows(total, r, size) for r in range(size)]
+    assert blocks[0][0] == 0 and blocks[-1][1] == total
+    assert all(a[1] == b[0] for a, b in zip(blocks, blocks[1:]))
+    lengths = [stop - start for start, stop in blocks]
+    assert max(lengths) - min(lengths) <= 1
