@@ -7,17 +7,12 @@ rank also computes for itself (reduced width 1/16, crop 67).
    to float32 rounding noise.
 Prints one line per check with the measured errors (rank 0); an assertion aborts both ranks.
 """
-import sys
-from pathlib import Path
-
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from towers_shim import get_communicator  # noqa: E402
-
-from alexnet.model import AlexNet  # noqa: E402
-from alexnet.towers import TowerAlexNet  # noqa: E402
-from nn import SGD, SoftmaxCrossEntropyLoss  # noqa: E402
+from alexnet.model import AlexNet
+from alexnet.towers import TowerAlexNet
+from nn import SGD, SoftmaxCrossEntropyLoss
+from nn.distributed import get_communicator
 
 SMALL = dict(num_classes=10, crop=67, width=1 / 16, seed=3)
 

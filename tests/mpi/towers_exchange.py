@@ -1,14 +1,9 @@
 """Run under ``mpiexec -n 2 python -m mpi4py tests/mpi/towers_exchange.py`` (tests/test_towers_mpi.py does):
 nn.exchange.AllGather over real MPI against the same computation done on one rank with NumPy."""
-import sys
-from pathlib import Path
-
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from towers_shim import get_communicator  # noqa: E402
-
-from nn.exchange import AllGather  # noqa: E402
+from nn.distributed import get_communicator
+from nn.exchange import AllGather
 
 
 def main():
