@@ -190,6 +190,8 @@ class TowerAlexNet(Sequential):
 
         #: rows of each parameter in the one-process network (to gather the towers' shares back)
         self.full_rows = {name: value.shape[0] for name, value in reference.named_parameters()}
+        self.full_num_parameters = reference.num_parameters()
+        self.conv1.input_grad = reference.conv1.input_grad       # the image needs no gradient in training
         self.load_full_state_dict(reference.state_dict())
         self.set_rng_state(reference.rng_state())
 
@@ -285,3 +287,51 @@ def tower_parameter_table(reference):
         shares = [tuple(value[rank_slice(value.shape[0], r, TOWERS)].shape) for r in range(TOWERS)]
         rows.append((name, tuple(value.shape), shares[0], shares[1], reads[name.split(".")[0]]))
     return rows
+
+
+# -- training the towers: `mpiexec -n 2 python -m alexnet train --towers ...` ------------------------
+def check_towers_args(args, comm):
+    """Refuse, with the reason, a ``--towers`` run that cannot be the two towers of §3.2."""
+    if comm.size != TOWERS:
+        raise ValueError(f"--towers runs the two towers of §3.2 as two processes, one tower each: start it with "
+                         f"mpiexec -n {TOWERS} python -m alexnet train --towers ... (this run has {comm.size} "
+                         f"process{'es' if comm.size != 1 else ''})")
+    if getattr(args, "groups", 2) != 2:
+        raise ValueError("--towers is the two-group network of §3.2; it cannot be combined with --groups 1")
+    if getattr(args, "lrn_across_towers", False):
+        raise ValueError("--towers normalizes each tower's own maps (§3.3 on one GPU); --lrn-across-towers would "
+                         "need the other tower's maps at every LRN layer")
+
+
+class TowerSync:
+    """What the trainer asks of ``alexnet.parallel.DataParallel``, for the two towers.
+
+    The towers are not data-parallel: both ranks read the WHOLE batch and no gradient is averaged
+    (each rank owns its parameters). What the ranks must still agree on is when to stop (a
+    SIGTERM may reach them one step apart: one tiny all-reduce per step), and rank 0's running
+    sums are the run's (both ranks compute the same loss and logits; after a mid-epoch resume only
+    rank 0 holds the epoch's earlier sums)."""
+
+    active = True
+
+    def __init__(self, comm):
+        self.comm = comm
+        self.stop_seen = False
+
+    def broadcast_state(self):
+        """Nothing to broadcast: each rank holds a different tower (built from the same seed)."""
+
+    def step(self, model_step, x, y, rows, stop_requested):
+        loss, logits = model_step(x, y)
+        self.stop_seen = self.any(stop_requested)
+        return loss, logits, loss
+
+    def any(self, flag):
+        return bool(self.comm.allreduce_sum(int(bool(flag))))
+
+    def global_stats(self, stats):
+        """Rank 0's running sums, on every rank."""
+        from .metrics import RunningStats
+        mine = [stats.loss_sum, stats.top1, stats.top5, stats.count] if self.comm.is_root else [0.0, 0, 0, 0]
+        total = self.comm.allreduce_sum(np.array(mine, np.float64))
+        return RunningStats(loss_sum=total[0], top1=int(total[1]), top5=int(total[2]), count=int(total[3]))

@@ -45,7 +45,7 @@ from .parallel import DataParallel, check_global_batch
 from .plots import plot_curves
 
 #: Arguments the command line may change when resuming; every other one comes from the checkpoint.
-RESUME_OVERRIDES = ("epochs", "device", "workers", "out", "resume", "quiet")
+RESUME_OVERRIDES = ("epochs", "device", "workers", "out", "resume", "quiet", "towers")
 EXIT_NONFINITE = 3
 EXIT_INTERRUPTED = 130
 
@@ -125,7 +125,12 @@ class Trainer:
         self.args = args
         self.comm = get_communicator()   # size 1 unless started by mpiexec -n N (data-parallel)
         self.is_root = self.comm.is_root
-        check_global_batch(args.batch_size, self.comm.size)
+        self.towers = getattr(args, "towers", False)   # §3.2 model-parallel: rank g holds tower g (towers.py)
+        if self.towers:
+            from .towers import check_towers_args
+            check_towers_args(args, self.comm)
+        else:
+            check_global_batch(args.batch_size, self.comm.size)
         self.out = Path(args.out)
         if self.is_root:   # rank 0 alone owns the output folder (any lock/overwrite check goes here)
             self.out.mkdir(parents=True, exist_ok=True)
@@ -158,13 +163,16 @@ class Trainer:
         if resumed is not None:
             self.model.load_state_dict(resumed.model_state)
             self.model.set_rng_state(resumed.meta["dropout_rng"])
+        if self.towers:   # keep this rank's tower of the one-process network
+            from .towers import TowerAlexNet
+            self.model = TowerAlexNet(self.comm, reference=self.model)
         self.model.to(self.device)
         self.optimizer = SGD(self.model.parameters(), lr=args.lr, momentum=args.momentum,
                              weight_decay=args.wd)
         self.schedule = make_schedule(args.schedule, self.optimizer, args.step_size)
         if resumed is not None:
             meta = resumed.meta
-            self.optimizer.load_state_dict(resumed.optimizer_state)
+            self.optimizer.load_state_dict(self.tower_share(resumed.optimizer_state))
             self.schedule.load_state_dict(meta["schedule"])
             self.start_epoch, self.start_step = int(meta["epoch"]), int(meta.get("step", 0))
             self.partial = RunningStats(**meta.get("partial", {}))
@@ -174,6 +182,9 @@ class Trainer:
             self.best_error = float(meta["best_error"]) if meta.get("best_error") is not None else math.inf
         shard = (self.comm.rank, self.comm.size)   # data-parallel: this rank's rows of every batch
         self.dp = DataParallel(self.comm, self.model, self.optimizer)
+        if self.towers:   # both towers read the whole batch; they agree on stops and on rank 0's sums
+            from .towers import TowerSync
+            shard, self.dp = (0, 1), TowerSync(self.comm)
         self.dp.broadcast_state()                   # rank 0's weights and velocities everywhere
         self.loader = data.Loader(self.train_set, args.batch_size, crop=args.crop, train=True, seed=args.seed,
                                   device=self.device, input_scale=args.input_scale, workers=args.workers,
@@ -200,9 +211,25 @@ class Trainer:
         """Write checkpoint.npz (rank 0). Mid-epoch (``step``) every rank must call it: the
         running sums of all ranks are added up first."""
         partial = self.dp.global_stats(self.partial) if step else self.partial
+        model, optimizer = self.whole_network(self.optimizer)
         if self.is_root:
-            save_checkpoint(self.checkpoint_path, self.model, self.meta(epoch, step, partial), self.optimizer,
+            save_checkpoint(self.checkpoint_path, model, self.meta(epoch, step, partial), optimizer,
                             self.train_set.mean_image)
+
+    def tower_share(self, state):
+        """With --towers, this rank's rows of a one-process state (alexnet.towers.split_state_dict)."""
+        if not self.towers:
+            return state
+        from .towers import split_state_dict
+        return split_state_dict(state, self.comm.rank)
+
+    def whole_network(self, optimizer=None):
+        """(model, optimizer) as a checkpoint holds them: with --towers every rank must call this,
+        the towers' shares are gathered into the one-process network's arrays."""
+        if not self.towers:
+            return self.model, optimizer
+        return (self.model.full_model_view(),
+                None if optimizer is None else self.model.full_optimizer_view(optimizer))
 
     def write_log(self):
         """Rewrite log.jsonl from the history (the checkpoint's copy is the source of truth)."""
@@ -310,8 +337,9 @@ class Trainer:
                 improved = error < self.best_error
                 if improved:  # best.npz first: a crash between the two writes only repeats this epoch
                     self.best_error = error
+                    model, _ = self.whole_network()
                     if say:
-                        save_checkpoint(self.best_path, self.model, self.meta(epoch + 1),
+                        save_checkpoint(self.best_path, model, self.meta(epoch + 1),
                                         mean_image=self.train_set.mean_image)
                 self.save(epoch + 1)
                 if say:
@@ -330,9 +358,14 @@ class Trainer:
         a = self.args
         print(f"training AlexNet on {self.data_path}: {len(self.train_set)} train / "
               f"{len(self.val_set) if self.val_set else 0} val images, {self.train_set.num_classes} classes, "
-              f"S={self.train_set.size}, crop {a.crop}; {self.model.num_parameters():,} parameters; "
+              f"S={self.train_set.size}, crop {a.crop}; "
+              f"{getattr(self.model, 'full_num_parameters', None) or self.model.num_parameters():,} parameters; "
               f"device {self.device}; batch {a.batch_size}, lr {self.optimizer.lr:g}, momentum {a.momentum}, "
               f"wd {a.wd}, init {a.init}, input scale {a.input_scale:g}", file=sys.stderr)
+        if self.towers:
+            print(f"two towers (§3.2) on two processes: rank 0 holds tower 0 ({self.model.num_parameters():,} "
+                  f"of {self.model.full_num_parameters:,} parameters), rank 1 tower 1; they exchange conv3's, "
+                  f"fc6's, fc7's and fc8's inputs and the logits", file=sys.stderr)
         if self.start_epoch or self.start_step:
             print(f"resuming at epoch {self.start_epoch + 1}, step {self.start_step + 1}", file=sys.stderr)
 
