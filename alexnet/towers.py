@@ -335,3 +335,24 @@ class TowerSync:
         mine = [stats.loss_sum, stats.top1, stats.top5, stats.count] if self.comm.is_root else [0.0, 0, 0, 0]
         total = self.comm.allreduce_sum(np.array(mine, np.float64))
         return RunningStats(loss_sum=total[0], top1=int(total[1]), top5=int(total[2]), count=int(total[3]))
+
+
+def exchange_bytes(reference, batch, itemsize=4):
+    """The bytes ONE rank sends at each exchange point per training step, from the shapes alone:
+    a list of dicts (exchange, what, values crossing, bytes_forward, bytes_backward) for a batch of
+    ``batch`` images through ``reference`` (an ``AlexNet(groups=2)``) in ``itemsize``-byte floats.
+
+    Each rank sends its half of the gathered tensor forward and receives the other half; backward
+    it sends the other tower's share of its gradient (reduce-scatter). The logits need nothing back
+    (every rank computes the same loss)."""
+    s = reference.spatial
+    half = lambda n: split_sizes(n, TOWERS)[0]   # noqa: E731 - the longer share (padded to it)
+    values = {"gather2": batch * half(reference.conv2.out_channels) * s["pool2"] ** 2,
+              "gather5": batch * half(reference.conv5.out_channels) * s["pool5"] ** 2,
+              "gather6": batch * half(reference.fc6.out_features),
+              "gather7": batch * half(reference.fc7.out_features),
+              "gather8": batch * half(reference.fc8.out_features)}
+    return [{"exchange": name, "what": EXCHANGE_WHAT[name], "values": values[name],
+             "bytes_forward": values[name] * itemsize,
+             "bytes_backward": 0 if name == "gather8" else values[name] * itemsize}
+            for name in EXCHANGES]

@@ -9,7 +9,7 @@ import pytest
 
 from alexnet.checkpoint import load_checkpoint, save_checkpoint
 from alexnet.model import AlexNet
-from alexnet.towers import (EXCHANGES, TowerAlexNet, join_state_dicts, split_state_dict,
+from alexnet.towers import (EXCHANGES, TowerAlexNet, exchange_bytes, join_state_dicts, split_state_dict,
                             tower_parameter_table)
 from nn import SGD, SoftmaxCrossEntropyLoss
 from nn.exchange import ThreadGroup
@@ -171,6 +171,25 @@ def test_bytes_crossing_each_exchange():
     assert per["gather8"]["bytes_forward"] == 4 * 5 * 8 and per["gather8"]["bytes_backward"] == 0
     for name in ("gather2", "gather5", "gather6", "gather7"):
         assert per[name]["bytes_backward"] == per[name]["bytes_forward"]
+    predicted = exchange_bytes(reference, batch=4, itemsize=8)        # from the shapes alone
+    assert [(p["bytes_forward"], p["bytes_backward"]) for p in predicted] == \
+        [(t["bytes_forward"], t["bytes_backward"]) for t in traffic]
+
+
+def test_what_crosses_at_full_size_is_small_next_to_fc6_and_fc7():
+    """The paper's reason for the split, in numbers: at batch 128, crop 227, float32, one rank sends
+    about 31 MB per step, against 218 MB of fc6 and fc7 weights (234 MB with fc8: 58.6M values) that
+    data-parallel training would all-reduce as gradients every step."""
+    sizes = AlexNet(num_classes=1000, groups=2, width=1.0, seed=0, dtype=np.float32)
+    per = {p["exchange"]: p for p in exchange_bytes(sizes, batch=128)}
+    assert per["gather2"]["bytes_forward"] == 128 * 128 * 13 * 13 * 4
+    assert per["gather5"]["bytes_forward"] == 128 * 128 * 6 * 6 * 4
+    assert per["gather6"]["bytes_forward"] == 128 * 2048 * 4
+    assert per["gather8"]["bytes_forward"] == 128 * 500 * 4
+    total = sum(p["bytes_forward"] + p["bytes_backward"] for p in per.values())
+    fc_weights = (sizes.fc6.weight.size + sizes.fc6.bias.size + sizes.fc7.weight.size + sizes.fc7.bias.size) * 4
+    assert 30e6 < total < 32e6 and fc_weights == (9216 * 4096 + 4096 * 4096 + 2 * 4096) * 4
+    assert fc_weights > 6.5 * total
 
 
 def test_checkpoint_from_the_towers_is_a_normal_one_process_checkpoint(tmp_path):
