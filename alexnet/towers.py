@@ -37,7 +37,8 @@ Both ranks read the same batch (§3.2: each GPU sees the whole image). The excha
 """
 import numpy as np
 
-from nn import get_array_module, Conv2d, Dropout, Flatten, Linear, LocalResponseNorm, MaxPool2d, Module, ReLU, Sequential
+from nn import (Conv2d, Dropout, Flatten, Linear, LocalResponseNorm, MaxPool2d, Module, ReLU, Sequential, asnumpy,
+                get_array_module)
 from nn.exchange import AllGather, allgather_uneven, rank_slice, split_sizes
 
 from .model import AlexNet
@@ -206,7 +207,7 @@ class TowerAlexNet(Sequential):
         names = list(self.full_rows)
         out = {}
         for key, value in arrays.items():
-            value = np.asarray(value)
+            value = asnumpy(value)
             if value.ndim == 0:
                 out[key] = value.copy()
                 continue
