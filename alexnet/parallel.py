@@ -32,6 +32,14 @@ def check_global_batch(batch_size, size):
                          f"or -b {batch_size + size - batch_size % size}")
 
 
+def select_gpu(comm):
+    """Rank r uses GPU ``local_rank % count`` of its machine (CuPy). Not run here: no GPU."""
+    import cupy
+
+    count = cupy.cuda.runtime.getDeviceCount()
+    cupy.cuda.Device(comm.local_rank % count).use()
+
+
 def dropout_feature_shapes(model):
     """name -> the feature shape each Dropout layer sees (the preceding Linear's outputs)."""
     shapes, features = {}, None

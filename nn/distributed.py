@@ -96,6 +96,7 @@ class Communicator:
 
     rank = 0
     size = 1
+    local_rank = 0      # rank among the processes on this machine (chooses the GPU)
 
     @property
     def is_root(self):
@@ -143,6 +144,9 @@ class MPICommunicator(Communicator):
         self.comm = comm
         self.rank = comm.Get_rank()
         self.size = comm.Get_size()
+        local = comm.Split_type(MPI.COMM_TYPE_SHARED, key=self.rank)
+        self.local_rank = local.Get_rank()
+        local.Free()
         #: Bytes handed to collectives by this rank (payloads, not the wire traffic of the algorithm).
         self.bytes_reduced = 0
 

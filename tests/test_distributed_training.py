@@ -134,3 +134,11 @@ def test_a_batch_that_does_not_split_is_a_clear_error(tiny, tmp_path):
     result = train_cli(tmp_path, "--data", tiny, *args, "--epochs", 1, "--out", tmp_path / "run", ranks=2)
     assert result.returncode != 0
     assert "-b/--batch-size 15 is the global batch and must be divisible by the 2 processes" in result.stderr
+
+
+def test_a_diverging_run_stops_every_rank_at_the_same_step(tiny, tmp_path):
+    result = train_cli(tmp_path, "--data", tiny, *SMALL, "--epochs", 2, "--lr", "1e12", "--out", tmp_path / "run",
+                       ranks=2)
+    assert result.returncode == 3, result.stderr
+    assert result.stderr.count("diverged") == 1 and "epoch 1, step" in result.stderr
+    assert not (tmp_path / "run" / "checkpoint.npz").exists()
