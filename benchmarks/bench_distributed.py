@@ -169,6 +169,21 @@ def launch(name, crop, args):
     return json.loads(lines[0][len(MARKER):])
 
 
+def pool(parts):
+    """One row from several runs of it: medians over every timed step of every run."""
+    if len(parts) == 1:
+        return parts[0]
+    row = dict(parts[0])
+    for key in ("step_s", "comm_s", "wait_s"):
+        row[key] = statistics.median(p[key] for p in parts)
+    row["images_per_s"] = row["batch"] / row["step_s"]
+    row["comm_share"] = statistics.median(p["comm_share"] for p in parts)
+    row["wait_share"] = statistics.median(p["wait_share"] for p in parts)
+    row["step_times"] = [t for p in parts for t in p["step_times"]]
+    row["rounds"] = len(parts)
+    return row
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--crops", default="112,227", help="comma-separated input sides (default 112,227)")
@@ -176,6 +191,8 @@ def main(argv=None):
     parser.add_argument("--reps", type=int, default=3, help="timed steps per row at crops < 200 (median)")
     parser.add_argument("--reps-227", type=int, default=2, dest="reps_227", help="timed steps at crop 227")
     parser.add_argument("--warmup", type=int, default=1, help="untimed steps first")
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="run every row this many times, the schemes taking turns (medians pooled)")
     parser.add_argument("--schemes", default=",".join(SCHEMES), help=f"subset of {','.join(SCHEMES)}")
     parser.add_argument("--timeout", type=int, default=900, help="seconds per row before giving up")
     parser.add_argument("--json", default=None, metavar="PATH", help="also save the results as JSON")
@@ -191,11 +208,14 @@ def main(argv=None):
     unknown = [n for n in names if n not in SCHEMES]
     if unknown:
         parser.error(f"unknown scheme(s) {unknown}; choose from {list(SCHEMES)}")
-    results = []
-    for crop in [int(c) for c in args.crops.split(",")]:
-        for name in names:   # one after the other, so a burst of load hits neighbours alike
-            print(f"crop {crop}: {name} ({SCHEMES[name].description}) ...", file=sys.stderr, flush=True)
-            results.append(launch(name, crop, args))
+    runs = {}
+    for round_ in range(args.rounds):
+        for crop in [int(c) for c in args.crops.split(",")]:
+            for name in names:   # taking turns, so a burst of load from elsewhere hits every scheme
+                print(f"round {round_ + 1}/{args.rounds}, crop {crop}: {name} ({SCHEMES[name].description}) ...",
+                      file=sys.stderr, flush=True)
+                runs.setdefault((crop, name), []).append(launch(name, crop, args))
+    results = [pool(parts) for parts in runs.values()]
     rows = []
     for r in results:
         base = next(b for b in results if b["crop"] == r["crop"] and b["scheme"] == "one-process") \
