@@ -32,6 +32,14 @@ def check_global_batch(batch_size, size):
                          f"or -b {batch_size + size - batch_size % size}")
 
 
+def select_gpu(comm):
+    """Rank r uses GPU ``local_rank % count`` of its machine (CuPy). Not run here: no GPU."""
+    import cupy
+
+    count = cupy.cuda.runtime.getDeviceCount()
+    cupy.cuda.Device(comm.local_rank % count).use()
+
+
 def dropout_feature_shapes(model):
     """name -> the feature shape each Dropout layer sees (the preceding Linear's outputs)."""
     shapes, features = {}, None
@@ -52,6 +60,25 @@ class DataParallel:
         self.dropouts = [(name, layer) for name, layer in model.named_children() if isinstance(layer, Dropout)]
         self.feature_shapes = dropout_feature_shapes(model)
         self.stop_seen = False       # did any rank ask to stop in the last step's all-reduce?
+        self.flat = None             # every gradient (+ 2 numbers) in one buffer, see link_gradients
+        if self.active:
+            self.link_gradients()
+
+    def link_gradients(self):
+        """Make every ``param.grad`` a view into ONE flat buffer (plus two slots for the batch loss
+        and the stop flag), so that the all-reduce runs on it in place: no packing copy per step."""
+        grads = [p.grad for p in self.params]
+        xp = get_array_module(grads[0])
+        total = sum(g.size for g in grads)
+        self.flat = xp.zeros(total + 2, grads[0].dtype)
+        offset = 0
+        for param, grad in zip(self.params, grads):
+            view = self.flat[offset:offset + grad.size].reshape(grad.shape)
+            view[...] = grad
+            param.grad = view
+            offset += grad.size
+        self.extra = self.flat[total:]
+        self._views = [p.grad for p in self.params]
 
     @property
     def active(self):
@@ -92,16 +119,16 @@ class DataParallel:
         if not self.active:
             self.stop_seen = stop_requested
             return loss, logits, loss
-        grads = [p.grad for p in self.params]
+        if any(p.grad is not v for p, v in zip(self.params, self._views)):
+            self.link_gradients()   # something replaced a gradient array (e.g. model.to): re-link
+        flat, dtype = self.flat, self.flat.dtype
         weight = count * self.comm.size / total
         if weight != 1:
-            for grad in grads:
-                grad *= grad.dtype.type(weight)
-        xp = get_array_module(grads[0])
-        extra = xp.asarray(np.array([loss * weight if count else 0.0, 1.0 if stop_requested else 0.0],
-                                    grads[0].dtype))
-        self.comm.allreduce_mean_(grads + [extra])
-        extra = np.asarray(extra.get() if xp is not np else extra, np.float64)
+            flat[:-2] *= dtype.type(weight)
+        self.extra[0] = loss * weight if count else 0.0
+        self.extra[1] = 1.0 if stop_requested else 0.0
+        self.comm.allreduce_mean_([flat])   # ONE all-reduce: every gradient, the loss, the flag
+        extra = np.asarray(self.extra.get() if get_array_module(flat) is not np else self.extra, np.float64)
         self.stop_seen = bool(extra[1] > 0)
         return loss, logits, float(extra[0])
 

@@ -41,7 +41,7 @@ from .checkpoint import load_checkpoint, save_checkpoint
 from .datasets import check_crop, open_split, resolve_data
 from .metrics import RunningStats
 from .model import AlexNet
-from .parallel import DataParallel, check_global_batch
+from .parallel import DataParallel, check_global_batch, select_gpu
 from .plots import plot_curves
 
 #: Arguments the command line may change when resuming; every other one comes from the checkpoint.
@@ -84,7 +84,7 @@ class StopFlag:
             raise KeyboardInterrupt
         self.signal = signum
         if self.announce:
-                print(f"\n{signal.Signals(signum).name} received: finishing this step and saving a checkpoint "
+            print(f"\n{signal.Signals(signum).name} received: finishing this step and saving a checkpoint "
                   f"(Ctrl-C again to abort without saving)", file=sys.stderr)
 
     def __exit__(self, *exc):
@@ -139,6 +139,8 @@ class Trainer:
         self.log_path = self.out / "log.jsonl"
         self.curves_path = self.out / "curves.png"
         self.device = check_device(args.device)
+        if self.device == "cuda" and self.comm.size > 1:
+            select_gpu(self.comm)   # one GPU per rank on each machine (unverified: no GPU here)
 
         if not self.is_root:   # rank 0 prepares the subset (if needed) first, the others then find it
             self.comm.barrier()
@@ -310,14 +312,17 @@ class Trainer:
         args = self.args
         say = self.is_root
         if self.start_epoch >= args.epochs:
-            say and print(f"nothing to do: the checkpoint has finished {self.start_epoch} epochs (--epochs {args.epochs})",
-                  file=sys.stderr)
+            if say:
+                print(f"nothing to do: the checkpoint has finished {self.start_epoch} epochs "
+                      f"(--epochs {args.epochs})", file=sys.stderr)
             return 0
         if getattr(self.schedule, "finished", False):
-            say and print("nothing to do: the learning rate was reduced three times and the validation error "
-                  "stalled again (§5)", file=sys.stderr)
+            if say:
+                print("nothing to do: the learning rate was reduced three times and the validation error "
+                      "stalled again (§5)", file=sys.stderr)
             return 0
-        say and self.print_header()
+        if say:
+            self.print_header()
         with StopFlag(announce=say) as stop:
             for epoch in range(self.start_epoch, args.epochs):
                 lr = self.optimizer.lr
@@ -349,8 +354,9 @@ class Trainer:
                     raise StopRequested(f"stopped after epoch {epoch + 1}; checkpoint saved to "
                                         f"{self.checkpoint_path}")
                 if getattr(self.schedule, "finished", False):
-                    say and print("the validation error stalled after three reductions of the learning rate: "
-                          "stopping (§5)", file=sys.stderr)
+                    if say:
+                        print("the validation error stalled after three reductions of the learning rate: "
+                              "stopping (§5)", file=sys.stderr)
                     break
         return 0
 
@@ -407,7 +413,7 @@ def main(args):
     Under mpiexec every rank runs this (data-parallel); an exception on any rank prints its
     message and aborts all of them (no rank waits forever in a collective)."""
     comm = get_communicator()
-    with abort_on_error(comm, brief=(ValueError, FileNotFoundError, KeyError),
+    with abort_on_error(comm, brief=(ValueError, FileNotFoundError, KeyError, KeyboardInterrupt),
                         prefix="python -m alexnet train: error"):
         try:
             args, resumed = apply_resume(args)

@@ -66,15 +66,25 @@ def _to_host(x):
     return x if isinstance(x, np.ndarray) else x.get()
 
 
-def _pack(arrays):
-    """One contiguous flat buffer holding every array (on the arrays' device), and their layout."""
+def _pack(arrays, scratch=None):
+    """One contiguous flat buffer holding every array (on the arrays' device), and their layout.
+    A single contiguous 1-D array is its own buffer (no copy); ``scratch`` (a dict) keeps buffers
+    between calls, so that a 244 MB buffer is not allocated and page-faulted every step."""
     xp = get_array_module(arrays[0])
+    if len(arrays) == 1 and arrays[0].ndim == 1 and arrays[0].flags.c_contiguous:
+        return arrays[0], [arrays[0].size]
     dtype = arrays[0].dtype
     for a in arrays:
         if a.dtype != dtype:
             raise TypeError(f"one flat buffer needs one dtype; got {dtype} and {a.dtype}")
     sizes = [a.size for a in arrays]
-    flat = xp.empty(sum(sizes), dtype)
+    key = (xp.__name__, dtype.str, sum(sizes))
+    flat = scratch.get(key) if scratch is not None else None
+    if flat is None:
+        flat = xp.empty(sum(sizes), dtype)
+        if scratch is not None:
+            scratch.clear()          # keep one buffer: the gradients' (the same size every step)
+            scratch[key] = flat
     offset = 0
     for a, n in zip(arrays, sizes):
         flat[offset:offset + n] = a.reshape(-1)
@@ -82,8 +92,19 @@ def _pack(arrays):
     return flat, sizes
 
 
-def _unpack(flat, arrays, sizes):
+def _unpack(flat, arrays, sizes, scale=None):
+    """Copy ``flat`` back into ``arrays`` (multiplied by ``scale`` if given)."""
+    if len(arrays) == 1 and flat is arrays[0]:
+        if scale is not None:
+            flat *= flat.dtype.type(scale)
+        return
+    xp = get_array_module(flat)
     offset = 0
+    if scale is not None:
+        for a, n in zip(arrays, sizes):
+            xp.multiply(flat[offset:offset + n].reshape(a.shape), flat.dtype.type(scale), out=a)
+            offset += n
+        return
     for a, n in zip(arrays, sizes):
         a[...] = flat[offset:offset + n].reshape(a.shape)
         offset += n
@@ -96,6 +117,7 @@ class Communicator:
 
     rank = 0
     size = 1
+    local_rank = 0      # rank among the processes on this machine (chooses the GPU)
 
     @property
     def is_root(self):
@@ -143,8 +165,12 @@ class MPICommunicator(Communicator):
         self.comm = comm
         self.rank = comm.Get_rank()
         self.size = comm.Get_size()
+        local = comm.Split_type(MPI.COMM_TYPE_SHARED, key=self.rank)
+        self.local_rank = local.Get_rank()
+        local.Free()
         #: Bytes handed to collectives by this rank (payloads, not the wire traffic of the algorithm).
         self.bytes_reduced = 0
+        self._scratch = {}
 
     def barrier(self):
         self.comm.Barrier()
@@ -166,12 +192,14 @@ class MPICommunicator(Communicator):
         arrays = list(arrays)
         if not arrays:
             return arrays
-        flat, sizes = _pack(arrays)
-        host = np.ascontiguousarray(_to_host(flat))
+        flat, sizes = _pack(arrays, self._scratch)
+        xp = get_array_module(flat)
+        host = _to_host(flat)                 # NumPy: the buffer itself; CuPy: one copy to the host
         self.comm.Allreduce(self.MPI.IN_PLACE, host, op=self.MPI.SUM)
         self.bytes_reduced += host.nbytes
-        host *= host.dtype.type(1.0 / self.size)
-        _unpack(get_array_module(flat).asarray(host), arrays, sizes)
+        if xp is not np:
+            flat.set(host)                    # one copy back to the device
+        _unpack(flat, arrays, sizes, scale=1.0 / self.size)
         return arrays
 
     def allreduce_sum(self, value):

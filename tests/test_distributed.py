@@ -79,3 +79,51 @@ def test_shard_rows_cover_the_batch_in_rank_order(total, size):
     assert all(a[1] == b[0] for a, b in zip(blocks, blocks[1:]))
     lengths = [stop - start for start, stop in blocks]
     assert max(lengths) - min(lengths) <= 1
+
+
+# -- each rank's share, without MPI: the shares put together are the one-process batch ----------
+
+def _prepared(tmp_path_factory):
+    from test_alexnet_training import _shared_data
+    import data
+    source = _shared_data()
+    if source is None:
+        pytest.skip("real ImageNet photographs not found: set ALEXNET_DATA or put them in ../shared/data")
+    return data.PreparedDataset(data.prepare_subset(source, tmp_path_factory.mktemp("d") / "s40", per_class=3,
+                                                    val_per_class=1, size=40, workers=1, quiet=True), "train")
+
+
+@pytest.fixture(scope="module")
+def small_set(tmp_path_factory):
+    return _prepared(tmp_path_factory)
+
+
+@pytest.mark.parametrize("train, size", [(True, 2), (True, 3), (False, 2)])
+def test_rank_shares_of_a_batch_are_the_rows_of_the_one_process_batch(small_set, train, size):
+    import data
+    whole = data.Loader(small_set, 8, crop=32, train=train, seed=4, workers=0)   # 30 images: 8, 8, 8, 6
+    shares = [data.Loader(small_set, 8, crop=32, train=train, seed=4, workers=0, shard=(r, size))
+              for r in range(size)]
+    for loader in [whole] + shares:
+        loader.set_epoch(2)
+    batches = [list(loader) for loader in shares]
+    for k, (x, y) in enumerate(whole):
+        parts = [b[k] for b in batches]
+        assert [len(p[1]) for p in parts] == [shares[r].rows_of(k)[1] - shares[r].rows_of(k)[0] for r in range(size)]
+        assert np.array_equal(np.concatenate([p[0] for p in parts]), x)
+        assert np.array_equal(np.concatenate([p[1] for p in parts]), y)
+
+
+def test_dropout_shards_draw_the_rows_of_the_whole_batch_mask():
+    from nn import Dropout
+    x = np.ones((7, 5), np.float32)
+    whole = Dropout(0.5, rng=np.random.default_rng(1))
+    expected = [whole.forward(x) for _ in range(2)]
+    for start, stop in [(0, 4), (4, 7)]:
+        layer = Dropout(0.5, rng=np.random.default_rng(1))
+        layer.shard = (start, stop, 7)
+        for step in range(2):
+            assert np.array_equal(layer.forward(x[start:stop]), expected[step][start:stop])
+    skipper = Dropout(0.5, rng=np.random.default_rng(1))
+    skipper.skip(7, (5,))
+    assert np.array_equal(skipper.forward(x), expected[1])

@@ -10,6 +10,7 @@ from nn.distributed import MPICommunicator, abort_on_error, get_communicator, sh
 def check(comm):
     rank, size = comm.rank, comm.size
     assert isinstance(comm, MPICommunicator) and size >= 2, f"expected an MPI world of >= 2, got {comm!r}"
+    assert comm.local_rank == rank, "one machine: the local rank is the rank"
 
     # broadcast_: rank 0's values everywhere, in place, mixed dtypes.
     a = np.full((3, 4), float(rank), np.float32)
