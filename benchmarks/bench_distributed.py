@@ -11,6 +11,11 @@ either way):
 * ``one-process``: one process, 2 BLAS threads, the whole batch of 128;
 * ``data-parallel``: 2 ranks x 1 thread, 64 images each, ONE all-reduce of every gradient per
   step (alexnet/parallel.py, the code ``mpiexec -n 2 python -m alexnet train`` runs).
+* ``towers``: 2 ranks x 1 thread, the two towers of §3.2 (alexnet/towers.py, what
+  ``mpiexec -n 2 python -m alexnet train --towers`` runs): both ranks read all 128 images, each
+  holds half of every layer, and they all-gather activations at conv3, fc6, fc7, fc8 and the logits
+  (reduce-scatter of their gradients backward). ``sent MB/rank`` is then what one rank sends of
+  those activations and gradients; ``params`` is per rank.
 
 Per row: median time per step (forward, loss, backward, gradient exchange, SGD) and images/s;
 the share of the step spent in the all-reduce (measured after a barrier, so waiting for the
@@ -135,9 +140,60 @@ def run_data_parallel(args, comm):
     return _summary(steps, comms, waits, payload, comm.size, args.batch, model.num_parameters())
 
 
+def run_towers(args, comm):
+    """The two towers of §3.2 (alexnet/towers.py, what ``train --towers`` runs): both ranks read the
+    whole batch, each holds half of every layer, activations are all-gathered at conv3, fc6, fc7,
+    fc8 and the logits, their gradients reduce-scattered back. ``allreduce`` is the time inside
+    those collectives, ``wait`` the time spent at a barrier before each (the slower rank)."""
+    from alexnet.towers import TowerAlexNet
+    from nn import SGD
+
+    model, _, criterion, x, y = _model_and_data(args, args.batch)
+    tower = TowerAlexNet(comm, reference=model)
+    del model
+    optimizer = SGD(tower.parameters(), lr=0.001, momentum=0.9, weight_decay=5e-4)
+    timings = {"comm": 0.0, "wait": 0.0}
+
+    def timed(real):
+        def call(*a, **k):
+            t0 = time.perf_counter()
+            comm.barrier()                   # waiting for the slower rank, not communication
+            t1 = time.perf_counter()
+            result = real(*a, **k)
+            timings["wait"] += t1 - t0
+            timings["comm"] += time.perf_counter() - t1
+            return result
+        return call
+
+    comm.allgather, comm.reduce_scatter = timed(comm.allgather), timed(comm.reduce_scatter)
+    steps, comms, waits = [], [], []
+    for rep in range(args.warmup + args.reps):
+        comm.barrier()
+        timings.update(comm=0.0, wait=0.0)
+        payload_before = comm.bytes_reduced
+        start = time.perf_counter()
+        loss = criterion.forward(tower.forward(x), y)
+        optimizer.zero_grad()
+        tower.backward(criterion.backward())
+        optimizer.step()
+        elapsed = time.perf_counter() - start
+        if rep >= args.warmup:
+            steps.append(elapsed)
+            comms.append(timings["comm"])
+            waits.append(timings["wait"])
+    payload = comm.bytes_reduced - payload_before
+    steps = [max(comm.comm.allgather(t)) for t in steps]
+    row = _summary(steps, comms, waits, payload, comm.size, args.batch, tower.num_parameters())
+    # what one rank sends: its half of each gathered activation forward, the other half's gradient back
+    row["sent_bytes_per_rank"] = sum(t["bytes_forward"] + t["bytes_backward"] for t in tower.traffic())
+    row["loss"] = float(loss)
+    return row
+
+
 SCHEMES = {
     "one-process": Scheme(1, 2, run_one_process, "1 process x 2 BLAS threads"),
     "data-parallel": Scheme(2, 1, run_data_parallel, "2 ranks x 1 thread, one all-reduce per step"),
+    "towers": Scheme(2, 1, run_towers, "2 ranks x 1 thread, the two towers of §3.2 (model-parallel)"),
 }
 
 
