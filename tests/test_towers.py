@@ -43,8 +43,13 @@ def one_process_step(model, x, y):
     return logits, loss
 
 
-def test_each_tower_holds_half_of_every_layer_at_full_size():
-    full = AlexNet(seed=0)
+@pytest.fixture(scope="module")
+def full():
+    """The paper's network (1000 classes, crop 227, two groups), built once for this module."""
+    return AlexNet(seed=0)
+
+
+def test_each_tower_holds_half_of_every_layer_at_full_size(full):
     towers = [TowerAlexNet(OneRankOfTwo(rank), reference=full) for rank in range(2)]
     shapes = {name: tuple(p.data.shape) for name, p in towers[1].named_parameters()}
     assert shapes["conv1.weight"] == (48, 3, 11, 11)        # 48 kernels, each seeing the whole image
@@ -176,11 +181,11 @@ def test_bytes_crossing_each_exchange():
         [(t["bytes_forward"], t["bytes_backward"]) for t in traffic]
 
 
-def test_what_crosses_at_full_size_is_small_next_to_fc6_and_fc7():
+def test_what_crosses_at_full_size_is_small_next_to_fc6_and_fc7(full):
     """The paper's reason for the split, in numbers: at batch 128, crop 227, float32, one rank sends
     about 31 MB per step, against 218 MB of fc6 and fc7 weights (234 MB with fc8: 58.6M values) that
     data-parallel training would all-reduce as gradients every step."""
-    sizes = AlexNet(num_classes=1000, groups=2, width=1.0, seed=0, dtype=np.float32)
+    sizes = full
     per = {p["exchange"]: p for p in exchange_bytes(sizes, batch=128)}
     assert per["gather2"]["bytes_forward"] == 128 * 128 * 13 * 13 * 4
     assert per["gather5"]["bytes_forward"] == 128 * 128 * 6 * 6 * 4
