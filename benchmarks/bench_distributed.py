@@ -161,7 +161,9 @@ def launch(name, crop, args):
     command = [sys.executable, __file__, "--worker", name, "--crop", str(crop), "--batch", str(args.batch),
                "--reps", str(reps), "--warmup", str(args.warmup)]
     if scheme.ranks > 1:
-        command = ["mpiexec", "-n", str(scheme.ranks)] + command
+        import shutil
+        mpiexec = shutil.which("mpiexec") or str(Path(sys.executable).parent / "mpiexec")
+        command = [mpiexec, "-n", str(scheme.ranks)] + command
     result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=args.timeout)
     lines = [line for line in result.stdout.splitlines() if line.startswith(MARKER)]
     if result.returncode or not lines:

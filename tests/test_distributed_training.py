@@ -15,7 +15,7 @@ from alexnet.checkpoint import load_checkpoint
 from nn import load_npz
 
 from test_alexnet_training import _shared_data
-from test_distributed import REPO, mpi_env, mpiexec, needs_mpi
+from test_distributed import MPIEXEC, REPO, mpi_env, mpiexec, needs_mpi
 
 pytestmark = needs_mpi
 
@@ -40,7 +40,7 @@ def env_for(tmp):
 def train_cli(tmp, *args, ranks=1, timeout=120):
     command = [sys.executable, "-m", "alexnet", "train", *map(str, args)]
     if ranks > 1:
-        command = ["mpiexec", "-n", str(ranks)] + command
+        command = [MPIEXEC, "-n", str(ranks)] + command
     return subprocess.run(command, cwd=REPO, env=env_for(tmp), capture_output=True, text=True, timeout=timeout)
 
 
@@ -98,7 +98,7 @@ def test_sigterm_to_mpiexec_then_resume_on_one_rank(tiny, one_process_run, tmp_p
     """SIGTERM to mpiexec leaves one consistent checkpoint (mid-epoch or at an epoch's end); one
     process resumes it and ends where the uninterrupted one-process run ended."""
     out = tmp_path / "run"
-    command = ["mpiexec", "-n", "2", sys.executable, "-m", "alexnet", "train", "--data", str(tiny), *SMALL,
+    command = [MPIEXEC, "-n", "2", sys.executable, "-m", "alexnet", "train", "--data", str(tiny), *SMALL,
                "--epochs", str(EPOCHS), "--out", str(out)]
     proc = subprocess.Popen(command, cwd=REPO, env=env_for(tmp_path), stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE, text=True)
