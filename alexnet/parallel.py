@@ -19,8 +19,6 @@ trainer runs exactly as before.
 import numpy as np
 
 from nn import Dropout, Linear, get_array_module
-from nn.distributed import shard_rows
-
 from .metrics import RunningStats
 
 
@@ -143,14 +141,3 @@ class DataParallel:
         total = self.comm.allreduce_sum(np.array([stats.loss_sum, stats.top1, stats.top5, stats.count],
                                                  np.float64))
         return RunningStats(loss_sum=total[0], top1=int(total[1]), top5=int(total[2]), count=int(total[3]))
-
-    def root_only_rows(self, stats):
-        """The running stats a resumed rank starts from: the checkpoint's global sums on rank 0,
-        zeros elsewhere (so that summing over ranks counts them once)."""
-        return stats if self.comm.is_root else RunningStats()
-
-
-def shard_of(loader, k, comm):
-    """(start, stop, total) rows of global batch ``k`` that this rank builds."""
-    total = loader.batch_size_of(k)
-    return (*shard_rows(total, comm.rank, comm.size), total)

@@ -217,7 +217,9 @@ def launch(name, crop, args):
     command = [sys.executable, __file__, "--worker", name, "--crop", str(crop), "--batch", str(args.batch),
                "--reps", str(reps), "--warmup", str(args.warmup)]
     if scheme.ranks > 1:
-        command = ["mpiexec", "-n", str(scheme.ranks)] + command
+        import shutil
+        mpiexec = shutil.which("mpiexec") or str(Path(sys.executable).parent / "mpiexec")
+        command = [mpiexec, "-n", str(scheme.ranks)] + command
     result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=args.timeout)
     lines = [line for line in result.stdout.splitlines() if line.startswith(MARKER)]
     if result.returncode or not lines:
@@ -240,6 +242,55 @@ def pool(parts):
     return row
 
 
+#: Networks of the projection: (name, GPUs, bandwidth of the ring's slowest link in bytes/s,
+#: per-hop latency in s). Assumptions, not measurements (see docs/distributed.md).
+NETWORKS = (
+    ("8 GPUs, one node, NVLink/NVSwitch (~300 GB/s per GPU)", 8, 300e9, 5e-6),
+    ("8 machines x 1 GPU, 100 Gb/s InfiniBand", 8, 12.5e9, 5e-6),
+    ("64 GPUs = 8 nodes x 8, one 100 Gb/s NIC per node", 64, 12.5e9, 5e-6),
+    ("64 GPUs = 8 nodes x 8, 8 x 100 Gb/s NICs per node", 64, 100e9, 5e-6),
+)
+
+
+def ring_allreduce_seconds(nbytes, gpus, bandwidth, latency):
+    """NCCL's ring all-reduce: each GPU sends (and receives) 2 (N - 1) / N x bytes, in 2 (N - 1) hops."""
+    return 2 * (gpus - 1) / gpus * nbytes / bandwidth + 2 * (gpus - 1) * latency
+
+
+def projection(compute_s, nbytes, batch=128):
+    """Rows of the paper projection: per-step time and scaling efficiency of data-parallel training
+    without overlap (as alexnet/parallel.py does it: the all-reduce follows the backward pass).
+    weak: every GPU keeps ``batch`` images (global batch = N x batch); strong: the global batch stays
+    ``batch`` (the paper's 128), each GPU computes batch / N (compute assumed to shrink linearly:
+    optimistic for small per-GPU batches)."""
+    rows = []
+    for name, gpus, bandwidth, latency in NETWORKS:
+        comm = ring_allreduce_seconds(nbytes, gpus, bandwidth, latency)
+        weak, strong = compute_s, compute_s / gpus
+        rows.append({"network": name, "gpus": gpus, "allreduce_s": comm,
+                     "weak_step_s": weak + comm, "weak_efficiency": weak / (weak + comm),
+                     "strong_step_s": strong + comm, "strong_efficiency": strong / (strong + comm),
+                     "strong_speedup": compute_s / (strong + comm)})
+    return rows
+
+
+def print_projection(compute_s, nbytes):
+    rows = projection(compute_s, nbytes)
+    print(f"\nprojection: compute {1e3 * compute_s:.1f} ms per 128 images, all-reduce of {nbytes / 1e6:.1f} MB")
+    print(format_table_plain(["network", "all-reduce ms", "weak: ms/step", "eff", "strong: ms/step", "eff",
+                              "speed-up"],
+                             [[r["network"], f"{1e3 * r['allreduce_s']:.2f}", f"{1e3 * r['weak_step_s']:.1f}",
+                               f"{100 * r['weak_efficiency']:.1f}%", f"{1e3 * r['strong_step_s']:.2f}",
+                               f"{100 * r['strong_efficiency']:.1f}%", f"{r['strong_speedup']:.2f}x"]
+                              for r in rows]))
+    return rows
+
+
+def format_table_plain(headers, rows):
+    from _common import format_table
+    return format_table(headers, rows)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--crops", default="112,227", help="comma-separated input sides (default 112,227)")
@@ -252,11 +303,18 @@ def main(argv=None):
     parser.add_argument("--schemes", default=",".join(SCHEMES), help=f"subset of {','.join(SCHEMES)}")
     parser.add_argument("--timeout", type=int, default=900, help="seconds per row before giving up")
     parser.add_argument("--json", default=None, metavar="PATH", help="also save the results as JSON")
+    parser.add_argument("--project", type=float, default=None, metavar="MS",
+                        help="only print the projection to 8 and 64 GPUs for a compute time of MS ms per 128 images")
+    parser.add_argument("--project-bytes", type=float, default=60_965_224 * 4, metavar="B",
+                        help="bytes all-reduced per step in the projection (default: AlexNet's 60,965,224 float32)")
     parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--crop", type=int, default=112, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker:
         return worker(args)
+    if args.project is not None:
+        print_projection(args.project / 1e3, args.project_bytes)
+        return 0
 
     from _common import environment_info, format_table, write_json
 

@@ -15,12 +15,22 @@ from nn.distributed import Communicator, shard_rows
 REPO = Path(__file__).resolve().parents[1]
 
 
+def find_mpiexec():
+    """mpiexec on the PATH, or the one the mpich wheel put beside this Python."""
+    found = shutil.which("mpiexec")
+    beside = Path(sys.executable).parent / "mpiexec"
+    return found or (str(beside) if beside.exists() else None)
+
+
+MPIEXEC = find_mpiexec()
+
+
 def mpi_available():
     try:
         import mpi4py  # noqa: F401
     except ImportError:
         return False
-    return shutil.which("mpiexec") is not None
+    return MPIEXEC is not None
 
 
 needs_mpi = pytest.mark.skipif(not mpi_available(), reason="needs mpi4py and mpiexec: pip install -e \".[mpi]\"")
@@ -33,7 +43,7 @@ def mpi_env():
 
 
 def mpiexec(n, *args, timeout=120, env=None):
-    return subprocess.run(["mpiexec", "-n", str(n), sys.executable, *map(str, args)], cwd=REPO,
+    return subprocess.run([MPIEXEC, "-n", str(n), sys.executable, *map(str, args)], cwd=REPO,
                           env=env or mpi_env(), capture_output=True, text=True, timeout=timeout)
 
 

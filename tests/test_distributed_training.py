@@ -15,7 +15,7 @@ from alexnet.checkpoint import load_checkpoint
 from nn import load_npz
 
 from test_alexnet_training import _shared_data
-from test_distributed import REPO, mpi_env, mpiexec, needs_mpi
+from test_distributed import MPIEXEC, REPO, mpi_env, mpiexec, needs_mpi
 
 pytestmark = needs_mpi
 
@@ -40,7 +40,7 @@ def env_for(tmp):
 def train_cli(tmp, *args, ranks=1, timeout=120):
     command = [sys.executable, "-m", "alexnet", "train", *map(str, args)]
     if ranks > 1:
-        command = ["mpiexec", "-n", str(ranks)] + command
+        command = [MPIEXEC, "-n", str(ranks)] + command
     return subprocess.run(command, cwd=REPO, env=env_for(tmp), capture_output=True, text=True, timeout=timeout)
 
 
@@ -98,7 +98,7 @@ def test_sigterm_to_mpiexec_then_resume_on_one_rank(tiny, one_process_run, tmp_p
     """SIGTERM to mpiexec leaves one consistent checkpoint (mid-epoch or at an epoch's end); one
     process resumes it and ends where the uninterrupted one-process run ended."""
     out = tmp_path / "run"
-    command = ["mpiexec", "-n", "2", sys.executable, "-m", "alexnet", "train", "--data", str(tiny), *SMALL,
+    command = [MPIEXEC, "-n", "2", sys.executable, "-m", "alexnet", "train", "--data", str(tiny), *SMALL,
                "--epochs", str(EPOCHS), "--out", str(out)]
     proc = subprocess.Popen(command, cwd=REPO, env=env_for(tmp_path), stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE, text=True)
@@ -142,3 +142,22 @@ def test_a_diverging_run_stops_every_rank_at_the_same_step(tiny, tmp_path):
     assert result.returncode == 3, result.stderr
     assert result.stderr.count("diverged") == 1 and "epoch 1, step" in result.stderr
     assert not (tmp_path / "run" / "checkpoint.npz").exists()
+
+
+def test_sigterm_on_one_rank_stops_all_after_the_same_step(tiny, one_process_run, tmp_path):
+    """The signal reaches rank 1 only, in epoch 2 step 2: the all-reduce's flag stops both ranks
+    after that step; the checkpoint holds both ranks' running sums (2 batches of 16); one process
+    resumes it and ends where the uninterrupted run ends."""
+    out = tmp_path / "run"
+    result = mpiexec(2, "tests/mpi/sigterm_on_rank.py", 1, 1, 1, "--", "train", "--data", tiny, *SMALL,
+                     "--epochs", EPOCHS, "--out", out, timeout=120, env=env_for(tmp_path))
+    assert result.returncode == 130, result.stderr
+    assert result.stderr.count("stopped at epoch 2, step 2") == 1, result.stderr
+    meta = load_checkpoint(out / "checkpoint.npz").meta
+    assert (meta["epoch"], meta["step"]) == (1, 2)
+    assert meta["partial"]["count"] == 32
+    resumed = train_cli(tmp_path, "--data", tiny, *SMALL, "--epochs", EPOCHS, "--out", out, "--resume")
+    assert resumed.returncode == 0, resumed.stderr
+    assert worst_relative_difference(out / "checkpoint.npz", one_process_run / "checkpoint.npz") < FLOAT32_TOLERANCE
+    ours, alone = history(out / "checkpoint.npz"), history(one_process_run / "checkpoint.npz")
+    assert [h["train_top1_error"] for h in ours] == pytest.approx([h["train_top1_error"] for h in alone], abs=1e-12)
