@@ -1,10 +1,11 @@
 # ---
 # jupyter:
 #   jupytext:
-#     formats: ipynb,_src//py:percent
 #     text_representation:
 #       extension: .py
 #       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -360,31 +361,27 @@ for part, layers in (("conv1-conv5", conv), ("fc6-fc8", fc)):
 # The cell after it grades your function (PASS / FAIL, or "not done yet").
 
 # %%
+# EXERCISE: fc6-bytes
 from alexnet.model import scaled_channels, spatial_sizes
 
 def fc6_exchange_bytes(batch, crop, width=1.0, itemsize=4):
-    """Bytes one rank sends forward at fc6's input."""
-    raise NotImplementedError("your code here")
+    """Bytes one rank sends forward at fc6's input (its half of the pool5 maps, for every image)."""
+    raise NotImplementedError        # batch x (conv5's kernels / 2) x pool5's side^2 x itemsize
+
 
 # %%
-def grade(fn):
-    cases = [(128, 227, 1.0, 4), (32, 112, 1.0, 4), (4, 67, 1 / 16, 8), (7, 150, 0.5, 2)]
-    try:
-        for batch, crop, width, itemsize in cases:
-            expected = {t["exchange"]: t for t in exchange_bytes(
-                AlexNet(num_classes=1000, crop=crop, width=width, seed=0), batch, itemsize)}["gather5"]
-            got = fn(batch, crop, width, itemsize)
-            if got != expected["bytes_forward"]:
-                return print(f"FAIL: batch {batch}, crop {crop}, width {width}, itemsize {itemsize}: "
-                             f"got {got}, expected {expected['bytes_forward']}")
-    except NotImplementedError:
-        return print("not done yet: fill in fc6_exchange_bytes above, then run this cell again")
-    except Exception as exc:                     # a grader never crashes the notebook
-        return print(f"FAIL: {type(exc).__name__}: {exc}")
-    print("PASS: at batch 128 and crop 227 each rank sends",
-          f"{fn(128, 227) / 1e6:.2f} MB at fc6's input; fc6's weights are {full.fc6.weight.size * 4 / 1e6:.0f} MB")
+import _helpers
 
-grade(fc6_exchange_bytes)
+def check_fc6_bytes():
+    cases = [(128, 227, 1.0, 4), (32, 112, 1.0, 4), (4, 67, 1 / 16, 8), (7, 150, 0.5, 2)]
+    mine = [fc6_exchange_bytes(*case) for case in cases]
+    expected = [{t["exchange"]: t for t in exchange_bytes(AlexNet(num_classes=1000, crop=crop, width=width, seed=0),
+                                                          batch, itemsize)}["gather5"]["bytes_forward"]
+                for batch, crop, width, itemsize in cases]
+    print("yours:", mine, " expected:", expected)
+    return _helpers.relative_error(mine, expected)
+
+_helpers.grade("fc6-bytes", check_fc6_bytes, tolerance=1e-12)
 
 # %% [markdown]
 # (A solution is in `tutorials/solutions/12_two_gpus.py`.)
