@@ -23,7 +23,7 @@
 # > kernels in layer 4 take input only from those kernel maps in layer 3 which reside on the same GPU.
 #
 # Everywhere else in this project the two GPUs are *imitated* inside one process: `AlexNet(groups=2)` uses grouped
-# convolutions (notebook 02) and an LRN whose window stays inside each half (notebook 04). Here we split the
+# convolutions (notebook 03) and an LRN whose window stays inside each half (notebook 05). Here we split the
 # network for real: **two processes, each holding one tower**, exchanging activations exactly where the paper
 # says, and we check that they compute the same function, gradients included, as the one-process network.
 #
@@ -332,7 +332,7 @@ else:
 # networks", 2014). The convolutional layers hold few of the weights but do most of the arithmetic; the fully
 # connected layers are the opposite. So the best split is different for the two parts: **data parallelism for the
 # convolutional layers** (every GPU a copy of the small conv weights and its own share of the batch; only
-# the conv gradients, a few MB, are summed) and **model parallelism for the fully connected layers** (each GPU
+# the conv gradients, about 9 MB, are summed) and **model parallelism for the fully connected layers** (each GPU
 # holds a slice of fc6 to fc8, as our towers do, and the GPUs exchange the activations of the batch, which are small).
 # The numbers for our network:
 
@@ -358,7 +358,8 @@ for part, layers in (("conv1-conv5", conv), ("fc6-fc8", fc)):
 # input (`gather5`, both pool5 halves) for the two-tower AlexNet with 1000 classes. You need conv5's number of
 # kernels at this width (`alexnet.model.scaled_channels(256, width, 2)`), the side of pool5 at this crop
 # (`alexnet.model.spatial_sizes(crop)["pool5"]`), and the fact that each tower holds half of conv5's maps.
-# The cell after it grades your function (PASS / FAIL, or "not done yet").
+# The cell after it grades your function against `alexnet.towers.exchange_bytes` at four batch sizes, crops,
+# widths and float sizes: PASS / FAIL, or "not done yet" while the stub still raises.
 
 # %%
 # EXERCISE: fc6-bytes
@@ -389,7 +390,8 @@ _helpers.grade("fc6-bytes", check_fc6_bytes, tolerance=1e-12)
 # More to try:
 #
 # 1. **Where is the traffic?** Most bytes cross at conv3's input. How would they change at crop 112 (the reduced
-#    recipe)? Compute it with `exchange_bytes`, then check against `python benchmarks/bench_towers.py --crops 112`.
+#    recipe)? Compute it with `exchange_bytes`, then check against
+#    `python benchmarks/bench_distributed.py --crops 112 --schemes towers` (its `sent MB/rank` column).
 # 2. **Groups everywhere?** If conv3 were grouped as well, the towers would exchange only before fc6. How many
 #    bytes per step would that save, and what could the network no longer compute?
 # 3. **LRN across the towers.** Caffe's BVLC AlexNet normalizes across all 96 maps. Why does
