@@ -14,9 +14,11 @@ SCRIPTS = REPO / "tests" / "mpi"
 
 
 def mpiexec():
+    """mpiexec on the PATH or beside this Python (the mpich wheel's); skips the test without it or mpi4py."""
     if importlib.util.find_spec("mpi4py") is None:
         pytest.skip("mpi4py is not installed (pip install -e .[mpi])")
-    found = shutil.which("mpiexec")
+    beside = Path(sys.executable).parent / "mpiexec"
+    found = shutil.which("mpiexec") or (str(beside) if beside.exists() else None)
     if found is None:
         pytest.skip("mpiexec is not on PATH (pip install -e .[mpi] installs mpich's)")
     return found

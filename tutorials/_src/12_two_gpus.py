@@ -305,7 +305,8 @@ print(f"process {comm.rank} of {comm.size}: {tower.num_parameters():,} parameter
       f"{rel(t_logits, logits):.1e}, gradients {grad_error:.1e}, sent {sent:,} bytes", flush=True)
 assert rel(t_logits, logits) < 1e-10 and grad_error < 1e-10
 '''
-mpiexec = shutil.which("mpiexec")
+beside = pathlib.Path(sys.executable).parent / "mpiexec"       # where the mpich wheel puts it
+mpiexec = shutil.which("mpiexec") or (str(beside) if beside.exists() else None)
 try:
     import mpi4py  # noqa: F401
 except ImportError:
