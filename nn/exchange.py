@@ -109,7 +109,7 @@ class AllGather(Module):
         self.sizes = None if sizes is None else [int(size) for size in sizes]
         self.bytes_forward = self.bytes_backward = 0
         self.seconds_forward = self.seconds_backward = 0.0
-        self._in_shape = None
+        self._sizes = None
         self._out_shape = None
 
     def extra_repr(self):
@@ -140,12 +140,12 @@ class AllGather(Module):
         start = time.perf_counter()
         out = allgather_uneven(self.comm, x, self.axis, sizes)
         self.seconds_forward = time.perf_counter() - start
-        self._in_shape, self._sizes, self._out_shape = x.shape, sizes, out.shape
+        self._sizes, self._out_shape = sizes, out.shape
         self.bytes_forward = self.sent_bytes(out.shape, x.dtype.itemsize)
         return out
 
     def backward(self, grad_out):
-        in_shape, sizes = self._cached(self._in_shape, self._sizes)
+        sizes = self._cached(self._sizes)
         self._check_grad(grad_out, self._out_shape)
         rank = self.comm.rank
         if self.downstream == "replicated":

@@ -134,3 +134,19 @@ def test_thread_group_runs_ranks_concurrently():
         return comm.rank
     assert ThreadGroup(3).run(rank_fn) == [0, 1, 2]
     assert seen == {"rank0", "rank1", "rank2"}
+
+
+def test_backward_before_forward_and_a_wrong_gradient_shape_are_explained():
+    def rank_fn(comm):
+        layer = AllGather(comm, 1)
+        with pytest.raises(RuntimeError, match="backward called before forward"):
+            layer.backward(np.zeros((2, 4)))
+        layer.forward(np.zeros((2, 2)))
+        with pytest.raises(ValueError, match="expected the output shape"):
+            layer.backward(np.zeros((2, 3)))
+    ThreadGroup(2).run(rank_fn)
+
+
+def test_unknown_downstream_is_refused():
+    with pytest.raises(ValueError, match="downstream must be one of"):
+        AllGather(ThreadGroup(2).communicators()[0], 1, downstream="sum")
