@@ -62,12 +62,18 @@ def rel_error(a, b):
     return float(np.abs(a - b).max() / max(np.abs(b).max(), 1e-30))
 
 
-def test_towers_train_resume_and_match_one_process(tiny, tmp_path):
-    full = train(2, "--towers", "--data", tiny, *ARGS, "--epochs", "2", "--out", tmp_path / "towers")
+@pytest.fixture(scope="module")
+def towers_run(tiny, tmp_path_factory):
+    """Two epochs of ``mpiexec -n 2 ... train --towers``: (the completed process, its output folder)."""
+    out = tmp_path_factory.mktemp("towers_run") / "towers"
+    return train(2, "--towers", "--data", tiny, *ARGS, "--epochs", "2", "--out", out), out
+
+
+def test_towers_train_resume_and_match_one_process(tiny, towers_run, tmp_path):
+    full, out = towers_run
     assert full.returncode == 0, full.stderr
     assert "two towers (§3.2) on two processes" in full.stderr
     assert full.stdout.count("epoch ") == 2, full.stdout       # rank 0 alone prints
-    out = tmp_path / "towers"
     assert {p.name for p in out.iterdir()} >= {"checkpoint.npz", "best.npz", "log.jsonl", "curves.png"}
     assert len((out / "log.jsonl").read_text().splitlines()) == 2
 
@@ -123,3 +129,26 @@ def test_help_documents_towers():
     done = subprocess.run([sys.executable, "-m", "alexnet", "train", "--help"], cwd=REPO, env=env(),
                           capture_output=True, text=True, timeout=60)
     assert "--towers" in done.stdout and "mpiexec -n 2" in done.stdout
+
+
+def test_sigterm_on_one_tower_stops_both_after_the_same_step(tiny, towers_run, tmp_path):
+    """SIGTERM reaches rank 1 only, in epoch 2 step 2 (tests/mpi/sigterm_on_rank.py): the towers agree
+    to stop after that step, rank 0 writes one mid-epoch checkpoint, and resuming it with --towers ends
+    bit-identical to the uninterrupted run."""
+    out = tmp_path / "stopped"
+    done = subprocess.run([mpiexec(), "-n", "2", sys.executable, "tests/mpi/sigterm_on_rank.py", "1", "1", "1", "--",
+                           "train", "--towers", "--data", str(tiny), *ARGS, "--epochs", "2", "--out", str(out)],
+                          cwd=REPO, env=env(), capture_output=True, text=True, timeout=180)
+    assert done.returncode == 130, done.stderr
+    assert done.stderr.count("stopped at epoch 2, step 2") == 1, done.stderr
+    meta = load_checkpoint(out / "checkpoint.npz").meta
+    assert (meta["epoch"], meta["step"]) == (1, 2) and meta["partial"]["count"] == 16
+    resumed = train(2, "--towers", "--data", tiny, *ARGS, "--epochs", "2", "--out", out, "--resume")
+    assert resumed.returncode == 0, resumed.stderr
+    reference = arrays(towers_run[1] / "checkpoint.npz")
+    finished = arrays(out / "checkpoint.npz")
+    for key, value in reference.items():
+        np.testing.assert_array_equal(finished[key], value, err_msg=key)
+    ours = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    theirs = [json.loads(line) for line in (towers_run[1] / "log.jsonl").read_text().splitlines()]
+    assert [h["train_loss"] for h in ours] == pytest.approx([h["train_loss"] for h in theirs], rel=1e-12)
