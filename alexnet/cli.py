@@ -103,6 +103,11 @@ def add_train(sub):
                         "AlexNet) instead of each tower normalizing its own maps (the paper, §3.2-3.3)")
     p.add_argument("--width", type=_positive_float, default=1.0,
                    help="multiply every channel count and the fc6/fc7 widths (reduced networks)")
+    p.add_argument("--towers", action="store_true",
+                   help="the paper's two GPUs (§3.2) as two processes: run under `mpiexec -n 2`; rank g holds "
+                        "tower g (half of every layer's kernels) and the towers exchange activations at conv3, "
+                        "fc6, fc7, fc8 and the logits. Computes what --groups 2 computes in one process; "
+                        "checkpoints are ordinary one-process ones (resume with or without --towers)")
     p.add_argument("--dropout", type=_probability, default=0.5, help="dropout probability in fc6 and fc7 (§4.2)")
     p.add_argument("--seed", type=int, default=0,
                    help="seeds the weights, the dropout masks and the data order/augmentation")

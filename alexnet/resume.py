@@ -4,7 +4,8 @@ A resumed run is the same run: the checkpoint's arguments define it. Flags given
 command line together with ``--resume`` are sorted into three kinds:
 
 * ``CHANGEABLE``: applied, they do not change the result (``--epochs``, ``--device``,
-  ``--workers``, ``--quiet``, ``--out``, ``--resume``);
+  ``--workers``, ``--quiet``, ``--out``, ``--resume``, ``--overwrite``, and ``--towers``: the two
+  towers compute the one-process network, and checkpoints hold it whole);
 * ``--lr``: applied and recorded. A value different from the one the run was last given sets the
   optimizer's learning rate from the resumed step on (the schedule goes on dividing *it*), and the
   change is written into the checkpoint (``lr_changes``) and the next epoch's line of log.jsonl.
@@ -26,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 #: Flags a resumed run takes from the command line as they are.
-CHANGEABLE = ("epochs", "device", "workers", "quiet", "out", "resume", "overwrite")
+CHANGEABLE = ("epochs", "device", "workers", "quiet", "out", "resume", "overwrite", "towers")
 #: Flags applied on resume and recorded in the history.
 RECORDED = ("lr",)
 #: Flags accepted on resume after a check (see ``same_subset``).
@@ -79,7 +80,7 @@ def check_resume_flags(args, saved):
         listed = ", ".join(f"{flag} {given!r} (the run has {old!r})" for flag, old, given in refused)
         raise ValueError(f"--resume continues a run with its own settings; these flags would change it: "
                          f"{listed}. Drop them, or start a new run (another --out, or --overwrite). "
-                         f"On resume only --epochs, --lr, --device, --workers, --quiet and --data (the same "
+                         f"On resume only --epochs, --lr, --device, --workers, --quiet, --towers and --data (the same "
                          f"subset) may be given")
 
 

@@ -123,19 +123,27 @@ def _resolve(images, indices):
 
 def train_batch(images, mean_image, eigvals, eigvecs, crop: int, rng: np.random.Generator,
                 indices=None, lighting_std: float = 0.1, flip: bool = True,
-                input_scale: float = 1.0, return_params: bool = False):
+                input_scale: float = 1.0, return_params: bool = False, rows=None):
     """Training inputs of §4.1 for ``images[indices]``: float32 NCHW ``(B, 3, crop, crop)``.
 
     Random crop + reflection with p = 0.5 of ``image - mean_image``, plus PCA lighting with
     ``alpha ~ N(0, lighting_std)`` (0 disables it), divided by ``input_scale``.  Randomness is drawn
     from ``rng`` in this order: ys, xs, flips, alpha.  With ``return_params`` also returns a dict of
     ``ys, xs, flips, alpha, shift`` (for tests and visualisation).
+
+    ``rows=(start, stop)``: draw the randomness of the whole batch but build only its rows
+    ``start:stop`` (one process's share in data-parallel training); they equal the same rows of
+    the whole batch.
     """
     indices = _resolve(images, indices)
     count, size = len(indices), images.shape[1]
     ys, xs = random_crop_offsets(count, size, crop, rng)
     flips = rng.random(count) < 0.5 if flip else np.zeros(count, bool)
     alpha = rng.normal(0.0, lighting_std, size=(count, 3)) if lighting_std else np.zeros((count, 3))
+    if rows is not None:
+        share = slice(*rows)
+        indices, ys, xs, flips, alpha = indices[share], ys[share], xs[share], flips[share], alpha[share]
+        count = len(indices)
     x = _centered_patches(images, indices, mean_image, ys, xs, flips, crop, indices)
     shift = pca_lighting_shift(alpha, eigvals, eigvecs) if lighting_std else np.zeros((count, 3))
     if lighting_std:

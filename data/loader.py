@@ -6,6 +6,11 @@ Reproducibility: everything an epoch does (its order and its augmentation) depen
 augmentation from ``default_rng([seed, epoch, k])``.  So a resumed run that calls
 ``loader.set_epoch(e)`` (or ``load_state_dict``) sees exactly the batches of an uninterrupted run,
 however many threads build them.
+
+Data-parallel training (``shard=(rank, size)``): batch ``k`` stays the GLOBAL batch ``k`` of the
+epoch, and this process builds only its rows ``shard_rows(len(batch), rank, size)`` (contiguous
+blocks in rank order). The augmentation is still drawn for the whole batch from
+``default_rng([seed, epoch, k])``, so a rank's rows equal the same rows of the one-process batch.
 """
 from __future__ import annotations
 
@@ -15,6 +20,15 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 
 from .augment import center_crop_batch, ten_crop_batch, train_batch
+
+
+def shard_rows(total, rank, size):
+    """Rows ``[start, stop)`` of a batch of ``total`` that ``rank`` of ``size`` holds: contiguous
+    blocks in rank order, as even as possible (the first ``total % size`` ranks get one more).
+    (The same rule as ``nn.distributed.shard_rows``; ``data`` imports nothing from ``nn``.)"""
+    base, extra = divmod(int(total), int(size))
+    start = rank * base + min(rank, extra)
+    return start, start + base + (1 if rank < extra else 0)
 
 
 def _to_device(x, y, device):
@@ -46,7 +60,7 @@ class Loader:
     def __init__(self, dataset, batch_size: int, crop: int = 224, train: bool = True,
                  ten_crop: bool = False, shuffle=None, seed: int = 0, device: str = "cpu",
                  input_scale: float = 1.0, lighting_std: float = 0.1, drop_last: bool = False,
-                 prefetch: int = 2, workers=None):
+                 prefetch: int = 2, workers=None, shard=(0, 1)):
         if batch_size < 1:
             raise ValueError("batch_size must be at least 1")
         if crop > dataset.size:
@@ -68,6 +82,10 @@ class Loader:
         self.workers = min(2, os.cpu_count() or 1) if workers is None else max(int(workers), 0)
         self.epoch = 0
         self.start_batch = 0
+        rank, size = (int(v) for v in shard)
+        if not 0 <= rank < size:
+            raise ValueError(f"shard must be (rank, size) with 0 <= rank < size, got {shard!r}")
+        self.shard = (rank, size)
 
     def __len__(self) -> int:
         n = len(self.dataset)
@@ -98,15 +116,31 @@ class Loader:
         order = self.epoch_order(epoch)
         return [order[k * self.batch_size:(k + 1) * self.batch_size] for k in range(len(self))]
 
+    def batch_size_of(self, k: int) -> int:
+        """How many images global batch ``k`` holds (all ranks together)."""
+        return max(0, min(self.batch_size, len(self.dataset) - k * self.batch_size))
+
+    def rows_of(self, k: int):
+        """``(start, stop, total)``: this process's rows of global batch ``k`` (data-parallel)."""
+        total = self.batch_size_of(k)
+        return (*shard_rows(total, *self.shard), total)
+
     def make_batch(self, epoch: int, k: int, indices: np.ndarray):
-        """Build batch ``k`` of ``epoch`` (NumPy) from dataset ``indices``."""
+        """Build batch ``k`` of ``epoch`` (NumPy) from dataset ``indices`` (with ``shard``: only
+        this process's rows of it)."""
         ds = self.dataset
+        rows = shard_rows(len(indices), *self.shard) if self.shard[1] > 1 else None
         if self.train and not self.ten_crop:
             rng = np.random.default_rng([self.seed, epoch, k])
             x = train_batch(ds.images, ds.mean_image, ds.eigvals, ds.eigvecs, self.crop, rng,
                             indices=indices, lighting_std=self.lighting_std,
-                            input_scale=self.input_scale)
-        elif self.ten_crop:
+                            input_scale=self.input_scale, rows=rows)
+            if rows is not None:
+                indices = indices[rows[0]:rows[1]]
+            return x, np.asarray(ds.labels[indices], np.int64)
+        if rows is not None:
+            indices = indices[rows[0]:rows[1]]
+        if self.ten_crop:
             x = ten_crop_batch(ds.images, ds.mean_image, self.crop, indices, self.input_scale)
         else:
             x = center_crop_batch(ds.images, ds.mean_image, self.crop, indices, self.input_scale)

@@ -28,6 +28,8 @@ buffers the layer keeps between calls, and backward unrolls the chunk again
 from the saved input instead of keeping every column matrix (at batch 128,
 crop 227, those would take 1.8 GB for the five layers).
 """
+import threading
+
 import numpy as np
 
 from . import init
@@ -36,8 +38,9 @@ from .module import Module, Parameter, check_input, check_integers
 from .threads import over_batch
 
 
-# Scratch buffers of Conv2d._buffer: (role, dtype, array module) -> (flat array, layout).
-_SCRATCH = {}
+# Scratch buffers of Conv2d._buffer, one set per thread (two models may run side by side in two
+# threads, e.g. nn.exchange.ThreadGroup's towers): (role, dtype, array module) -> (flat array, layout).
+_SCRATCH = threading.local()
 
 
 def _pair(value, name):
@@ -168,19 +171,21 @@ class Conv2d(Module):
         return [slice(start, min(start + step, n)) for start in range(0, n, step)], step
 
     def _buffer(self, name, size, dtype, xp, layout=None):
-        """A flat scratch array of at least ``size`` entries, shared by every Conv2d and kept between calls.
+        """A flat scratch array of at least ``size`` entries, kept between calls.
 
-        Layers run one after another, so one buffer per role serves them all. It is
+        Layers run one after another, so one buffer per role serves every Conv2d of a thread
+        (another thread gets its own: a model in each of two threads must not share them). It is
         zeroed when it is made, and again when ``layout`` (the shape whose zero
         border a caller relies on) differs from the last call's.
         """
         key = (name, np.dtype(dtype).str, xp.__name__)
-        held, held_layout = _SCRATCH.get(key, (None, None))
+        buffers = _SCRATCH.__dict__.setdefault("buffers", {})
+        held, held_layout = buffers.get(key, (None, None))
         if held is None or held.size < size:
             held = xp.zeros(size, dtype=dtype)
         elif layout != held_layout:
             held[...] = 0
-        _SCRATCH[key] = (held, layout)
+        buffers[key] = (held, layout)
         return held
 
     def _columns(self, images, step):

@@ -23,6 +23,13 @@ other. Inverted dropout keeps the test path free of any extra work.
 The mask is drawn from this layer's own ``numpy.random.Generator`` (so a seed
 fixes it, and a checkpoint can save ``generator.bit_generator.state``), then
 moved to the input's device.
+
+Per example, for several processes (data-parallel training): with ``shard = (start, stop,
+total)`` the layer draws the mask of the WHOLE batch of ``total`` rows and keeps its rows
+``start:stop``. Every process then draws the same numbers (their generators stay in step, so
+one checkpointed state serves them all) and each example gets the mask it would get in one
+process. ``skip(total)`` advances the generator by one batch for a process whose share of a
+batch is empty. ``shard = None`` (the default) is the one-process path.
 """
 import numpy as np
 
@@ -40,6 +47,7 @@ class Dropout(Module):
         self.generator = rng if rng is not None else np.random.default_rng()
         self._mask = None          # the multiplier of the last forward: an array in training, a number at test
         self._shape = None
+        self.shard = None          # (start, stop, total): this process's rows of a batch of total rows
 
     def extra_repr(self):
         return f"p={self.p}, mode={self.mode!r}"
@@ -50,10 +58,21 @@ class Dropout(Module):
         if not self.training:                      # test time: every unit, scaled by 1 - p in paper mode
             self._mask = 1 - self.p if self.mode == "paper" else 1
             return x * x.dtype.type(self._mask) if self.mode == "paper" else x
-        keep = self.generator.random(x.shape, dtype=np.float32) >= self.p
+        if self.shard is None:
+            keep = self.generator.random(x.shape, dtype=np.float32) >= self.p
+        else:                                      # the whole batch's draw, this process's rows
+            start, stop, total = self.shard
+            if stop - start != x.shape[0]:
+                raise ValueError(f"Dropout: shard rows {start}:{stop} do not match a batch of {x.shape[0]}")
+            keep = self.generator.random((total,) + x.shape[1:], dtype=np.float32)[start:stop] >= self.p
         scale = 1 / (1 - self.p) if self.mode == "inverted" else 1
         self._mask = xp.asarray(keep.astype(x.dtype) * x.dtype.type(scale))
         return x * self._mask
+
+    def skip(self, total, feature_shape):
+        """Advance the generator exactly as a training forward on ``total`` rows of
+        ``feature_shape`` would (a process whose share of the batch is empty)."""
+        self.generator.random((int(total),) + tuple(feature_shape), dtype=np.float32)
 
     def backward(self, grad_out):
         mask = self._cached(self._mask)

@@ -39,3 +39,31 @@ def test_reused_padding_buffer_is_clean_after_a_size_change():
     fresh.weight.data[...] = layer.weight.data
     fresh.bias.data[...] = layer.bias.data
     np.testing.assert_allclose(layer.forward(small), fresh.forward(small), rtol=1e-12)
+
+
+def test_two_threads_do_not_share_scratch_buffers():
+    """Two models stepped at once in two threads (as nn.exchange.ThreadGroup runs the towers) give
+    what each gives alone: the reused buffers belong to a thread, not to the module."""
+    import threading
+    rng = np.random.default_rng(1)
+    layers = [nn.Conv2d(3, 8, 3, padding=1, dtype=np.float64, rng=np.random.default_rng(seed)) for seed in (2, 3)]
+    inputs = [rng.standard_normal((4, 3, 24, 24)) for _ in layers]
+    grads = [rng.standard_normal(layer.output_shape(x.shape)) for layer, x in zip(layers, inputs)]
+    alone = [_run(layer, x, g) for layer, x, g in zip(layers, inputs, grads)]
+    together = [None, None]
+    barrier = threading.Barrier(2)
+
+    def work(i):
+        barrier.wait()
+        results = [_run(layers[i], inputs[i], grads[i]) for _ in range(20)]   # interleave many times
+        together[i] = results
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for i in range(2):
+        for repeat in together[i]:
+            for a, b in zip(alone[i], repeat):
+                np.testing.assert_array_equal(a, b)

@@ -1,0 +1,143 @@
+"""Data-parallel training over MPI: N processes train ONE model on the same global batches.
+
+    mpiexec -n N python -m alexnet train --data D -b 128 ...    (no extra flag)
+
+Each step, on every rank r of N:
+
+    rows r of global batch k   (the loader builds only them; augmentation drawn for the whole batch)
+    forward, loss, backward    (dropout: the whole batch's mask, rows r kept: per example)
+    ONE all-reduce of every gradient packed in one flat buffer, averaged   -> the batch's gradient
+    the same SGD step on every rank (same weights, same velocities)
+
+so the N-process run computes what one process computes with the same global batch, up to the
+order of floating-point sums. Parameters and velocities are broadcast from rank 0 before the
+first step. Validation is split the same way and its counts are summed (exact; not a mean of
+means). Only rank 0 prints and writes files. :class:`DataParallel` holds these pieces; with one
+process (the size-1 Communicator) every method is a no-op or the identity, so the one-process
+trainer runs exactly as before.
+"""
+import numpy as np
+
+from nn import Dropout, Linear, get_array_module
+from .metrics import RunningStats
+
+
+def check_global_batch(batch_size, size):
+    """``-b`` is the global batch: it must split evenly over the processes."""
+    if size > 1 and batch_size % size:
+        raise ValueError(f"-b/--batch-size {batch_size} is the global batch and must be divisible by the "
+                         f"{size} processes (each takes batch / {size}); try -b {batch_size - batch_size % size} "
+                         f"or -b {batch_size + size - batch_size % size}")
+
+
+def select_gpu(comm):
+    """Rank r uses GPU ``local_rank % count`` of its machine (CuPy). Not run here: no GPU."""
+    import cupy
+
+    count = cupy.cuda.runtime.getDeviceCount()
+    cupy.cuda.Device(comm.local_rank % count).use()
+
+
+def dropout_feature_shapes(model):
+    """name -> the feature shape each Dropout layer sees (the preceding Linear's outputs)."""
+    shapes, features = {}, None
+    for name, module in model.named_children():
+        if isinstance(module, Linear):
+            features = (module.weight.data.shape[0],)
+        elif isinstance(module, Dropout):
+            shapes[name] = features
+    return shapes
+
+
+class DataParallel:
+    """The data-parallel pieces of one training run (``comm.size == 1``: all no-ops)."""
+
+    def __init__(self, comm, model, optimizer):
+        self.comm, self.model, self.optimizer = comm, model, optimizer
+        self.params = list(model.parameters())
+        self.dropouts = [(name, layer) for name, layer in model.named_children() if isinstance(layer, Dropout)]
+        self.feature_shapes = dropout_feature_shapes(model)
+        self.stop_seen = False       # did any rank ask to stop in the last step's all-reduce?
+        self.flat = None             # every gradient (+ 2 numbers) in one buffer, see link_gradients
+        if self.active:
+            self.link_gradients()
+
+    def link_gradients(self):
+        """Make every ``param.grad`` a view into ONE flat buffer (plus two slots for the batch loss
+        and the stop flag), so that the all-reduce runs on it in place: no packing copy per step."""
+        grads = [p.grad for p in self.params]
+        xp = get_array_module(grads[0])
+        total = sum(g.size for g in grads)
+        self.flat = xp.zeros(total + 2, grads[0].dtype)
+        offset = 0
+        for param, grad in zip(self.params, grads):
+            view = self.flat[offset:offset + grad.size].reshape(grad.shape)
+            view[...] = grad
+            param.grad = view
+            offset += grad.size
+        self.extra = self.flat[total:]
+        self._views = [p.grad for p in self.params]
+
+    @property
+    def active(self):
+        return self.comm.size > 1
+
+    def broadcast_state(self):
+        """Rank 0's weights and SGD velocities on every rank (before the first step)."""
+        if self.active:
+            self.comm.broadcast_([p.data for p in self.params] + list(self.optimizer.velocities))
+
+    def set_rows(self, start, stop, total):
+        """Tell the dropout layers which rows of the global batch this rank holds."""
+        if self.active:
+            for _, layer in self.dropouts:
+                layer.shard = (start, stop, total)
+
+    def step(self, model_step, x, y, rows, stop_requested):
+        """Forward + backward on this rank's rows, then ONE all-reduce of the gradients (with the
+        batch loss and the stop flag riding in the same buffer). Returns (local loss, logits,
+        global loss); ``self.stop_seen`` says whether any rank asked to stop.
+
+        ``model_step(x, y)`` runs forward, loss, zero_grad and backward and returns
+        ``(loss, logits)``. Each rank's gradient is the mean over its n_r rows; the batch's
+        gradient is sum_r n_r mean_r / n, i.e. the mean over ranks of mean_r * (N n_r / n),
+        which is mean_r itself when the batch splits evenly (every batch but maybe the last).
+        """
+        start, stop, total = rows
+        count = stop - start
+        self.set_rows(start, stop, total)
+        if count:
+            loss, logits = model_step(x, y)
+        else:   # nothing to compute here, but the dropout generators must stay in step
+            for param in self.params:
+                param.grad[...] = 0
+            for name, layer in self.dropouts:
+                layer.skip(total, self.feature_shapes[name])
+            loss, logits = 0.0, None
+        if not self.active:
+            self.stop_seen = stop_requested
+            return loss, logits, loss
+        if any(p.grad is not v for p, v in zip(self.params, self._views)):
+            self.link_gradients()   # something replaced a gradient array (e.g. model.to): re-link
+        flat, dtype = self.flat, self.flat.dtype
+        weight = count * self.comm.size / total
+        if weight != 1:
+            flat[:-2] *= dtype.type(weight)
+        self.extra[0] = loss * weight if count else 0.0
+        self.extra[1] = 1.0 if stop_requested else 0.0
+        self.comm.allreduce_mean_([flat])   # ONE all-reduce: every gradient, the loss, the flag
+        extra = np.asarray(self.extra.get() if get_array_module(flat) is not np else self.extra, np.float64)
+        self.stop_seen = bool(extra[1] > 0)
+        return loss, logits, float(extra[0])
+
+    def any(self, flag):
+        """True on every rank when ``flag`` is true on any rank."""
+        return bool(self.comm.allreduce_sum(int(bool(flag)))) if self.active else bool(flag)
+
+    def global_stats(self, stats):
+        """The RunningStats of all ranks together (exact sums of losses and counts)."""
+        if not self.active:
+            return stats
+        total = self.comm.allreduce_sum(np.array([stats.loss_sum, stats.top1, stats.top5, stats.count],
+                                                 np.float64))
+        return RunningStats(loss_sum=total[0], top1=int(total[1]), top5=int(total[2]), count=int(total[3]))

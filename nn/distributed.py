@@ -1,0 +1,301 @@
+"""Several processes over MPI: the few collectives that data-parallel training and the two
+towers of §3.2 need.
+
+    comm = get_communicator()        # COMM_WORLD under mpiexec, a size-1 stand-in otherwise
+    comm.rank, comm.size, comm.is_root
+    comm.broadcast_(arrays)          # rank 0's values everywhere (in place)
+    comm.allreduce_mean_(grads)      # ONE flat buffer, ONE all-reduce, divided by size (in place)
+    comm.allreduce_sum(value)        # exact sums of counts and sums, for metrics
+    comm.allgather(x, axis)          # every rank's x concatenated along axis, in rank order
+    comm.reduce_scatter(x, axis)     # sum over ranks, then this rank's slice: allgather's backward
+    comm.abort(code)                 # kill every rank (no rank is left waiting in a collective)
+
+Why one flat buffer: an all-reduce costs a latency per call plus bytes / bandwidth; AlexNet has
+16 parameter arrays, and packing them (in a fixed order, the same on every rank) pays the latency
+once. ChainerMN does the same.
+
+MPI is optional (``pip install -e ".[mpi]"`` installs mpi4py and the mpich wheel). mpi4py is
+imported only when the process was started by an MPI launcher (``mpiexec`` sets ``PMI_SIZE``,
+Open MPI ``OMPI_COMM_WORLD_SIZE``...); a plain ``python ...`` gets :class:`Communicator`, the
+size-1 stand-in whose collectives return their input, so one process runs exactly as before.
+A launcher asking for several processes without mpi4py is an error that says how to install it.
+
+Arrays on a GPU (CuPy) are packed on the device, copied to ONE host buffer, reduced by MPI and
+copied back: the pip MPI is not CUDA-aware, and handing it device pointers crashes. The NCCL
+path (``cupy.cuda.nccl``) is described in docs/distributed.md; it is not implemented here
+because it could not be run on a GPU.
+"""
+import os
+import sys
+import traceback
+from contextlib import contextmanager
+
+import numpy as np
+
+from .backend import get_array_module
+
+#: Environment variables through which MPI launchers announce the number of processes.
+LAUNCHER_SIZE_VARIABLES = ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "MV2_COMM_WORLD_SIZE", "PMIX_SIZE",
+                           "MPI_LOCALNRANKS")
+INSTALL_HINT = 'pip install -e ".[mpi]"  (mpi4py and the mpich wheel, which provides mpiexec)'
+
+
+def launcher_size():
+    """The number of processes an MPI launcher started (1 when none did)."""
+    for name in LAUNCHER_SIZE_VARIABLES:
+        value = os.environ.get(name)
+        if value and value.isdigit():
+            return int(value)
+    return 1
+
+
+def shard_rows(total, rank, size):
+    """Rows ``[start, stop)`` of a batch of ``total`` that ``rank`` of ``size`` holds: contiguous
+    blocks in rank order, as even as possible (the first ``total % size`` ranks get one more)."""
+    base, extra = divmod(int(total), int(size))
+    start = rank * base + min(rank, extra)
+    return start, start + base + (1 if rank < extra else 0)
+
+
+def _axis_sizes(total, size):
+    return [shard_rows(total, r, size)[1] - shard_rows(total, r, size)[0] for r in range(size)]
+
+
+def _to_host(x):
+    """A NumPy view/copy of ``x`` (CuPy arrays are copied to the host once)."""
+    return x if isinstance(x, np.ndarray) else x.get()
+
+
+def _pack(arrays, scratch=None):
+    """One contiguous flat buffer holding every array (on the arrays' device), and their layout.
+    A single contiguous 1-D array is its own buffer (no copy); ``scratch`` (a dict) keeps buffers
+    between calls, so that a 244 MB buffer is not allocated and page-faulted every step."""
+    xp = get_array_module(arrays[0])
+    if len(arrays) == 1 and arrays[0].ndim == 1 and arrays[0].flags.c_contiguous:
+        return arrays[0], [arrays[0].size]
+    dtype = arrays[0].dtype
+    for a in arrays:
+        if a.dtype != dtype:
+            raise TypeError(f"one flat buffer needs one dtype; got {dtype} and {a.dtype}")
+    sizes = [a.size for a in arrays]
+    key = (xp.__name__, dtype.str, sum(sizes))
+    flat = scratch.get(key) if scratch is not None else None
+    if flat is None:
+        flat = xp.empty(sum(sizes), dtype)
+        if scratch is not None:
+            scratch.clear()          # keep one buffer: the gradients' (the same size every step)
+            scratch[key] = flat
+    offset = 0
+    for a, n in zip(arrays, sizes):
+        flat[offset:offset + n] = a.reshape(-1)
+        offset += n
+    return flat, sizes
+
+
+def _unpack(flat, arrays, sizes, scale=None):
+    """Copy ``flat`` back into ``arrays`` (multiplied by ``scale`` if given)."""
+    if len(arrays) == 1 and flat is arrays[0]:
+        if scale is not None:
+            flat *= flat.dtype.type(scale)
+        return
+    xp = get_array_module(flat)
+    offset = 0
+    if scale is not None:
+        for a, n in zip(arrays, sizes):
+            xp.multiply(flat[offset:offset + n].reshape(a.shape), flat.dtype.type(scale), out=a)
+            offset += n
+        return
+    for a, n in zip(arrays, sizes):
+        a[...] = flat[offset:offset + n].reshape(a.shape)
+        offset += n
+
+
+class Communicator:
+    """One process: rank 0 of a world of size 1. Every collective returns its input unchanged
+    (the in-place ones do nothing), so code written for N processes runs as before with one.
+    :class:`MPICommunicator` overrides the collectives for N processes."""
+
+    rank = 0
+    size = 1
+    local_rank = 0      # rank among the processes on this machine (chooses the GPU)
+
+    @property
+    def is_root(self):
+        return self.rank == 0
+
+    def barrier(self):
+        pass
+
+    def broadcast_(self, arrays, root=0):
+        """Give every rank rank ``root``'s values of ``arrays`` (a list), in place."""
+        return arrays
+
+    def allreduce_mean_(self, arrays):
+        """Replace every array by its mean over the ranks, in place, with one all-reduce."""
+        return arrays
+
+    def allreduce_sum(self, value):
+        """The sum over ranks of a number or array (returned; exact for integers)."""
+        return value
+
+    def allgather(self, x, axis=0):
+        """Every rank's ``x`` concatenated along ``axis`` in rank order (sizes may differ along axis)."""
+        return x
+
+    def reduce_scatter(self, x, axis=0, sizes=None):
+        """The backward of :meth:`allgather`: ``x`` (the gathered shape) summed over the ranks,
+        then this rank's block along ``axis``; ``sizes`` are the blocks' lengths (default: even split)."""
+        return x
+
+    def abort(self, code=1):
+        """End every process of the job at once."""
+        os._exit(code)
+
+    def __repr__(self):
+        return f"{type(self).__name__}(rank={self.rank}, size={self.size})"
+
+
+class MPICommunicator(Communicator):
+    """mpi4py's COMM_WORLD behind the :class:`Communicator` interface."""
+
+    def __init__(self, comm):
+        from mpi4py import MPI
+
+        self.MPI = MPI
+        self.comm = comm
+        self.rank = comm.Get_rank()
+        self.size = comm.Get_size()
+        local = comm.Split_type(MPI.COMM_TYPE_SHARED, key=self.rank)
+        self.local_rank = local.Get_rank()
+        local.Free()
+        #: Bytes handed to collectives by this rank (payloads, not the wire traffic of the algorithm).
+        self.bytes_reduced = 0
+        self._scratch = {}
+
+    def barrier(self):
+        self.comm.Barrier()
+
+    def broadcast_(self, arrays, root=0):
+        arrays = list(arrays)
+        by_dtype = {}
+        for a in arrays:
+            by_dtype.setdefault(np.dtype(a.dtype), []).append(a)
+        for group in by_dtype.values():   # one Bcast per dtype (usually one)
+            flat, sizes = _pack(group)
+            host = np.ascontiguousarray(_to_host(flat))
+            self.comm.Bcast(host, root=root)
+            xp = get_array_module(flat)
+            _unpack(xp.asarray(host), group, sizes)
+        return arrays
+
+    def allreduce_mean_(self, arrays):
+        arrays = list(arrays)
+        if not arrays:
+            return arrays
+        flat, sizes = _pack(arrays, self._scratch)
+        xp = get_array_module(flat)
+        host = _to_host(flat)                 # NumPy: the buffer itself; CuPy: one copy to the host
+        self.comm.Allreduce(self.MPI.IN_PLACE, host, op=self.MPI.SUM)
+        self.bytes_reduced += host.nbytes
+        if xp is not np:
+            flat.set(host)                    # one copy back to the device
+        _unpack(flat, arrays, sizes, scale=1.0 / self.size)
+        return arrays
+
+    def allreduce_sum(self, value):
+        if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
+            return int(self.comm.allreduce(int(value)))       # Python ints: exact, any size
+        xp = get_array_module(value) if hasattr(value, "dtype") else np
+        host = np.array(_to_host(value) if hasattr(value, "dtype") else value)
+        if host.dtype.kind not in "iufc":
+            raise TypeError(f"allreduce_sum needs numbers, got {host.dtype}")
+        if host.dtype.kind == "i":
+            host = host.astype(np.int64)
+        elif host.dtype.kind == "u":
+            host = host.astype(np.uint64)
+        host = np.ascontiguousarray(host)
+        self.comm.Allreduce(self.MPI.IN_PLACE, host, op=self.MPI.SUM)
+        if not hasattr(value, "dtype"):
+            return host.item()                                  # a Python number in, one out
+        if host.ndim == 0 and xp is np:
+            return host[()]
+        return host if xp is np else xp.asarray(host)
+
+    def allgather(self, x, axis=0):
+        xp = get_array_module(x)
+        axis = axis % x.ndim
+        front = np.ascontiguousarray(np.moveaxis(_to_host(x), axis, 0))
+        lengths = self.comm.allgather(front.shape[0])
+        row = int(np.prod(front.shape[1:], dtype=np.int64))
+        out = np.empty((sum(lengths),) + front.shape[1:], front.dtype)
+        counts = [n * row for n in lengths]
+        self.comm.Allgatherv(front, [out, counts])
+        self.bytes_reduced += front.nbytes
+        result = np.moveaxis(out, 0, axis)
+        return xp.asarray(np.ascontiguousarray(result)) if xp is not np else np.ascontiguousarray(result)
+
+    def reduce_scatter(self, x, axis=0, sizes=None):
+        xp = get_array_module(x)
+        axis = axis % x.ndim
+        front = np.ascontiguousarray(np.moveaxis(_to_host(x), axis, 0))
+        sizes = _axis_sizes(front.shape[0], self.size) if sizes is None else [int(s) for s in sizes]
+        if len(sizes) != self.size or sum(sizes) != front.shape[0]:
+            raise ValueError(f"reduce_scatter: sizes {sizes} must be {self.size} blocks adding up to "
+                             f"{front.shape[0]} (the length of axis {axis})")
+        row = int(np.prod(front.shape[1:], dtype=np.int64))
+        out = np.empty((sizes[self.rank],) + front.shape[1:], front.dtype)
+        self.comm.Reduce_scatter(front, out, [n * row for n in sizes], op=self.MPI.SUM)
+        self.bytes_reduced += front.nbytes
+        result = np.ascontiguousarray(np.moveaxis(out, 0, axis))
+        return result if xp is np else xp.asarray(result)
+
+    def abort(self, code=1):
+        sys.stdout.flush()
+        sys.stderr.flush()
+        self.comm.Abort(code)
+
+
+_COMMUNICATOR = None
+
+
+def get_communicator():
+    """The world's communicator: MPI's COMM_WORLD when an MPI launcher started this process,
+    otherwise the size-1 :class:`Communicator`. The same object on every call."""
+    global _COMMUNICATOR
+    if _COMMUNICATOR is not None:
+        return _COMMUNICATOR
+    requested = launcher_size()
+    if requested <= 1 and not any(name in os.environ for name in ("PMI_RANK", "OMPI_COMM_WORLD_RANK")):
+        _COMMUNICATOR = Communicator()
+        return _COMMUNICATOR
+    try:
+        from mpi4py import MPI
+    except ImportError as exc:
+        if requested > 1:
+            raise RuntimeError(f"{requested} processes were started (mpiexec -n {requested}) but mpi4py is not "
+                               f"installed, so they cannot talk to each other; install it with {INSTALL_HINT}") from exc
+        _COMMUNICATOR = Communicator()
+        return _COMMUNICATOR
+    world = MPI.COMM_WORLD
+    _COMMUNICATOR = MPICommunicator(world) if world.Get_size() > 1 else Communicator()
+    return _COMMUNICATOR
+
+
+@contextmanager
+def abort_on_error(comm, brief=(), prefix="error"):
+    """Any exception on one rank prints its message (and traceback, except for the ``brief``
+    exception types: user errors) with the rank, and aborts EVERY rank, so no rank is left
+    waiting forever in a collective. With one process the exception just propagates."""
+    try:
+        yield
+    except BaseException as exc:
+        if comm.size <= 1 or isinstance(exc, SystemExit) and exc.code in (0, None):
+            raise
+        sys.stdout.flush()
+        lines = "" if isinstance(exc, brief) else "".join(
+            traceback.format_exception(type(exc), exc, exc.__traceback__))
+        sys.stderr.write(f"{lines}{prefix} (rank {comm.rank} of {comm.size}): {exc or type(exc).__name__}; "
+                         f"aborting all {comm.size} processes\n")
+        sys.stderr.flush()
+        comm.abort(1)
+        raise

@@ -1,0 +1,139 @@
+"""The Communicator (nn/distributed.py): its values under ``mpiexec -n 2`` (run from pytest in a
+subprocess), the size-1 stand-in, and the error without mpi4py."""
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from nn import distributed
+from nn.distributed import Communicator, shard_rows
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def find_mpiexec():
+    """mpiexec on the PATH, or the one the mpich wheel put beside this Python."""
+    found = shutil.which("mpiexec")
+    beside = Path(sys.executable).parent / "mpiexec"
+    return found or (str(beside) if beside.exists() else None)
+
+
+MPIEXEC = find_mpiexec()
+
+
+def mpi_available():
+    try:
+        import mpi4py  # noqa: F401
+    except ImportError:
+        return False
+    return MPIEXEC is not None
+
+
+needs_mpi = pytest.mark.skipif(not mpi_available(), reason="needs mpi4py and mpiexec: pip install -e \".[mpi]\"")
+
+
+def mpi_env():
+    env = dict(os.environ, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1", MPLBACKEND="Agg")
+    env["PYTHONPATH"] = os.pathsep.join([str(REPO), env.get("PYTHONPATH", "")])
+    return env
+
+
+def mpiexec(n, *args, timeout=120, env=None):
+    return subprocess.run([MPIEXEC, "-n", str(n), sys.executable, *map(str, args)], cwd=REPO,
+                          env=env or mpi_env(), capture_output=True, text=True, timeout=timeout)
+
+
+@needs_mpi
+def test_collectives_give_the_known_values_on_two_ranks():
+    result = mpiexec(2, "tests/mpi/comm_checks.py", timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "comm checks passed" in result.stdout
+
+
+def test_one_process_stand_in_returns_its_input():
+    comm = Communicator()
+    assert (comm.rank, comm.size, comm.is_root) == (0, 1, True)
+    a = np.arange(4.0)
+    assert comm.allreduce_mean_([a])[0] is a and np.array_equal(a, np.arange(4.0))
+    assert comm.broadcast_([a])[0] is a
+    assert comm.allreduce_sum(3) == 3
+    assert comm.allgather(a, 0) is a and comm.reduce_scatter(a, 0) is a
+
+
+def test_without_a_launcher_no_mpi_is_imported(monkeypatch):
+    for name in distributed.LAUNCHER_SIZE_VARIABLES + ("PMI_RANK", "OMPI_COMM_WORLD_RANK"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr(distributed, "_COMMUNICATOR", None)
+    comm = distributed.get_communicator()
+    assert type(comm) is Communicator and comm.size == 1
+
+
+def test_two_processes_without_mpi4py_say_how_to_install_it():
+    code = ("import sys; sys.modules['mpi4py'] = None\n"
+            "from nn.distributed import get_communicator\nget_communicator()")
+    env = dict(mpi_env(), PMI_SIZE="2", PMI_RANK="0")
+    result = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True,
+                            timeout=60)
+    assert result.returncode != 0
+    assert 'pip install -e ".[mpi]"' in result.stderr and "2 processes" in result.stderr
+
+
+@pytest.mark.parametrize("total, size", [(128, 2), (7, 2), (1, 2), (10, 4), (5, 1)])
+def test_shard_rows_cover_the_batch_in_rank_order(total, size):
+    blocks = [shard_rows(total, r, size) for r in range(size)]
+    assert blocks[0][0] == 0 and blocks[-1][1] == total
+    assert all(a[1] == b[0] for a, b in zip(blocks, blocks[1:]))
+    lengths = [stop - start for start, stop in blocks]
+    assert max(lengths) - min(lengths) <= 1
+
+
+# -- each rank's share, without MPI: the shares put together are the one-process batch ----------
+
+def _prepared(tmp_path_factory):
+    from test_alexnet_training import _shared_data
+    import data
+    source = _shared_data()
+    if source is None:
+        pytest.skip("real ImageNet photographs not found: set ALEXNET_DATA or put them in ../shared/data")
+    return data.PreparedDataset(data.prepare_subset(source, tmp_path_factory.mktemp("d") / "s40", per_class=3,
+                                                    val_per_class=1, size=40, workers=1, quiet=True), "train")
+
+
+@pytest.fixture(scope="module")
+def small_set(tmp_path_factory):
+    return _prepared(tmp_path_factory)
+
+
+@pytest.mark.parametrize("train, size", [(True, 2), (True, 3), (False, 2)])
+def test_rank_shares_of_a_batch_are_the_rows_of_the_one_process_batch(small_set, train, size):
+    import data
+    whole = data.Loader(small_set, 8, crop=32, train=train, seed=4, workers=0)   # 30 images: 8, 8, 8, 6
+    shares = [data.Loader(small_set, 8, crop=32, train=train, seed=4, workers=0, shard=(r, size))
+              for r in range(size)]
+    for loader in [whole] + shares:
+        loader.set_epoch(2)
+    batches = [list(loader) for loader in shares]
+    for k, (x, y) in enumerate(whole):
+        parts = [b[k] for b in batches]
+        assert [len(p[1]) for p in parts] == [shares[r].rows_of(k)[1] - shares[r].rows_of(k)[0] for r in range(size)]
+        assert np.array_equal(np.concatenate([p[0] for p in parts]), x)
+        assert np.array_equal(np.concatenate([p[1] for p in parts]), y)
+
+
+def test_dropout_shards_draw_the_rows_of_the_whole_batch_mask():
+    from nn import Dropout
+    x = np.ones((7, 5), np.float32)
+    whole = Dropout(0.5, rng=np.random.default_rng(1))
+    expected = [whole.forward(x) for _ in range(2)]
+    for start, stop in [(0, 4), (4, 7)]:
+        layer = Dropout(0.5, rng=np.random.default_rng(1))
+        layer.shard = (start, stop, 7)
+        for step in range(2):
+            assert np.array_equal(layer.forward(x[start:stop]), expected[step][start:stop])
+    skipper = Dropout(0.5, rng=np.random.default_rng(1))
+    skipper.skip(7, (5,))
+    assert np.array_equal(skipper.forward(x), expected[1])
