@@ -1,34 +1,41 @@
-"""Builds tutorials/03_relu.ipynb from the cells below (see _notebook.py; `--no-run` skips executing it)."""
-from _notebook import Notebook
+# ---
+# jupyter:
+#   jupytext:
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
 
-md, code, main = Notebook.for_script(__file__)
+# %% [markdown]
+# # 03 · ReLU: the non-saturating nonlinearity (§3.1)
+#
+# Before AlexNet, the standard neuron output was $f(x) = \tanh(x)$ or the logistic sigmoid. §3.1 of the paper argues
+# for the **rectified linear unit** (ReLU), $f(x) = \max(0, x)$, on one ground: speed of training. "In terms of
+# training time with gradient descent, these saturating nonlinearities are much slower than the non-saturating
+# nonlinearity $f(x) = \max(0, x)$." Their Figure 1 shows a four-layer convolutional network on CIFAR-10 reaching
+# 25 % training error **six times faster** with ReLUs than the same network with tanh, and they add that "we would
+# not have been able to experiment with such large neural networks for this work if we had used traditional
+# saturating neuron models".
+#
+# In this notebook:
+#
+# 1. the two functions and their derivatives, and what "saturating" means;
+# 2. the forward and backward passes of `nn.ReLU` and `nn.Tanh`, and their gradient check;
+# 3. a small, honest version of Figure 1: the same four-layer network with ReLU and with tanh, trained on real
+#    ImageNet photos (tiny ones), each with its own best learning rate, on the same batches.
 
-# ---------------------------------------------------------------------------
-md(r"""
-# 03 · ReLU: the non-saturating nonlinearity (§3.1)
-
-Before AlexNet, the standard neuron output was $f(x) = \tanh(x)$ or the logistic sigmoid. §3.1 of the paper argues
-for the **rectified linear unit** (ReLU), $f(x) = \max(0, x)$, on one ground: speed of training. "In terms of
-training time with gradient descent, these saturating nonlinearities are much slower than the non-saturating
-nonlinearity $f(x) = \max(0, x)$." Their Figure 1 shows a four-layer convolutional network on CIFAR-10 reaching
-25 % training error **six times faster** with ReLUs than the same network with tanh, and they add that "we would
-not have been able to experiment with such large neural networks for this work if we had used traditional
-saturating neuron models".
-
-In this notebook:
-
-1. the two functions and their derivatives, and what "saturating" means;
-2. the forward and backward passes of `nn.ReLU` and `nn.Tanh`, and their gradient check;
-3. a small, honest version of Figure 1: the same four-layer network with ReLU and with tanh, trained on real
-   ImageNet photos (tiny ones), each with its own best learning rate, on the same batches.
-""")
-
-code(r"""
+# %%
 import os
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")   # small matrices: threads cost more than they save
 import sys, pathlib, time
 sys.path.insert(0, str(pathlib.Path.cwd().parent))   # the repository root, so that `import nn` works
-%matplotlib inline
+# %matplotlib inline
 import numpy as np
 import matplotlib.pyplot as plt
 import nn
@@ -36,26 +43,24 @@ from nn.gradcheck import check_module
 
 plt.rcParams.update({"figure.dpi": 80})
 rng = np.random.default_rng(0)
-""")
 
-md(r"""
-## 1. Saturating and non-saturating
+# %% [markdown]
+# ## 1. Saturating and non-saturating
+#
+# $$
+# \text{ReLU}(x) = \max(0, x), \quad \text{ReLU}'(x) = [x > 0];
+# \qquad
+# \tanh(x) = \frac{e^x - e^{-x}}{e^x + e^{-x}}, \quad \tanh'(x) = 1 - \tanh^2(x).
+# $$
+#
+# tanh **saturates**: for $|x|$ beyond about 2 its output hardly changes and its derivative is nearly 0 (at $x = 3$
+# it is 0.01). Backpropagation multiplies the upstream gradient by $f'(x)$, so a saturated unit passes almost no
+# gradient down, and its incoming weights barely learn. ReLU's derivative is exactly 1 for every positive input, no
+# matter how large: the gradient passes through an active unit unchanged. (It is 0 for negative inputs, so an
+# inactive unit passes nothing, and a unit that is inactive for *every* input is "dead". At $x = 0$ the function has a
+# kink; any value in $[0, 1]$ is a valid subgradient and `nn.ReLU` uses 0.)
 
-$$
-\text{ReLU}(x) = \max(0, x), \quad \text{ReLU}'(x) = [x > 0];
-\qquad
-\tanh(x) = \frac{e^x - e^{-x}}{e^x + e^{-x}}, \quad \tanh'(x) = 1 - \tanh^2(x).
-$$
-
-tanh **saturates**: for $|x|$ beyond about 2 its output hardly changes and its derivative is nearly 0 (at $x = 3$
-it is 0.01). Backpropagation multiplies the upstream gradient by $f'(x)$, so a saturated unit passes almost no
-gradient down, and its incoming weights barely learn. ReLU's derivative is exactly 1 for every positive input, no
-matter how large: the gradient passes through an active unit unchanged. (It is 0 for negative inputs, so an
-inactive unit passes nothing, and a unit that is inactive for *every* input is "dead". At $x = 0$ the function has a
-kink; any value in $[0, 1]$ is a valid subgradient and `nn.ReLU` uses 0.)
-""")
-
-code(r"""
+# %%
 x = np.linspace(-4, 4, 401)
 fig, (ax0, ax1) = plt.subplots(1, 2, figsize=(9, 3.2))
 ax0.plot(x, np.maximum(x, 0), label="ReLU"); ax0.plot(x, np.tanh(x), label="tanh")
@@ -65,79 +70,73 @@ ax1.set_title("f'(x): what backpropagation multiplies by", fontsize=10)
 for ax in (ax0, ax1):
     ax.axhline(0, color="grey", lw=0.5); ax.axvline(0, color="grey", lw=0.5); ax.legend(); ax.grid(alpha=0.3)
 plt.tight_layout(); plt.show()
-""")
 
-md(r"""
-## 2. Forward, backward, gradient check
+# %% [markdown]
+# ## 2. Forward, backward, gradient check
+#
+# Both layers are elementwise, so the chain rule is one multiplication: with $g = \partial L/\partial y$,
+#
+# $$
+# \text{ReLU:}\;\; \frac{\partial L}{\partial x} = g \odot [x > 0],
+# \qquad
+# \tanh:\;\; \frac{\partial L}{\partial x} = g \odot (1 - y^2) .
+# $$
+#
+# What must the forward pass remember? For ReLU only the mask $[x > 0]$ (one boolean per unit). For tanh it is
+# cheapest to keep the *output* $y$, since the derivative is written in terms of $y$: no second `tanh` call in the
+# backward pass. That is exactly what `nn/activation.py` does:
 
-Both layers are elementwise, so the chain rule is one multiplication: with $g = \partial L/\partial y$,
-
-$$
-\text{ReLU:}\;\; \frac{\partial L}{\partial x} = g \odot [x > 0],
-\qquad
-\tanh:\;\; \frac{\partial L}{\partial x} = g \odot (1 - y^2) .
-$$
-
-What must the forward pass remember? For ReLU only the mask $[x > 0]$ (one boolean per unit). For tanh it is
-cheapest to keep the *output* $y$, since the derivative is written in terms of $y$: no second `tanh` call in the
-backward pass. That is exactly what `nn/activation.py` does:
-""")
-
-code(r"""
+# %%
 relu, tanh = nn.ReLU(), nn.Tanh()
 x = np.array([[-2.0, -0.5, 0.0, 0.5, 2.0]])
 g = np.array([[10.0, 10.0, 10.0, 10.0, 10.0]])
 print("x            ", x[0])
 print("ReLU(x)      ", relu(x)[0], "   dL/dx for g = 10:", relu.backward(g)[0])
 print("tanh(x)      ", tanh(x)[0].round(3), "   dL/dx for g = 10:", tanh.backward(g)[0].round(3))
-""")
 
-md(r"""
-For the gradient check (`nn.gradcheck.check_module`, central differences in float64, explained in notebook 02),
-ReLU needs inputs that stay away from its kink: if some $x_i$ lies within $\varepsilon$ of 0, the finite difference
-straddles the kink and measures a slope of $\tfrac12$ where the analytic gradient says 0 or 1. We shift any input
-that is too close to zero:
-""")
+# %% [markdown]
+# For the gradient check (`nn.gradcheck.check_module`, central differences in float64, explained in notebook 02),
+# ReLU needs inputs that stay away from its kink: if some $x_i$ lies within $\varepsilon$ of 0, the finite difference
+# straddles the kink and measures a slope of $\tfrac12$ where the analytic gradient says 0 or 1. We shift any input
+# that is too close to zero:
 
-code(r"""
+# %%
 x = rng.normal(size=(2, 3, 4, 5))
 x[np.abs(x) < 1e-3] += 1e-2                          # no input within 1e-3 of ReLU's kink
 for name, layer in [("ReLU", nn.ReLU()), ("Tanh", nn.Tanh())]:
     result = check_module(layer, x)
     print(f"--- {name}\n{result}\n")
     assert result.passed
-""")
 
-md(r"""
-## 3. A small Figure 1
+# %% [markdown]
+# ## 3. A small Figure 1
+#
+# The paper's experiment: a four-layer convolutional network on CIFAR-10 (32×32 colour images, 10 classes), trained
+# with ReLUs and with tanh, "the learning rates for each network were chosen independently to make training as fast as
+# possible", no regularisation, and Figure 1 reports the epochs each needs to reach 25 % *training* error. Ours has to
+# run in about half a minute on a laptop CPU, so it is much smaller:
+#
+# * **Data:** 500 real photographs, 50 from each of the 10 classes of the project's Tiny ImageNet subset (64×64
+#   ImageNet images), downsampled to 24×24, centred by subtracting the mean image (as in §2) and divided by one
+#   global standard deviation, so that the inputs are of order 1 for both networks. (The paper feeds raw pixel
+#   values, ±128, with tiny $\mathcal N(0, 0.01)$ weights.)
+# * **Network:** four learned layers, three conv layers and a linear classifier, each conv followed by the
+#   nonlinearity and a 3×2 overlapping max-pool (§3.4): 24 → 11 → 5 → 2.
+# * **Initialization:** each nonlinearity gets the initialization designed for it. The conv layers of the ReLU network
+#   get He's $\mathcal N(0, 2/\text{fan-in})$ (`nn.Conv2d`'s default), those of the tanh network LeCun's
+#   $\mathcal N(0, 1/\text{fan-in})$: the *same random draws*, divided by $\sqrt 2$. The classifier starts at the
+#   paper's $\mathcal N(0, 0.01^2)$ in both, so both networks start from the same loss, $\ln 10$.
+# * **Training:** plain `nn.SGD`, momentum 0.9 (§5), batch 50, no weight decay (Figure 1 used no regularisation), the
+#   same batches in the same order for every run; 10 epochs. For each network we try four learning rates,
+#   $\{0.01, 0.02, 0.05, 0.1\}$, and keep its fastest.
+# * **Measure:** as in Figure 1, the first epoch at which the training error reaches a target. 25 % is out of reach in
+#   10 epochs of a network this small on real photographs; we use **60 %** (chance is 90 %).
+#
+# First, the data. The notebook looks for the project's data folder (`ALEXNET_DATA`, else `../../shared/data`, the
+# `shared/data` folder next to the repository); any folder with a `train/<class>/.../*.JPEG` layout works, e.g. the
+# public Imagenette. Without one it says so and falls back to a synthetic 10-class problem, so the notebook still runs.
 
-The paper's experiment: a four-layer convolutional network on CIFAR-10 (32×32 colour images, 10 classes), trained
-with ReLUs and with tanh, "the learning rates for each network were chosen independently to make training as fast as
-possible", no regularisation, and Figure 1 reports the epochs each needs to reach 25 % *training* error. Ours has to
-run in about half a minute on a laptop CPU, so it is much smaller:
-
-* **Data:** 500 real photographs, 50 from each of the 10 classes of the project's Tiny ImageNet subset (64×64
-  ImageNet images), downsampled to 24×24, centred by subtracting the mean image (as in §2) and divided by one
-  global standard deviation, so that the inputs are of order 1 for both networks. (The paper feeds raw pixel
-  values, ±128, with tiny $\mathcal N(0, 0.01)$ weights.)
-* **Network:** four learned layers, three conv layers and a linear classifier, each conv followed by the
-  nonlinearity and a 3×2 overlapping max-pool (§3.4): 24 → 11 → 5 → 2.
-* **Initialization:** each nonlinearity gets the initialization designed for it. The conv layers of the ReLU network
-  get He's $\mathcal N(0, 2/\text{fan-in})$ (`nn.Conv2d`'s default), those of the tanh network LeCun's
-  $\mathcal N(0, 1/\text{fan-in})$: the *same random draws*, divided by $\sqrt 2$. The classifier starts at the
-  paper's $\mathcal N(0, 0.01^2)$ in both, so both networks start from the same loss, $\ln 10$.
-* **Training:** plain `nn.SGD`, momentum 0.9 (§5), batch 50, no weight decay (Figure 1 used no regularisation), the
-  same batches in the same order for every run; 10 epochs. For each network we try four learning rates,
-  $\{0.01, 0.02, 0.05, 0.1\}$, and keep its fastest.
-* **Measure:** as in Figure 1, the first epoch at which the training error reaches a target. 25 % is out of reach in
-  10 epochs of a network this small on real photographs; we use **60 %** (chance is 90 %).
-
-First, the data. The notebook looks for the project's data folder (`ALEXNET_DATA`, else `../../shared/data`, the
-`shared/data` folder next to the repository); any folder with a `train/<class>/.../*.JPEG` layout works, e.g. the
-public Imagenette. Without one it says so and falls back to a synthetic 10-class problem, so the notebook still runs.
-""")
-
-code(r"""
+# %%
 from PIL import Image
 from _helpers import find_dataset     # where the photographs are (a helper beside these notebooks)
 
@@ -182,19 +181,17 @@ fig, axes = plt.subplots(1, 10, figsize=(10, 1.3))
 for c, ax in enumerate(axes):
     ax.imshow(images[np.flatnonzero(labels == c)[0]]); ax.axis("off")
 fig.suptitle("one 24x24 training image per class", fontsize=10); plt.show()
-""")
 
-md(r"""
-The network. A factory builds it with a given nonlinearity from a seeded generator, so the ReLU and the tanh network
-draw the same random numbers; only the scale of the conv weights differs (He for ReLU, LeCun for tanh, see above).
-Why not He for the classifier too, as `nn.Linear`'s default would give? The ReLU network's activations grow through
-its layers (max-pooling keeps the largest of nine non-negative values), and with He weights in the last layer its
-initial logits have a standard deviation of about 5: a starting loss near 6.6 against tanh's 2.2, large early
-gradients, and a comparison that is unfair to ReLU before the first step. The first layer needs no gradient for its
-input (the images), which `input_grad=False` skips.
-""")
+# %% [markdown]
+# The network. A factory builds it with a given nonlinearity from a seeded generator, so the ReLU and the tanh network
+# draw the same random numbers; only the scale of the conv weights differs (He for ReLU, LeCun for tanh, see above).
+# Why not He for the classifier too, as `nn.Linear`'s default would give? The ReLU network's activations grow through
+# its layers (max-pooling keeps the largest of nine non-negative values), and with He weights in the last layer its
+# initial logits have a standard deviation of about 5: a starting loss near 6.6 against tanh's 2.2, large early
+# gradients, and a comparison that is unfair to ReLU before the first step. The first layer needs no gradient for its
+# input (the images), which `input_grad=False` skips.
 
-code(r"""
+# %%
 INIT_GAIN = {nn.ReLU: np.sqrt(2.0), nn.Tanh: 1.0}      # std = gain / sqrt(fan-in): He for ReLU, LeCun for tanh
 
 def make_net(activation, seed=0):
@@ -219,16 +216,14 @@ for activation in (nn.ReLU, nn.Tanh):
           f"initial loss {nn.SoftmaxCrossEntropyLoss().forward(h, Y[:200]):.2f} (ln 10 = {np.log(10):.2f})")
 print(net)
 print(f"{net.num_parameters():,} parameters")
-""")
 
-md(r"""
-The training loop is the whole of §5 in miniature: forward, loss, backward, SGD step. We record the **training
-error** of each epoch as the fraction of mistakes made on the batches while training on them (free to compute; it
-lags the end-of-epoch error slightly, the same for both networks). A run whose loss stops being finite is stopped
-and counted as failed. Then the sweep: eight runs, four learning rates for each network.
-""")
+# %% [markdown]
+# The training loop is the whole of §5 in miniature: forward, loss, backward, SGD step. We record the **training
+# error** of each epoch as the fraction of mistakes made on the batches while training on them (free to compute; it
+# lags the end-of-epoch error slightly, the same for both networks). A run whose loss stops being finite is stopped
+# and counted as failed. Then the sweep: eight runs, four learning rates for each network.
 
-code(r"""
+# %%
 EPOCHS, BATCH, TARGET = 10, 50, 0.60
 LEARNING_RATES = [0.01, 0.02, 0.05, 0.1]
 
@@ -278,9 +273,8 @@ def speed(errors):
 best = {name: min(LEARNING_RATES, key=lambda lr: speed(sweep[name, lr][1])) for name in ["ReLU", "tanh"]}
 results = {name: sweep[name, best[name]] for name in best}
 print("fastest learning rate:", best)
-""")
 
-code(r"""
+# %%
 epochs = np.arange(1, EPOCHS + 1)
 colours = {"ReLU": "C0", "tanh": "C1"}
 fig, (ax0, ax1) = plt.subplots(1, 2, figsize=(10, 3.4))
@@ -305,16 +299,14 @@ plt.tight_layout(); plt.show()
 for target in [0.7, 0.6, 0.5]:
     print(f"first epoch with training error <= {target:.0%}: " + ", ".join(
         f"{n} {epochs_to(results[n][1], target) or 'not within ' + str(EPOCHS)}" for n in results))
-""")
 
-md(r"""
-Finally, a look inside the trained networks: for one batch, how much gradient can each hidden layer pass down? For
-tanh that is the average of $1 - y^2$ over its units (1 = linear, 0 = fully saturated), and the share of units with
-$|y| > 0.9$; for ReLU it is the share of units that are active ($x > 0$), which pass the gradient on unchanged.
-We look at each network's fastest run, and at the ReLU network trained with the largest learning rate.
-""")
+# %% [markdown]
+# Finally, a look inside the trained networks: for one batch, how much gradient can each hidden layer pass down? For
+# tanh that is the average of $1 - y^2$ over its units (1 = linear, 0 = fully saturated), and the share of units with
+# $|y| > 0.9$; for ReLU it is the share of units that are active ($x > 0$), which pass the gradient on unchanged.
+# We look at each network's fastest run, and at the ReLU network trained with the largest learning rate.
 
-code(r"""
+# %%
 batch = X[:100]
 for name, lr in [("ReLU", best["ReLU"]), ("tanh", best["tanh"]), ("ReLU", LEARNING_RATES[-1])]:
     net = sweep[name, lr][0]
@@ -326,60 +318,55 @@ for name, lr in [("ReLU", best["ReLU"]), ("tanh", best["tanh"]), ("ReLU", LEARNI
         elif isinstance(layer, nn.ReLU):
             stats.append(f"active: {np.mean(h > 0):4.0%}")
     print(f"{name} lr {lr:<5} " + " | ".join(stats))
-""")
 
-md(r"""
-### What we see, honestly
-
-With both networks set up fairly, **ReLU is not faster here; tanh is slightly ahead.** (The printouts above come
-from the run you are looking at; exact numbers can move a little between machines.) When we built this notebook:
-
-* **The learning rates differ by a factor of five.** ReLU's fastest rate was 0.02, tanh's 0.1. ReLU does not tolerate
-  large rates: at 0.05 it learns slowly, at 0.1 it hardly leaves chance, and the last printout shows why: after
-  training at 0.1 few of the deeper ReLUs are active on a batch of training images (none of the third layer's, in our
-  run). A unit that is negative for every input is dead: it passes no gradient, and the weights feeding it stop
-  learning. tanh, being bounded, keeps learning at 0.1. (0.1 is the largest rate we
-  tried, so tanh might be faster still at 0.2; that could only widen its lead.)
-* **At each network's own best rate,** ReLU reached 60 % training error at epoch 8 and tanh at epoch 7 (70 %: epoch 5
-  against 4); after 10 epochs both were near 53 %. We repeated the whole sweep, outside the notebook, with two other
-  initial weights (`train(act, lr, seed)` with seeds 1 and 2): the same fastest rates each time, and the same
-  result each time, ReLU at epoch 8, tanh at epoch 7. Figure 1's factor of six is nowhere to be seen; if anything
-  the race goes the other way, by one epoch in ten.
-* **No dead units at ReLU's own rate.** ReLU's fastest run keeps roughly 45 %, 30 % and 20 % of the units of its three
-  hidden layers active on a batch. An earlier version of this notebook showed only 2 % active in layer 2 and tanh far
-  ahead (65 % against 39 % error after 12 epochs), and that comparison was unfair to ReLU: one learning rate (0.02) for
-  both, weight decay, and a He-initialized classifier that started the ReLU network at a loss of 6.6 instead of
-  $\ln 10 = 2.3$. Fixing those closed most of the gap, but not all of it.
-* **tanh learns although it is saturated.** After training, more than half of its units have $|y| > 0.9$ and the mean
-  of $1 - y^2$ is near 0.25: each tanh layer passes on only about a quarter of the gradient. With three hidden layers
-  that costs less than the larger learning rate gains.
-
-Why not Figure 1's result? The paper's claim is about "large neural networks trained on large datasets", run until the
-training error is low (25 % on CIFAR-10). Saturation compounds with depth and hurts most late in training, when units
-have been driven to large pre-activations; our network has three narrow hidden layers (8 and 16 maps, which cannot
-afford to lose units), and stops after 10 short epochs at about 50 % error. And time per epoch, which the paper
-also counted, was about the same for both in our timings: the convolutions dominate, not the nonlinearity.
-
-What holds at any scale is the mechanism of section 1: ReLU's derivative does not decay for large inputs, so the
-gradient passes through active units undiminished however large the activations grow, and a ReLU costs one
-comparison where tanh needs exponentials. That is what let AlexNet's eight layers, with activations in the tens and
-hundreds (see notebook 04), train in five or six days. Modern practice agrees with the paper; just don't expect a toy
-run to reproduce a factor of six.
-
-## Exercises
-
-1. **The paper's initialization.** Reinitialize every weight of both networks from $\mathcal N(0, 0.01)$ and the biases
-   at 0 (`nn.init.normal_`, `nn.init.constant_`), and rerun the sweep. What happens to both curves? Print the standard
-   deviation of the activations after each layer at initialization to see why.
-2. **Dead units and depth.** Record, after every epoch, the share of ReLUs in each layer that are active for *no*
-   image of the training set, at learning rates 0.02 and 0.1. When do they die? Do initial biases of 0.1 (the paper
-   uses 1 in some layers, §5, "to give the ReLUs positive inputs") change that? Then add two more 3×3 conv layers and
-   compare the gradient norm reaching the first layer (`net[0].weight.grad`) in both networks.
-3. **Seeds, and a longer race.** One run per setting is one sample. Repeat the sweep for three more seeds (`seed` of
-   `train`: new initial weights) and count how often each network reaches the target first. Then train both fastest
-   settings for 30 epochs and measure the epochs to 40 % and to 25 % training error, as in Figure 1: does the gap
-   grow or shrink as the error falls?
-""")
-
-if __name__ == "__main__":
-    main()
+# %% [markdown]
+# ### What we see, honestly
+#
+# With both networks set up fairly, **ReLU is not faster here; tanh is slightly ahead.** (The printouts above come
+# from the run you are looking at; exact numbers can move a little between machines.) When we built this notebook:
+#
+# * **The learning rates differ by a factor of five.** ReLU's fastest rate was 0.02, tanh's 0.1. ReLU does not tolerate
+#   large rates: at 0.05 it learns slowly, at 0.1 it hardly leaves chance, and the last printout shows why: after
+#   training at 0.1 few of the deeper ReLUs are active on a batch of training images (none of the third layer's, in our
+#   run). A unit that is negative for every input is dead: it passes no gradient, and the weights feeding it stop
+#   learning. tanh, being bounded, keeps learning at 0.1. (0.1 is the largest rate we
+#   tried, so tanh might be faster still at 0.2; that could only widen its lead.)
+# * **At each network's own best rate,** ReLU reached 60 % training error at epoch 8 and tanh at epoch 7 (70 %: epoch 5
+#   against 4); after 10 epochs both were near 53 %. We repeated the whole sweep, outside the notebook, with two other
+#   initial weights (`train(act, lr, seed)` with seeds 1 and 2): the same fastest rates each time, and the same
+#   result each time, ReLU at epoch 8, tanh at epoch 7. Figure 1's factor of six is nowhere to be seen; if anything
+#   the race goes the other way, by one epoch in ten.
+# * **No dead units at ReLU's own rate.** ReLU's fastest run keeps roughly 45 %, 30 % and 20 % of the units of its three
+#   hidden layers active on a batch. An earlier version of this notebook showed only 2 % active in layer 2 and tanh far
+#   ahead (65 % against 39 % error after 12 epochs), and that comparison was unfair to ReLU: one learning rate (0.02) for
+#   both, weight decay, and a He-initialized classifier that started the ReLU network at a loss of 6.6 instead of
+#   $\ln 10 = 2.3$. Fixing those closed most of the gap, but not all of it.
+# * **tanh learns although it is saturated.** After training, more than half of its units have $|y| > 0.9$ and the mean
+#   of $1 - y^2$ is near 0.25: each tanh layer passes on only about a quarter of the gradient. With three hidden layers
+#   that costs less than the larger learning rate gains.
+#
+# Why not Figure 1's result? The paper's claim is about "large neural networks trained on large datasets", run until the
+# training error is low (25 % on CIFAR-10). Saturation compounds with depth and hurts most late in training, when units
+# have been driven to large pre-activations; our network has three narrow hidden layers (8 and 16 maps, which cannot
+# afford to lose units), and stops after 10 short epochs at about 50 % error. And time per epoch, which the paper
+# also counted, was about the same for both in our timings: the convolutions dominate, not the nonlinearity.
+#
+# What holds at any scale is the mechanism of section 1: ReLU's derivative does not decay for large inputs, so the
+# gradient passes through active units undiminished however large the activations grow, and a ReLU costs one
+# comparison where tanh needs exponentials. That is what let AlexNet's eight layers, with activations in the tens and
+# hundreds (see notebook 04), train in five or six days. Modern practice agrees with the paper; just don't expect a toy
+# run to reproduce a factor of six.
+#
+# ## Exercises
+#
+# 1. **The paper's initialization.** Reinitialize every weight of both networks from $\mathcal N(0, 0.01)$ and the biases
+#    at 0 (`nn.init.normal_`, `nn.init.constant_`), and rerun the sweep. What happens to both curves? Print the standard
+#    deviation of the activations after each layer at initialization to see why.
+# 2. **Dead units and depth.** Record, after every epoch, the share of ReLUs in each layer that are active for *no*
+#    image of the training set, at learning rates 0.02 and 0.1. When do they die? Do initial biases of 0.1 (the paper
+#    uses 1 in some layers, §5, "to give the ReLUs positive inputs") change that? Then add two more 3×3 conv layers and
+#    compare the gradient norm reaching the first layer (`net[0].weight.grad`) in both networks.
+# 3. **Seeds, and a longer race.** One run per setting is one sample. Repeat the sweep for three more seeds (`seed` of
+#    `train`: new initial weights) and count how often each network reaches the target first. Then train both fastest
+#    settings for 30 epochs and measure the epochs to 40 % and to 25 % training error, as in Figure 1: does the gap
+#    grow or shrink as the error falls?

@@ -1,35 +1,42 @@
-"""Builds tutorials/04_local_response_norm.ipynb from the cells below (see _notebook.py; `--no-run` skips executing it)."""
-from _notebook import Notebook
+# ---
+# jupyter:
+#   jupytext:
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
 
-md, code, main = Notebook.for_script(__file__)
+# %% [markdown]
+# # 04 · Local response normalization (§3.3)
+#
+# ReLUs do not saturate, so nothing stops their outputs from growing large. §3.3 of the paper adds a layer after the
+# ReLUs of conv1 and conv2 that makes neighbouring **kernel maps** compete: at every pixel, a unit's output is divided
+# by a power of the summed squared activity of the units in $n$ "adjacent" maps at the same position. The authors call
+# it a form of *lateral inhibition*, "inspired by the type found in real neurons, creating competition for big
+# activities amongst neuron outputs computed using different kernels", and report that it lowers top-1 and top-5
+# error by 1.4 % and 1.2 %. (Later networks dropped it; batch normalization took its place. It is still part of
+# AlexNet, and a fine exercise in deriving a backward pass with a sum that couples neighbours.)
+#
+# In this notebook:
+#
+# 1. the formula, as a naive loop, compared with `nn.LocalResponseNorm`;
+# 2. the backward pass, derived by hand and checked entry by entry;
+# 3. the gradient check, including the cases where a bug could hide;
+# 4. the **$\alpha / n$ convention** that differs between the paper and Caffe/PyTorch;
+# 5. how strongly it normalizes, as a function of the neighbours' activity.
 
-# ---------------------------------------------------------------------------
-md(r"""
-# 04 · Local response normalization (§3.3)
-
-ReLUs do not saturate, so nothing stops their outputs from growing large. §3.3 of the paper adds a layer after the
-ReLUs of conv1 and conv2 that makes neighbouring **kernel maps** compete: at every pixel, a unit's output is divided
-by a power of the summed squared activity of the units in $n$ "adjacent" maps at the same position. The authors call
-it a form of *lateral inhibition*, "inspired by the type found in real neurons, creating competition for big
-activities amongst neuron outputs computed using different kernels", and report that it lowers top-1 and top-5
-error by 1.4 % and 1.2 %. (Later networks dropped it; batch normalization took its place. It is still part of
-AlexNet, and a fine exercise in deriving a backward pass with a sum that couples neighbours.)
-
-In this notebook:
-
-1. the formula, as a naive loop, compared with `nn.LocalResponseNorm`;
-2. the backward pass, derived by hand and checked entry by entry;
-3. the gradient check, including the cases where a bug could hide;
-4. the **$\alpha / n$ convention** that differs between the paper and Caffe/PyTorch;
-5. how strongly it normalizes, as a function of the neighbours' activity.
-""")
-
-code(r"""
+# %%
 import os
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 import sys, pathlib
 sys.path.insert(0, str(pathlib.Path.cwd().parent))   # the repository root, so that `import nn` works
-%matplotlib inline
+# %matplotlib inline
 import numpy as np
 import matplotlib.pyplot as plt
 import nn
@@ -38,29 +45,28 @@ from nn.gradcheck import check_module
 plt.rcParams.update({"figure.dpi": 80})
 np.set_printoptions(linewidth=120, precision=4)
 rng = np.random.default_rng(0)
-""")
 
-md(r"""
-## 1. The formula
 
-Write $a^i_{x,y}$ for the output of kernel $i$ at position $(x, y)$ *after* the ReLU, and $N$ for the number of
-kernels in the layer (96 for conv1). The response-normalized activity is
+# %% [markdown]
+# ## 1. The formula
+#
+# Write $a^i_{x,y}$ for the output of kernel $i$ at position $(x, y)$ *after* the ReLU, and $N$ for the number of
+# kernels in the layer (96 for conv1). The response-normalized activity is
+#
+# $$
+# b^i_{x,y} \;=\; a^i_{x,y} \Big/ \Big(k + \alpha \sum_{j=\max(0,\, i - n/2)}^{\min(N-1,\, i + n/2)} \big(a^j_{x,y}\big)^2\Big)^{\beta},
+# \qquad k = 2,\; n = 5,\; \alpha = 10^{-4},\; \beta = 0.75 .
+# $$
+#
+# The sum runs over $n = 5$ maps centred on $i$ (itself and two on each side), clipped at the first and last map;
+# "adjacent" just means adjacent in the arbitrary order of the kernels, which is fixed before training. Everything
+# happens at one pixel: LRN mixes channels, never positions. In what follows we drop $(x, y)$ and write
+# $S_i = \sum_{j \in \mathcal W(i)} a_j^2$ for the windowed sum and $s_i = k + \alpha S_i$, so that
+# $b_i = a_i\, s_i^{-\beta}$.
+#
+# A literal loop over channels, as our reference:
 
-$$
-b^i_{x,y} \;=\; a^i_{x,y} \Big/ \Big(k + \alpha \sum_{j=\max(0,\, i - n/2)}^{\min(N-1,\, i + n/2)} \big(a^j_{x,y}\big)^2\Big)^{\beta},
-\qquad k = 2,\; n = 5,\; \alpha = 10^{-4},\; \beta = 0.75 .
-$$
-
-The sum runs over $n = 5$ maps centred on $i$ (itself and two on each side), clipped at the first and last map;
-"adjacent" just means adjacent in the arbitrary order of the kernels, which is fixed before training. Everything
-happens at one pixel: LRN mixes channels, never positions. In what follows we drop $(x, y)$ and write
-$S_i = \sum_{j \in \mathcal W(i)} a_j^2$ for the windowed sum and $s_i = k + \alpha S_i$, so that
-$b_i = a_i\, s_i^{-\beta}$.
-
-A literal loop over channels, as our reference:
-""")
-
-code(r"""
+# %%
 def lrn_naive(a, n=5, alpha=1e-4, beta=0.75, k=2.0):
     '''The §3.3 formula, one channel at a time. a: (N_batch, C, H, W). For odd n.'''
     C = a.shape[1]
@@ -79,45 +85,44 @@ for params in [dict(), dict(n=5, alpha=1.0, beta=0.75, k=2.0), dict(n=3, alpha=0
     assert np.allclose(layer(a), ref)
     print(f"{str(layer):62} agrees with the loop; b/a ranges over [{(ref / np.where(a > 0, a, 1))[a > 0].min():.3f}, "
           f"{(ref / np.where(a > 0, a, 1))[a > 0].max():.3f}]")
-""")
 
-md(r"""
-`nn.LocalResponseNorm` does not loop over channels: `window_sum` in `nn/normalization.py` adds $n$ shifted copies of
-the squared input along the channel axis (one slab per offset in the window), which is the same sum, clipped at the
-edges the same way. Notice the ratio $b/a$: even with no activity at all it is $k^{-\beta} = 2^{-0.75} \approx 0.59$,
-not 1; $k$ sets a floor under the denominator, and the layer is a constant rescaling until the activities get
-large (section 5).
 
-## 2. The backward pass
+# %% [markdown]
+# `nn.LocalResponseNorm` does not loop over channels: `window_sum` in `nn/normalization.py` adds $n$ shifted copies of
+# the squared input along the channel axis (one slab per offset in the window), which is the same sum, clipped at the
+# edges the same way. Notice the ratio $b/a$: even with no activity at all it is $k^{-\beta} = 2^{-0.75} \approx 0.59$,
+# not 1; $k$ sets a floor under the denominator, and the layer is a constant rescaling until the activities get
+# large (section 5).
+#
+# ## 2. The backward pass
+#
+# Given $g_i = \partial L/\partial b_i$ (at one pixel; every pixel is independent), we need
+# $\partial L / \partial a_j = \sum_i g_i\, \partial b_i / \partial a_j$. Input $a_j$ enters $b_i$ in two ways: as the
+# numerator when $i = j$, and through the denominator whenever $j$ is in $i$'s window. With
+# $\partial s_i/\partial a_j = 2\alpha a_j\,[j \in \mathcal W(i)]$ and the product rule,
+#
+# $$
+# \frac{\partial b_i}{\partial a_j}
+# = [i = j]\; s_i^{-\beta} \;-\; \beta\, a_i\, s_i^{-\beta - 1}\, \frac{\partial s_i}{\partial a_j}
+# = [i = j]\; s_i^{-\beta} \;-\; 2\alpha\beta\, a_i a_j\, s_i^{-\beta-1}\, [j \in \mathcal W(i)] .
+# $$
+#
+# Summing against $g_i$, and writing $a_i s_i^{-\beta - 1} = b_i / s_i$:
+#
+# $$
+# \boxed{\;\frac{\partial L}{\partial a_j} \;=\; g_j\, s_j^{-\beta} \;-\; 2\alpha\beta\, a_j \!\!\sum_{i\,:\, j \in \mathcal W(i)}\!\! \frac{g_i\, b_i}{s_i}\;}
+# $$
+#
+# The first term is what you would get if the denominator were a constant. The second is the coupling: making $a_j$
+# bigger makes every neighbour's denominator bigger, and so pulls their outputs down. Its sum runs over the $i$ whose
+# window *contains* $j$. For odd $n$ the window is symmetric, so that is again "the $n$ maps around $j$", and the
+# backward pass can reuse the forward pass's windowed sum, applied to the array $g\,b/s$. (For even $n$ the window has
+# one more map on one side than the other, and the backward sum uses the mirrored window; `nn` handles that, see its
+# docstring.) Everything needed, $s$ and $b$, was computed in the forward pass, so the layer caches them.
+#
+# Here is that formula as an explicit double loop over $i$ and $j$, against the layer's `backward`:
 
-Given $g_i = \partial L/\partial b_i$ (at one pixel; every pixel is independent), we need
-$\partial L / \partial a_j = \sum_i g_i\, \partial b_i / \partial a_j$. Input $a_j$ enters $b_i$ in two ways: as the
-numerator when $i = j$, and through the denominator whenever $j$ is in $i$'s window. With
-$\partial s_i/\partial a_j = 2\alpha a_j\,[j \in \mathcal W(i)]$ and the product rule,
-
-$$
-\frac{\partial b_i}{\partial a_j}
-= [i = j]\; s_i^{-\beta} \;-\; \beta\, a_i\, s_i^{-\beta - 1}\, \frac{\partial s_i}{\partial a_j}
-= [i = j]\; s_i^{-\beta} \;-\; 2\alpha\beta\, a_i a_j\, s_i^{-\beta-1}\, [j \in \mathcal W(i)] .
-$$
-
-Summing against $g_i$, and writing $a_i s_i^{-\beta - 1} = b_i / s_i$:
-
-$$
-\boxed{\;\frac{\partial L}{\partial a_j} \;=\; g_j\, s_j^{-\beta} \;-\; 2\alpha\beta\, a_j \!\!\sum_{i\,:\, j \in \mathcal W(i)}\!\! \frac{g_i\, b_i}{s_i}\;}
-$$
-
-The first term is what you would get if the denominator were a constant. The second is the coupling: making $a_j$
-bigger makes every neighbour's denominator bigger, and so pulls their outputs down. Its sum runs over the $i$ whose
-window *contains* $j$. For odd $n$ the window is symmetric, so that is again "the $n$ maps around $j$", and the
-backward pass can reuse the forward pass's windowed sum, applied to the array $g\,b/s$. (For even $n$ the window has
-one more map on one side than the other, and the backward sum uses the mirrored window; `nn` handles that, see its
-docstring.) Everything needed, $s$ and $b$, was computed in the forward pass, so the layer caches them.
-
-Here is that formula as an explicit double loop over $i$ and $j$, against the layer's `backward`:
-""")
-
-code(r"""
+# %%
 def lrn_backward_naive(a, g, n=5, alpha=1e-4, beta=0.75, k=2.0):
     C = a.shape[1]
     window = lambda i: range(max(0, i - n // 2), min(C - 1, i + n // 2) + 1)
@@ -136,18 +141,17 @@ layer = nn.LocalResponseNorm(size=5, alpha=1.0, beta=0.75, k=2.0)
 layer(a)
 da = layer.backward(g)
 print("max |loop - nn.backward| =", np.abs(lrn_backward_naive(a, g, alpha=1.0) - da).max())
-""")
 
-md(r"""
-## 3. The gradient check, and where a bug could hide
 
-`check_module` compares `backward` with central differences of `forward` in float64 (see notebook 02 for the
-details). One subtlety matters here. With the paper's $\alpha = 10^{-4}$ and activities of order 1, the coupling
-term is about $10^{-4}$ of the direct term. A backward pass that *forgot* the coupling entirely would be wrong
-only in the fourth digit. To see how well the check catches that, here is such a broken layer:
-""")
+# %% [markdown]
+# ## 3. The gradient check, and where a bug could hide
+#
+# `check_module` compares `backward` with central differences of `forward` in float64 (see notebook 02 for the
+# details). One subtlety matters here. With the paper's $\alpha = 10^{-4}$ and activities of order 1, the coupling
+# term is about $10^{-4}$ of the direct term. A backward pass that *forgot* the coupling entirely would be wrong
+# only in the fourth digit. To see how well the check catches that, here is such a broken layer:
 
-code(r"""
+# %%
 class LRNWithoutCoupling(nn.LocalResponseNorm):
     '''A deliberately wrong backward pass: treats the denominator as a constant.'''
     def backward(self, grad_out):
@@ -156,17 +160,15 @@ class LRNWithoutCoupling(nn.LocalResponseNorm):
 for name, alpha in [("paper alpha = 1e-4", 1e-4), ("alpha = 1", 1.0)]:
     err = check_module(LRNWithoutCoupling(5, alpha=alpha), rng.normal(size=(2, 4, 3, 3))).max_error
     print(f"broken backward, {name:18}: relative error {err:.1e}")
-""")
 
-md(r"""
-With the paper's constants the broken layer is off by only about $10^{-4}$: still above the checker's tolerance of
-$10^{-6}$, but by a margin that a looser tolerance or a float32 check would erase. With $\alpha = 1$ the coupling
-term is as big as the direct one and any mistake in it is glaring. So we check with $\alpha = 1$, and with **fewer
-channels than the window** ($N = 4 < n = 5$) so that every window is clipped at one edge or both, which is where
-off-by-one errors in the index arithmetic live. And an even size, where the window is lopsided:
-""")
+# %% [markdown]
+# With the paper's constants the broken layer is off by only about $10^{-4}$: still above the checker's tolerance of
+# $10^{-6}$, but by a margin that a looser tolerance or a float32 check would erase. With $\alpha = 1$ the coupling
+# term is as big as the direct one and any mistake in it is glaring. So we check with $\alpha = 1$, and with **fewer
+# channels than the window** ($N = 4 < n = 5$) so that every window is clipped at one edge or both, which is where
+# off-by-one errors in the index arithmetic live. And an even size, where the window is lopsided:
 
-code(r"""
+# %%
 cases = [
     ("paper constants, 8 channels", nn.LocalResponseNorm(), (2, 8, 3, 3)),
     ("alpha=1, 4 channels (clipped windows)", nn.LocalResponseNorm(5, alpha=1.0, beta=0.75, k=2.0), (2, 4, 3, 3)),
@@ -177,30 +179,29 @@ for name, layer, shape in cases:
     result = check_module(layer, rng.normal(size=shape))
     print(f"--- {name}\n{result}\n")
     assert result.passed
-""")
 
-md(r"""
-(The inputs here are Gaussian, negative values included, although in AlexNet LRN only ever sees ReLU outputs. The
-formula is smooth for every real input, so there is no reason to restrict the check.)
 
-## 4. The $\alpha/n$ convention: the paper versus Caffe and PyTorch
+# %% [markdown]
+# (The inputs here are Gaussian, negative values included, although in AlexNet LRN only ever sees ReLU outputs. The
+# formula is smooth for every real input, so there is no reason to restrict the check.)
+#
+# ## 4. The $\alpha/n$ convention: the paper versus Caffe and PyTorch
+#
+# The paper multiplies the **sum** of the squares by $\alpha$. Caffe's LRN layer and PyTorch's
+# `torch.nn.LocalResponseNorm` multiply their **mean**, i.e. they use $\alpha/n$:
+#
+# $$
+# b_i = a_i \Big/ \Big(k + \frac{\alpha}{n} \sum_{j \in \mathcal W(i)} a_j^2\Big)^{\beta} \qquad \text{(Caffe, PyTorch).}
+# $$
+#
+# So the paper's $\alpha = 10^{-4}$ is written $\alpha = 5 \times 10^{-4}$ in their convention:
+# `torch.nn.LocalResponseNorm(5, alpha=5e-4, beta=0.75, k=2.0)`. (The widely copied Caffe AlexNet definition uses
+# `alpha: 0.0001` *and* divides by $n$, so it normalizes five times more weakly than the paper; its `k` is 1 where
+# the paper says 2, too.) `nn.LocalResponseNorm` follows the paper; pass `alpha_over_n=True` to give it an $\alpha$
+# in the Caffe/PyTorch convention. Below, PyTorch's formula written out in NumPy, and the three ways of saying the
+# same thing:
 
-The paper multiplies the **sum** of the squares by $\alpha$. Caffe's LRN layer and PyTorch's
-`torch.nn.LocalResponseNorm` multiply their **mean**, i.e. they use $\alpha/n$:
-
-$$
-b_i = a_i \Big/ \Big(k + \frac{\alpha}{n} \sum_{j \in \mathcal W(i)} a_j^2\Big)^{\beta} \qquad \text{(Caffe, PyTorch).}
-$$
-
-So the paper's $\alpha = 10^{-4}$ is written $\alpha = 5 \times 10^{-4}$ in their convention:
-`torch.nn.LocalResponseNorm(5, alpha=5e-4, beta=0.75, k=2.0)`. (The widely copied Caffe AlexNet definition uses
-`alpha: 0.0001` *and* divides by $n$, so it normalizes five times more weakly than the paper; its `k` is 1 where
-the paper says 2, too.) `nn.LocalResponseNorm` follows the paper; pass `alpha_over_n=True` to give it an $\alpha$
-in the Caffe/PyTorch convention. Below, PyTorch's formula written out in NumPy, and the three ways of saying the
-same thing:
-""")
-
-code(r"""
+# %%
 def lrn_pytorch_formula(a, size, alpha, beta, k):
     '''b = a / (k + alpha/n * windowed sum of squares)^beta, written out by hand.'''
     return a / (k + alpha / size * nn.normalization.window_sum(a * a, size // 2, (size - 1) // 2)) ** beta
@@ -217,20 +218,18 @@ wrong = lrn_pytorch_formula(a, 5, alpha=1e-4, beta=0.75, k=2.0)    # copying 1e-
 active = a > 50
 print(f"copying alpha=1e-4 into PyTorch's convention: outputs of active units (a > 50) are "
       f"{np.median(wrong[active] / paper[active]):.2f}x the paper's (median)")
-""")
 
-md(r"""
-## 5. How strongly does it normalize?
+# %% [markdown]
+# ## 5. How strongly does it normalize?
+#
+# The factor that multiplies $a_i$ is $s_i^{-\beta} = (k + \alpha S_i)^{-\beta}$. With no activity nearby it is
+# $k^{-\beta} \approx 0.59$; it starts to fall noticeably once $\alpha S_i$ is comparable to $k$, i.e. once the
+# summed squares reach $k/\alpha = 20{,}000$: five units at about $\sqrt{20{,}000/5} \approx 63$ each. The left plot
+# shows the factor against the activity of the four neighbours (unit $i$ itself held at 0, so only the neighbours
+# count), for the paper's $\alpha$ and, for comparison, for the five-times-weaker Caffe/PyTorch mix-up of section 4.
+# The right plot shows a unit's output $b_i$ against its own input $a_i$ while its neighbours sit at fixed levels.
 
-The factor that multiplies $a_i$ is $s_i^{-\beta} = (k + \alpha S_i)^{-\beta}$. With no activity nearby it is
-$k^{-\beta} \approx 0.59$; it starts to fall noticeably once $\alpha S_i$ is comparable to $k$, i.e. once the
-summed squares reach $k/\alpha = 20{,}000$: five units at about $\sqrt{20{,}000/5} \approx 63$ each. The left plot
-shows the factor against the activity of the four neighbours (unit $i$ itself held at 0, so only the neighbours
-count), for the paper's $\alpha$ and, for comparison, for the five-times-weaker Caffe/PyTorch mix-up of section 4.
-The right plot shows a unit's output $b_i$ against its own input $a_i$ while its neighbours sit at fixed levels.
-""")
-
-code(r"""
+# %%
 k, alpha, beta = 2.0, 1e-4, 0.75
 act = np.logspace(0, 3.3, 200)                                  # activity of each of the 4 neighbours
 fig, (ax0, ax1) = plt.subplots(1, 2, figsize=(10, 3.6))
@@ -252,46 +251,40 @@ plt.tight_layout(); plt.show()
 a_star = np.sqrt(k / (alpha * (2 * beta - 1)))
 print(f"with silent neighbours, b_i is largest at a_i = sqrt(k / (alpha (2 beta - 1))) = {a_star:.0f}, "
       f"where b_i = {a_star * (k + alpha * a_star**2) ** -beta:.2f}")
-""")
 
-md(r"""
-Three things to take from the plots:
-
-* **Below activities of a few tens, LRN is just a constant factor** $k^{-\beta}$. How large are AlexNet's
-  activities? The inputs are raw pixel values with the mean subtracted (§2), so of order ±50 to ±100, and conv1's
-  11×11×3 kernels start with weights of standard deviation 0.01 (§5), which puts conv1's outputs at the start of
-  training around $0.01 \cdot \sqrt{363} \cdot 60 \approx 10$ (a rough estimate). So at first the layer does little; it
-  starts to compete once training has grown some units into the hundreds.
-* **Competition:** a unit with the same input produces much less when its neighbours are active (right plot).
-  Big activities in one map suppress the adjacent maps at the same pixel.
-* **Saturation of a unit by itself:** since $a_i$ is part of its own window, $b_i \approx a_i (\alpha a_i^2)^{-\beta}
-  \propto a_i^{1 - 2\beta}$ for large $a_i$. With $\beta = 0.75 > 1/2$ that *decreases*: beyond $a_i \approx 200$ a
-  bigger input gives a smaller output. The derivative formula of section 2 already contains this: its two terms
-  cancel at the peak.
-
-## Summary
-
-* LRN divides each post-ReLU unit by $(k + \alpha \cdot \text{sum of squares of the } n \text{ adjacent maps})^\beta$,
-  at every pixel; paper constants $k = 2, n = 5, \alpha = 10^{-4}, \beta = 0.75$ (§3.3), after conv1 and conv2 (§3.5).
-* Backward: $\partial L/\partial a_j = g_j s_j^{-\beta} - 2\alpha\beta\, a_j \sum_{i: j \in \mathcal W(i)} g_i b_i / s_i$;
-  the second sum is the forward window sum (mirrored for even $n$) applied to $g\,b/s$.
-* Gradient-check it with $\alpha = 1$ and fewer channels than the window, or a bug in the coupling term can hide.
-* The paper's $\alpha$ multiplies the sum; Caffe's and PyTorch's multiplies the mean: paper $10^{-4}$ = their
-  $5 \times 10^{-4}$ (`alpha_over_n=True`).
-
-## Exercises
-
-1. **The peak.** Derive $a^\ast = \sqrt{k / (\alpha (2\beta - 1))}$ from $\partial b_i / \partial a_i = 0$ with
-   silent neighbours, and confirm it with `nn.LocalResponseNorm.backward` (feed a one-hot `grad_out`). What
-   happens to the shape of the right-hand curve for $\beta \le 1/2$?
-2. **The other even window.** For even $n$ the paper's "$i - n/2$ to $i + n/2$" is ambiguous; `nn` puts $n/2$ maps
-   before $i$ and $n/2 - 1$ after. Write the other choice ($n/2 - 1$ before, $n/2$ after) as a subclass that changes
-   `self.before` and `self.after`, run `check_module` on it, and explain why the backward pass needs no other change.
-3. **Is it worth it?** Train the small network of notebook 03 twice, with and without an `nn.LocalResponseNorm`
-   after its first two ReLUs (paper constants), and compare the training curves. Then scale the input images by 100
-   and repeat. Why does the answer depend on the scale of the inputs (section 5), when batch normalization's would not?
-""")
-
-
-if __name__ == "__main__":
-    main()
+# %% [markdown]
+# Three things to take from the plots:
+#
+# * **Below activities of a few tens, LRN is just a constant factor** $k^{-\beta}$. How large are AlexNet's
+#   activities? The inputs are raw pixel values with the mean subtracted (§2), so of order ±50 to ±100, and conv1's
+#   11×11×3 kernels start with weights of standard deviation 0.01 (§5), which puts conv1's outputs at the start of
+#   training around $0.01 \cdot \sqrt{363} \cdot 60 \approx 10$ (a rough estimate). So at first the layer does little; it
+#   starts to compete once training has grown some units into the hundreds.
+# * **Competition:** a unit with the same input produces much less when its neighbours are active (right plot).
+#   Big activities in one map suppress the adjacent maps at the same pixel.
+# * **Saturation of a unit by itself:** since $a_i$ is part of its own window, $b_i \approx a_i (\alpha a_i^2)^{-\beta}
+#   \propto a_i^{1 - 2\beta}$ for large $a_i$. With $\beta = 0.75 > 1/2$ that *decreases*: beyond $a_i \approx 200$ a
+#   bigger input gives a smaller output. The derivative formula of section 2 already contains this: its two terms
+#   cancel at the peak.
+#
+# ## Summary
+#
+# * LRN divides each post-ReLU unit by $(k + \alpha \cdot \text{sum of squares of the } n \text{ adjacent maps})^\beta$,
+#   at every pixel; paper constants $k = 2, n = 5, \alpha = 10^{-4}, \beta = 0.75$ (§3.3), after conv1 and conv2 (§3.5).
+# * Backward: $\partial L/\partial a_j = g_j s_j^{-\beta} - 2\alpha\beta\, a_j \sum_{i: j \in \mathcal W(i)} g_i b_i / s_i$;
+#   the second sum is the forward window sum (mirrored for even $n$) applied to $g\,b/s$.
+# * Gradient-check it with $\alpha = 1$ and fewer channels than the window, or a bug in the coupling term can hide.
+# * The paper's $\alpha$ multiplies the sum; Caffe's and PyTorch's multiplies the mean: paper $10^{-4}$ = their
+#   $5 \times 10^{-4}$ (`alpha_over_n=True`).
+#
+# ## Exercises
+#
+# 1. **The peak.** Derive $a^\ast = \sqrt{k / (\alpha (2\beta - 1))}$ from $\partial b_i / \partial a_i = 0$ with
+#    silent neighbours, and confirm it with `nn.LocalResponseNorm.backward` (feed a one-hot `grad_out`). What
+#    happens to the shape of the right-hand curve for $\beta \le 1/2$?
+# 2. **The other even window.** For even $n$ the paper's "$i - n/2$ to $i + n/2$" is ambiguous; `nn` puts $n/2$ maps
+#    before $i$ and $n/2 - 1$ after. Write the other choice ($n/2 - 1$ before, $n/2$ after) as a subclass that changes
+#    `self.before` and `self.after`, run `check_module` on it, and explain why the backward pass needs no other change.
+# 3. **Is it worth it?** Train the small network of notebook 03 twice, with and without an `nn.LocalResponseNorm`
+#    after its first two ReLUs (paper constants), and compare the training curves. Then scale the input images by 100
+#    and repeat. Why does the answer depend on the scale of the inputs (section 5), when batch normalization's would not?

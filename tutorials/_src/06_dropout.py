@@ -1,89 +1,92 @@
-"""Builds tutorials/06_dropout.ipynb from the cells below (see _notebook.py; `--no-run` skips executing it)."""
-from _notebook import Notebook
+# ---
+# jupyter:
+#   jupytext:
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
 
-md, code, main = Notebook.for_script(__file__)
+# %% [markdown]
+# # 06 · Dropout (§4.2)
+#
+# AlexNet has 60 million parameters and was trained on 1.2 million images, and §4 of the paper is frank
+# about it: that is enough parameters to overfit badly. Besides data augmentation (§4.1), the
+# authors use a then-new trick, **dropout**, in the first two fully connected layers (fc6 and fc7):
+#
+# > set to zero the output of each hidden neuron with probability 0.5. The neurons which are "dropped out"
+# > in this way do not contribute to the forward pass and do not participate in back-propagation. [...]
+# > At test time, we use all the neurons but multiply their outputs by 0.5.
+#
+# Every training example therefore sees a different random "thinned" network, and since all of them share
+# weights, a neuron cannot rely on any particular other neuron being present: it has to learn features that
+# are useful on their own. The paper reports that without dropout the network overfits substantially, and
+# that dropout roughly doubles the number of iterations needed to converge.
+#
+# In this notebook we:
+#
+# 1. look at what `nn.Dropout` does in training and at test time, in the paper's bookkeeping
+#    (`mode="paper"`) and in the "inverted" one every modern framework uses (`mode="inverted"`);
+# 2. check that in both, the *expected* training output equals the test output;
+# 3. derive the backward pass and run the gradient check;
+# 4. show that a network trained with one bookkeeping is the network trained with the other, up to one
+#    factor on the next layer's weights;
+# 5. run a small, honest experiment on overfitting.
 
-# ---------------------------------------------------------------------------
-md(r"""
-# 06 · Dropout (§4.2)
-
-AlexNet has 60 million parameters and was trained on 1.2 million images, and §4 of the paper is frank
-about it: that is enough parameters to overfit badly. Besides data augmentation (§4.1), the
-authors use a then-new trick, **dropout**, in the first two fully connected layers (fc6 and fc7):
-
-> set to zero the output of each hidden neuron with probability 0.5. The neurons which are "dropped out"
-> in this way do not contribute to the forward pass and do not participate in back-propagation. [...]
-> At test time, we use all the neurons but multiply their outputs by 0.5.
-
-Every training example therefore sees a different random "thinned" network, and since all of them share
-weights, a neuron cannot rely on any particular other neuron being present: it has to learn features that
-are useful on their own. The paper reports that without dropout the network overfits substantially, and
-that dropout roughly doubles the number of iterations needed to converge.
-
-In this notebook we:
-
-1. look at what `nn.Dropout` does in training and at test time, in the paper's bookkeeping
-   (`mode="paper"`) and in the "inverted" one every modern framework uses (`mode="inverted"`);
-2. check that in both, the *expected* training output equals the test output;
-3. derive the backward pass and run the gradient check;
-4. show that a network trained with one bookkeeping is the network trained with the other, up to one
-   factor on the next layer's weights;
-5. run a small, honest experiment on overfitting.
-""")
-
-code(r"""
+# %%
 import os
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")   # our matrices are tiny: threads cost more than they save
 import sys, pathlib
 sys.path.insert(0, str(pathlib.Path.cwd().parent))   # the repository root, so that `import nn` works
-%matplotlib inline
+# %matplotlib inline
 import numpy as np
 import matplotlib.pyplot as plt
 import nn
 from nn.gradcheck import check_module
 
 plt.rcParams.update({"figure.dpi": 80, "axes.grid": True, "grid.alpha": 0.3})
-""")
 
-md(r"""
-## 1. Training and test behaviour
+# %% [markdown]
+# ## 1. Training and test behaviour
+#
+# Write $p$ for the drop probability (0.5 in the paper) and $u_i \sim \mathcal U(0, 1)$ for one uniform random
+# number per unit. A unit is kept when $u_i \ge p$, i.e. with probability $1 - p$. The two bookkeepings are
+#
+# | | training | test |
+# |---|---|---|
+# | paper (`mode="paper"`) | $y_i = [u_i \ge p]\, x_i$ | $y_i = (1 - p)\, x_i$ (the "multiply by 0.5") |
+# | inverted (`mode="inverted"`, the default, as in PyTorch) | $y_i = \dfrac{[u_i \ge p]}{1 - p}\, x_i$ | $y_i = x_i$ |
+#
+# In both, training multiplies the input by a random **mask** $m$: $y = m \odot x$. The layer switches between the
+# two columns with `.train()` / `.eval()`, like every `nn.Module`. Let us push a row of ones through it:
 
-Write $p$ for the drop probability (0.5 in the paper) and $u_i \sim \mathcal U(0, 1)$ for one uniform random
-number per unit. A unit is kept when $u_i \ge p$, i.e. with probability $1 - p$. The two bookkeepings are
-
-| | training | test |
-|---|---|---|
-| paper (`mode="paper"`) | $y_i = [u_i \ge p]\, x_i$ | $y_i = (1 - p)\, x_i$ (the "multiply by 0.5") |
-| inverted (`mode="inverted"`, the default, as in PyTorch) | $y_i = \dfrac{[u_i \ge p]}{1 - p}\, x_i$ | $y_i = x_i$ |
-
-In both, training multiplies the input by a random **mask** $m$: $y = m \odot x$. The layer switches between the
-two columns with `.train()` / `.eval()`, like every `nn.Module`. Let us push a row of ones through it:
-""")
-
-code(r"""
+# %%
 x = np.ones((1, 12), dtype=np.float32)
 for mode in ["paper", "inverted"]:
     drop = nn.Dropout(p=0.5, mode=mode, rng=np.random.default_rng(0))
     print(drop)
     print("  train:", drop.train()(x)[0])
     print("  eval: ", drop.eval()(x)[0])
-""")
 
-md(r"""
-Same random draw (same seed), same kept units; the only difference is *where* the factor 2 = $1/(1-p)$
-goes: the paper scales down at test time, inverted dropout scales up during training so that the test
-pass is a plain identity (nothing to remember, nothing to compute at deployment).
+# %% [markdown]
+# Same random draw (same seed), same kept units; the only difference is *where* the factor 2 = $1/(1-p)$
+# goes: the paper scales down at test time, inverted dropout scales up during training so that the test
+# pass is a plain identity (nothing to remember, nothing to compute at deployment).
+#
+# ### What the masks look like
+#
+# fc6 has 4096 units and a batch has 128 examples. Below: a corner of one mask (white = kept), the values the
+# mask takes in each mode, and the fraction of units kept in each of the 128 examples. Each unit is kept
+# independently with probability 1/2, so that fraction is a $\text{Binomial}(4096, 0.5)/4096$ variable: very close
+# to 0.5 every time (standard deviation $\sqrt{0.25/4096} \approx 0.008$), although *which* units are kept changes
+# completely from one example to the next.
 
-### What the masks look like
-
-fc6 has 4096 units and a batch has 128 examples. Below: a corner of one mask (white = kept), the values the
-mask takes in each mode, and the fraction of units kept in each of the 128 examples. Each unit is kept
-independently with probability 1/2, so that fraction is a $\text{Binomial}(4096, 0.5)/4096$ variable: very close
-to 0.5 every time (standard deviation $\sqrt{0.25/4096} \approx 0.008$), although *which* units are kept changes
-completely from one example to the next.
-""")
-
-code(r"""
+# %%
 batch, units, p = 128, 4096, 0.5
 ones = np.ones((batch, units), dtype=np.float32)
 masks = {mode: nn.Dropout(p, mode=mode, rng=np.random.default_rng(1)).train()(ones) for mode in ["paper", "inverted"]}
@@ -106,30 +109,28 @@ axes[2].set(title="fraction of units kept per example", xlabel="fraction kept")
 axes[2].legend(fontsize=9)
 plt.tight_layout(); plt.show()
 print(f"kept fraction: mean {kept_fraction.mean():.4f}, std {kept_fraction.std():.4f} (theory {std:.4f})")
-""")
 
-md(r"""
-## 2. Expected training output = test output
+# %% [markdown]
+# ## 2. Expected training output = test output
+#
+# Why these particular test-time factors? Because they make the test output the **average** of the training
+# output over all masks. With $\Pr[m_i \ne 0] = 1 - p$:
+#
+# $$
+# \text{paper:}\quad \mathbb E[y_i] = (1-p)\,x_i, \qquad\qquad
+# \text{inverted:}\quad \mathbb E[y_i] = (1-p)\cdot\frac{x_i}{1-p} = x_i ,
+# $$
+#
+# which is exactly the test column of the table. The next layer is linear, $z = W y + b$, so it too receives on
+# average at training time what it receives at test time: $\mathbb E[z] = W\,\mathbb E[y] + b$. (After the
+# following ReLU this is no longer an exact average over the $2^{4096}$ thinned networks; the paper calls the
+# test pass "a reasonable approximation to taking the geometric mean of the predictive distributions produced by
+# the exponentially-many dropout networks".)
+#
+# Let us check it by Monte Carlo: average the training output over $T$ masks and compare with the test output.
+# The error of an average of $T$ independent draws shrinks like $1/\sqrt T$.
 
-Why these particular test-time factors? Because they make the test output the **average** of the training
-output over all masks. With $\Pr[m_i \ne 0] = 1 - p$:
-
-$$
-\text{paper:}\quad \mathbb E[y_i] = (1-p)\,x_i, \qquad\qquad
-\text{inverted:}\quad \mathbb E[y_i] = (1-p)\cdot\frac{x_i}{1-p} = x_i ,
-$$
-
-which is exactly the test column of the table. The next layer is linear, $z = W y + b$, so it too receives on
-average at training time what it receives at test time: $\mathbb E[z] = W\,\mathbb E[y] + b$. (After the
-following ReLU this is no longer an exact average over the $2^{4096}$ thinned networks; the paper calls the
-test pass "a reasonable approximation to taking the geometric mean of the predictive distributions produced by
-the exponentially-many dropout networks".)
-
-Let us check it by Monte Carlo: average the training output over $T$ masks and compare with the test output.
-The error of an average of $T$ independent draws shrinks like $1/\sqrt T$.
-""")
-
-code(r"""
+# %%
 rng = np.random.default_rng(2)
 h = np.maximum(rng.normal(size=(1, 1000)), 0).astype(np.float64)     # a post-ReLU activation vector
 T = 4096
@@ -147,34 +148,32 @@ ax.loglog(sizes, 1 / np.sqrt(sizes), "k--", label=r"$1/\sqrt{T}$")
 ax.set(xlabel="number of masks averaged, T", ylabel="relative error vs test output",
        title="Mean training output -> test output")
 ax.legend(); plt.tight_layout(); plt.show()
-""")
 
-md(r"""
-Both modes converge to their test output at the $1/\sqrt T$ rate, and the two curves are identical: with
-the same random numbers, the inverted layer's outputs are just the paper layer's outputs times 2, and so are
-its test outputs.
+# %% [markdown]
+# Both modes converge to their test output at the $1/\sqrt T$ rate, and the two curves are identical: with
+# the same random numbers, the inverted layer's outputs are just the paper layer's outputs times 2, and so are
+# its test outputs.
+#
+# ## 3. The backward pass
+#
+# In training the layer is $y = m \odot x$ with $m$ fixed once the mask is drawn, so each output depends on one
+# input only:
+#
+# $$
+# \frac{\partial y_i}{\partial x_j} = m_i\,[i = j]
+# \qquad\Longrightarrow\qquad
+# \frac{\partial L}{\partial x_i} = \sum_j \frac{\partial L}{\partial y_j}\frac{\partial y_j}{\partial x_i} = m_i\,\frac{\partial L}{\partial y_i}.
+# $$
+#
+# A dropped unit ($m_i = 0$) receives no gradient, which is the paper's "do not participate in
+# back-propagation". At test time $m$ is the constant $1 - p$ (paper) or $1$ (inverted), and the same formula
+# holds. That is the whole of `nn.Dropout.backward`: `grad_out * mask`, with the mask cached by `forward`.
+#
+# The backward pass must use the **same mask** as the forward pass it follows. The gradient checker knows this:
+# it resets the layer's random generator before every forward evaluation, so all the perturbed forward
+# passes see one mask.
 
-## 3. The backward pass
-
-In training the layer is $y = m \odot x$ with $m$ fixed once the mask is drawn, so each output depends on one
-input only:
-
-$$
-\frac{\partial y_i}{\partial x_j} = m_i\,[i = j]
-\qquad\Longrightarrow\qquad
-\frac{\partial L}{\partial x_i} = \sum_j \frac{\partial L}{\partial y_j}\frac{\partial y_j}{\partial x_i} = m_i\,\frac{\partial L}{\partial y_i}.
-$$
-
-A dropped unit ($m_i = 0$) receives no gradient, which is the paper's "do not participate in
-back-propagation". At test time $m$ is the constant $1 - p$ (paper) or $1$ (inverted), and the same formula
-holds. That is the whole of `nn.Dropout.backward`: `grad_out * mask`, with the mask cached by `forward`.
-
-The backward pass must use the **same mask** as the forward pass it follows. The gradient checker knows this:
-it resets the layer's random generator before every forward evaluation, so all the perturbed forward
-passes see one mask.
-""")
-
-code(r"""
+# %%
 rng = np.random.default_rng(4)
 for mode in ["inverted", "paper"]:
     drop = nn.Dropout(0.5, mode=mode, rng=np.random.default_rng(5))
@@ -187,39 +186,37 @@ drop = nn.Dropout(0.5, rng=np.random.default_rng(6))
 out = drop(np.ones((1, 10)))
 print("\nforward of ones:   ", out[0])
 print("backward of ones:  ", drop.backward(np.ones((1, 10)))[0], " (dropped units get exactly zero)")
-""")
 
-md(r"""
-## 4. Two bookkeepings, one network
+# %% [markdown]
+# ## 4. Two bookkeepings, one network
+#
+# Take a layer with dropout followed by a linear layer, $z = W\,(m \odot h) + b$. In the paper's bookkeeping $m_i \in
+# \{0, 1\}$; in the inverted one $m_i \in \{0, 1/(1-p)\}$. So
+#
+# $$
+# W_\text{paper}\,(m_\text{paper} \odot h) = W_\text{inv}\,(m_\text{inv} \odot h)
+# \quad\text{for every mask}\quad\Longleftrightarrow\quad
+# W_\text{paper} = \frac{W_\text{inv}}{1 - p},
+# $$
+#
+# and at test time $W_\text{paper}\,(1-p)\,h = W_\text{inv}\,h$ as well. A network trained with one bookkeeping is a
+# network of the other kind once the weights of the layer **after** each dropout are multiplied by $1/(1-p)$ (or
+# $1 - p$ the other way); nothing else changes.
+#
+# Does training keep them in step? The gradients that flow *backwards* into $h$ are identical
+# ($m_\text{paper} \odot W_\text{paper}^\top g = m_\text{inv} \odot W_\text{inv}^\top g$), so every earlier layer gets the same
+# update. The next layer's own gradient is $g\,(m \odot h)^\top$, which is $(1 - p)$ times **smaller** in the paper
+# network, while its weight is $1/(1-p)$ times **larger**. To keep $W_\text{paper} = W_\text{inv}/(1-p)$ after every SGD step,
+# that one layer needs its learning rate multiplied by $1/(1-p)^2$ and its weight decay by $(1-p)^2$ (the paper's rule
+# of §5 has $\varepsilon$ and $\varepsilon\cdot$decay in the velocity, see notebook 07). Conversely, a paper-style network trained
+# with the *same* hyperparameters behaves like an inverted one whose next layer has a learning rate $(1-p)^2 = 1/4$ as
+# large (and, relative to that, a weight decay 4 times as strong).
+#
+# Let us verify all of this exactly: two small MLPs, started from corresponding weights, trained for 300 SGD steps
+# with momentum and weight decay on the same batches and **the same masks** (the two dropout layers get generators
+# with the same seed).
 
-Take a layer with dropout followed by a linear layer, $z = W\,(m \odot h) + b$. In the paper's bookkeeping $m_i \in
-\{0, 1\}$; in the inverted one $m_i \in \{0, 1/(1-p)\}$. So
-
-$$
-W_\text{paper}\,(m_\text{paper} \odot h) = W_\text{inv}\,(m_\text{inv} \odot h)
-\quad\text{for every mask}\quad\Longleftrightarrow\quad
-W_\text{paper} = \frac{W_\text{inv}}{1 - p},
-$$
-
-and at test time $W_\text{paper}\,(1-p)\,h = W_\text{inv}\,h$ as well. A network trained with one bookkeeping is a
-network of the other kind once the weights of the layer **after** each dropout are multiplied by $1/(1-p)$ (or
-$1 - p$ the other way); nothing else changes.
-
-Does training keep them in step? The gradients that flow *backwards* into $h$ are identical
-($m_\text{paper} \odot W_\text{paper}^\top g = m_\text{inv} \odot W_\text{inv}^\top g$), so every earlier layer gets the same
-update. The next layer's own gradient is $g\,(m \odot h)^\top$, which is $(1 - p)$ times **smaller** in the paper
-network, while its weight is $1/(1-p)$ times **larger**. To keep $W_\text{paper} = W_\text{inv}/(1-p)$ after every SGD step,
-that one layer needs its learning rate multiplied by $1/(1-p)^2$ and its weight decay by $(1-p)^2$ (the paper's rule
-of §5 has $\varepsilon$ and $\varepsilon\cdot$decay in the velocity, see notebook 07). Conversely, a paper-style network trained
-with the *same* hyperparameters behaves like an inverted one whose next layer has a learning rate $(1-p)^2 = 1/4$ as
-large (and, relative to that, a weight decay 4 times as strong).
-
-Let us verify all of this exactly: two small MLPs, started from corresponding weights, trained for 300 SGD steps
-with momentum and weight decay on the same batches and **the same masks** (the two dropout layers get generators
-with the same seed).
-""")
-
-code(r"""
+# %%
 p, lr, wd = 0.5, 0.05, 5e-4
 rng = np.random.default_rng(7)
 X, Y = rng.normal(size=(512, 20)), rng.integers(0, 3, 512)
@@ -256,25 +253,23 @@ print("largest difference in training loss over 300 steps:", np.max(np.abs(np.su
 print("fc after dropout:  max |W_paper * (1-p) - W_inv| =", np.abs(pap[3].weight.data * (1 - p) - inv[3].weight.data).max())
 print("fc before dropout: max |W_paper - W_inv|         =", np.abs(pap[0].weight.data - inv[0].weight.data).max())
 print("test-time outputs: max |z_paper - z_inv|         =", np.abs(pap(X) - inv(X)).max())
-""")
 
-md(r"""
-Zero (with $p = 0.5$ the factors are powers of two, so even the rounding is identical; try `p = 0.3` and you
-will see differences of order $10^{-16}$ to $10^{-15}$, plain float64 rounding): the two trained networks compute the same function, and their
-weights differ only by the factor $1/(1-p) = 2$ on the layer after dropout. Choosing between "multiply by 0.5
-at test time" and inverted dropout is bookkeeping, not a modelling decision. Inverted dropout wins in practice
-because the test-time network is the plain network, and changing $p$ does not change the scale of the weights.
+# %% [markdown]
+# Zero (with $p = 0.5$ the factors are powers of two, so even the rounding is identical; try `p = 0.3` and you
+# will see differences of order $10^{-16}$ to $10^{-15}$, plain float64 rounding): the two trained networks compute the same function, and their
+# weights differ only by the factor $1/(1-p) = 2$ on the layer after dropout. Choosing between "multiply by 0.5
+# at test time" and inverted dropout is bookkeeping, not a modelling decision. Inverted dropout wins in practice
+# because the test-time network is the plain network, and changing $p$ does not change the scale of the weights.
+#
+# ## 5. Does dropout reduce overfitting? A small experiment
+#
+# A toy version of the paper's situation: far more parameters than examples. The data are 30-dimensional Gaussian
+# vectors whose label depends on five of the coordinates, with 10 % of the training labels flipped at random (noise a
+# network can memorise). We train an MLP $30 \to 256 \to 256 \to 2$ (about 75,000 parameters) on only 300
+# examples, with and without dropout ($p = 0.5$ after both hidden layers, as in fc6 and fc7), with the same
+# initial weights, batches and SGD settings, and evaluate on 4000 fresh examples (in eval mode, of course).
 
-## 5. Does dropout reduce overfitting? A small experiment
-
-A toy version of the paper's situation: far more parameters than examples. The data are 30-dimensional Gaussian
-vectors whose label depends on five of the coordinates, with 10 % of the training labels flipped at random (noise a
-network can memorise). We train an MLP $30 \to 256 \to 256 \to 2$ (about 75,000 parameters) on only 300
-examples, with and without dropout ($p = 0.5$ after both hidden layers, as in fc6 and fc7), with the same
-initial weights, batches and SGD settings, and evaluate on 4000 fresh examples (in eval mode, of course).
-""")
-
-code(r"""
+# %%
 rng = np.random.default_rng(0)
 def make_data(n):
     x = rng.normal(size=(n, 30)).astype(np.float32)
@@ -312,9 +307,8 @@ for p in [0.0, 0.5]:
     history[p] = np.array(rows)
     _, tr_loss, tr_acc, te_loss, te_acc = rows[-1]
     print(f"dropout p={p}: train loss {tr_loss:.3f} acc {tr_acc:.3f} | test loss {te_loss:.3f} acc {te_acc:.3f}")
-""")
 
-code(r"""
+# %%
 fig, axes = plt.subplots(1, 2, figsize=(12, 3.8))
 for p, color in [(0.0, "C3"), (0.5, "C0")]:
     h = history[p]
@@ -327,35 +321,29 @@ axes[0].set(xlabel="SGD step", ylabel="cross-entropy", title="loss", yscale="log
 axes[1].set(xlabel="SGD step", ylabel="accuracy", title="accuracy")
 axes[1].axhline(0.9, color="gray", lw=0.8)   # 10 % of the training labels are wrong
 axes[0].legend(fontsize=9); plt.tight_layout(); plt.show()
-""")
 
-md(r"""
-What to read in these curves (they are deterministic: same seeds, same numbers each run):
-
-* **Without dropout** the network memorises the training set, flipped labels included (training accuracy 100 %,
-  although 10 % of those labels are wrong), its training loss heads to zero, and its **test loss climbs** steadily:
-  it becomes confidently wrong on the test examples it misclassifies. That rising test loss is overfitting.
-* **With dropout** the test loss stays much lower and rises far more slowly, even though this network too ends up
-  fitting all 300 training points.
-* **Test accuracy** barely moves (about one percentage point, within what another seed could change). Be honest
-  about that: on a problem this small the effect of dropout shows up mostly in the loss (calibration), not in the
-  error rate. In the paper's regime (a 60-million-parameter network, fc layers holding most of them) the authors saw
-  "substantial overfitting" without it.
-* The dropout network fits its training set several times more slowly (compare the dashed curves): the
-  paper's remark that dropout "roughly doubles the number of iterations required to converge".
-
-## Exercises
-
-1. **Where and how much.** Rerun the experiment with $p \in \{0.2, 0.5, 0.7\}$, and with dropout on one hidden layer only.
-   Plot the final test loss against $p$. Is 0.5 special here?
-2. **Test-time averaging.** §4.2 calls the test pass an approximation to averaging the exponentially many thinned networks.
-   Keep the trained dropout network in `.train()` mode, average its softmax (`nn.softmax`) over 100 forward passes on the
-   test set, and compare the resulting accuracy and loss with the single `.eval()` pass.
-3. **Converting a checkpoint.** Train a network with `mode="inverted"`, then build the same architecture with
-   `mode="paper"`, load the state dict, and fix the weights so that its `.eval()` outputs match to $10^{-12}$. Which
-   parameters did you have to change, and by what factor? What would change with `p=0.3`?
-""")
-
-
-if __name__ == "__main__":
-    main()
+# %% [markdown]
+# What to read in these curves (they are deterministic: same seeds, same numbers each run):
+#
+# * **Without dropout** the network memorises the training set, flipped labels included (training accuracy 100 %,
+#   although 10 % of those labels are wrong), its training loss heads to zero, and its **test loss climbs** steadily:
+#   it becomes confidently wrong on the test examples it misclassifies. That rising test loss is overfitting.
+# * **With dropout** the test loss stays much lower and rises far more slowly, even though this network too ends up
+#   fitting all 300 training points.
+# * **Test accuracy** barely moves (about one percentage point, within what another seed could change). Be honest
+#   about that: on a problem this small the effect of dropout shows up mostly in the loss (calibration), not in the
+#   error rate. In the paper's regime (a 60-million-parameter network, fc layers holding most of them) the authors saw
+#   "substantial overfitting" without it.
+# * The dropout network fits its training set several times more slowly (compare the dashed curves): the
+#   paper's remark that dropout "roughly doubles the number of iterations required to converge".
+#
+# ## Exercises
+#
+# 1. **Where and how much.** Rerun the experiment with $p \in \{0.2, 0.5, 0.7\}$, and with dropout on one hidden layer only.
+#    Plot the final test loss against $p$. Is 0.5 special here?
+# 2. **Test-time averaging.** §4.2 calls the test pass an approximation to averaging the exponentially many thinned networks.
+#    Keep the trained dropout network in `.train()` mode, average its softmax (`nn.softmax`) over 100 forward passes on the
+#    test set, and compare the resulting accuracy and loss with the single `.eval()` pass.
+# 3. **Converting a checkpoint.** Train a network with `mode="inverted"`, then build the same architecture with
+#    `mode="paper"`, load the state dict, and fix the weights so that its `.eval()` outputs match to $10^{-12}$. Which
+#    parameters did you have to change, and by what factor? What would change with `p=0.3`?

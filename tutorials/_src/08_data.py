@@ -1,38 +1,45 @@
-"""Builds tutorials/08_data.ipynb from the cells below (see _notebook.py; `--no-run` skips executing it)."""
-from _notebook import Notebook
+# ---
+# jupyter:
+#   jupytext:
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
 
-md, code, main = Notebook.for_script(__file__)
+# %% [markdown]
+# # 08 · The data: §2's preprocessing and §4.1's augmentation
+#
+# A network is only as good as what it is fed. AlexNet's data pipeline is short, and the paper describes it
+# in two places:
+#
+# * **§2 (the dataset).** ImageNet photographs come in every size and shape, but the network needs a fixed
+#   input. So every image is *rescaled so that its shorter side is 256 pixels*, and the *central 256 × 256
+#   patch* is kept. The only other preprocessing is to *subtract the mean activity over the training set from
+#   each pixel*.
+# * **§4.1 (data augmentation).** Two cheap ways to make "more" training data from the same photographs:
+#   (1) train on random 224 × 224 crops of the 256 × 256 images and their horizontal reflections, and at test
+#   time average the predictions of ten fixed crops; (2) jitter the colours along the principal components of
+#   the RGB values (“PCA lighting”).
+#
+# In this notebook we build each step with the project's `data` package, on real ImageNet photographs,
+# and look at every intermediate result:
+#
+# | step | paper | `data` function |
+# | --- | --- | --- |
+# | shorter side → 256, central crop | §2 | `data.load_image_square` (used by `data.prepare_subset`) |
+# | mean image, RGB covariance and its eigenvectors | §2, §4.1 | `data.prepare_subset` → `data.PreparedDataset` |
+# | PCA lighting | §4.1 form 2 | `data.pca_lighting_shift`, inside `data.train_batch` |
+# | random crops and reflections | §4.1 form 1 | `data.train_batch` |
+# | centre crop, the ten test crops | §4.1 | `data.center_crop_batch`, `data.ten_crop_batch` |
+# | batches for the network | | `data.Loader` |
 
-# ---------------------------------------------------------------------------
-md(r"""
-# 08 · The data: §2's preprocessing and §4.1's augmentation
-
-A network is only as good as what it is fed. AlexNet's data pipeline is short, and the paper describes it
-in two places:
-
-* **§2 (the dataset).** ImageNet photographs come in every size and shape, but the network needs a fixed
-  input. So every image is *rescaled so that its shorter side is 256 pixels*, and the *central 256 × 256
-  patch* is kept. The only other preprocessing is to *subtract the mean activity over the training set from
-  each pixel*.
-* **§4.1 (data augmentation).** Two cheap ways to make "more" training data from the same photographs:
-  (1) train on random 224 × 224 crops of the 256 × 256 images and their horizontal reflections, and at test
-  time average the predictions of ten fixed crops; (2) jitter the colours along the principal components of
-  the RGB values (“PCA lighting”).
-
-In this notebook we build each step with the project's `data` package, on real ImageNet photographs,
-and look at every intermediate result:
-
-| step | paper | `data` function |
-| --- | --- | --- |
-| shorter side → 256, central crop | §2 | `data.load_image_square` (used by `data.prepare_subset`) |
-| mean image, RGB covariance and its eigenvectors | §2, §4.1 | `data.prepare_subset` → `data.PreparedDataset` |
-| PCA lighting | §4.1 form 2 | `data.pca_lighting_shift`, inside `data.train_batch` |
-| random crops and reflections | §4.1 form 1 | `data.train_batch` |
-| centre crop, the ten test crops | §4.1 | `data.center_crop_batch`, `data.ten_crop_batch` |
-| batches for the network | | `data.Loader` |
-""")
-
-code(r"""
+# %%
 import os
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 import sys, pathlib, json, tempfile, time
@@ -46,36 +53,35 @@ from PIL import Image
 import data
 from _helpers import find_dataset, sample_photos   # where the photographs are (a helper beside these notebooks)
 
-%matplotlib inline
-%config InlineBackend.figure_formats = ["jpeg"]   # photographs: JPEG keeps the saved notebook small
-%config InlineBackend.print_figure_kwargs = {"bbox_inches": "tight", "pil_kwargs": {"quality": 80}}
+# %matplotlib inline
+# %config InlineBackend.figure_formats = ["jpeg"]   # photographs: JPEG keeps the saved notebook small
+# %config InlineBackend.print_figure_kwargs = {"bbox_inches": "tight", "pil_kwargs": {"quality": 80}}
 plt.rcParams.update({"figure.dpi": 80, "savefig.dpi": 80, "font.size": 9})
 np.set_printoptions(precision=4, suppress=True)
 notebook_start = time.perf_counter()
-""")
 
-md(r"""
-## Where are the photographs?
 
-The notebook looks for real ImageNet images in this order:
+# %% [markdown]
+# ## Where are the photographs?
+#
+# The notebook looks for real ImageNet images in this order:
+#
+# 1. the folder named by the environment variable `ALEXNET_DATA`;
+# 2. `../../shared/data` (next to the repository), the folder this project's developers use;
+# 3. an Imagenette download in the project's cache.
+#
+# If none is there, **you can get real data in one command** (Imagenette is the public 10-class subset of
+# ImageNet, about 340 MB):
+#
+# ```bash
+# python -m data download imagenette      # prints the folder it extracted, e.g. ~/.cache/alexnet-from-scratch/...
+# export ALEXNET_DATA=<that folder>       # then re-run this notebook
+# ```
+#
+# Without any of these, the notebook draws **synthetic** images (coloured shapes of several aspect ratios)
+# so that every cell still runs; the pictures will just be less interesting.
 
-1. the folder named by the environment variable `ALEXNET_DATA`;
-2. `../../shared/data` (next to the repository), the folder this project's developers use;
-3. an Imagenette download in the project's cache.
-
-If none is there, **you can get real data in one command** (Imagenette is the public 10-class subset of
-ImageNet, about 340 MB):
-
-```bash
-python -m data download imagenette      # prints the folder it extracted, e.g. ~/.cache/alexnet-from-scratch/...
-export ALEXNET_DATA=<that folder>       # then re-run this notebook
-```
-
-Without any of these, the notebook draws **synthetic** images (coloured shapes of several aspect ratios)
-so that every cell still runs; the pictures will just be less interesting.
-""")
-
-code(r"""
+# %%
 def find_photographs():
     # Returns (description, folder with train/<wnid>/*.JPEG [and val/], list of loose photo files).
     tree = find_dataset()                      # $ALEXNET_DATA, ../../shared/data, then the download cache
@@ -117,27 +123,25 @@ else:
     photos = make_synthetic(source)
 print(description)
 print("raw training folder:", source)
-""")
 
-# ---------------------------------------------------------------------------
-md(r"""
-## 1 · §2: shorter side to 256, then the central 256 × 256 patch
 
-Take a photograph of width $W$ and height $H$. To make the **shorter** side equal to $S$ (256 in the paper),
-scale both sides by
+# %% [markdown]
+# ## 1 · §2: shorter side to 256, then the central 256 × 256 patch
+#
+# Take a photograph of width $W$ and height $H$. To make the **shorter** side equal to $S$ (256 in the paper),
+# scale both sides by
+#
+# $$ s = \frac{S}{\min(W, H)}, \qquad W' = sW,\quad H' = sH .$$
+#
+# Now one side is exactly $S$ and the other is at least $S$; cutting out the central $S \times S$ square
+# discards $\tfrac{1}{2}(\max(W',H') - S)$ pixels at both ends of the long side. Nothing is squashed: the
+# aspect ratio of everything that remains is preserved, at the price of losing the edges of wide or tall photos.
+#
+# `data.load_image_square(path, S)` does both steps in one bicubic resize of the central square of the
+# original (the same region in continuous coordinates as "resize, then crop"), and also turns grayscale,
+# CMYK and palette images into RGB. Let's look at a wide photograph.
 
-$$ s = \frac{S}{\min(W, H)}, \qquad W' = sW,\quad H' = sH .$$
-
-Now one side is exactly $S$ and the other is at least $S$; cutting out the central $S \times S$ square
-discards $\tfrac{1}{2}(\max(W',H') - S)$ pixels at both ends of the long side. Nothing is squashed: the
-aspect ratio of everything that remains is preserved, at the price of losing the edges of wide or tall photos.
-
-`data.load_image_square(path, S)` does both steps in one bicubic resize of the central square of the
-original (the same region in continuous coordinates as "resize, then crop"), and also turns grayscale,
-CMYK and palette images into RGB. Let's look at a wide photograph.
-""")
-
-code(r"""
+# %%
 def aspect(path):
     with Image.open(path) as im:
         return im.size[0] / im.size[1]
@@ -166,15 +170,13 @@ axes[1].set_title(f"after §2: {S} x {S}")
 for ax in axes:
     ax.set_xticks([]); ax.set_yticks([])
 plt.tight_layout(); plt.show()
-""")
 
-md(r"""
-Is the one-step resize really the same as "rescale the whole image, then crop"? Let's do it the slow way
-with PIL and compare. The two differ only by rounding and by the few pixels at the border of the square,
-where the bicubic filter of the one-step version cannot see outside the box:
-""")
+# %% [markdown]
+# Is the one-step resize really the same as "rescale the whole image, then crop"? Let's do it the slow way
+# with PIL and compare. The two differ only by rounding and by the few pixels at the border of the square,
+# where the bicubic filter of the one-step version cannot see outside the box:
 
-code(r"""
+# %%
 im = Image.open(photo).convert("RGB")
 scaled = im.resize((round(W * s), round(H * s)), Image.BICUBIC)
 l, t = (scaled.size[0] - S) // 2, (scaled.size[1] - S) // 2
@@ -182,20 +184,17 @@ two_step = np.asarray(scaled.crop((l, t, l + S, t + S)), dtype=np.int16)
 diff = np.abs(two_step - square.astype(np.int16))
 print(f"mean |difference| {diff.mean():.2f} intensity levels (of 255); "
       f"away from the border: {diff[8:-8, 8:-8].mean():.2f}")
-""")
 
-# ---------------------------------------------------------------------------
-md(r"""
-## 2 · A prepared subset
+# %% [markdown]
+# ## 2 · A prepared subset
+#
+# Decoding a JPEG and resizing it costs far more than the crops and flips of §4.1, so the project does §2
+# **once**: `data.prepare_subset` decodes every selected image to $S \times S$ and stores them as one big
+# `uint8` array (memory-mapped when read back), together with the statistics the later steps need. Here
+# we prepare a deliberately small subset (a dozen training images per class) at the paper's $S = 256$.
+# In your own runs `python -m data prepare SRC OUT --per-class N --size S` does the same from the shell.
 
-Decoding a JPEG and resizing it costs far more than the crops and flips of §4.1, so the project does §2
-**once**: `data.prepare_subset` decodes every selected image to $S \times S$ and stores them as one big
-`uint8` array (memory-mapped when read back), together with the statistics the later steps need. Here
-we prepare a deliberately small subset (a dozen training images per class) at the paper's $S = 256$.
-In your own runs `python -m data prepare SRC OUT --per-class N --size S` does the same from the shell.
-""")
-
-code(r"""
+# %%
 t0 = time.perf_counter()
 prepared = data.prepare_subset(source, work / "prepared", per_class=12, val_per_class=2, size=256,
                                workers=0, quiet=True)
@@ -208,9 +207,8 @@ val = data.PreparedDataset(prepared, "val")
 print(train)
 print(val)
 print("classes:", ", ".join(train.class_names))
-""")
 
-code(r"""
+# %%
 show = np.linspace(0, len(train) - 1, 8).astype(int)
 fig, axes = plt.subplots(1, 8, figsize=(12, 1.9))
 for ax, i in zip(axes, show):
@@ -218,25 +216,22 @@ for ax, i in zip(axes, show):
     ax.set_title(train.class_names[train.labels[i]][:14], fontsize=8)
     ax.axis("off")
 plt.suptitle("prepared training images (256 x 256, uint8)", y=1.02); plt.show()
-""")
 
-# ---------------------------------------------------------------------------
-md(r"""
-## 3 · The mean image (§2)
+# %% [markdown]
+# ## 3 · The mean image (§2)
+#
+# "We did not pre-process the images in any other way, except for subtracting the mean activity over the
+# training set from each pixel." The mean is taken **per pixel and per channel**: with $N$ training images
+# $I_1, \dots, I_N$,
+#
+# $$ \mu(y, x, c) = \frac{1}{N}\sum_{n=1}^{N} I_n(y, x, c), \qquad \tilde I_n = I_n - \mu .$$
+#
+# Centring the inputs keeps the first layer's pre-activations near zero at the start of training, where the
+# gradients are well behaved. `prepare_subset` accumulates the sum in float64 while it decodes and stores
+# $\mu$ as `mean_image.npy`; `PreparedDataset.mean_image` reads it back. Let's check it against NumPy and
+# look at it.
 
-"We did not pre-process the images in any other way, except for subtracting the mean activity over the
-training set from each pixel." The mean is taken **per pixel and per channel**: with $N$ training images
-$I_1, \dots, I_N$,
-
-$$ \mu(y, x, c) = \frac{1}{N}\sum_{n=1}^{N} I_n(y, x, c), \qquad \tilde I_n = I_n - \mu .$$
-
-Centring the inputs keeps the first layer's pre-activations near zero at the start of training, where the
-gradients are well behaved. `prepare_subset` accumulates the sum in float64 while it decodes and stores
-$\mu$ as `mean_image.npy`; `PreparedDataset.mean_image` reads it back. Let's check it against NumPy and
-look at it.
-""")
-
-code(r"""
+# %%
 mu = train.mean_image
 print("mean image:", mu.shape, mu.dtype)
 print("max |mu - images.mean(0)| =", float(np.abs(mu - train.images.astype(np.float64).mean(0)).max()))
@@ -252,40 +247,36 @@ axes[2].imshow(train.images[i]); axes[2].set_title("an image I")
 axes[3].imshow(stretch(centred)); axes[3].set_title("I - mean (stretched for display)")
 for ax in axes: ax.axis("off")
 plt.tight_layout(); plt.show()
-""")
 
-md(r"""
-With only a hundred images the mean still shows traces of individual photographs; over ImageNet's
-1.2 million it becomes a smooth greyish-brown blur, a little brighter near the top (sky) and the centre
-(photographers centre their subjects), though with so few
-images here that is hard to see. The network cannot tell a constant offset from a feature, so
-subtracting it simply removes information the network would otherwise have to learn to ignore.
-""")
+# %% [markdown]
+# With only a hundred images the mean still shows traces of individual photographs; over ImageNet's
+# 1.2 million it becomes a smooth greyish-brown blur, a little brighter near the top (sky) and the centre
+# (photographers centre their subjects), though with so few
+# images here that is hard to see. The network cannot tell a constant offset from a feature, so
+# subtracting it simply removes information the network would otherwise have to learn to ignore.
 
-# ---------------------------------------------------------------------------
-md(r"""
-## 4 · PCA lighting (§4.1, form 2)
+# %% [markdown]
+# ## 4 · PCA lighting (§4.1, form 2)
+#
+# Natural photographs of the same object differ a lot in the colour and intensity of the light. The paper's
+# second augmentation imitates that. Consider every RGB pixel $\mathbf p = (R, G, B)^\top$ of every training
+# image, $M = N S^2$ of them, and their $3 \times 3$ covariance matrix
+#
+# $$ \Sigma = \frac{1}{M} \sum_{m=1}^{M} (\mathbf p_m - \bar{\mathbf p})(\mathbf p_m - \bar{\mathbf p})^\top
+#    = \mathbf P \,\mathrm{diag}(\lambda_1, \lambda_2, \lambda_3)\, \mathbf P^\top ,$$
+#
+# with eigenvalues $\lambda_1 \ge \lambda_2 \ge \lambda_3$ and orthonormal eigenvectors
+# $\mathbf p_1, \mathbf p_2, \mathbf p_3$ (the columns of $\mathbf P$). Each time an image is used for training,
+# draw $\alpha_i \sim \mathcal N(0, 0.1^2)$ **once for the whole image** and add to *every* pixel
+#
+# $$ \Delta = [\mathbf p_1, \mathbf p_2, \mathbf p_3]\,[\alpha_1\lambda_1,\ \alpha_2\lambda_2,\ \alpha_3\lambda_3]^\top .$$
+#
+# The image's colours move along the directions in which natural colours actually vary, by amounts
+# proportional to how much they vary. `prepare_subset` accumulates $\sum \mathbf p$ and
+# $\sum \mathbf p \mathbf p^\top$ while decoding (so it never holds all pixels at once) and stores
+# $\lambda$ and $\mathbf P$. We check them against a direct computation:
 
-Natural photographs of the same object differ a lot in the colour and intensity of the light. The paper's
-second augmentation imitates that. Consider every RGB pixel $\mathbf p = (R, G, B)^\top$ of every training
-image, $M = N S^2$ of them, and their $3 \times 3$ covariance matrix
-
-$$ \Sigma = \frac{1}{M} \sum_{m=1}^{M} (\mathbf p_m - \bar{\mathbf p})(\mathbf p_m - \bar{\mathbf p})^\top
-   = \mathbf P \,\mathrm{diag}(\lambda_1, \lambda_2, \lambda_3)\, \mathbf P^\top ,$$
-
-with eigenvalues $\lambda_1 \ge \lambda_2 \ge \lambda_3$ and orthonormal eigenvectors
-$\mathbf p_1, \mathbf p_2, \mathbf p_3$ (the columns of $\mathbf P$). Each time an image is used for training,
-draw $\alpha_i \sim \mathcal N(0, 0.1^2)$ **once for the whole image** and add to *every* pixel
-
-$$ \Delta = [\mathbf p_1, \mathbf p_2, \mathbf p_3]\,[\alpha_1\lambda_1,\ \alpha_2\lambda_2,\ \alpha_3\lambda_3]^\top .$$
-
-The image's colours move along the directions in which natural colours actually vary, by amounts
-proportional to how much they vary. `prepare_subset` accumulates $\sum \mathbf p$ and
-$\sum \mathbf p \mathbf p^\top$ while decoding (so it never holds all pixels at once) and stores
-$\lambda$ and $\mathbf P$. We check them against a direct computation:
-""")
-
-code(r"""
+# %%
 pixels = train.images.reshape(-1, 3).astype(np.float64)
 cov = np.cov(pixels, rowvar=False, bias=True)
 print("eigenvalues  (prepared):", train.eigvals)
@@ -294,35 +285,33 @@ print("eigenvectors (columns p1, p2, p3):\n", train.eigvecs)
 print("P diag(lambda) P^T == covariance:",
       np.allclose(train.eigvecs @ np.diag(train.eigvals) @ train.eigvecs.T, cov, rtol=1e-3, atol=1e-1))
 print("sqrt(eigenvalues) = standard deviation along each p_i, in intensity levels:", np.sqrt(train.eigvals))
-""")
 
-md(r"""
-Read the eigenvectors column by column. $\mathbf p_1 \approx (0.58, 0.58, 0.58)$ is **brightness**: R, G and
-B rise and fall together, and it carries by far the most variance. $\mathbf p_2$ has opposite signs on R and B:
-a **warm ↔ cool** (orange ↔ blue) axis, like daylight versus shade. $\mathbf p_3$ pits G against R and B:
-**green ↔ magenta**, the smallest variation. Let's move one image along each axis separately.
+# %% [markdown]
+# Read the eigenvectors column by column. $\mathbf p_1 \approx (0.58, 0.58, 0.58)$ is **brightness**: R, G and
+# B rise and fall together, and it carries by far the most variance. $\mathbf p_2$ has opposite signs on R and B:
+# a **warm ↔ cool** (orange ↔ blue) axis, like daylight versus shade. $\mathbf p_3$ pits G against R and B:
+# **green ↔ magenta**, the smallest variation. Let's move one image along each axis separately.
+#
+# ### A word on units
+#
+# $\lambda_i$ is a *variance*, measured in intensity², while $\Delta$ is added to intensities. So the formula
+# only means something once we fix the scale of the pixel values. With values in $0\ldots255$ as stored here,
+# $\lambda_1 \approx 10^4$, and a typical draw $\alpha_1 = 0.1$ would move every pixel by $\approx 10^3$ levels:
+# the image would be wiped out. The widely used re-implementations (for instance fb.resnet.torch's `Lighting`
+# transform, with eigenvalues $0.2175, 0.0188, 0.0045$) work with intensities in $[0, 1]$, where the same
+# formula moves pixels by a few percent of the range. Our eigenvalues divided by $255^2$ land right next to
+# those published numbers, which is a nice check that they measure the same thing.
+#
+# `data` follows that convention. `prepare_subset` stores the eigenvalues of the $0\ldots255$ covariance,
+# and `data.pca_lighting_shift` reads them as eigenvalues of $[0,1]$ intensities and expresses the shift back
+# in $0\ldots255$ units:
+#
+# $$ \Delta_{0..255} = 255 \cdot \mathbf P \Big(\alpha_i \frac{\lambda_i}{255^2}\Big)_i
+#    = \mathbf P \Big(\frac{\alpha_i \lambda_i}{255}\Big)_i .$$
+#
+# Its argument `pixel_range=1` gives the literal reading, for comparison:
 
-### A word on units
-
-$\lambda_i$ is a *variance*, measured in intensity², while $\Delta$ is added to intensities. So the formula
-only means something once we fix the scale of the pixel values. With values in $0\ldots255$ as stored here,
-$\lambda_1 \approx 10^4$, and a typical draw $\alpha_1 = 0.1$ would move every pixel by $\approx 10^3$ levels:
-the image would be wiped out. The widely used re-implementations (for instance fb.resnet.torch's `Lighting`
-transform, with eigenvalues $0.2175, 0.0188, 0.0045$) work with intensities in $[0, 1]$, where the same
-formula moves pixels by a few percent of the range. Our eigenvalues divided by $255^2$ land right next to
-those published numbers, which is a nice check that they measure the same thing.
-
-`data` follows that convention. `prepare_subset` stores the eigenvalues of the $0\ldots255$ covariance,
-and `data.pca_lighting_shift` reads them as eigenvalues of $[0,1]$ intensities and expresses the shift back
-in $0\ldots255$ units:
-
-$$ \Delta_{0..255} = 255 \cdot \mathbf P \Big(\alpha_i \frac{\lambda_i}{255^2}\Big)_i
-   = \mathbf P \Big(\frac{\alpha_i \lambda_i}{255}\Big)_i .$$
-
-Its argument `pixel_range=1` gives the literal reading, for comparison:
-""")
-
-code(r"""
+# %%
 lam01 = train.eigvals / 255.0 ** 2
 print("our eigenvalues for intensities in [0, 1]:", lam01, "  (fb.resnet.torch: [0.2175 0.0188 0.0045])")
 alpha = np.random.default_rng(0).normal(0, 0.1, size=(10000, 3))      # the paper's sigma = 0.1
@@ -336,19 +325,17 @@ _, params = data.train_batch(train.images, train.mean_image, train.eigvals, trai
                              return_params=True)
 print(f"data.train_batch(lighting_std=0.1) uses the convention: typical |shift| = "
       f"{np.abs(params['shift']).mean():.1f} levels")
-""")
 
-md(r"""
-Now the pictures. First, what do the three directions *look* like? The top three rows move one image
-along $\mathbf p_1$, $\mathbf p_2$, $\mathbf p_3$ by $t\sqrt{\lambda_i}$, a fraction $t$ of the data's own
-standard deviation along that direction (this is only to see the directions; it is not the augmentation).
-The last two rows are the augmentation itself, five random draws of all three $\alpha_i$ each, in the
-$[0,1]$ convention: once with the paper's $\sigma = 0.1$, and once with the standard deviation
-**exaggerated ten times** ($\sigma = 1$) so that you can see something. At the paper's $\sigma$ the change
-is barely visible, which is rather the point: the label must not change.
-""")
+# %% [markdown]
+# Now the pictures. First, what do the three directions *look* like? The top three rows move one image
+# along $\mathbf p_1$, $\mathbf p_2$, $\mathbf p_3$ by $t\sqrt{\lambda_i}$, a fraction $t$ of the data's own
+# standard deviation along that direction (this is only to see the directions; it is not the augmentation).
+# The last two rows are the augmentation itself, five random draws of all three $\alpha_i$ each, in the
+# $[0,1]$ convention: once with the paper's $\sigma = 0.1$, and once with the standard deviation
+# **exaggerated ten times** ($\sigma = 1$) so that you can see something. At the paper's $\sigma$ the change
+# is barely visible, which is rather the point: the label must not change.
 
-code(r"""
+# %%
 names = [train.class_names[l] for l in train.labels]
 pick = next((k for k, n in enumerate(names) if n in ("church", "parachute")), show[5])
 img = train.images[pick].astype(np.float64)
@@ -372,29 +359,26 @@ for r, (name, titles, shifts) in enumerate(rows):
     axes[r, 0].text(-0.08, 0.5, name, transform=axes[r, 0].transAxes, rotation=90, va="center", ha="right")
 plt.suptitle("PCA lighting: the three directions (rows 1-3) and random draws (rows 4-5)")
 plt.tight_layout(); plt.show()
-""")
 
-# ---------------------------------------------------------------------------
-md(r"""
-## 5 · Random crops and reflections (§4.1, form 1)
+# %% [markdown]
+# ## 5 · Random crops and reflections (§4.1, form 1)
+#
+# "We do this by extracting random 224 × 224 patches (and their horizontal reflections) from the 256 × 256
+# images and training our network on these extracted patches." A $C \times C$ window fits into an
+# $S \times S$ image at $(S - C + 1)^2$ positions, and each can be reflected:
+#
+# $$ 2\,(S - C + 1)^2 = 2 \cdot 33^2 = 2178 \quad (S = 256,\ C = 224). $$
+#
+# The paper says "a factor of 2048", which is $2 \cdot 32^2$: the same count up to how one treats the last
+# position. The patches are of course highly correlated, but they teach the network that an object is the same
+# object a few pixels to the left, or mirrored.
+#
+# `data.train_batch` draws, for each image, the top-left corner $(y, x)$ uniformly, a reflection with probability
+# ½, and the lighting $\alpha$; subtracts the mean image **cut at the same window** (and reflected with it);
+# and returns float32 NCHW patches. Passing `mean_image=None` and `lighting_std=0` gives the raw crops, which
+# are easier to look at. Here is one image, eight times:
 
-"We do this by extracting random 224 × 224 patches (and their horizontal reflections) from the 256 × 256
-images and training our network on these extracted patches." A $C \times C$ window fits into an
-$S \times S$ image at $(S - C + 1)^2$ positions, and each can be reflected:
-
-$$ 2\,(S - C + 1)^2 = 2 \cdot 33^2 = 2178 \quad (S = 256,\ C = 224). $$
-
-The paper says "a factor of 2048", which is $2 \cdot 32^2$: the same count up to how one treats the last
-position. The patches are of course highly correlated, but they teach the network that an object is the same
-object a few pixels to the left, or mirrored.
-
-`data.train_batch` draws, for each image, the top-left corner $(y, x)$ uniformly, a reflection with probability
-½, and the lighting $\alpha$; subtracts the mean image **cut at the same window** (and reflected with it);
-and returns float32 NCHW patches. Passing `mean_image=None` and `lighting_std=0` gives the raw crops, which
-are easier to look at. Here is one image, eight times:
-""")
-
-code(r"""
+# %%
 C = 224
 i = show[4]
 patches, params = data.train_batch(train.images, None, train.eigvals, train.eigvecs, C,
@@ -414,14 +398,12 @@ for k in range(8):
     ax.set_title(f"y={params['ys'][k]} x={params['xs'][k]}" + (" flip" if params["flips"][k] else ""), fontsize=7)
     ax.axis("off")
 plt.tight_layout(); plt.show()
-""")
 
-md(r"""
-With the mean and the lighting switched on, the same call produces what the network is actually trained on.
-Let's confirm that it is exactly "crop of (image − mean), plus the lighting shift":
-""")
+# %% [markdown]
+# With the mean and the lighting switched on, the same call produces what the network is actually trained on.
+# Let's confirm that it is exactly "crop of (image − mean), plus the lighting shift":
 
-code(r"""
+# %%
 x, p = data.train_batch(train.images, train.mean_image, train.eigvals, train.eigvecs, C,
                         np.random.default_rng(3), indices=np.full(8, i), lighting_std=0.1,
                         return_params=True)
@@ -434,25 +416,22 @@ print(f"patch {k}: flip={p['flips'][k]}, max |train_batch - by hand| = {np.abs(x
 xb = data.train_batch(train.images, train.mean_image, train.eigvals, train.eigvecs, C,
                       np.random.default_rng(4), lighting_std=0.1)      # every training image once
 print(f"all {len(xb)} training images: mean {xb.mean():+.2f}, std {xb.std():.1f}  (centred, not scaled)")
-""")
 
-# ---------------------------------------------------------------------------
-md(r"""
-## 6 · Test time: the centre crop and the ten crops
+# %% [markdown]
+# ## 6 · Test time: the centre crop and the ten crops
+#
+# At test time there is no randomness. The simplest prediction uses the **centre** $C \times C$ patch
+# (`data.center_crop_batch`). The paper does better: "the network makes a prediction by extracting five
+# 224 × 224 patches (the four corner patches and the center patch) as well as their horizontal reflections
+# (hence ten patches in all), and averaging the predictions made by the network's softmax layer on the ten
+# patches", i.e.
+#
+# $$ \hat{\mathbf y} = \frac{1}{10} \sum_{j=1}^{10} \operatorname{softmax}\big(f(\text{crop}_j)\big). $$
+#
+# `data.ten_crop_batch` returns them as an array of shape $(B, 10, 3, C, C)$, in the order of
+# `data.augment.TEN_CROP_ORDER`:
 
-At test time there is no randomness. The simplest prediction uses the **centre** $C \times C$ patch
-(`data.center_crop_batch`). The paper does better: "the network makes a prediction by extracting five
-224 × 224 patches (the four corner patches and the center patch) as well as their horizontal reflections
-(hence ten patches in all), and averaging the predictions made by the network's softmax layer on the ten
-patches", i.e.
-
-$$ \hat{\mathbf y} = \frac{1}{10} \sum_{j=1}^{10} \operatorname{softmax}\big(f(\text{crop}_j)\big). $$
-
-`data.ten_crop_batch` returns them as an array of shape $(B, 10, 3, C, C)$, in the order of
-`data.augment.TEN_CROP_ORDER`:
-""")
-
-code(r"""
+# %%
 from data.augment import TEN_CROP_ORDER
 ten = data.ten_crop_batch(train.images, None, C, indices=[i])
 centre = data.center_crop_batch(train.images, None, C, indices=[i])
@@ -462,20 +441,17 @@ fig, axes = plt.subplots(2, 5, figsize=(11, 4.8))
 for ax, patch, name in zip(axes.ravel(), ten[0], TEN_CROP_ORDER):
     ax.imshow(patch.transpose(1, 2, 0).astype(np.uint8)); ax.set_title(name, fontsize=8); ax.axis("off")
 plt.suptitle("the ten test crops of §4.1"); plt.tight_layout(); plt.show()
-""")
 
-# ---------------------------------------------------------------------------
-md(r"""
-## 7 · Batches for the network: `data.Loader`
+# %% [markdown]
+# ## 7 · Batches for the network: `data.Loader`
+#
+# `data.Loader` puts it all together: it shuffles, cuts batches, calls `train_batch` (training) or
+# `center_crop_batch` / `ten_crop_batch` (evaluation) in background threads while the network works on the
+# previous batch (exactly the "computationally free" arrangement of §4.1), and moves the result to the
+# device (`"cpu"` for NumPy, `"cuda"` for CuPy). Everything an epoch does depends only on `(seed, epoch)`, so a
+# resumed run sees exactly the same batches.
 
-`data.Loader` puts it all together: it shuffles, cuts batches, calls `train_batch` (training) or
-`center_crop_batch` / `ten_crop_batch` (evaluation) in background threads while the network works on the
-previous batch (exactly the "computationally free" arrangement of §4.1), and moves the result to the
-device (`"cpu"` for NumPy, `"cuda"` for CuPy). Everything an epoch does depends only on `(seed, epoch)`, so a
-resumed run sees exactly the same batches.
-""")
-
-code(r"""
+# %%
 loader = data.Loader(train, batch_size=16, crop=C, train=True, seed=0, lighting_std=0.1)
 x, y = next(iter(loader))
 print(f"{len(loader)} batches per epoch; x {x.shape} {x.dtype}, y {y.shape} {y.dtype}: {y}")
@@ -486,32 +462,26 @@ test_loader = data.Loader(val, batch_size=8, crop=C, train=False, ten_crop=True)
 xt, yt = next(iter(test_loader))
 print(f"ten-crop evaluation batch: x {xt.shape}, y {yt}")
 print(f"\nthis notebook ran in {time.perf_counter() - notebook_start:.0f} s")
-""")
 
-md(r"""
-Two practical notes. First, the centred pixels still range over roughly ±128 with a standard deviation
-of 60 to 70 (the print above). The paper's initialization (weights $\mathcal N(0, 0.01^2)$) was used with exactly these
-inputs; with a modern He initialization you would divide them by about 64, which is what the loader's
-`input_scale` is for. Second, we used $S = 256$ and $C = 224$ as in the paper, but on a CPU the reduced-scale
-runs of this project use smaller images (for example $S = 128$, $C = 112$); every function above takes
-$S$ and $C$ as parameters.
-
-## Exercises
-
-1. **Counting crops.** This project defaults to $C = 227$ rather than 224 (see notebook 01 for why).
-   How many distinct training inputs (positions × reflections) does one $256 \times 256$ image give then?
-   Check your answer by drawing many `train_batch` windows for one image and counting the distinct
-   `(ys, xs, flips)` triples.
-2. **PCA lighting by hand.** Without `data`, compute the RGB covariance of `train.images` with `np.cov`,
-   its eigen-decomposition with `np.linalg.eigh`, and the shift for one $\alpha$. Compare with
-   `data.pca_lighting_shift`. Careful: `eigh` returns the eigenvalues in *ascending* order, and each
-   eigenvector is only defined up to its sign. Does the sign matter for the augmentation?
-3. **Per-pixel or per-channel mean?** Many later networks subtract only the three per-channel means.
-   Measure how different the two are here: what is the largest value of
-   $|\mu(y,x,c) - \bar\mu(c)|$, and where in the image does it occur? Would you expect the difference
-   to matter once the network has learned its first-layer biases?
-""")
-
-
-if __name__ == "__main__":
-    main()
+# %% [markdown]
+# Two practical notes. First, the centred pixels still range over roughly ±128 with a standard deviation
+# of 60 to 70 (the print above). The paper's initialization (weights $\mathcal N(0, 0.01^2)$) was used with exactly these
+# inputs; with a modern He initialization you would divide them by about 64, which is what the loader's
+# `input_scale` is for. Second, we used $S = 256$ and $C = 224$ as in the paper, but on a CPU the reduced-scale
+# runs of this project use smaller images (for example $S = 128$, $C = 112$); every function above takes
+# $S$ and $C$ as parameters.
+#
+# ## Exercises
+#
+# 1. **Counting crops.** This project defaults to $C = 227$ rather than 224 (see notebook 01 for why).
+#    How many distinct training inputs (positions × reflections) does one $256 \times 256$ image give then?
+#    Check your answer by drawing many `train_batch` windows for one image and counting the distinct
+#    `(ys, xs, flips)` triples.
+# 2. **PCA lighting by hand.** Without `data`, compute the RGB covariance of `train.images` with `np.cov`,
+#    its eigen-decomposition with `np.linalg.eigh`, and the shift for one $\alpha$. Compare with
+#    `data.pca_lighting_shift`. Careful: `eigh` returns the eigenvalues in *ascending* order, and each
+#    eigenvector is only defined up to its sign. Does the sign matter for the augmentation?
+# 3. **Per-pixel or per-channel mean?** Many later networks subtract only the three per-channel means.
+#    Measure how different the two are here: what is the largest value of
+#    $|\mu(y,x,c) - \bar\mu(c)|$, and where in the image does it occur? Would you expect the difference
+#    to matter once the network has learned its first-layer biases?

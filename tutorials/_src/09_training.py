@@ -1,31 +1,38 @@
-"""Builds tutorials/09_training.ipynb from the cells below (see _notebook.py; `--no-run` skips executing it)."""
-from _notebook import Notebook
+# ---
+# jupyter:
+#   jupytext:
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
 
-md, code, main = Notebook.for_script(__file__)
+# %% [markdown]
+# # 09 · Training AlexNet (on a very small scale)
+#
+# Everything is in place: the layers (`nn`), the network (`alexnet.AlexNet`, notebook 01) and the data
+# pipeline (`data`, notebook 08). This notebook trains AlexNet end to end and then looks at what it learned the
+# way §6.1 of the paper does: the first-layer kernels (Figure 3), the top-5 predictions (Figure 4, left) and the
+# training images nearest to a test image in the network's feature space (Figure 4, right).
+#
+# **Please calibrate your expectations.** The paper trained for five to six days on two GPUs, about 90 passes
+# over 1.2 million images. This notebook must run in about half a minute on a laptop CPU, so it trains a network
+# one eighth as wide, on 200 small images of five classes, for about a hundred SGD steps. That is enough to
+# watch every mechanism work (the loss falls, the weights move, the features start to mean something) and to
+# learn how to read these figures, but **not** enough to say anything about AlexNet's accuracy. For real numbers,
+# run the reduced-scale recipe from `docs/alexnet.md` (Imagenette, 128-pixel images, ~1 hour on a GPU):
+#
+# ```bash
+# python -m alexnet train --data imagenette --image-size 128 --crop 112 --init kaiming \
+#     --input-scale 64 --epochs 30 --out runs/imagenette --device cuda
+# ```
 
-# ---------------------------------------------------------------------------
-md(r"""
-# 09 · Training AlexNet (on a very small scale)
-
-Everything is in place: the layers (`nn`), the network (`alexnet.AlexNet`, notebook 01) and the data
-pipeline (`data`, notebook 08). This notebook trains AlexNet end to end and then looks at what it learned the
-way §6.1 of the paper does: the first-layer kernels (Figure 3), the top-5 predictions (Figure 4, left) and the
-training images nearest to a test image in the network's feature space (Figure 4, right).
-
-**Please calibrate your expectations.** The paper trained for five to six days on two GPUs, about 90 passes
-over 1.2 million images. This notebook must run in about half a minute on a laptop CPU, so it trains a network
-one eighth as wide, on 200 small images of five classes, for about a hundred SGD steps. That is enough to
-watch every mechanism work (the loss falls, the weights move, the features start to mean something) and to
-learn how to read these figures, but **not** enough to say anything about AlexNet's accuracy. For real numbers,
-run the reduced-scale recipe from `docs/alexnet.md` (Imagenette, 128-pixel images, ~1 hour on a GPU):
-
-```bash
-python -m alexnet train --data imagenette --image-size 128 --crop 112 --init kaiming \
-    --input-scale 64 --epochs 30 --out runs/imagenette --device cuda
-```
-""")
-
-code(r"""
+# %%
 import os
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 import sys, pathlib, tempfile, time
@@ -43,28 +50,25 @@ from alexnet.predict import predict_probs, top_k
 from alexnet.checkpoint import save_checkpoint, load_checkpoint
 from _helpers import find_dataset     # where the photographs are (a helper beside these notebooks)
 
-%matplotlib inline
-%config InlineBackend.figure_formats = ["jpeg"]   # photographs: JPEG keeps the saved notebook small
-%config InlineBackend.print_figure_kwargs = {"bbox_inches": "tight", "pil_kwargs": {"quality": 85}}
+# %matplotlib inline
+# %config InlineBackend.figure_formats = ["jpeg"]   # photographs: JPEG keeps the saved notebook small
+# %config InlineBackend.print_figure_kwargs = {"bbox_inches": "tight", "pil_kwargs": {"quality": 85}}
 plt.rcParams.update({"figure.dpi": 80, "savefig.dpi": 80, "font.size": 9})
 notebook_start = time.perf_counter()
-""")
 
-# ---------------------------------------------------------------------------
-md(r"""
-## 1 · A small subset of ImageNet
+# %% [markdown]
+# ## 1 · A small subset of ImageNet
+#
+# We use Imagenette (ten easy ImageNet classes) from `ALEXNET_DATA` or `../../shared/data`, and prepare five of
+# its classes with `data.prepare_subset` exactly as in notebook 08 (§2: shorter side to $S$, central crop, mean
+# image, RGB PCA), but with $S = 76$ instead of 256, so that the random $67 \times 67$ crops of §4.1 still have
+# room to move. 67 is the smallest crop AlexNet accepts (pool5 is then $1 \times 1$).
+#
+# No data here? `python -m data download imagenette` fetches the public Imagenette, and `ALEXNET_DATA` tells
+# the notebook where it is (see notebook 08). Without it the notebook falls back to synthetic images, so
+# everything still runs; the figures are then about coloured blobs.
 
-We use Imagenette (ten easy ImageNet classes) from `ALEXNET_DATA` or `../../shared/data`, and prepare five of
-its classes with `data.prepare_subset` exactly as in notebook 08 (§2: shorter side to $S$, central crop, mean
-image, RGB PCA), but with $S = 76$ instead of 256, so that the random $67 \times 67$ crops of §4.1 still have
-room to move. 67 is the smallest crop AlexNet accepts (pool5 is then $1 \times 1$).
-
-No data here? `python -m data download imagenette` fetches the public Imagenette, and `ALEXNET_DATA` tells
-the notebook where it is (see notebook 08). Without it the notebook falls back to synthetic images, so
-everything still runs; the figures are then about coloured blobs.
-""")
-
-code(r"""
+# %%
 S, CROP = 76, 67
 CLASSES = ["n01440764", "n02102040", "n03028079", "n03417042", "n03888257"]  # tench, springer, church, garbage truck, parachute
 work = pathlib.Path(tempfile.mkdtemp(prefix="alexnet-09-"))
@@ -97,27 +101,24 @@ train_set = data.PreparedDataset(prepared, "train")
 val_set = data.PreparedDataset(prepared, "val")
 print(train_set, "\n", val_set, sep="")
 print("classes:", train_set.class_names)
-""")
 
-# ---------------------------------------------------------------------------
-md(r"""
-## 2 · The network, and one gradient check before we trust it
+# %% [markdown]
+# ## 2 · The network, and one gradient check before we trust it
+#
+# `AlexNet(width=1/8)` keeps every layer of §3.5 (grouped convolutions, LRN, overlapping pooling, dropout
+# 0.5 in fc6 and fc7) but divides every channel count and the fully connected widths by 8: 12 kernels in conv1,
+# 512 units in fc6 and fc7, fc8 with our 5 classes.
+#
+# **Initialization and input scale.** The paper draws all weights from $\mathcal N(0, 0.01^2)$ (§5) and feeds
+# mean-centred pixels in $0 \ldots 255$. That works at full scale but is famously slow to get going; on a
+# small budget we use He initialization ($\mathcal N(0, 2/\text{fan-in})$, zero biases), which keeps the size of
+# the activations constant from layer to layer *if* the input has unit scale. So we divide the centred pixels by
+# 64 (`input_scale=64`, about their standard deviation). This is the project's reduced-scale recipe.
+#
+# Before spending compute on a network, check its gradients. This takes a second on a network with the same
+# structure and an even smaller width:
 
-`AlexNet(width=1/8)` keeps every layer of §3.5 (grouped convolutions, LRN, overlapping pooling, dropout
-0.5 in fc6 and fc7) but divides every channel count and the fully connected widths by 8: 12 kernels in conv1,
-512 units in fc6 and fc7, fc8 with our 5 classes.
-
-**Initialization and input scale.** The paper draws all weights from $\mathcal N(0, 0.01^2)$ (§5) and feeds
-mean-centred pixels in $0 \ldots 255$. That works at full scale but is famously slow to get going; on a
-small budget we use He initialization ($\mathcal N(0, 2/\text{fan-in})$, zero biases), which keeps the size of
-the activations constant from layer to layer *if* the input has unit scale. So we divide the centred pixels by
-64 (`input_scale=64`, about their standard deviation). This is the project's reduced-scale recipe.
-
-Before spending compute on a network, check its gradients. This takes a second on a network with the same
-structure and an even smaller width:
-""")
-
-code(r"""
+# %%
 from nn.gradcheck import check_module
 rng = np.random.default_rng(0)
 probe = AlexNet(num_classes=5, crop=CROP, width=1 / 16, init="kaiming", seed=0)
@@ -129,32 +130,29 @@ assert result.passed
 model = AlexNet(num_classes=train_set.num_classes, crop=CROP, width=1 / 8, init="kaiming", seed=0)
 initial_conv1 = model.conv1.weight.data.copy()
 print(f"training network: {model.num_parameters():,} parameters (the full one has 60,965,224)")
-""")
 
-# ---------------------------------------------------------------------------
-md(r"""
-## 3 · The training loop (§5)
+# %% [markdown]
+# ## 3 · The training loop (§5)
+#
+# One SGD step on a batch $D_i$ of random crops, reflections and PCA lighting (§4.1) is:
+#
+# 1. **forward**: logits $z = f(x; w)$ for the batch;
+# 2. **loss**: the average softmax cross-entropy $L = -\frac{1}{|D_i|}\sum \log \operatorname{softmax}(z)_{y}$
+#    (the "multinomial logistic regression objective" of §3.5);
+# 3. **backward**: $\partial L / \partial w$ for every weight, accumulated into `Parameter.grad`;
+# 4. **update** (§5, with $\varepsilon$ the learning rate):
+#    $$ v_{i+1} = 0.9\, v_i - 0.0005\, \varepsilon\, w_i - \varepsilon \left\langle \frac{\partial L}{\partial w} \right\rangle_{D_i},
+#       \qquad w_{i+1} = w_i + v_{i+1}. $$
+#
+# After each epoch we measure the loss and the top-1 / top-5 error on the validation images, using the centre
+# crop (no augmentation, dropout off: `model.eval()`). `python -m alexnet train` runs this same loop and adds
+# what a long run needs: the learning-rate schedule of §5 (divide by 10 when the validation error stalls),
+# checkpoints after every epoch and on Ctrl-C, exact resumption, and a log.
+#
+# The loader applies all of §4.1's training augmentation, PCA lighting included (with the paper's
+# $\sigma = 0.1$, in the $[0, 1]$ intensity convention explained in notebook 08, section 4).
 
-One SGD step on a batch $D_i$ of random crops, reflections and PCA lighting (§4.1) is:
-
-1. **forward**: logits $z = f(x; w)$ for the batch;
-2. **loss**: the average softmax cross-entropy $L = -\frac{1}{|D_i|}\sum \log \operatorname{softmax}(z)_{y}$
-   (the "multinomial logistic regression objective" of §3.5);
-3. **backward**: $\partial L / \partial w$ for every weight, accumulated into `Parameter.grad`;
-4. **update** (§5, with $\varepsilon$ the learning rate):
-   $$ v_{i+1} = 0.9\, v_i - 0.0005\, \varepsilon\, w_i - \varepsilon \left\langle \frac{\partial L}{\partial w} \right\rangle_{D_i},
-      \qquad w_{i+1} = w_i + v_{i+1}. $$
-
-After each epoch we measure the loss and the top-1 / top-5 error on the validation images, using the centre
-crop (no augmentation, dropout off: `model.eval()`). `python -m alexnet train` runs this same loop and adds
-what a long run needs: the learning-rate schedule of §5 (divide by 10 when the validation error stalls),
-checkpoints after every epoch and on Ctrl-C, exact resumption, and a log.
-
-The loader applies all of §4.1's training augmentation, PCA lighting included (with the paper's
-$\sigma = 0.1$, in the $[0, 1]$ intensity convention explained in notebook 08, section 4).
-""")
-
-code(r"""
+# %%
 BATCH, EPOCHS, LR = 25, 15, 0.01
 loader = data.Loader(train_set, BATCH, crop=CROP, train=True, seed=0, input_scale=64, lighting_std=0.1)
 val_loader = data.Loader(val_set, 40, crop=CROP, train=False, input_scale=64)
@@ -194,13 +192,11 @@ for epoch in range(1, EPOCHS + 1):
           f"val loss {val.loss:.3f}, top-1 err {val.top1_error:5.1%}, top-5 err {val.top5_error:5.1%}")
 train_seconds = time.perf_counter() - t0
 print(f"{len(step_losses)} SGD steps in {train_seconds:.1f} s; chance level: loss ln 5 = {np.log(5):.3f}, top-1 error 80%")
-""")
 
-md(r"""
-### The learning curve
-""")
+# %% [markdown]
+# ### The learning curve
 
-code(r"""
+# %%
 steps_per_epoch = len(loader)
 fig, axes = plt.subplots(1, 2, figsize=(11, 3.4))
 axes[0].plot(np.arange(1, len(step_losses) + 1) / steps_per_epoch, step_losses, color="tab:blue", alpha=0.35,
@@ -215,25 +211,23 @@ axes[1].axhline(80, color="gray", ls=":", label="chance top-1")
 axes[1].set(xlabel="epoch", ylabel="error (%)", title="validation top-1 error", ylim=(0, 100)); axes[1].legend(fontsize=8)
 for ax in axes: ax.grid(alpha=0.3)
 plt.tight_layout(); plt.show()
-""")
 
-md(r"""
-How to read it. The per-batch training loss is noisy (each batch is a different random sample, with random
-crops, flips, lighting and dropout masks), so look at its trend. With five classes, a network that knows nothing
-has loss $\ln 5 \approx 1.61$ and 80 % top-1 error; anything clearly below is learning. The very first
-steps typically *overshoot* above $\ln 5$ (a freshly initialized network is confidently wrong about some
-images, and the first large gradients with momentum push it around) before the loss settles and falls. With only 40 validation
-images, one image is 2.5 percentage points, so small wiggles in the validation error mean nothing. Note also
-that **top-5 error is 0 by definition** with five classes, which is why we plot top-1; on ImageNet's 1000
-classes top-5 is the paper's headline number.
+# %% [markdown]
+# How to read it. The per-batch training loss is noisy (each batch is a different random sample, with random
+# crops, flips, lighting and dropout masks), so look at its trend. With five classes, a network that knows nothing
+# has loss $\ln 5 \approx 1.61$ and 80 % top-1 error; anything clearly below is learning. The very first
+# steps typically *overshoot* above $\ln 5$ (a freshly initialized network is confidently wrong about some
+# images, and the first large gradients with momentum push it around) before the loss settles and falls. With only 40 validation
+# images, one image is 2.5 percentage points, so small wiggles in the validation error mean nothing. Note also
+# that **top-5 error is 0 by definition** with five classes, which is why we plot top-1; on ImageNet's 1000
+# classes top-5 is the paper's headline number.
+#
+# ## 4 · Saving and loading the trained network
+#
+# The checkpoint format of `python -m alexnet train` stores the weights, the configuration, the class names and
+# the training mean image, which is everything `python -m alexnet predict` needs to classify a new photograph.
 
-## 4 · Saving and loading the trained network
-
-The checkpoint format of `python -m alexnet train` stores the weights, the configuration, the class names and
-the training mean image, which is everything `python -m alexnet predict` needs to classify a new photograph.
-""")
-
-code(r"""
+# %%
 checkpoint_path = work / "tiny.npz"
 save_checkpoint(checkpoint_path, model, {"class_names": train_set.class_names, "image_size": S,
                                          "args": {"input_scale": 64.0}},
@@ -243,23 +237,20 @@ x_val = data.center_crop_batch(val_set.images, train_set.mean_image, CROP, input
 same = np.array_equal(predict_probs(model, x_val), predict_probs(restored, x_val))
 print(f"{checkpoint_path.name}: {checkpoint_path.stat().st_size / 1e6:.1f} MB; restored model gives identical predictions: {same}")
 print(f"from a shell:  python -m alexnet predict --checkpoint {checkpoint_path.name} photo.jpg --figure top5.png")
-""")
 
-# ---------------------------------------------------------------------------
-md(r"""
-## 5 · Figure 3: the first-layer kernels
+# %% [markdown]
+# ## 5 · Figure 3: the first-layer kernels
+#
+# Each conv1 kernel is an $11 \times 11 \times 3$ array of weights, so it can be drawn as a small colour image
+# (each one stretched to the full 0-1 range on its own, with `alexnet.visualize.kernel_tiles`). In the trained
+# AlexNet these become oriented edges, gratings and colour blobs, and because of the two groups (notebook 01),
+# the two halves specialise: "the kernels on GPU 1 are largely color-agnostic, while the kernels on GPU 2 are
+# largely color-specific". Our 12 kernels after a hundred steps are still mostly their random initial values:
+# the right-hand panel shows **what training changed** (the difference from the initial weights), which already
+# has more structure than the noise it started from. Run the reduced recipe for an hour and draw them with
+# `python -m alexnet visualize --checkpoint runs/imagenette/best.npz` to see real edge detectors appear.
 
-Each conv1 kernel is an $11 \times 11 \times 3$ array of weights, so it can be drawn as a small colour image
-(each one stretched to the full 0-1 range on its own, with `alexnet.visualize.kernel_tiles`). In the trained
-AlexNet these become oriented edges, gratings and colour blobs, and because of the two groups (notebook 01),
-the two halves specialise: "the kernels on GPU 1 are largely color-agnostic, while the kernels on GPU 2 are
-largely color-specific". Our 12 kernels after a hundred steps are still mostly their random initial values:
-the right-hand panel shows **what training changed** (the difference from the initial weights), which already
-has more structure than the noise it started from. Run the reduced recipe for an hour and draw them with
-`python -m alexnet visualize --checkpoint runs/imagenette/best.npz` to see real edge detectors appear.
-""")
-
-code(r"""
+# %%
 after = np.asarray(model.conv1.weight.data)
 fig, axes = plt.subplots(2, 3, figsize=(11, 3.6))
 for col, (title, w) in enumerate([("at initialization", initial_conv1), ("after training", after),
@@ -271,19 +262,16 @@ for col, (title, w) in enumerate([("at initialization", initial_conv1), ("after 
         axes[row, col].axis("off")
 plt.suptitle(f"conv1: {after.shape[0]} kernels of 11x11x3, split by group (cf. Figure 3)"); plt.tight_layout(); plt.show()
 print(f"relative change of conv1's weights: {np.linalg.norm(after - initial_conv1) / np.linalg.norm(initial_conv1):.1%}")
-""")
 
-# ---------------------------------------------------------------------------
-md(r"""
-## 6 · Figure 4 (left): top-5 predictions
+# %% [markdown]
+# ## 6 · Figure 4 (left): top-5 predictions
+#
+# For a validation image, take the centre crop, subtract the *training* mean image, run the network in eval
+# mode, and apply the softmax: the five largest probabilities are the network's top-5 guesses. The paper's
+# figure shows eight test images with their five labels as bars, the correct one in red. Here the same with
+# `alexnet.predict.predict_probs` and `top_k` (with five classes, the top 5 is the whole distribution):
 
-For a validation image, take the centre crop, subtract the *training* mean image, run the network in eval
-mode, and apply the softmax: the five largest probabilities are the network's top-5 guesses. The paper's
-figure shows eight test images with their five labels as bars, the correct one in red. Here the same with
-`alexnet.predict.predict_probs` and `top_k` (with five classes, the top 5 is the whole distribution):
-""")
-
-code(r"""
+# %%
 probs = predict_probs(model, x_val)
 picks = [int(np.flatnonzero(val_set.labels == c)[0]) for c in range(val_set.num_classes)][:4]
 picks += [int(i) for i in np.argsort(-probs.max(1)) if i not in picks][:8 - len(picks)]
@@ -298,30 +286,26 @@ for k, i in enumerate(picks):
     ax_bar.set_yticks(range(5)); ax_bar.set_yticklabels([n[:16] for n in names], fontsize=7)
     ax_bar.set_xlim(0, 1); ax_bar.tick_params(axis="x", labelsize=7)
 plt.suptitle("top-5 predictions, correct class in red (cf. Figure 4, left)"); plt.tight_layout(); plt.show()
-""")
 
-md(r"""
-Don't read much into individual bars after a few seconds of training. Most distributions are still spread
-out; the confident predictions are the easy cases, where a cue as crude as the overall colour gives the
-answer away (a parachute is a small thing in a large blue sky). The first four images are the first validation
-image of four classes; the others are the images the network is most sure about.
-""")
+# %% [markdown]
+# Don't read much into individual bars after a few seconds of training. Most distributions are still spread
+# out; the confident predictions are the easy cases, where a cue as crude as the overall colour gives the
+# answer away (a parachute is a small thing in a large blue sky). The first four images are the first validation
+# image of four classes; the others are the images the network is most sure about.
 
-# ---------------------------------------------------------------------------
-md(r"""
-## 7 · Figure 4 (right): nearest neighbours in fc7 space
+# %% [markdown]
+# ## 7 · Figure 4 (right): nearest neighbours in fc7 space
+#
+# The most striking figure of the paper asks what the network considers *similar*. Take the 4096-dimensional
+# activity of the last hidden layer (fc7, after its ReLU) for a test image and for every training image, and
+# show the training images at the smallest Euclidean distance
+# $\lVert \phi(a) - \phi(b) \rVert_2$. In the trained AlexNet the neighbours of an elephant are elephants in
+# other poses and colours, which pixel-space distance would never find. `AlexNet.fc7_features` computes
+# $\phi$ (512-dimensional here), and `alexnet.visualize.nearest_neighbours` does the search with
+# $\lVert a - b\rVert^2 = \lVert a\rVert^2 - 2a\cdot b + \lVert b\rVert^2$. For comparison, the last column
+# of each row shows the nearest training image in raw **pixel** space.
 
-The most striking figure of the paper asks what the network considers *similar*. Take the 4096-dimensional
-activity of the last hidden layer (fc7, after its ReLU) for a test image and for every training image, and
-show the training images at the smallest Euclidean distance
-$\lVert \phi(a) - \phi(b) \rVert_2$. In the trained AlexNet the neighbours of an elephant are elephants in
-other poses and colours, which pixel-space distance would never find. `AlexNet.fc7_features` computes
-$\phi$ (512-dimensional here), and `alexnet.visualize.nearest_neighbours` does the search with
-$\lVert a - b\rVert^2 = \lVert a\rVert^2 - 2a\cdot b + \lVert b\rVert^2$. For comparison, the last column
-of each row shows the nearest training image in raw **pixel** space.
-""")
-
-code(r"""
+# %%
 train_idx = np.arange(len(train_set))
 queries = np.array([int(np.flatnonzero(val_set.labels == c)[1]) for c in range(min(4, val_set.num_classes))])
 f_train = fc7_features(model, train_set, CROP, 64.0, train_idx)
@@ -345,35 +329,29 @@ plt.tight_layout(); plt.show()
 same_class = (train_set.labels[order] == val_set.labels[queries][:, None]).mean()
 print(f"fraction of fc7 neighbours with the query's class: {same_class:.0%} (chance: 20%)")
 print(f"\ntraining took {train_seconds:.0f} s; the whole notebook {time.perf_counter() - notebook_start:.0f} s")
-""")
 
-md(r"""
-## What to take away
-
-* The whole of §5 is ten lines: forward, loss, backward, `optimizer.step()`, repeated over augmented batches,
-  with a validation pass per epoch.
-* The loss starting at $\ln(\text{classes})$ and falling below it is the first sign of life; a loss that stays
-  flat, or becomes `nan`, means a problem with the learning rate, the initialization or the input scale.
-* Figures 3 and 4 are diagnostic tools you can apply to any checkpoint: kernels show whether the first layer
-  learned edges or noise; nearest neighbours show whether the features group images by meaning or just by
-  colour.
-
-## Exercises
-
-1. **The paper's initialization.** Re-run the training with `init="paper"` and `input_scale=1` (weights
-   $\mathcal N(0, 0.01^2)$, biases 1 in conv2, conv4, conv5, fc6, fc7; raw centred pixels). How does the
-   loss behave in the first epochs? Print the standard deviation of the activations after each layer for one
-   batch (iterate over `model.named_children()`) to see why.
-2. **No augmentation.** Train once with `lighting_std=0` and `data.Loader(..., train=False)` for the
-   training set (centre crops only) and once as above, for the same number of steps and longer (say 30
-   epochs, a few minutes). Compare the gap between training and validation loss. Which run overfits first?
-3. **Ten crops.** Evaluate the trained model with `data.Loader(val_set, 8, crop=CROP, train=False,
-   ten_crop=True, input_scale=64)`: average the softmax of the ten crops (reshape `(B, 10, 3, C, C)` to
-   `(10B, 3, C, C)`, run the network, reshape back, average over axis 1) and compare the top-1 error with the
-   centre crop's. What do you see here, and why is it hard to tell with 40
-   validation images?
-""")
-
-
-if __name__ == "__main__":
-    main()
+# %% [markdown]
+# ## What to take away
+#
+# * The whole of §5 is ten lines: forward, loss, backward, `optimizer.step()`, repeated over augmented batches,
+#   with a validation pass per epoch.
+# * The loss starting at $\ln(\text{classes})$ and falling below it is the first sign of life; a loss that stays
+#   flat, or becomes `nan`, means a problem with the learning rate, the initialization or the input scale.
+# * Figures 3 and 4 are diagnostic tools you can apply to any checkpoint: kernels show whether the first layer
+#   learned edges or noise; nearest neighbours show whether the features group images by meaning or just by
+#   colour.
+#
+# ## Exercises
+#
+# 1. **The paper's initialization.** Re-run the training with `init="paper"` and `input_scale=1` (weights
+#    $\mathcal N(0, 0.01^2)$, biases 1 in conv2, conv4, conv5, fc6, fc7; raw centred pixels). How does the
+#    loss behave in the first epochs? Print the standard deviation of the activations after each layer for one
+#    batch (iterate over `model.named_children()`) to see why.
+# 2. **No augmentation.** Train once with `lighting_std=0` and `data.Loader(..., train=False)` for the
+#    training set (centre crops only) and once as above, for the same number of steps and longer (say 30
+#    epochs, a few minutes). Compare the gap between training and validation loss. Which run overfits first?
+# 3. **Ten crops.** Evaluate the trained model with `data.Loader(val_set, 8, crop=CROP, train=False,
+#    ten_crop=True, input_scale=64)`: average the softmax of the ten crops (reshape `(B, 10, 3, C, C)` to
+#    `(10B, 3, C, C)`, run the network, reshape back, average over axis 1) and compare the top-1 error with the
+#    centre crop's. What do you see here, and why is it hard to tell with 40
+#    validation images?
