@@ -28,12 +28,15 @@ MARKER = re.compile(r"^# EXERCISE: (\S+)\s*$", re.M)
 
 
 def notebook_path(name):
-    """``tutorials/NN_name.ipynb`` from ``NN``, ``NN_name``, the notebook's path or its script's path."""
+    """``tutorials/NN_name.ipynb`` from ``NN``, ``NN_name``, the notebook's path or its script's path (the
+    notebook need not exist yet: a new script is enough)."""
     stem = Path(name).stem
-    matches = sorted(TUTORIALS.glob(f"{stem}*.ipynb" if len(stem) == 2 else f"{stem}.ipynb"))
-    if len(matches) != 1:
-        raise SystemExit(f"expected one notebook tutorials/{stem}*.ipynb, found {len(matches)}")
-    return matches[0]
+    pattern = f"{stem}_*" if len(stem) == 2 else stem
+    stems = sorted({p.stem for p in [*TUTORIALS.glob(pattern + ".ipynb"), *(TUTORIALS / "_src").glob(pattern + ".py")]})
+    if len(stems) != 1:
+        raise SystemExit(f"expected one notebook tutorials/{pattern}.ipynb or script tutorials/_src/{pattern}.py, "
+                         f"found {stems}")
+    return TUTORIALS / (stems[0] + ".ipynb")
 
 
 def load(path):
@@ -41,7 +44,8 @@ def load(path):
     step (Jupytext keeps the cell ids and outputs of the .ipynb, so the saved notebook's diff stays small)."""
     from jupytext.cli import jupytext as jupytext_cli
     import nbformat
-    if jupytext_cli(["--sync", "--quiet", str(path)]):
+    script = TUTORIALS / "_src" / (Path(path).stem + ".py")
+    if jupytext_cli(["--sync", "--quiet", str(path if Path(path).exists() else script)]):
         raise SystemExit(f"jupytext --sync {path} failed")
     return nbformat.read(path, as_version=4)
 

@@ -23,16 +23,16 @@
 #
 # | § | what the paper says | in this project |
 # | --- | --- | --- |
-# | 2 | ImageNet; rescale to 256, central crop, subtract the mean image | `data.prepare_subset` (notebook 08) |
+# | 2 | ImageNet; rescale to 256, central crop, subtract the mean image | `data.prepare_subset` (notebook 09) |
 # | 3.1 | ReLU instead of tanh: trains several times faster | `nn.ReLU` |
 # | 3.2 | the network is split over two GPUs | `groups=2` in `nn.Conv2d` (this notebook) |
 # | 3.3 | local response normalization | `nn.LocalResponseNorm` |
 # | 3.4 | overlapping max-pooling, 3 × 3 windows with stride 2 | `nn.MaxPool2d(3, 2)` |
 # | 3.5 | the overall architecture, Figure 2 | `alexnet.AlexNet` (this notebook) |
-# | 4.1 | random crops, reflections, PCA lighting; ten crops at test time | `data.train_batch`, `data.ten_crop_batch` (notebook 08) |
+# | 4.1 | random crops, reflections, PCA lighting; ten crops at test time | `data.train_batch`, `data.ten_crop_batch` (notebook 09) |
 # | 4.2 | dropout in fc6 and fc7 | `nn.Dropout` |
-# | 5 | SGD with momentum 0.9, weight decay 0.0005, batch 128, learning rate divided by 10 on plateaus | `nn.SGD`, `nn.ReduceLROnPlateau`, `python -m alexnet train` (notebook 09) |
-# | 6 | results; Figure 3 (conv1 kernels), Figure 4 (predictions, nearest neighbours) | `python -m alexnet evaluate / predict / visualize` (notebook 09) |
+# | 5 | SGD with momentum 0.9, weight decay 0.0005, batch 128, learning rate divided by 10 on plateaus | `nn.SGD`, `nn.ReduceLROnPlateau`, `python -m alexnet train` (notebook 10) |
+# | 6 | results; Figure 3 (conv1 kernels), Figure 4 (predictions, nearest neighbours) | `python -m alexnet evaluate / predict / visualize` (notebook 10) |
 #
 # This notebook is about §3.5 and §3.2: **what the network is**. We will read Figure 2 as a table, count
 # its 60,965,224 parameters by hand, settle the famous "224 or 227?" puzzle, see what the two-GPU split does
@@ -175,7 +175,7 @@ print(f"parameters at 224: {60_965_224 - (fc6_227 - fc6_224) * 4096:,}  (at 227:
 # The choice is not cosmetic: with 224 and no padding, pool5 leaves 5 × 5 maps instead of 6 × 6, and fc6
 # loses 11.5 million weights. The 13 × 13 maps that Figure 2 gives for conv3 to conv5 (which pool to 6 × 6)
 # and its "60 million" parameters both point to 227. The network itself does not care: `AlexNet(crop=C)`
-# works for any $C \ge 67$ and sizes fc6 accordingly, which is how notebook 09 trains a small version on
+# works for any $C \ge 67$ and sizes fc6 accordingly, which is how notebook 10 trains a small version on
 # small crops.
 
 # %% [markdown]
@@ -241,7 +241,7 @@ print(f"\none tower (groups=1): {60_965_224 + extra:,} parameters, {extra:,} mor
 # against the one-tower network with the same number of kernels (which did not fit on one GPU), but against a
 # net half as wide.
 #
-# Grouping has a visible side effect, which notebook 09 and Figure 3 of the paper show: conv1's 96 kernels
+# Grouping has a visible side effect, which notebook 10 and Figure 3 of the paper show: conv1's 96 kernels
 # feed conv2's two groups 48 each, and the two halves specialise differently (the paper's GPU 1 learned
 # largely colour-agnostic kernels, GPU 2 largely colour-specific ones).
 
@@ -255,13 +255,13 @@ print(f"\none tower (groups=1): {60_965_224 + extra:,} parameters, {extra:,} mor
 # training set, we subtract the image's own per-channel mean).
 
 # %%
-from _helpers import sample_photos          # looks in $ALEXNET_DATA, then ../../shared/data (see notebook 08)
+from _helpers import sample_photos          # looks in $ALEXNET_DATA, then ../../shared/data (see notebook 09)
 samples = sample_photos()
 if samples:
     photo = next((p for p in samples if "tabby" in p.name), samples[0])
     image = data.load_image_square(photo, 256)
     print("photograph:", photo.name)
-else:   # no ImageNet photographs here (see notebook 08 for how to get Imagenette): a synthetic image
+else:   # no ImageNet photographs here (see notebook 09 for how to get Imagenette): a synthetic image
     yy, xx = np.mgrid[0:256, 0:256]
     image = np.stack([xx, yy, 255 - xx], -1).astype(np.uint8)
     print("no photographs found - using a synthetic gradient image")

@@ -13,7 +13,7 @@
 # ---
 
 # %% [markdown]
-# # 10 · Gradient checking: how do you know your backward pass is right?
+# # 11 · Gradient checking: how do you know your backward pass is right?
 #
 # Every layer in `nn` has a hand-written `backward`. A wrong one rarely crashes: the network still trains, just a bit
 # worse, and nothing tells you why. The cure is cheap and decisive: compare what `backward` returns with a

@@ -13,7 +13,7 @@
 # ---
 
 # %% [markdown]
-# # 08 · The data: §2's preprocessing and §4.1's augmentation
+# # 09 · The data: §2's preprocessing and §4.1's augmentation
 #
 # A network is only as good as what it is fed. AlexNet's data pipeline is short, and the paper describes it
 # in two places:
@@ -114,7 +114,7 @@ def make_synthetic(folder, classes=6, per_class=14, val_per_class=2, seed=0):
     return files
 
 
-work = pathlib.Path(tempfile.mkdtemp(prefix="alexnet-08-"))
+work = pathlib.Path(tempfile.mkdtemp(prefix="alexnet-09-"))
 found = find_photographs()
 if found:
     description, source, photos = found

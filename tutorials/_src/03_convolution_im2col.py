@@ -13,7 +13,7 @@
 # ---
 
 # %% [markdown]
-# # 02 · Convolution by im2col (§3.2, §3.5)
+# # 03 · Convolution by im2col (§3.2, §3.5)
 #
 # Five of AlexNet's eight learned layers are convolutions, and they do almost all of its arithmetic. §3.5 of the
 # paper describes them by their kernels: conv1 "filters the 224×224×3 input image with 96 kernels of size

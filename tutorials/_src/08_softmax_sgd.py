@@ -13,7 +13,7 @@
 # ---
 
 # %% [markdown]
-# # 07 · Softmax, cross-entropy, and SGD with momentum and weight decay (§3.5, §5)
+# # 08 · Softmax, cross-entropy, and SGD with momentum and weight decay (§3.5, §5)
 #
 # The last layer of AlexNet, fc8, produces 1000 numbers per image, the **logits** $z$. §3.5: the network
 # "maximizes the multinomial logistic regression objective", i.e. it turns the logits into probabilities with a

@@ -13,7 +13,7 @@
 # ---
 
 # %% [markdown]
-# # 06 · Dropout (§4.2)
+# # 07 · Dropout (§4.2)
 #
 # AlexNet has 60 million parameters and was trained on 1.2 million images, and §4 of the paper is frank
 # about it: that is enough parameters to overfit badly. Besides data augmentation (§4.1), the
@@ -208,7 +208,7 @@ print("backward of ones:  ", drop.backward(np.ones((1, 10)))[0], " (dropped unit
 # update. The next layer's own gradient is $g\,(m \odot h)^\top$, which is $(1 - p)$ times **smaller** in the paper
 # network, while its weight is $1/(1-p)$ times **larger**. To keep $W_\text{paper} = W_\text{inv}/(1-p)$ after every SGD step,
 # that one layer needs its learning rate multiplied by $1/(1-p)^2$ and its weight decay by $(1-p)^2$ (the paper's rule
-# of §5 has $\varepsilon$ and $\varepsilon\cdot$decay in the velocity, see notebook 07). Conversely, a paper-style network trained
+# of §5 has $\varepsilon$ and $\varepsilon\cdot$decay in the velocity, see notebook 08). Conversely, a paper-style network trained
 # with the *same* hyperparameters behaves like an inverted one whose next layer has a learning rate $(1-p)^2 = 1/4$ as
 # large (and, relative to that, a weight decay 4 times as strong).
 #

@@ -13,10 +13,10 @@
 # ---
 
 # %% [markdown]
-# # 09 · Training AlexNet (on a very small scale)
+# # 10 · Training AlexNet (on a very small scale)
 #
 # Everything is in place: the layers (`nn`), the network (`alexnet.AlexNet`, notebook 01) and the data
-# pipeline (`data`, notebook 08). This notebook trains AlexNet end to end and then looks at what it learned the
+# pipeline (`data`, notebook 09). This notebook trains AlexNet end to end and then looks at what it learned the
 # way §6.1 of the paper does: the first-layer kernels (Figure 3), the top-5 predictions (Figure 4, left) and the
 # training images nearest to a test image in the network's feature space (Figure 4, right).
 #
@@ -60,18 +60,18 @@ notebook_start = time.perf_counter()
 # ## 1 · A small subset of ImageNet
 #
 # We use Imagenette (ten easy ImageNet classes) from `ALEXNET_DATA` or `../../shared/data`, and prepare five of
-# its classes with `data.prepare_subset` exactly as in notebook 08 (§2: shorter side to $S$, central crop, mean
+# its classes with `data.prepare_subset` exactly as in notebook 09 (§2: shorter side to $S$, central crop, mean
 # image, RGB PCA), but with $S = 76$ instead of 256, so that the random $67 \times 67$ crops of §4.1 still have
 # room to move. 67 is the smallest crop AlexNet accepts (pool5 is then $1 \times 1$).
 #
 # No data here? `python -m data download imagenette` fetches the public Imagenette, and `ALEXNET_DATA` tells
-# the notebook where it is (see notebook 08). Without it the notebook falls back to synthetic images, so
+# the notebook where it is (see notebook 09). Without it the notebook falls back to synthetic images, so
 # everything still runs; the figures are then about coloured blobs.
 
 # %%
 S, CROP = 76, 67
 CLASSES = ["n01440764", "n02102040", "n03028079", "n03417042", "n03888257"]  # tench, springer, church, garbage truck, parachute
-work = pathlib.Path(tempfile.mkdtemp(prefix="alexnet-09-"))
+work = pathlib.Path(tempfile.mkdtemp(prefix="alexnet-10-"))
 
 def make_synthetic(folder, per_class=40, val_per_class=8, seed=0):
     # Five classes of coloured discs on noisy backgrounds (each class its own colour), ImageNet layout.
@@ -150,7 +150,7 @@ print(f"training network: {model.num_parameters():,} parameters (the full one ha
 # checkpoints after every epoch and on Ctrl-C, exact resumption, and a log.
 #
 # The loader applies all of §4.1's training augmentation, PCA lighting included (with the paper's
-# $\sigma = 0.1$, in the $[0, 1]$ intensity convention explained in notebook 08, section 4).
+# $\sigma = 0.1$, in the $[0, 1]$ intensity convention explained in notebook 09, section 4).
 
 # %%
 BATCH, EPOCHS, LR = 25, 15, 0.01

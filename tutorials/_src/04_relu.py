@@ -13,7 +13,7 @@
 # ---
 
 # %% [markdown]
-# # 03 · ReLU: the non-saturating nonlinearity (§3.1)
+# # 04 · ReLU: the non-saturating nonlinearity (§3.1)
 #
 # Before AlexNet, the standard neuron output was $f(x) = \tanh(x)$ or the logistic sigmoid. §3.1 of the paper argues
 # for the **rectified linear unit** (ReLU), $f(x) = \max(0, x)$, on one ground: speed of training. "In terms of
@@ -95,7 +95,7 @@ print("ReLU(x)      ", relu(x)[0], "   dL/dx for g = 10:", relu.backward(g)[0])
 print("tanh(x)      ", tanh(x)[0].round(3), "   dL/dx for g = 10:", tanh.backward(g)[0].round(3))
 
 # %% [markdown]
-# For the gradient check (`nn.gradcheck.check_module`, central differences in float64, explained in notebook 02),
+# For the gradient check (`nn.gradcheck.check_module`, central differences in float64, explained in notebook 03),
 # ReLU needs inputs that stay away from its kink: if some $x_i$ lies within $\varepsilon$ of 0, the finite difference
 # straddles the kink and measures a slope of $\tfrac12$ where the analytic gradient says 0 or 1. We shift any input
 # that is too close to zero:
@@ -354,7 +354,7 @@ for name, lr in [("ReLU", best["ReLU"]), ("tanh", best["tanh"]), ("ReLU", LEARNI
 # What holds at any scale is the mechanism of section 1: ReLU's derivative does not decay for large inputs, so the
 # gradient passes through active units undiminished however large the activations grow, and a ReLU costs one
 # comparison where tanh needs exponentials. That is what let AlexNet's eight layers, with activations in the tens and
-# hundreds (see notebook 04), train in five or six days. Modern practice agrees with the paper; just don't expect a toy
+# hundreds (see notebook 05), train in five or six days. Modern practice agrees with the paper; just don't expect a toy
 # run to reproduce a factor of six.
 #
 # ## Exercises

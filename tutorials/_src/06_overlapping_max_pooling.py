@@ -13,7 +13,7 @@
 # ---
 
 # %% [markdown]
-# # 05 · Overlapping max-pooling (§3.4)
+# # 06 · Overlapping max-pooling (§3.4)
 #
 # A pooling layer shrinks a feature map by summarising each small neighbourhood with one number; max-pooling uses the
 # neighbourhood's largest value. §3.4 of the paper describes it as "a grid of pooling units spaced $s$ pixels apart,

@@ -13,7 +13,7 @@
 # ---
 
 # %% [markdown]
-# # 04 · Local response normalization (§3.3)
+# # 05 · Local response normalization (§3.3)
 #
 # ReLUs do not saturate, so nothing stops their outputs from growing large. §3.3 of the paper adds a layer after the
 # ReLUs of conv1 and conv2 that makes neighbouring **kernel maps** compete: at every pixel, a unit's output is divided
@@ -146,7 +146,7 @@ print("max |loop - nn.backward| =", np.abs(lrn_backward_naive(a, g, alpha=1.0) -
 # %% [markdown]
 # ## 3. The gradient check, and where a bug could hide
 #
-# `check_module` compares `backward` with central differences of `forward` in float64 (see notebook 02 for the
+# `check_module` compares `backward` with central differences of `forward` in float64 (see notebook 03 for the
 # details). One subtlety matters here. With the paper's $\alpha = 10^{-4}$ and activities of order 1, the coupling
 # term is about $10^{-4}$ of the direct term. A backward pass that *forgot* the coupling entirely would be wrong
 # only in the fourth digit. To see how well the check catches that, here is such a broken layer:
@@ -285,6 +285,6 @@ print(f"with silent neighbours, b_i is largest at a_i = sqrt(k / (alpha (2 beta 
 # 2. **The other even window.** For even $n$ the paper's "$i - n/2$ to $i + n/2$" is ambiguous; `nn` puts $n/2$ maps
 #    before $i$ and $n/2 - 1$ after. Write the other choice ($n/2 - 1$ before, $n/2$ after) as a subclass that changes
 #    `self.before` and `self.after`, run `check_module` on it, and explain why the backward pass needs no other change.
-# 3. **Is it worth it?** Train the small network of notebook 03 twice, with and without an `nn.LocalResponseNorm`
+# 3. **Is it worth it?** Train the small network of notebook 04 twice, with and without an `nn.LocalResponseNorm`
 #    after its first two ReLUs (paper constants), and compare the training curves. Then scale the input images by 100
 #    and repeat. Why does the answer depend on the scale of the inputs (section 5), when batch normalization's would not?
