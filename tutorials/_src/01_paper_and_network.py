@@ -68,7 +68,8 @@ notebook_start = time.perf_counter()
 #   3 × 3 × 192, then pooling (no normalization or pooling between conv3, conv4, conv5);
 # * **fc6**, **fc7**: 4096 neurons each, with dropout; **fc8**: 1000 outputs, fed to a softmax.
 #
-# ReLU follows every learned layer except fc8. `alexnet.AlexNet` builds exactly this from the layers of `nn`,
+# ReLU follows every learned layer except fc8 (the paper's own sentence is broader; see the note below). `alexnet.AlexNet`
+# builds exactly this from the layers of `nn`,
 # and `summary()` prints it as a table, computed from the layers' shapes (without running the network). The
 # last column counts multiply-accumulate operations (MACs) for one image; a MAC is two floating-point
 # operations, so FLOPs = 2 × MACs. Building the full model takes a few seconds: it draws 61 million random
@@ -86,8 +87,16 @@ model.summary();
 # (fc6 alone holds 62 % of all parameters). This is why the paper worries about overfitting in the fully
 # connected layers (dropout is applied to fc6 and fc7 only) and about speed in the convolutional ones (the
 # hand-written GPU convolution code).
+#
+# **"ReLU follows every layer", except the last.** §3.5 says "the ReLU non-linearity is applied to the output of
+# every convolutional and fully-connected layer". Read literally, that includes fc8, and it cannot be meant: fc8's
+# 1000 outputs go into the softmax, and a ReLU there would clamp every negative logit to 0, so the network could not
+# make a class *less* likely than the zero-logit ones, and the gradient would stop at every class whose logit is
+# negative. Caffe's BVLC AlexNet and torchvision's AlexNet both end with fc8 and no nonlinearity; so does `AlexNet`,
+# whose last layer is fc8 itself (checked in the next cell).
 
 # %%
+assert [name for name, _ in model.named_children()][-2:] == ["drop7", "fc8"]   # no ReLU after fc8
 rows = [r for r in layer_rows(model) if r.parameters]
 names = [r.name for r in rows]
 params = np.array([r.parameters for r in rows])
@@ -101,7 +110,9 @@ for ax in axes: ax.grid(axis="y", alpha=0.3)
 plt.tight_layout(); plt.show()
 conv = slice(0, 5)
 print(f"conv layers: {params[conv].sum() / params.sum():.1%} of the parameters, "
-      f"{flops[conv].sum() / flops.sum():.1%} of the FLOPs")
+      f"{flops[conv].sum() / flops.sum():.1%} of the FLOPs; fc6: {params[5] / params.sum():.1%} of the parameters")
+assert round(100 * params[conv].sum() / params.sum()) == 4 and round(100 * flops[conv].sum() / flops.sum()) == 92
+assert names[5] == "fc6" and round(100 * params[5] / params.sum()) == 62
 
 # %% [markdown]
 # ## 2 · Counting 60,965,224 parameters by hand
@@ -137,8 +148,30 @@ print(f"model.num_parameters()         = {model.num_parameters():>12,}")
 assert total == model.num_parameters() == 60_965_224
 
 # %% [markdown]
-# The paper rounds this to "60 million parameters and 650,000 neurons"; the summary above counts 659,272
-# outputs of the eight learned layers, so the neuron count checks out too.
+# ### Neurons: the paper's per-layer counts against ours
+#
+# The paper rounds the parameters to "60 million" and speaks of "650,000 neurons"; §3.5 also lists the neurons
+# layer by layer: 253,440–186,624–64,896–64,896–43,264–4096–4096–1000. A neuron is one output value of a learned
+# layer, so our counts are the products of the output shapes at the 227 crop:
+
+# %%
+paper = dict(zip(names, [253_440, 186_624, 64_896, 64_896, 43_264, 4096, 4096, 1000]))
+ours = {r.name: int(np.prod(r.output_shape)) for r in rows}
+for name in names:
+    shape = " x ".join(map(str, rows[names.index(name)].output_shape))
+    print(f"{name:<6} ours {ours[name]:>9,} ({shape:<12})  paper {paper[name]:>9,}  {'same' if ours[name] == paper[name] else 'DIFFERENT'}")
+print(f"total  ours {sum(ours.values()):>9,}{'':16}paper {sum(paper.values()):>9,}")
+assert [n for n in names if ours[n] != paper[n]] == ["conv1"]
+assert ours["conv1"] == 55 * 55 * 96 == 290_400 and sum(ours.values()) == 659_272 and sum(paper.values()) == 622_312
+assert 253_440 % 96 == 0 and int(np.sqrt(253_440 // 96)) ** 2 != 253_440 // 96    # 2640 maps of 96: not a square
+
+# %% [markdown]
+# Seven of the eight agree exactly: conv2's 27 × 27 × 256 = 186,624, conv3 and conv4's 13 × 13 × 384 = 64,896, conv5's
+# 13 × 13 × 256 = 43,264 and the fully connected layers. Only conv1 differs: 96 maps of 55 × 55 make 290,400, and
+# the paper's 253,440 is 96 × 2640, where 2640 is not the area of any square map (nor does the 224 crop help: it gives
+# 54 × 54 × 96 = 279,936). It looks like a slip in the paper's arithmetic; no input size reproduces it. With conv1 at
+# 290,400 the eight layers have 659,272 neurons, and with the paper's conv1 figure 622,312: "650,000" is a round
+# number between the two.
 
 # %% [markdown]
 # ## 3 · 224 or 227?
@@ -170,6 +203,7 @@ fc6_227 = 256 * spatial_sizes(227)["pool5"] ** 2
 fc6_224 = 256 * spatial_sizes(224)["pool5"] ** 2
 print(f"\nfc6 input: {fc6_227} at 227 (6 x 6 maps), {fc6_224} at 224 (5 x 5 maps)")
 print(f"parameters at 224: {60_965_224 - (fc6_227 - fc6_224) * 4096:,}  (at 227: 60,965,224)")
+assert round((fc6_227 - fc6_224) * 4096 / 1e6, 1) == 11.5          # "fc6 loses 11.5 million weights", below
 
 # %% [markdown]
 # The choice is not cosmetic: with 224 and no padding, pool5 leaves 5 × 5 maps instead of 6 × 6, and fc6
@@ -232,6 +266,7 @@ for name, c_out, c_in, k, g in layers:
     extra += one - two
     print(f"{name:<6}{two:>12,}{one:>12,}")
 print(f"\none tower (groups=1): {60_965_224 + extra:,} parameters, {extra:,} more than the two-GPU network")
+assert 60_965_224 + extra == 62_378_344 and round(100 * extra / 60_965_224, 1) == 2.3
 
 # %% [markdown]
 # So the single-tower network has 62,378,344 parameters: only 2.3 % more, because fc6 dominates the count.
@@ -241,6 +276,25 @@ print(f"\none tower (groups=1): {60_965_224 + extra:,} parameters, {extra:,} mor
 # against the one-tower network with the same number of kernels (which did not fit on one GPU), but against a
 # net half as wide.
 #
+# ### The LRN window and the two GPUs
+#
+# Response normalization (§3.3, notebook 05) divides each map by the activity of its neighbours *across maps*: a
+# window of $n = 5$ adjacent kernel maps. On the paper's two GPUs each GPU holds half of the maps and normalizes
+# its own: a window never reaches from the last maps of GPU 1 into the first maps of GPU 2. `nn.LocalResponseNorm`
+# reproduces that with `groups=2` (the window is clipped at the edge of each half, as it is at the edges of the
+# stack), and `AlexNet(groups=2)` uses it after conv1 and conv2 by default. Caffe's single-GPU BVLC AlexNet (and so
+# the ONNX model zoo's copy) normalizes across all 96 or 256 maps instead: `AlexNet(lrn_groups=1)`, or
+# `python -m alexnet train --lrn-across-towers`. The two differ only for the maps within two of the boundary:
+
+# %%
+print("two towers (the paper):", model.norm1)
+print("one window (Caffe):    ", nn.LocalResponseNorm(groups=1))
+a = np.abs(rng.normal(size=(1, 96, 1, 1))) * 30
+changed = np.flatnonzero(~np.isclose(nn.LocalResponseNorm(groups=2).forward(a), nn.LocalResponseNorm().forward(a)))
+print("maps whose output differs between the two:", changed.tolist())
+assert model.norm1.groups == model.norm2.groups == 2 and changed.tolist() == [46, 47, 48, 49]
+
+# %% [markdown]
 # Grouping has a visible side effect, which notebook 10 and Figure 3 of the paper show: conv1's 96 kernels
 # feed conv2's two groups 48 each, and the two halves specialise differently (the paper's GPU 1 learned
 # largely colour-agnostic kernels, GPU 2 largely colour-specific ones).
@@ -307,15 +361,44 @@ result = check_module(tiny, x, loss=nn.SoftmaxCrossEntropyLoss(), labels=labels,
                       max_elements=16, directions=4)
 print(result)
 print(f"({time.perf_counter() - t0:.1f} s)")
-assert result.passed
+assert result.passed and len(tiny.children()) == 23
 print(f"\nthis notebook ran in {time.perf_counter() - notebook_start:.0f} s")
 
 # %% [markdown]
-# Relative errors around $10^{-8}$ in float64 mean the backward pass is the derivative of the forward pass,
-# through all 23 layers. (The smallest crop is 67 because that is the smallest input that still leaves a
+# Relative errors far below the tolerance $10^{-6}$ in float64 (a wrong derivative gives errors near 1) mean the
+# backward pass is the derivative of the forward pass, through all 23 layers. (The smallest crop is 67 because that is the smallest input that still leaves a
 # 1 × 1 map after pool5.) `python -m nn.gradcheck` runs the same check, plus every layer on its own, from the
 # command line.
+
+# %% [markdown]
+# ## Exercise (graded): count a convolution's parameters
 #
+# Write `conv_parameters(in_channels, out_channels, kernel, groups)`: the number of weights and biases of a
+# convolution with `out_channels` kernels of size `kernel`×`kernel` whose inputs are split into `groups` blocks
+# (so each kernel sees `in_channels / groups` channels). The grader compares your count with `nn.Conv2d` for the
+# five convolutions of the two-group AlexNet, and with one tower (`groups=1`).
+
+# %%
+# EXERCISE: conv-parameters
+def conv_parameters(in_channels, out_channels, kernel, groups):
+    raise NotImplementedError        # weights: out_channels kernels of (in_channels / groups) x kernel x kernel
+
+
+# %%
+import _helpers
+
+def check_conv_parameters():
+    convs = [(3, 96, 11, 1), (96, 256, 5, 2), (256, 384, 3, 1), (384, 384, 3, 2), (384, 256, 3, 2)]
+    wrong = 0
+    for in_c, out_c, k, g in convs + [(c[0], c[1], c[2], 1) for c in convs]:
+        expected = nn.Conv2d(in_c, out_c, k, groups=g).num_parameters()
+        wrong += conv_parameters(in_c, out_c, k, g) != expected
+    return wrong                     # how many of the ten counts are wrong
+
+_helpers.grade("conv-parameters", check_conv_parameters, tolerance=0.5)
+
+
+# %% [markdown]
 # ## Exercises
 #
 # 1. **Neurons.** The paper speaks of "650,000 neurons". Using `layer_rows(model)`, sum the number of outputs

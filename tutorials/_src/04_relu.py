@@ -356,7 +356,36 @@ for name, lr in [("ReLU", best["ReLU"]), ("tanh", best["tanh"]), ("ReLU", LEARNI
 # comparison where tanh needs exponentials. That is what let AlexNet's eight layers, with activations in the tens and
 # hundreds (see notebook 05), train in five or six days. Modern practice agrees with the paper; just don't expect a toy
 # run to reproduce a factor of six.
+
+# %% [markdown]
+# ## Exercise (graded): the two backward passes
 #
+# Write the backward passes of ReLU (from its input $x$) and tanh (from its *output* $y$, which is what
+# `nn.Tanh` keeps). The grader compares them with `nn.ReLU` and `nn.Tanh` on random inputs.
+
+# %%
+# EXERCISE: activation-backward
+def relu_backward(x, grad_out):
+    raise NotImplementedError        # g * [x > 0]
+
+def tanh_backward(y, grad_out):
+    raise NotImplementedError        # g * (1 - y^2)
+
+
+# %%
+import _helpers
+
+def check_activation_backward():
+    x, g = rng.normal(size=(4, 7)), rng.normal(size=(4, 7))
+    relu, tanh = nn.ReLU(), nn.Tanh()
+    relu.forward(x); y = tanh.forward(x)
+    return max(_helpers.relative_error(relu_backward(x, g), relu.backward(g)),
+               _helpers.relative_error(tanh_backward(y, g), tanh.backward(g)))
+
+_helpers.grade("activation-backward", check_activation_backward)
+
+
+# %% [markdown]
 # ## Exercises
 #
 # 1. **The paper's initialization.** Reinitialize every weight of both networks from $\mathcal N(0, 0.01)$ and the biases

@@ -266,7 +266,35 @@ print(f"with silent neighbours, b_i is largest at a_i = sqrt(k / (alpha (2 beta 
 #   \propto a_i^{1 - 2\beta}$ for large $a_i$. With $\beta = 0.75 > 1/2$ that *decreases*: beyond $a_i \approx 200$ a
 #   bigger input gives a smaller output. The derivative formula of section 2 already contains this: its two terms
 #   cancel at the peak.
+
+# %% [markdown]
+# ## Exercise (graded): LRN as a loop over channels, with the two towers
 #
+# Write the forward pass of §3.3 with one loop over the channels $i$: sum the squares of the maps from
+# $i - \lfloor n/2 \rfloor$ to $i + \lfloor (n-1)/2 \rfloor$, clipped at the edges of the channel block that $i$ belongs to
+# (with `groups=2` the $N$ maps form two blocks of $N/2$, one per GPU, and the window never crosses between
+# them). The grader compares with `nn.LocalResponseNorm` at the paper's constants, for `groups=1` and `groups=2`,
+# on inputs large enough for the normalization to matter.
+
+# %%
+# EXERCISE: lrn-loop
+def lrn_loop(a, n=5, k=2.0, alpha=1e-4, beta=0.75, groups=1):
+    """a (N, C, H, W) -> b, the same shape."""
+    raise NotImplementedError
+
+
+# %%
+import _helpers
+
+def check_lrn_loop():
+    a = 40 * np.abs(rng.normal(size=(2, 8, 3, 3)))
+    return max(_helpers.relative_error(lrn_loop(a, groups=g), nn.LocalResponseNorm(groups=g).forward(a))
+               for g in (1, 2))
+
+_helpers.grade("lrn-loop", check_lrn_loop)
+
+
+# %% [markdown]
 # ## Summary
 #
 # * LRN divides each post-ReLU unit by $(k + \alpha \cdot \text{sum of squares of the } n \text{ adjacent maps})^\beta$,

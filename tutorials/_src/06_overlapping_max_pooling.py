@@ -214,7 +214,8 @@ plt.show()
 # right: $\max(a, b)$ has no derivative at $a = b$ (its slope is 1 in $a$ just above the tie and 0 just below). Any
 # implementation has to pick; `nn.MaxPool2d` gives the whole gradient to **the first maximum in row-major order**
 # (its comparison is a strict `>`, so a later equal value never replaces the current winner), the same rule as
-# `np.argmax` and as our naive loop. Ties are not exotic: after a ReLU, whole windows are often exactly 0.
+# `np.argmax` and as our naive loop. Ties are common in AlexNet: pooling follows a ReLU, and after a ReLU whole
+# windows are often exactly 0.
 
 # %%
 x = np.array([[0., 0., 0.],
@@ -228,8 +229,28 @@ print("dL/dx for dL/dy = 1 everywhere:\n", dx[0, 0])
 
 # %% [markdown]
 # The three all-zero windows each send their gradient to their top-left element; the bottom-right window is won by 5.
-# This choice is harmless for training (the set of ties has measure zero for real-valued inputs, and any choice is a
-# valid *subgradient*), but it breaks numerical gradient checking. At a tie the central difference
+#
+# Why is this harmless for training? Not because ties are rare (they are not), but because of where they come from.
+# The ties that occur are between **zeros made by a ReLU**; ties between positive values would need two real-valued
+# activations to coincide exactly, which practically never happens. And ReLU's backward multiplies the gradient by
+# $[x > 0]$, which is 0 at every one of those zeros: whichever tied zero the pooling layer picks, the ReLU below it
+# throws that gradient away. Through ReLU then max-pooling, the gradient that reaches the layer below is the same
+# whatever the tie rule:
+
+# %%
+pre_relu = np.array([[-1., -2., -0.5],
+                     [-3., -1., -4.],
+                     [-2., -1., 5.]])[None, None]              # a conv output; the ReLU makes all but 5 zero
+relu, pool = nn.ReLU(), nn.MaxPool2d(2, 1)
+pool(relu(pre_relu))
+through_pool = pool.backward(np.ones((1, 1, 2, 2)))
+print("gradient the pooling layer sends (first zero of each tied window):\n", through_pool[0, 0])
+print("gradient after ReLU's backward:\n", relu.backward(through_pool)[0, 0])
+# any other tie rule sends the tied windows' gradients to other zeros; ReLU zeroes them all the same
+assert relu.backward(through_pool)[0, 0].tolist() == [[0, 0, 0], [0, 0, 0], [0, 0, 1]]
+
+# %% [markdown]
+# Any choice is also a valid *subgradient*. But ties do break numerical gradient checking. At a tie the central difference
 # $\big(f(x + \varepsilon e_i) - f(x - \varepsilon e_i)\big)/2\varepsilon$ sees slope 1 on one side and 0 on the other
 # and reports their average, $\tfrac12$, while the analytic gradient says 1 for the first maximum and 0 for the others.
 # A 2×2 example:
@@ -272,6 +293,42 @@ for z, s, shape in [(3, 2, (2, 3, 9, 8)), (2, 2, (2, 2, 6, 6)), (3, 2, (1, 2, 13
     assert result.passed
 
 # %% [markdown]
+# ## Exercise (graded): average pooling, forward and backward
+#
+# Write a `z`×`z` average pooling with stride `s` as a Module: every output is the mean of its window, so every
+# input in a window receives $1/z^2$ of that window's gradient (overlapping windows add up, as in max-pooling).
+# The grader compares your forward pass with window means computed by `nn.im2col` and gradient-checks your
+# backward pass with AlexNet's overlapping geometry ($z = 3$, $s = 2$).
+
+# %%
+# EXERCISE: avg-pool
+class AvgPool2d(nn.Module):
+    def __init__(self, kernel_size=3, stride=2):
+        self.kernel_size, self.stride = kernel_size, stride
+
+    def forward(self, x):
+        raise NotImplementedError
+
+    def backward(self, grad_out):
+        raise NotImplementedError
+
+
+# %%
+import _helpers
+from nn.gradcheck import check_module
+
+def check_avg_pool():
+    x = rng.normal(size=(2, 3, 7, 7))
+    n, c = x.shape[:2]
+    means = nn.im2col(x, (3, 3), (2, 2), c).mean(axis=1)               # (C, N * 3 * 3)
+    reference = means.reshape(c, n, 3, 3).transpose(1, 0, 2, 3)
+    forward_error = _helpers.relative_error(AvgPool2d(3, 2).forward(x), reference)
+    return max(forward_error, check_module(AvgPool2d(3, 2), x).max_error)
+
+_helpers.grade("avg-pool", check_avg_pool)
+
+
+# %% [markdown]
 # ## Summary
 #
 # * Max-pooling with $z \times z$ windows every $s$ pixels gives $\lfloor (H - z)/s \rfloor + 1$ outputs: in AlexNet
@@ -279,8 +336,9 @@ for z, s, shape in [(3, 2, (2, 3, 9, 8)), (2, 2, (2, 2, 6, 6)), (3, 2, (1, 2, 13
 #   column of every odd-sized map).
 # * Backward: each window's upstream gradient goes, whole, to its winning input; the layer only remembers which one.
 # * With overlap ($s < z$), one input can win several windows and then **adds** their gradients; most inputs get none.
-# * Ties have no derivative. `nn.MaxPool2d` gives the gradient to the first maximum in row-major order; gradient
-#   checks must use inputs without ties, or the finite differences report $\tfrac12$.
+# * Ties have no derivative. `nn.MaxPool2d` gives the gradient to the first maximum in row-major order. In AlexNet the
+#   ties are zeros from a ReLU, whose backward zeroes their gradient whatever the rule; gradient checks must use
+#   inputs without ties, or the finite differences report $\tfrac12$.
 #
 # ## Exercises
 #

@@ -336,7 +336,46 @@ axes[0].legend(fontsize=9); plt.tight_layout(); plt.show()
 #   "substantial overfitting" without it.
 # * The dropout network fits its training set several times more slowly (compare the dashed curves): the
 #   paper's remark that dropout "roughly doubles the number of iterations required to converge".
+
+# %% [markdown]
+# ## Exercise (graded): inverted dropout
 #
+# Write inverted dropout as a Module: in training, draw a mask that keeps each unit with probability $1 - p$
+# (`self.rng.random(x.shape) >= self.p`), multiply by the mask and divide by $1 - p$; at test time (`self.training`
+# is False) return the input unchanged. The backward pass multiplies by the same mask and factor. The grader
+# checks the test-time output, the fraction dropped, the values kept, and the gradient.
+
+# %%
+# EXERCISE: dropout
+class MyDropout(nn.Module):
+    def __init__(self, p=0.5, rng=None):
+        self.p, self.rng = p, rng if rng is not None else np.random.default_rng()
+
+    def forward(self, x):
+        raise NotImplementedError
+
+    def backward(self, grad_out):
+        raise NotImplementedError
+
+
+# %%
+import _helpers
+from nn.gradcheck import check_module
+
+def check_dropout():
+    layer, x = MyDropout(0.5, rng=np.random.default_rng(3)), rng.normal(size=(200, 500)) + 5
+    y = layer.forward(x)
+    dropped = float((y == 0).mean())                                       # about p
+    kept_error = _helpers.relative_error(y[y != 0], 2 * x[y != 0])         # kept units are x / (1 - p)
+    test_error = _helpers.relative_error(layer.eval().forward(x), x)       # identity at test time
+    grad_error = check_module(MyDropout(0.5, rng=np.random.default_rng(4)), rng.normal(size=(3, 6))).max_error
+    sampling_error = abs(dropped - 0.5) if abs(dropped - 0.5) > 0.01 else 0.0  # 100,000 draws: within 0.01
+    return max(sampling_error, kept_error, test_error, grad_error)
+
+_helpers.grade("dropout", check_dropout)
+
+
+# %% [markdown]
 # ## Exercises
 #
 # 1. **Where and how much.** Rerun the experiment with $p \in \{0.2, 0.5, 0.7\}$, and with dropout on one hidden layer only.

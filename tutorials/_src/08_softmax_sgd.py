@@ -330,7 +330,38 @@ fig.legend(loc="upper right", bbox_to_anchor=(0.88, 0.88)); plt.tight_layout(); 
 # validation error is noisier than this toy, which is what `patience` and `threshold` are for: with `patience=0` a single
 # unlucky epoch would cut the learning rate. (`nn.StepLR` is the fixed alternative: divide every `step_size` epochs
 # regardless of the curve.)
+
+# %% [markdown]
+# ## Exercise (graded): softmax cross-entropy, stable
 #
+# Write the mean cross-entropy of a batch of logits and its gradient $(p - \text{onehot}(t))/N$. Subtract each
+# row's maximum before exponentiating: the grader compares with `nn.SoftmaxCrossEntropyLoss` on ordinary logits
+# *and* on logits around 1000, where a naive `np.exp` overflows.
+
+# %%
+# EXERCISE: softmax-xent
+def softmax_cross_entropy(logits, labels):
+    """logits (N, K), labels (N,) -> (mean loss, dL/dlogits of shape (N, K))."""
+    raise NotImplementedError
+
+
+# %%
+import _helpers
+
+def check_softmax_xent():
+    errors = []
+    for shift in (0.0, 1000.0):
+        logits, labels = rng.normal(size=(6, 10)) * 3 + shift, rng.integers(0, 10, size=6)
+        ref = nn.SoftmaxCrossEntropyLoss()
+        ref_loss = ref.forward(logits, labels)
+        loss, grad = softmax_cross_entropy(logits, labels)
+        errors += [abs(loss - ref_loss) / ref_loss, _helpers.relative_error(grad, ref.backward())]
+    return max(errors)
+
+_helpers.grade("softmax-xent", check_softmax_xent)
+
+
+# %% [markdown]
 # ## Exercises
 #
 # 1. **Converting optimizer state.** Run `TorchStyleSGD` for 30 steps on the quadratic, then convert its buffer into an

@@ -470,7 +470,38 @@ print(f"\nthis notebook ran in {time.perf_counter() - notebook_start:.0f} s")
 # `input_scale` is for. Second, we used $S = 256$ and $C = 224$ as in the paper, but on a CPU the reduced-scale
 # runs of this project use smaller images (for example $S = 128$, $C = 112$); every function above takes
 # $S$ and $C$ as parameters.
+
+# %% [markdown]
+# ## Exercise (graded): PCA lighting by hand
 #
+# Write the colour shift of §4.1, $[p_1\, p_2\, p_3]\,[\alpha_1\lambda_1,\, \alpha_2\lambda_2,\, \alpha_3\lambda_3]^\top$ for a
+# batch of $\alpha$'s, with the eigenvalues read in $[0, 1]$ units as `data` does (section 4): $\lambda$ of the
+# 0..255 covariance divided by $255^2$, and the shift expressed back in 0..255 units. The grader compares with
+# `data.pca_lighting_shift` on a random covariance.
+
+# %%
+# EXERCISE: pca-lighting
+def lighting_shift(alpha, eigvals, eigvecs):
+    """alpha (B, 3), eigvals (3,) and eigvecs (3, 3) (columns) of the 0..255 covariance -> shifts (B, 3)."""
+    raise NotImplementedError
+
+
+# %%
+import _helpers
+from data.augment import pca_lighting_shift
+
+def check_pca_lighting():
+    rng = np.random.default_rng(0)
+    a = rng.normal(size=(50, 3)) * 60
+    eigvals, eigvecs = np.linalg.eigh(np.cov(a.T))
+    alpha = rng.normal(0, 0.1, size=(8, 3))
+    return _helpers.relative_error(lighting_shift(alpha, eigvals, eigvecs),
+                                   pca_lighting_shift(alpha, eigvals, eigvecs))
+
+_helpers.grade("pca-lighting", check_pca_lighting)
+
+
+# %% [markdown]
 # ## Exercises
 #
 # 1. **Counting crops.** This project defaults to $C = 227$ rather than 224 (see notebook 01 for why).

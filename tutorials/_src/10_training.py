@@ -340,7 +340,35 @@ print(f"\ntraining took {train_seconds:.0f} s; the whole notebook {time.perf_cou
 # * Figures 3 and 4 are diagnostic tools you can apply to any checkpoint: kernels show whether the first layer
 #   learned edges or noise; nearest neighbours show whether the features group images by meaning or just by
 #   colour.
+
+# %% [markdown]
+# ## Exercise (graded): top-5 error
 #
+# §2 reports "the fraction of test images for which the correct label is not among the five labels considered
+# most probable by the model". Write it for a batch of scores. The grader compares with `alexnet.metrics.topk_correct`,
+# which the trainer uses, for $k = 1$ and $k = 5$.
+
+# %%
+# EXERCISE: top-k-error
+def top_k_error(scores, labels, k=5):
+    """scores (N, K), labels (N,) -> the fraction of rows whose label is not among their k highest scores."""
+    raise NotImplementedError
+
+
+# %%
+import _helpers
+from alexnet.metrics import topk_correct
+
+def check_top_k_error():
+    scores, labels = rng.normal(size=(300, 20)), rng.integers(0, 20, size=300)
+    correct1, correct5 = topk_correct(scores, labels, ks=(1, 5))
+    return max(abs(top_k_error(scores, labels, 1) - (1 - correct1 / 300)),
+               abs(top_k_error(scores, labels, 5) - (1 - correct5 / 300)))
+
+_helpers.grade("top-k-error", check_top_k_error, tolerance=1e-12)
+
+
+# %% [markdown]
 # ## Exercises
 #
 # 1. **The paper's initialization.** Re-run the training with `init="paper"` and `input_scale=1` (weights

@@ -204,14 +204,41 @@ class OneBadEntry(nn.Linear):
         return grad_in
 
 print("\nLinear(64, 64) with one wrong entry in dL/dW:")
-print(check_module(OneBadEntry(64, 64, rng=rng), rng.normal(size=(8, 64))))
+bad_layer, bad_input = OneBadEntry(64, 64, rng=rng), rng.normal(size=(8, 64))
+bad = check_module(bad_layer, bad_input)
+print(bad)
+directions_error = bad.tensors[1].error
+
+# What an entry-by-entry check of the same weight would say (4096 entries: 8192 forward passes of a tiny layer),
+# and why the number is what it is: the one wrong entry carries 0.1 |dW[3,5]| of error against ||dW|| in total.
+elementwise = check_module(OneBadEntry(64, 64, rng=np.random.default_rng(5)), bad_input, max_elements=4096)
+dW = bad_layer.weight.grad / (1 + 0.1 * (np.arange(4096).reshape(64, 64) == 3 * 64 + 5))   # the true gradient
+typical = np.sqrt((dW ** 2).mean())
+print(f"\n|dW[3,5]| = {abs(dW[3, 5]):.3f}, a typical entry (rms) = {typical:.3f}")
+print(f"predicted 0.1 |dW[3,5]| / ||dW|| = {0.1 * abs(dW[3, 5]) / np.linalg.norm(dW):.2e}; "
+      f"entry by entry: {elementwise.tensors[1].error:.2e}; along 8 random directions: {directions_error:.2e}")
+predicted = 0.1 * abs(dW[3, 5]) / np.linalg.norm(dW)
+assert not bad.passed and 3e-6 < directions_error < 3e-5             # "about 1e-5, ten times the tolerance"
+assert abs(elementwise.tensors[1].error / predicted - 1) < 0.01      # entry by entry: exactly the predicted ratio
+assert abs(dW[3, 5]) < typical / 10                                  # this entry happens to be a small one
 
 
 # %% [markdown]
-# The bad entry shows up as a relative error around $10^{-3}$ on the weight: small (one entry in 4096), but a thousand
-# times above what a correct gradient gives, so the check fails. A random direction spreads its weight over all entries,
-# so a single bad entry is diluted by about $1/\sqrt{n}$ in both the error and the projection; the ratio survives,
-# and is about what an entry-by-entry check would report ($0.1 / \sqrt{4096} \approx 1.6 \times 10^{-3}$ if all entries had similar size).
+# The check fails, but only just: the weight's relative error is about $10^{-5}$, ten times the tolerance, where a
+# correct gradient gives $10^{-9}$. Why so small, when one entry is 10 % off? Because the relative error measures the
+# bad entry against the *whole* gradient: the error vector is $0.1\,\partial L/\partial W_{3,5}$ in one place and 0 in
+# the other 4095, so the relative error is $0.1\,|\partial L/\partial W_{3,5}| / \lVert \partial L/\partial W \rVert$,
+# which would be $0.1/\sqrt{4096} \approx 1.6 \times 10^{-3}$ if every entry had the same size, and is a hundred times less
+# here, because this entry happens to be a small one (0.02 against a typical 2.9, printed above). The entry-by-entry
+# check reports exactly that ratio.
+#
+# A random direction **dilutes** a single bad entry further: a unit direction $d$ puts only about $1/\sqrt{n}$ of its
+# length on any one entry, so the wrong entry moves the projection $\langle a, d\rangle$ by $0.1\,a_{3,5}\,d_{3,5}$, a
+# random fraction of an already small error, while the other 4095 entries make up the rest of the projection. Eight
+# directions give eight such samples; the result can land a few times above or below the elementwise figure. So:
+# a check along random directions catches a *systematic* bug (a wrong formula touches every entry) at once, but one
+# wrong entry out of thousands only when it is a large one. That is why `check_module` checks small tensors entry by
+# entry, and why the tests run each layer on small sizes where every entry is checked.
 #
 # ## 4. Why a random upstream gradient, not the sum of the outputs
 #
@@ -416,7 +443,37 @@ with tempfile.TemporaryDirectory() as folder:
 # The correct layer passes; the broken one fails with exit status 1 (so the command can guard a test suite or a CI job).
 # The command reports only the largest error over all tensors; to see *which* tensor is wrong, call `check_module` from
 # Python, which lists the input and every parameter separately (here `beta` would stand out).
+
+# %% [markdown]
+# ## Exercise (graded): a layer of your own, checked
 #
+# A "channel shuffle" $y_{n,c} = x_{n,\pi(c)}$ for a fixed permutation $\pi$ (the trick ShuffleNet later used to
+# mix the groups of a grouped convolution like §3.2's). Its forward pass is given; write its backward pass
+# (hint: each input channel went to exactly one output channel). The grader runs `check_module` on it.
+
+# %%
+# EXERCISE: channel-shuffle
+class ChannelShuffle(nn.Module):
+    def __init__(self, permutation):
+        self.permutation = np.asarray(permutation)
+
+    def forward(self, x):
+        return x[:, self.permutation]
+
+    def backward(self, grad_out):
+        raise NotImplementedError
+
+
+# %%
+import _helpers
+
+def check_channel_shuffle():
+    return check_module(ChannelShuffle([2, 0, 3, 1, 5, 4]), rng.normal(size=(2, 6, 3))).max_error
+
+_helpers.grade("channel-shuffle", check_channel_shuffle)
+
+
+# %% [markdown]
 # ## Exercises
 #
 # 1. **Your turn, with the command line.** Write a layer of your own, for instance a "channel shuffle" $y_{n,c} = x_{n,\pi(c)}$
