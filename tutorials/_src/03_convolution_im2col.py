@@ -71,6 +71,7 @@ rng = np.random.default_rng(0)
 
 # %%
 print("conv1 on 227:", conv_output_size(227, 11, 4, 0), "   on 224:", (224 - 11) / 4 + 1, "(not an integer)")
+assert conv_output_size(227, 11, 4, 0) == 55 and (224 - 11) / 4 + 1 == 54.25
 
 
 # %% [markdown]
@@ -148,6 +149,8 @@ tiny = np.arange(16, dtype=np.float32).reshape(1, 1, 4, 4)
 cols = nn.im2col(tiny, kernel_size=(2, 2), stride=(1, 1), groups=1)   # (groups, K, N*Ho*Wo)
 print("image:\n", tiny[0, 0].astype(int))
 print("cols", cols.shape, ":\n", cols[0].astype(int))
+assert cols.shape == (1, 4, 9) and cols[0, :, 0].tolist() == [0, 1, 4, 5] and cols[0, :, 1].tolist() == [1, 2, 5, 6]
+assert (cols == 5).sum() == 4                                          # pixel 5 is copied four times
 
 # %% [markdown]
 # Column 0 is the top-left window (pixels 0, 1, 4, 5), column 1 the window one step to the right (1, 2, 5, 6), and
@@ -263,6 +266,8 @@ plt.imshow(counts, cmap="viridis"); plt.colorbar(label="windows containing the p
 plt.title("col2im(ones): 11x11 windows, stride 4", fontsize=10); plt.xticks([]); plt.yticks([])
 plt.show()
 print("row 12 of the count map:", counts[12].astype(int))
+per_axis = sum((np.arange(31) >= start) & (np.arange(31) < start + 11) for start in range(0, 21, 4))  # one axis
+assert set(per_axis[4:-4].astype(int)) == {2, 3} and set(counts[4:-4, 4:-4].astype(int).ravel()) == {4, 6, 9}
 
 # %% [markdown]
 # Now the full backward pass by hand, compared with `nn.Conv2d.backward`. (`backward` *adds* into
@@ -393,6 +398,7 @@ for name, c, f, k, s, p, g, size in alexnet:
     total += cols_bytes
     print(f"{name:6}{g:>3}{K:>13,}{M:>11,}{cols_bytes / 2**20:>11,.0f}{input_bytes / 2**20:>12,.1f}{cols_bytes / input_bytes:>8.1f}x")
 print(f"all five layers: {total / 2**30:.2f} GiB of columns, kept from forward to backward")
+assert round(total / 2**30, 1) == 2.1                                  # "about 2.1 GiB", below
 
 # %% [markdown]
 # Every entry of `cols` is a copy of an input pixel, so the "blow-up" column is how many windows, on average, each

@@ -85,6 +85,8 @@ for params in [dict(), dict(n=5, alpha=1.0, beta=0.75, k=2.0), dict(n=3, alpha=0
     assert np.allclose(layer(a), ref)
     print(f"{str(layer):62} agrees with the loop; b/a ranges over [{(ref / np.where(a > 0, a, 1))[a > 0].min():.3f}, "
           f"{(ref / np.where(a > 0, a, 1))[a > 0].max():.3f}]")
+    if not params:                                                      # paper constants: b/a never above k^-beta
+        assert (ref / np.where(a > 0, a, 1))[a > 0].max() <= 2 ** -0.75 and round(2 ** -0.75, 2) == 0.59
 
 
 # %% [markdown]
@@ -93,6 +95,54 @@ for params in [dict(), dict(n=5, alpha=1.0, beta=0.75, k=2.0), dict(n=3, alpha=0
 # edges the same way. Notice the ratio $b/a$: even with no activity at all it is $k^{-\beta} = 2^{-0.75} \approx 0.59$,
 # not 1; $k$ sets a floor under the denominator, and the layer is a constant rescaling until the activities get
 # large (section 5).
+#
+# ### One pixel, five channels, by hand
+#
+# Take one pixel of a five-map layer whose ReLU outputs are $a = (10, 100, 80, 50, 200)$, paper constants. For each
+# map, sum the squares over its window (itself and up to two neighbours on each side, clipped at the ends), then
+# divide:
+#
+# | map $i$ | $a_i$ | window | $S_i$ | $s_i = 2 + 10^{-4} S_i$ | $s_i^{-0.75}$ | $b_i$ |
+# |---|---|---|---|---|---|---|
+# | 0 | 10 | 0–2 | $100 + 10^4 + 6400 = 16{,}500$ | 3.65 | 0.379 | 3.79 |
+# | 1 | 100 | 0–3 | $16{,}500 + 2500 = 19{,}000$ | 3.90 | 0.360 | 36.0 |
+# | 2 | 80 | 0–4 | $19{,}000 + 40{,}000 = 59{,}000$ | 7.90 | 0.212 | 17.0 |
+# | 3 | 50 | 1–4 | $59{,}000 - 100 = 58{,}900$ | 7.89 | 0.212 | 10.6 |
+# | 4 | 200 | 2–4 | $6400 + 2500 + 40{,}000 = 48{,}900$ | 6.89 | 0.235 | 47.0 |
+#
+# The big activity of map 4 suppresses its neighbours 2 and 3 to about a fifth of their input, while map 0, out of
+# its reach, keeps 38 %: "competition for big activities amongst neuron outputs computed using different kernels".
+# The layer agrees:
+
+# %%
+pixel = np.array([10., 100, 80, 50, 200]).reshape(1, 5, 1, 1)
+b = nn.LocalResponseNorm().forward(pixel).ravel()
+print("b =", b.round(2))
+assert np.allclose(b.round(2), [3.79, 36.03, 16.98, 10.62, 47.03])
+
+# %% [markdown]
+# ### The window and the two GPUs
+#
+# In the paper each GPU holds half of the kernel maps and normalizes its own: the window of a map near the end of
+# GPU 1's half does not reach into GPU 2's maps. `nn.LocalResponseNorm(groups=2)` does exactly that, by clipping the
+# window at the edge of each half as it is clipped at the ends; `alexnet.AlexNet(groups=2)` uses it by default.
+# `groups=1` lets the window run across all maps, as Caffe's single-GPU BVLC AlexNet (and the ONNX model zoo's copy of
+# it) does: `AlexNet(lrn_groups=1)`, or `python -m alexnet train --lrn-across-towers`. Two copies of our pixel side by
+# side, ten maps, as one layer with a window across all ten and as two towers:
+
+# %%
+two = np.concatenate([pixel, pixel[:, ::-1]], axis=1)          # maps 0-4 on "GPU 1", 5-9 on "GPU 2"
+across, towers = nn.LocalResponseNorm(groups=1).forward(two).ravel(), nn.LocalResponseNorm(groups=2).forward(two).ravel()
+print("across all ten maps:", across.round(2))
+print("one window per GPU: ", towers.round(2))
+print("maps that differ:   ", np.flatnonzero(~np.isclose(across, towers)).tolist())
+assert np.allclose(towers[:5], b) and np.flatnonzero(~np.isclose(across, towers)).tolist() == [3, 4, 5, 6]
+
+# %% [markdown]
+# With one window per GPU each half gives exactly the five values computed by hand; across the boundary, maps 3 and 4
+# of GPU 1 see GPU 2's first two maps (200 and 50 again) and are pushed down further, and the same the other way.
+# Only the two maps on each side of the boundary differ, but for the paper's 96 and 256 maps that is the difference
+# between the paper's network and Caffe's.
 #
 # ## 2. The backward pass
 #
@@ -160,6 +210,7 @@ class LRNWithoutCoupling(nn.LocalResponseNorm):
 for name, alpha in [("paper alpha = 1e-4", 1e-4), ("alpha = 1", 1.0)]:
     err = check_module(LRNWithoutCoupling(5, alpha=alpha), rng.normal(size=(2, 4, 3, 3))).max_error
     print(f"broken backward, {name:18}: relative error {err:.1e}")
+    assert (1e-5 < err < 1e-3) if alpha == 1e-4 else err > 0.1       # "about 1e-4", "glaring"
 
 # %% [markdown]
 # With the paper's constants the broken layer is off by only about $10^{-4}$: still above the checker's tolerance of
@@ -213,6 +264,7 @@ by_hand = lrn_pytorch_formula(a, 5, alpha=5e-4, beta=0.75, k=2.0)
 print("paper alpha=1e-4  ==  alpha_over_n=True, alpha=5e-4 :", np.allclose(paper, theirs))
 print("paper alpha=1e-4  ==  PyTorch formula,   alpha=5e-4 :", np.allclose(paper, by_hand))
 print("layer stores alpha =", nn.LocalResponseNorm(5, alpha=5e-4, alpha_over_n=True).alpha)
+assert np.allclose(paper, theirs) and np.allclose(paper, by_hand)
 
 wrong = lrn_pytorch_formula(a, 5, alpha=1e-4, beta=0.75, k=2.0)    # copying 1e-4 into PyTorch's convention
 active = a > 50
@@ -251,6 +303,7 @@ plt.tight_layout(); plt.show()
 a_star = np.sqrt(k / (alpha * (2 * beta - 1)))
 print(f"with silent neighbours, b_i is largest at a_i = sqrt(k / (alpha (2 beta - 1))) = {a_star:.0f}, "
       f"where b_i = {a_star * (k + alpha * a_star**2) ** -beta:.2f}")
+assert round(a_star) == 200                                           # "beyond a_i = 200", below
 
 # %% [markdown]
 # Three things to take from the plots:

@@ -71,6 +71,9 @@ for where, size in [("after conv1 (96 maps)", 55), ("after conv2 (256 maps)", 27
     print(f"{where:24} {size:>3} -> z=3,s=2: {a:>2}   z=2,s=2: {b:>2}   (z=2 never looks at row {size - 1}: "
           f"its last window ends at row {last_seen})")
 print("fc6 input: 256 * 6 * 6 =", 256 * 6 * 6)
+for size, out in [(55, 27), (27, 13), (13, 6)]:          # the same sizes both ways; 3x3/2 covers odd maps exactly
+    assert overlapping.output_shape((1, 1, size, size))[2] == tiling.output_shape((1, 1, size, size))[2] == out
+    assert 2 * (out - 1) + 3 == size
 
 
 # %% [markdown]
@@ -147,6 +150,7 @@ print("\noutput y = max over each 3x3 window:\n", y[0, 0].astype(int))
 print("\nwinner's offset inside its window (i*3 + j), as nn.MaxPool2d stores it:\n", pool._argmax[0, 0])
 print("\nupstream gradient dL/dy:\n", g[0, 0].astype(int))
 print("\ndL/dx:\n", dx[0, 0].astype(int))
+assert dx[0, 0, 1, 2] == 11 and dx[0, 0, 3, 2] == 1100 and dx.sum() == 1111     # read off in the text below
 
 
 # %% [markdown]
@@ -181,6 +185,7 @@ for z, s in [(3, 2), (2, 2)]:
     dx = pool.backward(np.ones_like(out))
     print(f"\nz={z}, s={s}: {out.shape[2]}x{out.shape[3]} outputs; inputs receiving gradient: "
           f"{(dx > 0).mean():5.1%}; largest number of windows won by one input: {int(dx.max())}")
+    assert round(100 * (dx > 0).mean()) == (16 if z == 3 else 24) and dx.max() == (4 if z == 3 else 1)
 
 # %%
 # The same numbers as pictures: how many windows cover each pixel (top), and how much gradient each input of one
@@ -226,6 +231,7 @@ y = pool(x)
 dx = pool.backward(np.ones_like(y))
 print("input:\n", x[0, 0], "\noutput:\n", y[0, 0])
 print("dL/dx for dL/dy = 1 everywhere:\n", dx[0, 0])
+assert dx[0, 0].tolist() == [[1, 1, 0], [1, 0, 0], [0, 0, 1]]         # three tied windows -> their top-left zeros
 
 # %% [markdown]
 # The three all-zero windows each send their gradient to their top-left element; the bottom-right window is won by 5.
@@ -267,6 +273,7 @@ for idx in np.ndindex(x.shape):
     numeric[idx] = (pool(plus).sum() - pool(minus).sum()) / (2 * eps)
 print("analytic gradient (first maximum wins):\n", analytic[0, 0])
 print("central differences:\n", numeric[0, 0].round(6))
+assert analytic[0, 0].tolist() == [[1, 0], [0, 0]] and np.allclose(numeric[0, 0], [[0.5, 0.5], [0, 0]])
 
 tied = rng.integers(0, 3, size=(2, 2, 6, 6)).astype(np.float64)   # only three distinct values: many ties
 print("\ncheck_module on an input full of ties:\n", check_module(nn.MaxPool2d(3, 2), tied))
