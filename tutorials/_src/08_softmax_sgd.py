@@ -76,7 +76,10 @@ z = np.array([[1.0, 2.0, 3.0],
               [-1000.0, -999.0, -998.0]], dtype=np.float32)
 with np.errstate(all="ignore"):
     print("naive:\n", naive_softmax(z))
+    assert np.isnan(naive_softmax(z)[1:]).all()
+    assert np.isfinite(np.exp(np.float32(88.7))) and np.isinf(np.exp(np.float32(88.8))) and np.isinf(np.exp(710.0))
 print("nn.softmax (subtracts the row maximum):\n", nn.softmax(z))
+assert np.allclose(nn.softmax(z), nn.softmax(z)[:1]) and round(float(np.finfo(np.float32).max) / 1e38, 1) == 3.4
 
 # %% [markdown]
 # The same care is needed for the loss. Computing $-\log p_t$ from an already rounded $p_t$ fails when $p_t$
@@ -90,6 +93,7 @@ with np.errstate(all="ignore"):
     print("-log(softmax) naive:     ", -np.log(naive_softmax(z)[0, 0]))
 print("-log(nn.softmax):          ", -np.log(nn.softmax(z)[0, 0]), "(p_t underflows to 0)")
 print("nn.SoftmaxCrossEntropyLoss:", nn.SoftmaxCrossEntropyLoss().forward(z, t), "(exact: 800 + log(1 + e^-800))")
+assert nn.SoftmaxCrossEntropyLoss().forward(z, t) == 800.0
 
 # %% [markdown]
 # ## 2. The gradient: $\partial L/\partial z = (p - \text{onehot}(t))/N$
@@ -126,6 +130,8 @@ print("loss:", loss_fn.forward(logits, labels))
 by_formula = (nn.softmax(logits) - np.eye(K)[labels]) / N
 print("max |backward() - (p - onehot)/N| =", np.abs(loss_fn.backward() - by_formula).max())
 print("row sums of the gradient:", loss_fn.backward().sum(axis=1).round(17))
+assert np.abs(loss_fn.backward() - by_formula).max() < 1e-15 and np.abs(loss_fn.backward()).max() <= 1 / N
+assert np.allclose(loss_fn.backward().sum(axis=1), 0, atol=1e-15)
 
 print("\nGradient check of the loss alone (identity module + loss):")
 print(check_module(nn.Flatten(), logits, loss=nn.SoftmaxCrossEntropyLoss(), labels=labels))
@@ -161,6 +167,7 @@ for step in range(3):
     opt.step()
     v = 0.9 * v - 5e-4 * 0.01 * w_before - 0.01 * g  # the paper's rule, written out
     print(f"step {step}: nn.SGD w = {w.data},  by hand w = {w_before + v},  velocity {opt.velocities[0]}")
+    assert np.allclose(w.data, w_before + v, rtol=0, atol=1e-15) and np.allclose(opt.velocities[0], v, rtol=0, atol=1e-15)
 
 
 # %% [markdown]
@@ -225,6 +232,15 @@ path = {name: np.array(points) for name, points in path.items()}
 gap = np.linalg.norm(path["paper (nn.SGD)"] - path["PyTorch rule"], axis=1)
 print(f"largest distance between the two iterates before the drop: {gap[:drop_at + 1].max():.1e}")
 print(f"largest distance after the drop:                          {gap[drop_at + 1:].max():.1e}")
+f_paper = 0.5 * np.einsum("ni,ij,nj->n", path["paper (nn.SGD)"], A, path["paper (nn.SGD)"])
+step_len = {name: np.linalg.norm(np.diff(points, axis=0), axis=1) for name, points in path.items()}
+print(f"step length just before / just after the drop: PyTorch rule {step_len['PyTorch rule'][drop_at - 1]:.3f} / "
+      f"{step_len['PyTorch rule'][drop_at]:.4f}, paper {step_len['paper (nn.SGD)'][drop_at - 1]:.3f} / "
+      f"{step_len['paper (nn.SGD)'][drop_at]:.3f}")
+assert gap[:drop_at + 1].max() < 1e-12 and gap[drop_at + 1:].max() > 1e-2          # same iterates, then not
+assert (np.diff(f_paper[drop_at:drop_at + 10]) > 0).any()                           # f rises after the drop
+ratio = step_len["PyTorch rule"][drop_at] / step_len["PyTorch rule"][drop_at - 1]
+assert ratio < 0.2 and step_len["paper (nn.SGD)"][drop_at] > 0.5 * step_len["paper (nn.SGD)"][drop_at - 1]
 
 # %%
 fig, axes = plt.subplots(2, 2, figsize=(12, 8))
@@ -310,6 +326,7 @@ while not scheduler.finished and epochs < 100:
     if note:
         events.append((epochs, note))
     print(f"{epochs:>5}  {error:.4f}      {scheduler.best:.4f}  {scheduler.bad_epochs:>4}        {lr_before:g}{note}")
+assert [note for _, note in events] == ["  -> lr / 10"] * 3 + ["  -> finished"]     # three reductions, then stop
 
 # %%
 fig, ax = plt.subplots(figsize=(9, 3.8))
