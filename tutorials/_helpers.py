@@ -80,3 +80,52 @@ def relative_error(a, b):
     if a.shape != b.shape:
         raise ValueError(f"shapes differ: {a.shape} against the expected {b.shape}")
     return float(np.linalg.norm(a - b) / max(np.linalg.norm(a), np.linalg.norm(b), 1e-30))
+
+
+# -- figures and measurements that would otherwise fill a cell --------------------------------------------
+def layer_signals(model, x, labels, loss):
+    """One training step's signals, layer by layer, without changing the model's weights: runs ``x`` through
+    the children of a Sequential model one by one, then the loss's backward and each layer's backward in
+    reverse. Returns ``{layer name: (its output, dL/d(its output))}`` for every child, in order, and resets
+    the parameters' gradients."""
+    outputs, h = {}, x
+    for name, layer in model.named_children():
+        h = layer.forward(h)
+        outputs[name] = h
+    loss.forward(h, labels)
+    grad, grads = loss.backward(), {}
+    for name, layer in reversed(model.named_children()):
+        grads[name] = grad
+        grad = layer.backward(grad)
+    model.zero_grad()
+    return {name: (outputs[name], grads[name]) for name in outputs}
+
+
+def plot_signal_histograms(runs, layers, title):
+    """A grid of histograms of log10|value|: one row per layer in ``layers``, activations (the layer's
+    output) on the left and gradients (dL/d output) on the right; one line per entry of ``runs``, a dict
+    ``{label: layer_signals(...) result}``. Zeros (ReLU's inactive units) are left out and counted in the
+    legend."""
+    import matplotlib.pyplot as plt
+    import numpy as np
+    fig, axes = plt.subplots(len(layers), 2, figsize=(10, 1.25 * len(layers) + 0.8), sharex="col")
+    bins = np.linspace(-14, 4, 73)
+    for row, name in enumerate(layers):
+        for col, what in enumerate(("activation", "gradient")):
+            ax = axes[row, col]
+            for (label, signals), style in zip(runs.items(), ["C0--", "C0-", "C3--", "C3-"]):
+                values = np.abs(np.asarray(signals[name][col], dtype=np.float64)).ravel()
+                nonzero = values[values > 0]
+                counts, _ = np.histogram(np.log10(nonzero), bins=bins)
+                ax.plot(bins[:-1], counts / max(len(values), 1), style[2:], color=style[:2], lw=1.2,
+                        label=f"{label} ({1 - len(nonzero) / len(values):.0%} zero)")
+            ax.set_yticks([])
+            ax.text(0.01, 0.85, f"{name} {what}", transform=ax.transAxes, fontsize=8)
+            if row == 0:
+                ax.set_title(f"{what}s: histogram of log10 |value|", fontsize=9)
+            ax.legend(fontsize=6, loc="upper right") if row == 0 else None
+    for ax in axes[-1]:
+        ax.set_xlabel("log10 |value|")
+    fig.suptitle(title, fontsize=10)
+    plt.tight_layout()
+    plt.show()

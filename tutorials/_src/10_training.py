@@ -35,7 +35,7 @@
 # %%
 import os
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
-import sys, pathlib, tempfile, time
+import sys, pathlib, tempfile, time, copy
 sys.path.insert(0, str(pathlib.Path.cwd().parent))   # the repository root, so that `import nn` works
 
 import numpy as np
@@ -101,6 +101,8 @@ train_set = data.PreparedDataset(prepared, "train")
 val_set = data.PreparedDataset(prepared, "val")
 print(train_set, "\n", val_set, sep="")
 print("classes:", train_set.class_names)
+if source.name != "synthetic":
+    assert (len(train_set), len(val_set), train_set.num_classes) == (200, 40, 5)
 
 # %% [markdown]
 # ## 2 · The network, and one gradient check before we trust it
@@ -130,6 +132,7 @@ assert result.passed
 model = AlexNet(num_classes=train_set.num_classes, crop=CROP, width=1 / 8, init="kaiming", seed=0)
 initial_conv1 = model.conv1.weight.data.copy()
 print(f"training network: {model.num_parameters():,} parameters (the full one has 60,965,224)")
+assert model.conv1.weight.shape[0] == 12 and model.fc6.weight.shape[0] == model.fc7.weight.shape[0] == 512
 
 # %% [markdown]
 # ## 3 · The training loop (§5)
@@ -192,6 +195,8 @@ for epoch in range(1, EPOCHS + 1):
           f"val loss {val.loss:.3f}, top-1 err {val.top1_error:5.1%}, top-5 err {val.top5_error:5.1%}")
 train_seconds = time.perf_counter() - t0
 print(f"{len(step_losses)} SGD steps in {train_seconds:.1f} s; chance level: loss ln 5 = {np.log(5):.3f}, top-1 error 80%")
+assert len(step_losses) == 120 and all(h["val_top5"] == 0 for h in history)       # five classes: top-5 is always right
+assert round(np.log(5), 2) == 1.61 and 1 / len(val_set) == 0.025
 
 # %% [markdown]
 # ### The learning curve
@@ -222,7 +227,83 @@ plt.tight_layout(); plt.show()
 # that **top-5 error is 0 by definition** with five classes, which is why we plot top-1; on ImageNet's 1000
 # classes top-5 is the paper's headline number.
 #
-# ## 4 · Saving and loading the trained network
+# ### Inside the network: the paper's initialization against He's
+#
+# Why He initialization and `input_scale=64` rather than the paper's $\mathcal N(0, 0.01^2)$ weights on raw centred
+# pixels? Train the same network the paper's way for the same 120 steps, and look inside both, at initialization and
+# after training: for every learned layer, the histogram of its outputs (activations) and of the gradient arriving
+# at them, on one training batch. The histograms are of $\log_{10}|\text{value}|$, so one unit on the axis is a factor
+# of ten. (The measuring and plotting code is in `_helpers.py`: `layer_signals`, `plot_signal_histograms`.)
+
+# %%
+import _helpers
+
+def train_copy(init, input_scale, steps=len(step_losses)):
+    # the same loop as above, for another initialization and input scale; returns (model at init, trained model)
+    net = AlexNet(num_classes=train_set.num_classes, crop=CROP, width=1 / 8, init=init, seed=0)
+    at_init = copy.deepcopy(net)
+    opt = nn.SGD(net.parameters(), lr=LR, momentum=0.9, weight_decay=5e-4)
+    batches = data.Loader(train_set, BATCH, crop=CROP, train=True, seed=0, input_scale=input_scale, lighting_std=0.1)
+    losses = []
+    while len(losses) < steps:
+        for x, y in batches:
+            losses.append(criterion.forward(net.forward(x), y))
+            opt.zero_grad(); net.backward(criterion.backward()); opt.step()
+            if len(losses) == steps:
+                break
+    return at_init, net, np.array(losses)
+
+paper_init, paper_trained, paper_losses = train_copy("paper", input_scale=1.0)
+he_init = AlexNet(num_classes=train_set.num_classes, crop=CROP, width=1 / 8, init="kaiming", seed=0)
+probe_batch = {scale: next(iter(data.Loader(train_set, 50, crop=CROP, train=True, seed=1, input_scale=scale)))
+               for scale in (1.0, 64.0)}
+signals = {"paper, at init": _helpers.layer_signals(paper_init, *probe_batch[1.0], criterion),
+           "paper, trained": _helpers.layer_signals(paper_trained, *probe_batch[1.0], criterion),
+           "He, at init": _helpers.layer_signals(he_init, *probe_batch[64.0], criterion),
+           "He, trained": _helpers.layer_signals(model, *probe_batch[64.0], criterion)}
+learned = ["conv1", "conv2", "conv3", "conv4", "conv5", "fc6", "fc7", "fc8"]
+_helpers.plot_signal_histograms(signals, learned, "blue: the paper's N(0, 0.01^2) on raw pixels; red: He on pixels / 64; "
+                                "dashed: at initialization, solid: after 120 steps")
+std = {run: {name: (float(np.std(a)), float(np.std(g))) for name, (a, g) in sig.items()} for run, sig in signals.items()}
+print(f"{'':16}" + "".join(f"{name:>10}" for name in learned))
+for run in signals:
+    print(f"{run:16}" + "".join(f"{std[run][name][0]:10.1e}" for name in learned) + "   activation std")
+for run in signals:
+    print(f"{run:16}" + "".join(f"{std[run][name][1]:10.1e}" for name in learned) + "   gradient std")
+print(f"training loss over the last 16 steps: paper {paper_losses[-16:].mean():.3f}, He {np.mean(step_losses[-16:]):.3f}"
+      f"  (ln 5 = {np.log(5):.3f})")
+# the findings below, as measured
+paper_grad = [std["paper, at init"][name][1] for name in learned]
+he_grad = [std["He, at init"][name][1] for name in learned]
+assert std["He, at init"]["conv1"][1] / std["paper, at init"]["conv1"][1] > 1e5        # "a million times smaller"
+assert all(upper / lower > 2.5 for lower, upper in zip(paper_grad, paper_grad[1:]))    # shrinks at every layer
+assert max(he_grad) / min(he_grad) < 100                                                # He: within two decades
+assert std["paper, at init"]["conv4"][0] < 0.02 and std["He, at init"]["conv4"][0] / std["paper, at init"]["conv4"][0] > 20
+assert 5 < std["paper, at init"]["conv1"][0] < 20 and min(std["He, at init"][name][0] for name in learned) > 0.3
+assert abs(paper_losses[-16:].mean() - np.log(5)) < 0.05 and np.mean(step_losses[-16:]) < np.log(5) - 0.2
+
+# %% [markdown]
+# What the histograms show (the table gives their standard deviations):
+#
+# * **With the paper's initialization the gradient dies on the way down.** The gradient at fc8's output has the same
+#   size in both networks (it is $(p - \text{onehot})/N$ either way), but every backward pass through a layer with
+#   weights of standard deviation 0.01 multiplies it by a factor well below 1: it shrinks at every layer, by a
+#   factor between 3 and 30, and reaches conv1 about a million times smaller than with He's initialization. The
+#   first layers' weights then move by nothing measurable, and the blue solid curves (after 120 steps) lie on the
+#   dashed ones (at initialization).
+# * **The activations lose the image.** Raw pixels give conv1 outputs of size ten or so; after three more layers of
+#   0.01 weights, conv4's outputs are its bias of 1 (§5: biases 1 in conv2, conv4, conv5, fc6, fc7) plus a variation
+#   that depends on the image, with a standard deviation about 0.01, tens of times smaller than in the He network:
+#   the sharp spike at $10^0$ in the histogram. The ReLUs stay active thanks to the biases, as §5 intended, but what
+#   they pass on says little about the input. The training loss stays at $\ln 5$: the network stalls.
+# * **He's initialization keeps every layer in the same range.** Weights of standard deviation
+#   $\sqrt{2/\text{fan-in}}$ preserve the scale of the signal through a ReLU layer, forwards and backwards, so
+#   activations and gradients stay within about two decades of each other across all eight layers, and the loss
+#   falls well below $\ln 5$ in the same 120 steps.
+#
+# This is a statement about *this* scale: a network an eighth as wide has fan-ins eight times smaller, so each
+# 0.01-weight layer shrinks the signal more than in the paper's network, and 120 steps leave no time to recover.
+# The paper's run took 90 epochs of 1.2 million images; at our scale the paper's initialization is simply too small.
 #
 # The checkpoint format of `python -m alexnet train` stores the weights, the configuration, the class names and
 # the training mean image, which is everything `python -m alexnet predict` needs to classify a new photograph.
@@ -245,7 +326,8 @@ print(f"from a shell:  python -m alexnet predict --checkpoint {checkpoint_path.n
 # (each one stretched to the full 0-1 range on its own, with `alexnet.visualize.kernel_tiles`). In the trained
 # AlexNet these become oriented edges, gratings and colour blobs, and because of the two groups (notebook 01),
 # the two halves specialise: "the kernels on GPU 1 are largely color-agnostic, while the kernels on GPU 2 are
-# largely color-specific". Our 12 kernels after a hundred steps are still mostly their random initial values:
+# largely color-specific". Our 12 kernels after 120 steps are still mostly their random initial values (they moved
+# by well under half of their size, printed below):
 # the right-hand panel shows **what training changed** (the difference from the initial weights), which already
 # has more structure than the noise it started from. Run the reduced recipe for an hour and draw them with
 # `python -m alexnet visualize --checkpoint runs/imagenette/best.npz` to see real edge detectors appear.
@@ -261,7 +343,9 @@ for col, (title, w) in enumerate([("at initialization", initial_conv1), ("after 
         axes[row, col].set_title(f"{title}: group {row + 1}", fontsize=8)
         axes[row, col].axis("off")
 plt.suptitle(f"conv1: {after.shape[0]} kernels of 11x11x3, split by group (cf. Figure 3)"); plt.tight_layout(); plt.show()
-print(f"relative change of conv1's weights: {np.linalg.norm(after - initial_conv1) / np.linalg.norm(initial_conv1):.1%}")
+moved = np.linalg.norm(after - initial_conv1) / np.linalg.norm(initial_conv1)
+print(f"relative change of conv1's weights: {moved:.1%}")
+assert moved < 0.5
 
 # %% [markdown]
 # ## 6 · Figure 4 (left): top-5 predictions
@@ -329,6 +413,15 @@ plt.tight_layout(); plt.show()
 same_class = (train_set.labels[order] == val_set.labels[queries][:, None]).mean()
 print(f"fraction of fc7 neighbours with the query's class: {same_class:.0%} (chance: 20%)")
 print(f"\ntraining took {train_seconds:.0f} s; the whole notebook {time.perf_counter() - notebook_start:.0f} s")
+
+# %% [markdown]
+# ## 8 · Running the real AlexNet's weights
+#
+# *(To be added.)* A network trained at full scale is public: Caffe's BVLC AlexNet, in the ONNX model zoo. This
+# section will load it into `alexnet.AlexNet` and classify the sample photographs with it.
+#
+# <!-- TODO(integrator): the cell that loads the ONNX model zoo's AlexNet (python -m alexnet import-onnx, from the
+#      onnx branch) goes here. Note that BVLC AlexNet normalizes LRN across both towers: AlexNet(lrn_groups=1). -->
 
 # %% [markdown]
 # ## What to take away

@@ -64,7 +64,7 @@ plt.rcParams.update({"figure.dpi": 80, "axes.grid": True, "grid.alpha": 0.3})
 # $$
 #
 # falls, then rises: a V on a log-log plot, with its bottom near $\epsilon \approx u^{1/3}$, where the error is about $u^{2/3}$. That is
-# $\epsilon \approx 10^{-5}$ with errors near $10^{-10}$ in float64, but $\epsilon \approx 10^{-2}$ with errors near $10^{-4}$ at best in float32.
+# $\epsilon \approx 10^{-5}$ with errors near $10^{-10}$ in float64, but $\epsilon \approx 10^{-2}$ with errors near $10^{-5}$ at best in float32.
 #
 # Let us measure it on a real layer, local response normalization (§3.3), with a large $\alpha$ so that it is strongly
 # nonlinear. The reference is `backward` in float64, which the checks below confirm to be right; we differentiate
@@ -108,18 +108,21 @@ ax.text(1.3e-6, 3e-15, "nn.gradcheck's eps", color="gray")
 ax.set(xlabel=r"step $\epsilon$", ylabel="relative error of the derivative", ylim=(1e-16, 10),
        title="Truncation (right) vs rounding (left): the V of finite differences")
 ax.legend(fontsize=9, loc="lower left"); plt.tight_layout(); plt.show()
+best64, best32 = curves["float64"][0].min(), curves["float32"][0].min()
+assert best64 < 1e-9 and 1e-6 < best32 < 1e-4                  # "1e-10 or below" and "about 1e-5" (text below)
+assert 1e-3 <= epsilons[np.argmin(curves["float32"][0])] <= 1e-1 and curves["float32"][0][0] > 0.5   # tiny steps: garbage
 
 
 # %% [markdown]
 # Read the plot from the right: for large $\epsilon$ the error is truncation, slope 2 for the central difference and slope 1
 # for the forward one. Moving left, the rounding error ($\propto 1/\epsilon$, slope $-1$) takes over. In float32 the
-# bottom of the V is at about $10^{-4}$, near $\epsilon = 10^{-2}$, and at tiny steps $x + \epsilon d$ rounds back to $x$ and the estimate
+# bottom of the V is at about $10^{-5}$, near $\epsilon = 10^{-2}$, and at tiny steps $x + \epsilon d$ rounds back to $x$ and the estimate
 # is garbage (error 1). In float64 the bottom is around $10^{-10}$ or below, over a wide range of steps: `nn.gradcheck` uses
 # $\epsilon = 10^{-6}$, comfortably inside it.
 #
 # This is why **gradient checks run in float64**. `check_module` casts the module and the input to float64 before it
 # starts (it converts your module in place: pass it a copy if you want to keep a float32 one). A float32 check could only
-# tell you "correct to about $10^{-4}$" (in practice such checks use tolerances near $10^{-2}$), and as section 5 shows,
+# tell you "correct to about $10^{-5}$" (in practice such checks use tolerances near $10^{-2}$), and as section 5 shows,
 # real bugs can hide below that.
 #
 # In code, the elementwise check is just this loop (what `check_module` does for small tensors):
@@ -143,6 +146,7 @@ numeric = numeric_gradient(lambda x: float((lrn.forward(x) * g).sum()), x)
 lrn.forward(x)
 analytic = lrn.backward(g)
 print("relative error, LRN backward vs central differences:", relative_error(analytic, numeric))
+assert relative_error(analytic, numeric) < 1e-8
 
 # %% [markdown]
 # ## 2. The relative error
@@ -173,6 +177,7 @@ a = np.array([1.0, 2.0, 3.0])
 for name, n in [("identical", a), ("off by 1e-9", a + 1e-9), ("one entry 1 % off", a * [1, 1, 1.01]),
                 ("wrong sign", -a), ("zero", 0 * a), ("twice as large", 2 * a)]:
     print(f"{name:>18}: {relative_error(a, n):.2e}")
+assert [relative_error(a, n) for n in (a, -a, 0 * a, 2 * a)] == [0, 2, 1, 0.5]      # the table's last rows
 
 # %% [markdown]
 # ## 3. Random directions for large tensors
@@ -283,6 +288,7 @@ for buggy in [False, True]:
     with_random = check_module(SwapHW(buggy), x)
     print(f"{name:<30} sum of outputs: {with_ones.max_error:.1e} {'PASS' if with_ones.passed else 'FAIL'}   "
           f"random upstream: {with_random.max_error:.1e} {'PASS' if with_random.passed else 'FAIL'}")
+    assert with_ones.passed and with_random.passed != buggy and (not buggy or with_random.max_error > 0.5)
 
 
 # %% [markdown]
@@ -319,6 +325,7 @@ for alpha in [1e-4, 1e-2, 1.0]:
     errors = [check_module(cls(size=5, alpha=alpha, beta=0.75, k=2.0), x).max_error
               for cls in [nn.LocalResponseNorm, LRNNoCrossTerm, LRNDiagonalOnly]]
     print(f"{alpha:>8g}   " + "   ".join(f"{e:>{w}.1e}" for e, w in zip(errors, [10, 14, 14])))
+    assert errors[0] < 1e-7 and (5e-4 < errors[1] < 5e-3 if alpha == 1e-4 else errors[1] > 0.1)   # "about 1e-3"
 
 # %%
 lrn_bad = LRNNoCrossTerm(size=5, alpha=1.0, beta=0.75, k=2.0)
@@ -357,8 +364,10 @@ ax.legend(); plt.tight_layout(); plt.show()
 x = rng.normal(size=(2, 5))
 x[0, 0] = 3e-7                       # within eps = 1e-6 of ReLU's kink
 print("ReLU, one input 3e-7 from the kink:", f"{check_module(nn.ReLU(), x).max_error:.1e}")
+assert check_module(nn.ReLU(), x).max_error > 1e-3
 x[0, 0] = 0.5
 print("ReLU, inputs away from the kink:   ", f"{check_module(nn.ReLU(), x).max_error:.1e}")
+assert check_module(nn.ReLU(), x).max_error < 1e-8
 
 # %% [markdown]
 # That is why `nn.gradcheck`'s own cases feed ReLU and max-pooling inputs whose values are spaced at least $10^{-3}$ apart and away
@@ -378,6 +387,7 @@ env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [repo_root, os.en
 run = subprocess.run([sys.executable, "-m", "nn.gradcheck", "--device", "cpu", "--no-alexnet"],
                      capture_output=True, text=True, env=env, cwd=repo_root)
 print(run.stdout, run.stderr)
+assert run.returncode == 0 and ", 0 failed" in run.stdout
 
 # %% [markdown]
 # To check a layer of your own, put a **factory** in an importable module: a function with no arguments returning either
