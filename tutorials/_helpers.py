@@ -129,3 +129,54 @@ def plot_signal_histograms(runs, layers, title):
     fig.suptitle(title, fontsize=10)
     plt.tight_layout()
     plt.show()
+
+
+def plot_sliding_windows(size=11, kernel=3, stride=2, padding=0):
+    """Four panels: a ``size`` x ``size`` input (plus its zero padding, grey) and, in colour, the
+    ``kernel`` x ``kernel`` window of the first few output positions along the top row and down the first
+    column, with the output grid it produces."""
+    import matplotlib.pyplot as plt
+    import numpy as np
+    from matplotlib.patches import Rectangle
+    full = size + 2 * padding
+    out = (full - kernel) // stride + 1
+    positions = [(0, 0), (0, 1), (0, 2), (1, 0)]
+    fig, axes = plt.subplots(1, len(positions) + 1, figsize=(2.3 * (len(positions) + 1), 2.5))
+    for ax, (row, col) in zip(axes, positions):
+        grid = np.zeros((full, full))
+        grid[padding:padding + size, padding:padding + size] = 1
+        ax.imshow(grid, cmap="Greys", vmin=-1, vmax=3)
+        y, x = row * stride, col * stride
+        ax.add_patch(Rectangle((x - 0.5, y - 0.5), kernel, kernel, fill=True, alpha=0.45, color="C1"))
+        ax.set_title(f"output ({row}, {col}): rows {y}-{y + kernel - 1}", fontsize=8)
+    axes[-1].imshow(np.zeros((out, out)), cmap="Greys", vmin=-1, vmax=3)
+    for (row, col) in positions:
+        axes[-1].add_patch(Rectangle((col - 0.5, row - 0.5), 1, 1, color="C1", alpha=0.45))
+    axes[-1].set_title(f"the {out} x {out} output", fontsize=8)
+    for ax in axes:
+        ax.set_xticks(np.arange(-0.5, ax.get_xlim()[1], 1), minor=True)
+        ax.set_yticks(np.arange(-0.5, ax.get_ylim()[0], 1), minor=True)
+        ax.grid(which="minor", color="white", lw=0.5); ax.tick_params(which="both", length=0)
+        ax.set_xticklabels([]); ax.set_yticklabels([])
+    fig.suptitle(f"a {kernel} x {kernel} window, stride {stride}, on a {size} x {size} input", fontsize=9)
+    plt.tight_layout(); plt.show()
+
+
+def plot_receptive_fields(fields, image_size=227, image=None):
+    """The receptive field of one central unit of each layer, ``fields`` = [(layer name, size in pixels)],
+    drawn as nested squares on a ``image_size`` x ``image_size`` input (on ``image`` when given)."""
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import Rectangle
+    fig, ax = plt.subplots(figsize=(4.6, 4.6))
+    if image is not None:
+        ax.imshow(image)
+    ax.set_xlim(-0.5, image_size - 0.5); ax.set_ylim(image_size - 0.5, -0.5)
+    centre = image_size / 2
+    for k, (name, size) in enumerate(fields):
+        colour = plt.cm.viridis(k / max(len(fields) - 1, 1))
+        ax.add_patch(Rectangle((centre - size / 2, centre - size / 2), size, size, fill=False, color=colour, lw=1.5))
+        ax.text(centre + size / 2 - 2, centre - size / 2 + 2, f"{name} {size}", color=colour, fontsize=7,
+                ha="right", va="top")
+    ax.set_title(f"receptive fields of one central unit, on a {image_size} x {image_size} input", fontsize=9)
+    ax.set_xticks([]); ax.set_yticks([])
+    plt.show()

@@ -330,6 +330,7 @@ for name, layer in small.named_children():
     h = layer(h)
     ok = tuple(h.shape[1:]) == expected[name]
     print(f"{name:<8}{type(layer).__name__:<18}{str(tuple(h.shape)):<22}{'ok' if ok else 'MISMATCH'}")
+    assert ok, name
 
 # %% [markdown]
 # ## 6 · A gradient check of the whole network

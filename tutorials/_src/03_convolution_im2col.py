@@ -73,6 +73,59 @@ rng = np.random.default_rng(0)
 print("conv1 on 227:", conv_output_size(227, 11, 4, 0), "   on 224:", (224 - 11) / 4 + 1, "(not an integer)")
 assert conv_output_size(227, 11, 4, 0) == 55 and (224 - 11) / 4 + 1 == 54.25
 
+# %% [markdown]
+# ### Sliding windows, and how far each layer sees
+#
+# The formula slides a $k \times k$ window over the input in steps of $s$; each output pixel sees one window.
+# Here is a 3×3 window with stride 2 on an 11×11 input, the geometry of AlexNet's pooling layers (the plotting
+# code is `_helpers.plot_sliding_windows`): consecutive windows overlap by one row or column, and the output is 5×5.
+
+# %%
+import _helpers
+_helpers.plot_sliding_windows(size=11, kernel=3, stride=2)
+assert conv_output_size(11, 3, 2, 0) == 5
+
+# %% [markdown]
+# Stacked layers see further. An output pixel of layer $\ell$ depends on a $k_\ell \times k_\ell$ window of layer
+# $\ell - 1$, whose pixels are $j_{\ell-1}$ input pixels apart (the product of all earlier strides), so its
+# **receptive field**, the patch of the image it depends on, grows by $(k_\ell - 1)\, j_{\ell-1}$:
+#
+# $$ r_\ell = r_{\ell-1} + (k_\ell - 1)\, j_{\ell-1}, \qquad j_\ell = j_{\ell-1}\, s_\ell, \qquad r_0 = j_0 = 1 . $$
+#
+# Padding does not change the size, only where the field sits. Through AlexNet's eight spatial layers
+# (pooling windows count like kernels):
+
+# %%
+alexnet_spatial = [("conv1", 11, 4), ("pool1", 3, 2), ("conv2", 5, 1), ("pool2", 3, 2),
+                   ("conv3", 3, 1), ("conv4", 3, 1), ("conv5", 3, 1), ("pool5", 3, 2)]
+field, jump, fields = 1, 1, []
+for name, k, s in alexnet_spatial:
+    field, jump = field + (k - 1) * jump, jump * s
+    fields.append((name, field))
+    print(f"{name}: {k}x{k}, stride {s}  ->  receptive field {field:3d} x {field:<3d}  (neighbours {jump:2d} pixels apart)")
+assert [f for _, f in fields] == [11, 19, 51, 67, 99, 131, 163, 195]
+
+# the same numbers measured: a stack of all-ones convolutions with the same geometry, and the input pixels that
+# one central output pixel of each depth depends on (where the gradient of that output is not zero)
+stack, extents = [], []
+for (name, k, s), pad in zip(alexnet_spatial, [0, 0, 2, 0, 1, 1, 1, 0]):
+    layer = nn.Conv2d(1, 1, k, stride=s, padding=pad, dtype=np.float64)
+    layer.weight.data[...] = 1.0
+    stack.append(layer)
+    net = nn.Sequential(*stack)
+    out = net(np.ones((1, 1, 387, 387)))
+    g = np.zeros_like(out); g[0, 0, out.shape[2] // 2, out.shape[3] // 2] = 1
+    rows = np.flatnonzero(net.backward(g)[0, 0].any(axis=1))
+    extents.append(int(rows[-1] - rows[0] + 1))
+print("measured:", extents)
+assert extents == [f for _, f in fields]
+_helpers.plot_receptive_fields(fields, 227)
+
+# %% [markdown]
+# So a unit of conv5 sees a 163×163 patch, most of the 227×227 image, and a unit of pool5 (what fc6 reads) 195×195.
+# conv1's units see 11×11 patches: edges and colour blobs (Figure 3) is all they can be. The early layers are
+# local; by conv5 every unit can respond to whole objects.
+
 
 # %% [markdown]
 # Here is the formula as a loop, the most literal implementation possible. We will use it as the reference that
