@@ -180,3 +180,102 @@ def plot_receptive_fields(fields, image_size=227, image=None):
     ax.set_title(f"receptive fields of one central unit, on a {image_size} x {image_size} input", fontsize=9)
     ax.set_xticks([]); ax.set_yticks([])
     plt.show()
+
+
+def plot_activation_race(sweep, best, epochs, target):
+    """Notebook 04's figure: training error per epoch of every run of the sweep (faint) and of each network's
+    fastest run (bold), and the training loss of the fastest runs. ``sweep`` maps (name, lr) to
+    (net, errors, losses); ``best`` maps name to its fastest learning rate."""
+    import matplotlib.pyplot as plt
+    import numpy as np
+    x = np.arange(1, epochs + 1)
+    colours = {"ReLU": "C0", "tanh": "C1"}
+    fig, (ax0, ax1) = plt.subplots(1, 2, figsize=(10, 3.4))
+    for (name, lr), (_, err, _) in sweep.items():
+        if lr != best[name]:
+            ax0.plot(x, 100 * err, color=colours[name], lw=0.8, alpha=0.3)
+    for name, style in [("ReLU", "-"), ("tanh", "--")]:
+        _, err, loss = sweep[name, best[name]]
+        label = f"{name}, lr {best[name]}"
+        ax0.plot(x, 100 * err, style, color=colours[name], marker="o", ms=3, label=label)
+        ax1.plot(x, loss, style, color=colours[name], marker="o", ms=3, label=label)
+    ax0.axhline(90, color="grey", ls=":", lw=1); ax0.text(epochs, 89, "chance", color="grey", fontsize=8, ha="right", va="top")
+    ax0.axhline(100 * target, color="k", ls=":", lw=1); ax0.text(1, 100 * target - 1, "target", fontsize=8, va="top")
+    ax0.set_xlabel("epoch"); ax0.set_ylabel("training error (%)")
+    ax0.set_title("training error (faint: the other learning rates)", fontsize=10)
+    ax1.set_xlabel("epoch"); ax1.set_ylabel("cross-entropy"); ax1.set_title("training loss, fastest runs", fontsize=10)
+    ax0.legend(loc="upper right"); ax1.legend()
+    for ax in (ax0, ax1):
+        ax.grid(alpha=0.3)
+    plt.tight_layout(); plt.show()
+
+
+def plot_momentum_after_drop(path, A, drop_at):
+    """Notebook 08's figure: two optimisers' iterates on f(w) = w^T A w / 2 (``path`` maps a name to an array of
+    iterates), on the contours of f, zoomed in after the learning-rate drop at step ``drop_at``, their step
+    lengths and f along the way."""
+    import matplotlib.pyplot as plt
+    import numpy as np
+    steps = len(next(iter(path.values()))) - 1
+    fig, axes = plt.subplots(2, 2, figsize=(12, 8))
+    (ax_path, ax_zoom), (ax_step, ax_f) = axes
+    g1, g2 = np.meshgrid(np.linspace(-4.5, 2.3, 300), np.linspace(-1.6, 1.8, 300))
+    f_grid = 0.5 * (A[0, 0] * g1 ** 2 + A[1, 1] * g2 ** 2)
+    after = np.concatenate([points[drop_at:] for points in path.values()])
+    low, high = after.min(axis=0), after.max(axis=0)
+    margin = 0.1 * (high - low)
+    for ax, levels in [(ax_path, np.geomspace(0.01, 30, 14)), (ax_zoom, np.geomspace(1e-5, 3, 16))]:
+        ax.contour(g1, g2, f_grid, levels=levels, colors="gray", linewidths=0.6)
+    for (name, points), style in zip(path.items(), ["o-", "x--"]):
+        ax_path.plot(points[:, 0], points[:, 1], style, ms=3, lw=1, label=name)
+        ax_zoom.plot(points[drop_at:, 0], points[drop_at:, 1], style, ms=3, lw=1, label=name)
+        steps_taken = np.linalg.norm(np.diff(points, axis=0), axis=1)
+        ax_step.semilogy(np.arange(1, steps + 1), steps_taken, style, ms=3, lw=1, label=name)
+        ax_f.semilogy(np.arange(steps + 1), 0.5 * np.einsum("ni,ij,nj->n", points, A, points), style, ms=3, lw=1, label=name)
+    first = next(iter(path.values()))
+    for ax in [ax_path, ax_zoom]:
+        ax.plot(*first[drop_at], "k*", ms=12, label="learning rate / 10")
+        ax.set(xlabel="$w_1$", ylabel="$w_2$")
+    ax_path.set(title="trajectories on the contours of f")
+    ax_zoom.set(title="zoom: after the drop", xlim=(low[0] - margin[0], high[0] + margin[0]),
+                ylim=(low[1] - margin[1], high[1] + margin[1]))
+    ax_step.set(title=r"step length $\|w_{i+1} - w_i\|$ (= |velocity|)", xlabel="iteration")
+    ax_f.set(title="f(w)", xlabel="iteration")
+    for ax in [ax_step, ax_f]:
+        ax.axvline(drop_at, color="k", lw=0.8, ls=":")
+    ax_path.legend(fontsize=9, loc="lower right"); ax_step.legend(fontsize=9)
+    plt.tight_layout(); plt.show()
+
+
+def plot_shift_grid(image, rows, title):
+    """Notebook 09's figure: ``image`` (H, W, 3, 0..255) plus RGB shifts, one row per entry of ``rows`` =
+    [(row label, [panel titles], shifts of shape (panels, 3))]."""
+    import matplotlib.pyplot as plt
+    import numpy as np
+    columns = max(len(titles) for _, titles, _ in rows)
+    fig, axes = plt.subplots(len(rows), columns, figsize=(2 * columns, 2.12 * len(rows)))
+    for r, (name, titles, shifts) in enumerate(rows):
+        for c, (panel, d) in enumerate(zip(titles, shifts)):
+            axes[r, c].imshow(np.clip(image + d, 0, 255).astype(np.uint8))
+            axes[r, c].set_title(f"{panel}\nshift=({d[0]:+.0f},{d[1]:+.0f},{d[2]:+.0f})", fontsize=7)
+            axes[r, c].axis("off")
+        axes[r, 0].text(-0.08, 0.5, name, transform=axes[r, 0].transAxes, rotation=90, va="center", ha="right")
+    plt.suptitle(title)
+    plt.tight_layout(); plt.show()
+
+
+def plot_top5(images, labels, probs, class_names, picks, top_k):
+    """Figure 4 (left) in small: for each index in ``picks``, the image with its true class as title and a bar
+    chart of its five most probable classes (``top_k(probs, class_names, 5)``), the true class in red."""
+    import matplotlib.pyplot as plt
+    fig, axes = plt.subplots(4, 4, figsize=(10, 7.2), gridspec_kw={"height_ratios": [3, 2, 3, 2]})
+    for k, i in enumerate(picks[:8]):
+        ax_img, ax_bar = axes[2 * (k // 4), k % 4], axes[2 * (k // 4) + 1, k % 4]
+        truth = class_names[labels[i]]
+        top = top_k(probs[i], class_names, 5)
+        ax_img.imshow(images[i]); ax_img.axis("off"); ax_img.set_title(truth, fontsize=8)
+        names, ps = [n for n, _ in top][::-1], [p for _, p in top][::-1]
+        ax_bar.barh(range(len(names)), ps, color=["tab:red" if n == truth else "tab:blue" for n in names])
+        ax_bar.set_yticks(range(len(names))); ax_bar.set_yticklabels([n[:16] for n in names], fontsize=7)
+        ax_bar.set_xlim(0, 1); ax_bar.tick_params(axis="x", labelsize=7)
+    plt.suptitle("top-5 predictions, correct class in red (cf. Figure 4, left)"); plt.tight_layout(); plt.show()

@@ -289,26 +289,8 @@ print("fastest learning rate:", best)
 assert best == {"ReLU": 0.02, "tanh": 0.1}                          # quoted in "What we find" below
 
 # %%
-epochs = np.arange(1, EPOCHS + 1)
-colours = {"ReLU": "C0", "tanh": "C1"}
-fig, (ax0, ax1) = plt.subplots(1, 2, figsize=(10, 3.4))
-for (name, lr), (_, err, loss) in sweep.items():          # every other run of the sweep, faint
-    if lr != best[name]:
-        ax0.plot(epochs, 100 * err, color=colours[name], lw=0.8, alpha=0.3)
-for name, style in [("ReLU", "-"), ("tanh", "--")]:
-    _, err, loss = results[name]
-    label = f"{name}, lr {best[name]}"
-    ax0.plot(epochs, 100 * err, style, color=colours[name], marker="o", ms=3, label=label)
-    ax1.plot(epochs, loss, style, color=colours[name], marker="o", ms=3, label=label)
-ax0.axhline(90, color="grey", ls=":", lw=1); ax0.text(EPOCHS, 89, "chance", color="grey", fontsize=8, ha="right", va="top")
-ax0.axhline(100 * TARGET, color="k", ls=":", lw=1); ax0.text(1, 100 * TARGET - 1, "target", fontsize=8, va="top")
-ax0.set_xlabel("epoch"); ax0.set_ylabel("training error (%)")
-ax0.set_title("training error (faint: the other learning rates)", fontsize=10)
-ax1.set_xlabel("epoch"); ax1.set_ylabel("cross-entropy"); ax1.set_title("training loss, fastest runs", fontsize=10)
-ax0.legend(loc="upper right"); ax1.legend()
-for ax in (ax0, ax1):
-    ax.grid(alpha=0.3)
-plt.tight_layout(); plt.show()
+import _helpers
+_helpers.plot_activation_race(sweep, best, EPOCHS, TARGET)      # the figure's code is in _helpers.py
 
 for target in [0.7, 0.6, 0.5]:
     print(f"first epoch with training error <= {target:.0%}: " + ", ".join(

@@ -243,33 +243,8 @@ ratio = step_len["PyTorch rule"][drop_at] / step_len["PyTorch rule"][drop_at - 1
 assert ratio < 0.2 and step_len["paper (nn.SGD)"][drop_at] > 0.5 * step_len["paper (nn.SGD)"][drop_at - 1]
 
 # %%
-fig, axes = plt.subplots(2, 2, figsize=(12, 8))
-(ax_path, ax_zoom), (ax_step, ax_f) = axes
-g1, g2 = np.meshgrid(np.linspace(-4.5, 2.3, 300), np.linspace(-1.6, 1.8, 300))
-f_grid = 0.5 * (A[0, 0] * g1 ** 2 + A[1, 1] * g2 ** 2)
-after = np.concatenate([points[drop_at:] for points in path.values()])
-low, high = after.min(axis=0), after.max(axis=0)
-margin = 0.1 * (high - low)
-for ax, levels in [(ax_path, np.geomspace(0.01, 30, 14)), (ax_zoom, np.geomspace(1e-5, 3, 16))]:
-    ax.contour(g1, g2, f_grid, levels=levels, colors="gray", linewidths=0.6)
-for (name, points), style in zip(path.items(), ["o-", "x--"]):
-    ax_path.plot(points[:, 0], points[:, 1], style, ms=3, lw=1, label=name)
-    ax_zoom.plot(points[drop_at:, 0], points[drop_at:, 1], style, ms=3, lw=1, label=name)
-    steps_taken = np.linalg.norm(np.diff(points, axis=0), axis=1)
-    ax_step.semilogy(np.arange(1, steps + 1), steps_taken, style, ms=3, lw=1, label=name)
-    ax_f.semilogy(np.arange(steps + 1), 0.5 * np.einsum("ni,ij,nj->n", points, A, points), style, ms=3, lw=1, label=name)
-for ax in [ax_path, ax_zoom]:
-    ax.plot(*path["paper (nn.SGD)"][drop_at], "k*", ms=12, label="learning rate / 10")
-    ax.set(xlabel="$w_1$", ylabel="$w_2$")
-ax_path.set(title="trajectories on the contours of f")
-ax_zoom.set(title="zoom: after the drop", xlim=(low[0] - margin[0], high[0] + margin[0]),
-            ylim=(low[1] - margin[1], high[1] + margin[1]))
-ax_step.set(title=r"step length $\|w_{i+1} - w_i\|$ (= |velocity|)", xlabel="iteration")
-ax_f.set(title="f(w)", xlabel="iteration")
-for ax in [ax_step, ax_f]:
-    ax.axvline(drop_at, color="k", lw=0.8, ls=":")
-ax_path.legend(fontsize=9, loc="lower right"); ax_step.legend(fontsize=9)
-plt.tight_layout(); plt.show()
+import _helpers
+_helpers.plot_momentum_after_drop(path, A, drop_at)      # the figure's code is in _helpers.py
 
 
 # %% [markdown]

@@ -377,15 +377,8 @@ for sigma in (0.1, 1.0):
     label = "paper: sigma=0.1" if sigma == 0.1 else "EXAGGERATED\nsigma=1 (10x)"
     rows.append((label, [f"a=({a[0]:+.2f},{a[1]:+.2f},{a[2]:+.2f})" for a in alphas], d))
 
-fig, axes = plt.subplots(5, 5, figsize=(10, 10.6))
-for r, (name, titles, shifts) in enumerate(rows):
-    for c, (title, d) in enumerate(zip(titles, shifts)):
-        axes[r, c].imshow(np.clip(img + d, 0, 255).astype(np.uint8))
-        axes[r, c].set_title(f"{title}\nshift=({d[0]:+.0f},{d[1]:+.0f},{d[2]:+.0f})", fontsize=7)
-        axes[r, c].axis("off")
-    axes[r, 0].text(-0.08, 0.5, name, transform=axes[r, 0].transAxes, rotation=90, va="center", ha="right")
-plt.suptitle("PCA lighting: the three directions (rows 1-3) and random draws (rows 4-5)")
-plt.tight_layout(); plt.show()
+import _helpers
+_helpers.plot_shift_grid(img, rows, "PCA lighting: the three directions (rows 1-3) and random draws (rows 4-5)")
 
 # %% [markdown]
 # ## 5 · Random crops and reflections (§4.1, form 1)

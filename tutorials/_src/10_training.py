@@ -359,17 +359,7 @@ assert moved < 0.5
 probs = predict_probs(model, x_val)
 picks = [int(np.flatnonzero(val_set.labels == c)[0]) for c in range(val_set.num_classes)][:4]
 picks += [int(i) for i in np.argsort(-probs.max(1)) if i not in picks][:8 - len(picks)]
-fig, axes = plt.subplots(4, 4, figsize=(10, 7.2), gridspec_kw={"height_ratios": [3, 2, 3, 2]})
-for k, i in enumerate(picks):
-    ax_img, ax_bar = axes[2 * (k // 4), k % 4], axes[2 * (k // 4) + 1, k % 4]
-    truth = val_set.class_names[val_set.labels[i]]
-    top = top_k(probs[i], val_set.class_names, 5)
-    ax_img.imshow(val_set.images[i]); ax_img.axis("off"); ax_img.set_title(truth, fontsize=8)
-    names, ps = [n for n, _ in top][::-1], [p for _, p in top][::-1]
-    ax_bar.barh(range(5), ps, color=["tab:red" if n == truth else "tab:blue" for n in names])
-    ax_bar.set_yticks(range(5)); ax_bar.set_yticklabels([n[:16] for n in names], fontsize=7)
-    ax_bar.set_xlim(0, 1); ax_bar.tick_params(axis="x", labelsize=7)
-plt.suptitle("top-5 predictions, correct class in red (cf. Figure 4, left)"); plt.tight_layout(); plt.show()
+_helpers.plot_top5(val_set.images, val_set.labels, probs, val_set.class_names, picks, top_k)   # code in _helpers.py
 
 # %% [markdown]
 # Don't read much into individual bars after a few seconds of training. Most distributions are still spread
