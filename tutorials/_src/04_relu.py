@@ -177,6 +177,8 @@ X -= X.mean(axis=0)                                     # subtract the mean imag
 X /= X.std()                                            # unit variance: see the note below
 Y = labels.astype(np.int64)
 print("X", X.shape, X.dtype, " Y", Y.shape, " classes:", len(classes))
+MEASURED = folder is not None and folder.name == "tiny-imagenet-10"   # the data the text's numbers come from
+assert X.shape == (500, 3, 24, 24) and np.bincount(Y).tolist() == [50] * 10     # 50 photos of each of 10 classes
 
 fig, axes = plt.subplots(1, 10, figsize=(10, 1.3))
 for c, ax in enumerate(axes):
@@ -225,10 +227,16 @@ for activation in (nn.ReLU, nn.Tanh):                   # what a He-initialized 
     logits_std[activation.__name__] = logits.std()
     print(f"{activation.__name__:5} with a He classifier: logits std {logits.std():.1f}, initial loss "
           f"{initial_loss[activation.__name__]:.1f}")
-assert round(logits_std["ReLU"]) == 5 and logits_std["Tanh"] < 1                  # "about 5, against under 1"
-assert 4 < initial_loss["ReLU"] < 5 and initial_loss["Tanh"] < 2.3                  # "about 4.5 against ln 10"
+assert not MEASURED or round(logits_std["ReLU"]) == 5 and logits_std["Tanh"] < 1                  # "about 5, against under 1"
+assert not MEASURED or 4 < initial_loss["ReLU"] < 5 and initial_loss["Tanh"] < 2.3                  # "about 4.5 against ln 10"
 print(net)
 print(f"{net.num_parameters():,} parameters")
+sizes, h = [], X[:2]
+for layer in net:
+    h = layer(h)
+    if isinstance(layer, nn.MaxPool2d):
+        sizes.append(h.shape[-1])
+assert sizes == [11, 5, 2]                                                      # 24 -> 11 -> 5 -> 2
 
 # %% [markdown]
 # The training loop is the whole of §5 in miniature: forward, loss, backward, SGD step. We record the **training
@@ -286,7 +294,7 @@ def speed(errors):
 best = {name: min(LEARNING_RATES, key=lambda lr: speed(sweep[name, lr][1])) for name in ["ReLU", "tanh"]}
 results = {name: sweep[name, best[name]] for name in best}
 print("fastest learning rate:", best)
-assert best == {"ReLU": 0.02, "tanh": 0.1}                          # quoted in "What we find" below
+assert not MEASURED or best == {"ReLU": 0.02, "tanh": 0.1}                          # quoted in "What we find" below
 
 # %%
 import _helpers
@@ -296,9 +304,9 @@ for target in [0.7, 0.6, 0.5]:
     print(f"first epoch with training error <= {target:.0%}: " + ", ".join(
         f"{n} {epochs_to(results[n][1], target) or 'not within ' + str(EPOCHS)}" for n in results))
 print("training error after 10 epochs: " + ", ".join(f"{n} {results[n][1][-1]:.0%}" for n in results))
-assert [epochs_to(results["ReLU"][1], t) for t in (0.7, 0.6)] == [5, 8]
-assert [epochs_to(results["tanh"][1], t) for t in (0.7, 0.6)] == [4, 7]
-assert all(abs(results[n][1][-1] - 0.53) < 0.03 for n in results)     # "both near 53 %"
+assert not MEASURED or [epochs_to(results["ReLU"][1], t) for t in (0.7, 0.6)] == [5, 8]
+assert not MEASURED or [epochs_to(results["tanh"][1], t) for t in (0.7, 0.6)] == [4, 7]
+assert not MEASURED or all(abs(results[n][1][-1] - 0.53) < 0.03 for n in results)     # "both near 53 %"
 
 # %% [markdown]
 # Finally, a look inside the trained networks: for one batch, how much gradient can each hidden layer pass down? For
@@ -321,15 +329,16 @@ for name, lr in [("ReLU", best["ReLU"]), ("tanh", best["tanh"]), ("ReLU", LEARNI
             inside[name, lr].append(np.mean(h > 0))
             stats.append(f"active: {np.mean(h > 0):4.0%}")
     print(f"{name} lr {lr:<5} " + " | ".join(stats))
-assert np.allclose(inside["ReLU", 0.02], [0.45, 0.30, 0.20], atol=0.05)        # "roughly 45, 30 and 20 %"
-assert inside["ReLU", 0.1][2] < 0.01                                             # "none of the third layer's"
-assert all(0.18 < g < 0.32 and share > 0.5 for g, share in inside["tanh", 0.1])  # "about a quarter", "more than half"
+assert not MEASURED or np.allclose(inside["ReLU", 0.02], [0.45, 0.30, 0.20], atol=0.05)        # "roughly 45, 30 and 20 %"
+assert not MEASURED or inside["ReLU", 0.1][2] < 0.01                                             # "none of the third layer's"
+assert not MEASURED or all(0.18 < g < 0.32 and share > 0.5 for g, share in inside["tanh", 0.1])  # "about a quarter", "more than half"
 
 # %% [markdown]
 # ### What we find: at this scale tanh is one epoch ahead, and ReLU's real difference is its learning rate
 #
 # With each network at its own best learning rate, **ReLU is not faster here; tanh is slightly ahead**. The numbers
-# printed above, which the cells check:
+# printed above, which the cells check on the project's `tiny-imagenet-10` photographs (with other photographs they
+# print your numbers and skip the checks):
 #
 # * **The best learning rates differ by a factor of five:** 0.02 for ReLU, 0.1 for tanh. ReLU does not tolerate
 #   large rates: at 0.05 it learns slowly and at 0.1 it hardly leaves chance. The activity printout shows why: after

@@ -101,6 +101,7 @@ train_set = data.PreparedDataset(prepared, "train")
 val_set = data.PreparedDataset(prepared, "val")
 print(train_set, "\n", val_set, sep="")
 print("classes:", train_set.class_names)
+MEASURED = source.name == "imagenette-224"          # the data the text's numbers were measured on
 if source.name != "synthetic":
     assert (len(train_set), len(val_set), train_set.num_classes) == (200, 40, 5)
 
@@ -275,15 +276,16 @@ print(f"training loss over the last 16 steps: paper {paper_losses[-16:].mean():.
 # the findings below, as measured
 paper_grad = [std["paper, at init"][name][1] for name in learned]
 he_grad = [std["He, at init"][name][1] for name in learned]
-assert std["He, at init"]["conv1"][1] / std["paper, at init"]["conv1"][1] > 1e5        # "a million times smaller"
-assert all(upper / lower > 2.5 for lower, upper in zip(paper_grad, paper_grad[1:]))    # shrinks at every layer
-assert max(he_grad) / min(he_grad) < 100                                                # He: within two decades
-assert std["paper, at init"]["conv4"][0] < 0.02 and std["He, at init"]["conv4"][0] / std["paper, at init"]["conv4"][0] > 20
-assert 5 < std["paper, at init"]["conv1"][0] < 20 and min(std["He, at init"][name][0] for name in learned) > 0.3
-assert abs(paper_losses[-16:].mean() - np.log(5)) < 0.05 and np.mean(step_losses[-16:]) < np.log(5) - 0.2
+assert not MEASURED or std["He, at init"]["conv1"][1] / std["paper, at init"]["conv1"][1] > 1e5        # "a million times smaller"
+assert not MEASURED or all(upper / lower > 2.5 for lower, upper in zip(paper_grad, paper_grad[1:]))    # shrinks at every layer
+assert not MEASURED or max(he_grad) / min(he_grad) < 100                                                # He: within two decades
+assert not MEASURED or std["paper, at init"]["conv4"][0] < 0.02 and std["He, at init"]["conv4"][0] / std["paper, at init"]["conv4"][0] > 20
+assert not MEASURED or 5 < std["paper, at init"]["conv1"][0] < 20 and min(std["He, at init"][name][0] for name in learned) > 0.3
+assert not MEASURED or abs(paper_losses[-16:].mean() - np.log(5)) < 0.05 and np.mean(step_losses[-16:]) < np.log(5) - 0.2
 
 # %% [markdown]
-# What the histograms show (the table gives their standard deviations):
+# What the histograms show (the table gives their standard deviations; the cell checks these findings on the
+# project's `imagenette-224` photographs):
 #
 # * **With the paper's initialization the gradient dies on the way down.** The gradient at fc8's output has the same
 #   size in both networks (it is $(p - \text{onehot})/N$ either way), but every backward pass through a layer with
