@@ -304,6 +304,7 @@ a_star = np.sqrt(k / (alpha * (2 * beta - 1)))
 print(f"with silent neighbours, b_i is largest at a_i = sqrt(k / (alpha (2 beta - 1))) = {a_star:.0f}, "
       f"where b_i = {a_star * (k + alpha * a_star**2) ** -beta:.2f}")
 assert round(a_star) == 200                                           # "beyond a_i = 200", below
+assert k / alpha == 20_000 and round(np.sqrt(20_000 / 5)) == 63        # where the factor starts to fall (above)
 
 # %% [markdown]
 # Three things to take from the plots:
