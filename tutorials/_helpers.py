@@ -279,3 +279,53 @@ def plot_top5(images, labels, probs, class_names, picks, top_k):
         ax_bar.set_yticks(range(len(names))); ax_bar.set_yticklabels([n[:16] for n in names], fontsize=7)
         ax_bar.set_xlim(0, 1); ax_bar.tick_params(axis="x", labelsize=7)
     plt.suptitle("top-5 predictions, correct class in red (cf. Figure 4, left)"); plt.tight_layout(); plt.show()
+
+
+def plot_dropout_masks(masks, p):
+    """Notebook 07's figure: a corner of one mask, the values each mode's mask takes, and the fraction of units
+    kept per example against the binomial's normal approximation. ``masks`` maps a mode to dropout applied to
+    an all-ones (batch, units) array."""
+    import matplotlib.pyplot as plt
+    import numpy as np
+    paper = masks["paper"]
+    units = paper.shape[1]
+    kept_fraction = (paper > 0).mean(axis=1)
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
+    axes[0].imshow(paper[:32, :64], cmap="gray", interpolation="nearest")
+    axes[0].set(title="mask, 32 examples x 64 units", xlabel="unit", ylabel="example")
+    axes[0].grid(False)
+    for offset, (mode, mask) in zip([-0.1, 0.1], masks.items()):
+        values, counts = np.unique(mask, return_counts=True)
+        axes[1].bar(values + offset, counts / mask.size, width=0.2, label=f"{mode}: values {values.tolist()}")
+    axes[1].set(title="values taken by the mask", xlabel="mask value", ylabel="fraction of entries", xticks=[0, 1, 2])
+    axes[1].legend(fontsize=9)
+    axes[2].hist(kept_fraction, bins=20, density=True, alpha=0.7, label=f"{len(paper)} examples")
+    grid = np.linspace(0.47, 0.53, 200)
+    std = np.sqrt(p * (1 - p) / units)
+    axes[2].plot(grid, np.exp(-0.5 * ((grid - (1 - p)) / std) ** 2) / (std * np.sqrt(2 * np.pi)), "k",
+                 label="binomial (normal approx.)")
+    axes[2].set(title="fraction of units kept per example", xlabel="fraction kept")
+    axes[2].legend(fontsize=9)
+    plt.tight_layout(); plt.show()
+
+
+def plot_pooling_overlap(windows_per_pixel, one_map):
+    """Notebook 06's figure: for z=3, s=2 and z=2, s=2, how many windows cover each pixel of an 11 x 11 map
+    (``windows_per_pixel(size, z, s)``), and how much gradient each input of ``one_map`` receives when every
+    window sends dL/dy = 1."""
+    import matplotlib.pyplot as plt
+    import numpy as np
+    import nn
+    fig, axes = plt.subplots(2, 2, figsize=(8, 7.5))
+    for col, (z, s) in enumerate([(3, 2), (2, 2)]):
+        cover = axes[0, col].imshow(windows_per_pixel(11, z, s), cmap="viridis", vmin=0, vmax=4)
+        axes[0, col].set_title(f"z={z}, s={s}: windows per pixel", fontsize=10)
+        pool = nn.MaxPool2d(z, s)
+        received = pool.backward(np.ones_like(pool(one_map)))[0, 0]
+        grad = axes[1, col].imshow(received, cmap="magma", vmin=0, vmax=4)
+        axes[1, col].set_title(f"z={z}, s={s}: gradient received", fontsize=10)
+        for ax in axes[:, col]:
+            ax.set_xticks([]); ax.set_yticks([])
+    fig.colorbar(cover, ax=axes[0, :], shrink=0.8)
+    fig.colorbar(grad, ax=axes[1, :], shrink=0.8)
+    plt.show()

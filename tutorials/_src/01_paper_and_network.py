@@ -249,6 +249,7 @@ for j in range(2):
     halves.append(gpu(x[:, 4 * j:4 * (j + 1)]))
 two_gpus = np.concatenate(halves, axis=1)
 print("max |grouped - two separate convolutions| =", float(np.abs(grouped(x) - two_gpus).max()))
+assert np.abs(grouped(x) - two_gpus).max() < 1e-5 and grouped.weight.data.shape == (6, 4, 3, 3)
 
 # %% [markdown]
 # Now the cost. Grouping halves the weights (and the multiply-adds) of conv2, conv4 and conv5, because each
@@ -324,6 +325,7 @@ x -= x.mean(axis=(2, 3), keepdims=True)
 print("input:", x.shape, x.dtype)
 
 small = AlexNet(num_classes=1000, crop=227, width=1 / 8, seed=0).eval()
+assert small.conv1.weight.shape[0] == 12 and small.fc6.weight.shape[0] == small.fc7.weight.shape[0] == 512
 expected = {r.name: r.output_shape for r in layer_rows(small)}
 h = x
 for name, layer in small.named_children():

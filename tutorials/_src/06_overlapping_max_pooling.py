@@ -190,20 +190,9 @@ for z, s in [(3, 2), (2, 2)]:
 # %%
 # The same numbers as pictures: how many windows cover each pixel (top), and how much gradient each input of one
 # random 27x27 map receives when every window sends dL/dy = 1 (bottom).
-fig, axes = plt.subplots(2, 2, figsize=(8, 7.5))
+import _helpers
 one_map = rng.normal(size=(1, 1, 27, 27))
-for col, (z, s) in enumerate([(3, 2), (2, 2)]):
-    cover = axes[0, col].imshow(windows_per_pixel(11, z, s), cmap="viridis", vmin=0, vmax=4)
-    axes[0, col].set_title(f"z={z}, s={s}: windows per pixel", fontsize=10)
-    pool = nn.MaxPool2d(z, s)
-    received = pool.backward(np.ones_like(pool(one_map)))[0, 0]
-    grad = axes[1, col].imshow(received, cmap="magma", vmin=0, vmax=4)
-    axes[1, col].set_title(f"z={z}, s={s}: gradient received", fontsize=10)
-    for ax in axes[:, col]:
-        ax.set_xticks([]); ax.set_yticks([])
-fig.colorbar(cover, ax=axes[0, :], shrink=0.8)
-fig.colorbar(grad, ax=axes[1, :], shrink=0.8)
-plt.show()
+_helpers.plot_pooling_overlap(windows_per_pixel, one_map)   # the figure's code is in _helpers.py
 
 # %% [markdown]
 # With tiling $2\times2$ windows exactly one input in four (25 %) receives gradient, minus the dropped border. With

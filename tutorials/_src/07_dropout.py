@@ -94,22 +94,9 @@ ones = np.ones((batch, units), dtype=np.float32)
 masks = {mode: nn.Dropout(p, mode=mode, rng=np.random.default_rng(1)).train()(ones) for mode in ["paper", "inverted"]}
 kept_fraction = (masks["inverted"] > 0).mean(axis=1)
 
-fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
-axes[0].imshow(masks["paper"][:32, :64], cmap="gray", interpolation="nearest")
-axes[0].set(title="mask, 32 examples x 64 units", xlabel="unit", ylabel="example")
-axes[0].grid(False)
-for offset, (mode, mask) in zip([-0.1, 0.1], masks.items()):
-    values, counts = np.unique(mask, return_counts=True)
-    axes[1].bar(values + offset, counts / mask.size, width=0.2, label=f"{mode}: values {values.tolist()}")
-axes[1].set(title="values taken by the mask", xlabel="mask value", ylabel="fraction of entries", xticks=[0, 1, 2])
-axes[1].legend(fontsize=9)
-axes[2].hist(kept_fraction, bins=20, density=True, alpha=0.7, label="128 examples")
-grid = np.linspace(0.47, 0.53, 200)
+import _helpers
+_helpers.plot_dropout_masks(masks, p)                   # the figure's code is in _helpers.py
 std = np.sqrt(p * (1 - p) / units)
-axes[2].plot(grid, np.exp(-0.5 * ((grid - (1 - p)) / std) ** 2) / (std * np.sqrt(2 * np.pi)), "k", label="binomial (normal approx.)")
-axes[2].set(title="fraction of units kept per example", xlabel="fraction kept")
-axes[2].legend(fontsize=9)
-plt.tight_layout(); plt.show()
 print(f"kept fraction: mean {kept_fraction.mean():.4f}, std {kept_fraction.std():.4f} (theory {std:.4f})")
 assert round(std, 3) == 0.008 and abs(kept_fraction.std() - std) < 0.002 and abs(kept_fraction.mean() - 0.5) < 0.005
 
