@@ -36,6 +36,8 @@ import sys
 import time
 from pathlib import Path
 
+from data.prepare import pid_alive
+
 try:
     import fcntl
 except ImportError:  # pragma: no cover - not POSIX
@@ -96,16 +98,6 @@ def check_writable(out):
     return out
 
 
-def _pid_alive(pid):
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # exists, owned by another user
-        return True
-    return True
-
-
 def _read_pid(path):
     try:
         return int(Path(path).read_text().split()[0])
@@ -145,12 +137,12 @@ class RunLock:
 
     def _check_pid_file(self):
         pid = _read_pid(self.path)
-        if pid is not None and pid != os.getpid() and _pid_alive(pid):
+        if pid is not None and pid != os.getpid() and pid_alive(pid):
             raise self._busy(pid)
 
     def _busy(self, pid):
         holder = f"PID {pid}" if pid is not None else "another process"
-        if pid is not None and not _pid_alive(pid):  # e.g. its image-decoding workers outlived it
+        if pid is not None and not pid_alive(pid):  # e.g. its image-decoding workers outlived it
             holder += ", no longer running: a child process of it still holds the lock"
         return RunDirError(f"{self.path.parent} is in use by another training run ({holder} holds "
                            f"{self.path}); wait for it to finish, stop it, or choose another --out")

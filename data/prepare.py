@@ -96,7 +96,8 @@ class _SignalsBlocked:
         return False
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` exists (also used by alexnet/rundir.py for its lock file)."""
     if os.name == "nt":  # os.kill(pid, 0) would terminate the process there: assume alive
         return True
     try:
@@ -127,7 +128,7 @@ def remove_stale_tmp(out: Path, quiet: bool = False) -> list:
         if not m or not entry.is_dir() or entry.is_symlink():
             continue
         pid = int(m.group(2))
-        if pid == os.getpid() or _pid_alive(pid):
+        if pid == os.getpid() or pid_alive(pid):
             continue
         try:
             owner = json.loads((entry / OWNER_FILE).read_text())
