@@ -21,10 +21,11 @@ Which flags the user actually typed (as opposed to argparse defaults) comes from
 line (``cli.given_options``), stored on the namespace as ``args._given``.
 """
 import hashlib
-import json
 from pathlib import Path
 
 import numpy as np
+
+import data
 
 #: Flags a resumed run takes from the command line as they are.
 CHANGEABLE = ("epochs", "device", "workers", "quiet", "out", "resume", "overwrite", "towers")
@@ -91,42 +92,42 @@ def _array_sha256(array):
 
 
 def subset_fingerprint(path):
-    """What identifies a prepared subset: classes, counts, S, the mean image's digest and, when
-    meta.json records them, the arrays' checksums (``checksums``)."""
-    path = Path(path)
-    meta = json.loads((path / "meta.json").read_text())
-    return {"wnids": list(meta.get("wnids", [])), "counts": meta.get("counts"), "size": meta.get("size"),
-            "mean_image_sha256": _array_sha256(np.load(path / "mean_image.npy")),
-            "checksums": meta.get("checksums")}
+    """What a checkpoint records of its prepared subset: ``data.subset_fingerprint`` (S, classes,
+    counts, the arrays' checksums, the training RGB covariance) and the mean image's digest, which
+    is read from the file itself (a mean image replaced without updating meta.json is caught too)."""
+    fingerprint = data.subset_fingerprint(path)
+    fingerprint["mean_image_sha256"] = _array_sha256(np.load(Path(path) / "mean_image.npy"))
+    return fingerprint
 
 
-def checkpoint_fingerprint(checkpoint):
-    """The fingerprint recorded in a checkpoint; older checkpoints: what they hold of it."""
+def subset_differences(checkpoint, path, found=None):
+    """How the prepared folder ``path`` differs from the subset ``checkpoint`` was trained on (a list
+    of phrases; empty when it is the same). ``found``: ``subset_fingerprint(path)`` if already made."""
+    found = subset_fingerprint(path) if found is None else found
     recorded = checkpoint.meta.get("data_fingerprint")
     if recorded:
-        return recorded
-    known = {"wnids": checkpoint.meta.get("wnids"), "size": checkpoint.meta.get("image_size")}
-    if checkpoint.mean_image is not None:
-        known["mean_image_sha256"] = _array_sha256(checkpoint.mean_image)
-    return known
-
-
-def subset_differences(expected, found):
-    """Keys on which two fingerprints disagree (a key missing or None on either side is not compared)."""
-    return [key for key in expected
-            if expected.get(key) is not None and found.get(key) is not None and expected[key] != found[key]]
+        differ = data.subset_differences(recorded, found)
+        expected_mean = recorded.get("mean_image_sha256")
+    else:   # written before fingerprints: the classes, S and mean image the checkpoint holds
+        differ = []
+        if checkpoint.meta.get("wnids") not in (None, found["wnids"]):
+            differ.append("classes differ")
+        if checkpoint.meta.get("image_size") not in (None, found["size"]):
+            differ.append(f"image size S {checkpoint.meta['image_size']} vs {found['size']}")
+        expected_mean = None if checkpoint.mean_image is None else _array_sha256(checkpoint.mean_image)
+    if expected_mean is not None and expected_mean != found["mean_image_sha256"]:
+        differ.append("mean image differs")
+    return differ
 
 
 def check_same_subset(checkpoint, path):
-    """Raise ValueError unless the prepared folder ``path`` is the subset ``checkpoint`` was trained on."""
+    """Raise ValueError unless the prepared folder ``path`` is the subset ``checkpoint`` was trained
+    on; returns the folder's fingerprint."""
     found = subset_fingerprint(path)
-    differ = subset_differences(checkpoint_fingerprint(checkpoint), found)
+    differ = subset_differences(checkpoint, path, found)
     if differ:
-        words = {"wnids": "classes", "counts": "image counts", "size": "image size S",
-                 "mean_image_sha256": "mean image", "checksums": "array checksums"}
-        raise ValueError(f"--data {path} is not the subset this run was trained on (differs in: "
-                         f"{', '.join(words.get(k, k) for k in differ)}); resume with the run's own "
-                         f"prepared subset, or start a new run")
+        raise ValueError(f"--data {path} is not the subset this run was trained on ({'; '.join(differ)}); "
+                         f"resume with the run's own prepared subset, or start a new run")
     return found
 
 

@@ -376,7 +376,7 @@ def test_resume_after_the_data_moved(tiny, other_subset, tmp_path, capsys):
     # A different subset, or the same folder with another mean image: refused, the run untouched.
     assert train("--data", other_subset, "--epochs", 2, "--out", out, "--resume", "--quiet") == 1
     line = _one_line_error(capsys.readouterr().err)
-    assert "is not the subset this run was trained on" in line and "image counts" in line
+    assert "is not the subset this run was trained on" in line and "train images" in line
     tampered = tmp_path / "tampered"
     shutil.copytree(moved, tampered)
     np.save(tampered / "mean_image.npy", np.load(tampered / "mean_image.npy") + 1)
