@@ -122,6 +122,29 @@ def evaluate_center(model, loader, criterion, dp=None):
     return dp.global_stats(stats) if dp is not None else stats
 
 
+class LoopClock:
+    """Where each step of ``Trainer.train_epoch`` spends its time, in seconds (a few
+    ``perf_counter`` calls per step; read by benchmarks/bench_end_to_end.py). One dict per step:
+
+    * ``data``: waiting for the loader's next batch (it is built by background threads);
+    * ``step``: the SGD step: forward, loss, backward, update (``Trainer.train_step``);
+    * ``metrics``: the running loss and top-1/top-5 hits (``RunningStats.update``);
+    * ``progress``: the progress bar and its images/s, up to the next wait for data.
+    """
+
+    PARTS = ("data", "step", "metrics", "progress")
+
+    def __init__(self):
+        self.steps = []
+
+    def record(self, tick, got_batch, stepped, counted):
+        """Close one step that began at ``tick``; returns now (the next step's ``tick``)."""
+        now = time.perf_counter()
+        self.steps.append({"data": got_batch - tick, "step": stepped - got_batch,
+                           "metrics": counted - stepped, "progress": now - counted})
+        return now
+
+
 class Trainer:
     """Everything one training run holds; ``run()`` does the epochs."""
 
@@ -334,17 +357,23 @@ class Trainer:
         self._stop = stop
         bar = tqdm(total=len(self.loader), initial=first, desc=f"epoch {epoch + 1}/{self.args.epochs}",
                    unit="batch", dynamic_ncols=True, file=sys.stderr, disable=self.args.quiet or not self.is_root)
+        clock = self.loop_clock = LoopClock()
         start, images = time.perf_counter(), 0
+        tick = start
         try:
             for step, (x, y) in enumerate(self.loader, start=first):
+                got_batch = time.perf_counter()
                 loss, logits = self.train_step(x, y, epoch, step)
+                stepped = time.perf_counter()
                 if len(y):
                     stats.update(loss, logits, y)
+                counted = time.perf_counter()
                 images += self.loader.batch_size_of(step) if self.dp.active else len(y)
-                rate = images / max(time.perf_counter() - start, 1e-9)
+                rate = images / max(counted - start, 1e-9)
                 bar.update(1)
                 bar.set_postfix(loss=f"{stats.loss:.3f}", top1=f"{100 * (1 - stats.top1_error):.1f}%",
                                 img_s=f"{rate:.0f}", refresh=False)
+                tick = clock.record(tick, got_batch, stepped, counted)
                 stopping = self.dp.stop_seen if self.dp.active else stop.signal is not None
                 if stopping and step + 1 < len(self.loader):
                     self.save(epoch, step + 1)
