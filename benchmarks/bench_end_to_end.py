@@ -41,9 +41,33 @@ PARTS = ("data", "step", "metrics", "progress")
 
 
 # -- the contestants (each in its own process) ----------------------------------------------------
+def cpu_clock():
+    """``alexnet.train.LoopClock`` that also records the process's CPU seconds of each step, all
+    threads together (``user``; ``sys``: in the kernel, e.g. zeroing freshly mapped pages)."""
+    import resource
+
+    from alexnet.train import LoopClock
+
+    class CpuClock(LoopClock):
+        def __init__(self):
+            super().__init__()
+            self._usage = resource.getrusage(resource.RUSAGE_SELF)
+
+        def record(self, *times):
+            now = super().record(*times)
+            usage = resource.getrusage(resource.RUSAGE_SELF)
+            self.steps[-1].update(user=usage.ru_utime - self._usage.ru_utime, sys=usage.ru_stime - self._usage.ru_stime)
+            self._usage = usage
+            return now
+    return CpuClock
+
+
 def child_ours(opts):
+    import alexnet.train
     from alexnet.cli import build_parser
     from alexnet.train import StopFlag, Trainer
+
+    alexnet.train.LoopClock = cpu_clock()   # train_epoch makes its clock from the module's name
 
     with tempfile.TemporaryDirectory(prefix="e2e-ours-") as out:
         argv = ["train", "--data", opts.data, "--crop", str(opts.crop), "-b", str(opts.batch),
@@ -66,8 +90,6 @@ def child_torch(opts):
     sys.path.insert(0, str(ROOT / "benchmarks"))
     import data
     import reference_torch as ref
-    from alexnet.train import LoopClock
-
     torch.set_num_threads(opts.threads)
     torch.manual_seed(0)
     train_set = data.PreparedDataset(opts.data, "train")
@@ -77,7 +99,7 @@ def child_torch(opts):
                          lighting_std=0.1, workers=opts.workers)
     loader.set_epoch(0)
     model.train()
-    clock = LoopClock()
+    clock = cpu_clock()()
     ref.train_epoch(model, opt, loader, 0, clock=clock)
     x, y = (torch.from_numpy(a) for a in loader.make_batch(0, 0, loader.epoch_order(0)[:opts.batch]))
 
@@ -124,23 +146,24 @@ def prepare(src, images, size, cache):
     return out
 
 
-def contestant_cmd(name, python, opts):
+def contestant_cmd(name, python, workers, opts):
     cmd = [python, str(Path(__file__).resolve()), "--child", "torch" if name == "torch" else "ours",
            "--data", str(opts.data), "--crop", str(opts.crop), "--batch", str(opts.batch),
            "--threads", str(opts.threads), "--bare", str(opts.bare)]
-    if opts.workers is not None:
-        cmd += ["--workers", str(opts.workers)]
+    if workers is not None:
+        cmd += ["--workers", str(workers)]
     return cmd
 
 
-def run_round(name, python, tree, opts):
+def run_round(name, python, tree, workers, extra_env, opts):
     env = dict(os.environ)
     for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
         env[var] = str(opts.threads)
     env["PYTHONPATH"] = str(tree)
+    env.update(extra_env)
     env.setdefault("MPLBACKEND", "Agg")
     start = time.perf_counter()
-    proc = subprocess.run(contestant_cmd(name, python, opts), env=env, cwd=str(tree),
+    proc = subprocess.run(contestant_cmd(name, python, workers, opts), env=env, cwd=str(tree),
                           capture_output=True, text=True)
     wall = time.perf_counter() - start
     line = next((ln for ln in proc.stdout.splitlines() if ln.startswith("E2E-RESULT ")), None)
@@ -160,6 +183,7 @@ def summarise(name, rounds, bares, batch, skip):
             "mean_images_per_s": batch * len(kept) / sum(totals), "per_round_images_per_s": per_round,
             "parts_median_s": {p: statistics.median(s[p] for s in kept) for p in PARTS},
             "parts_mean_s": {p: statistics.fmean(s[p] for s in kept) for p in PARTS},
+            "cpu_median_s": {p: statistics.median(s.get(p, 0.0) for s in kept) for p in ("user", "sys")},
             "bare_step_median_s": statistics.median(t for b in bares for t in b) if any(bares) else None,
             "first_steps_s": [[round(sum(s[p] for p in PARTS), 3) for s in steps[:skip]] for steps in rounds]}
 
@@ -174,6 +198,8 @@ def print_table(results, reference):
             ("median step, ms", lambda r: ms(r["median_step_s"]))]
     rows += [(f"  {p}, ms (median; mean)", lambda r, p=p: f"{ms(r['parts_median_s'][p])}; {ms(r['parts_mean_s'][p])}")
              for p in PARTS]
+    rows += [("CPU s per step, user; sys (median, all threads)",
+              lambda r: f"{r['cpu_median_s']['user']:.2f}; {r['cpu_median_s']['sys']:.3f}")]
     rows += [("bare step after the epoch (loader idle), ms (median)",
               lambda r: ms(r["bare_step_median_s"]) if r["bare_step_median_s"] else "-"),
              ("first steps (skipped), s", lambda r: "; ".join(", ".join(f"{v:.2f}" for v in f) for f in r["first_steps_s"]))]
@@ -209,6 +235,11 @@ def main(argv=None):
                    help="another checkout of this project to time as well (its alexnet/, nn/, data/)")
     p.add_argument("--bare", type=int, default=3,
                    help="then time this many SGD steps on one ready batch, the loader idle (0: none)")
+    p.add_argument("--ours-workers", type=int, action="append", default=[], metavar="N",
+                   help="also time ours with N loader threads (repeatable; 0: batches built in the loop)")
+    p.add_argument("--variant", action="append", default=[], metavar="NAME:VAR=VALUE[,VAR=VALUE]",
+                   help="also time ours with these environment variables (repeatable), e.g. "
+                        "nohuge:NUMPY_MADVISE_HUGEPAGE=0")
     p.add_argument("--json", default=None, help="write every step's parts and the summary here")
     p.add_argument("--child", choices=["ours", "torch"], default=None, help=argparse.SUPPRESS)
     opts = p.parse_args(argv)
@@ -223,28 +254,38 @@ def main(argv=None):
     if n > opts.steps * opts.batch:
         print(f"note: {opts.data} holds {n} images: {-(-n // opts.batch)} steps per process, not {opts.steps}",
               file=sys.stderr)
-    contestants = [("ours", sys.executable, ROOT)]
-    contestants += [(f"ours@{Path(t).name}", sys.executable, Path(t).resolve()) for t in opts.compare]
+    w = opts.workers
+    contestants = [("ours", sys.executable, ROOT, w, {})]
+    contestants += [(f"ours@{Path(t).name}", sys.executable, Path(t).resolve(), w, {}) for t in opts.compare]
+    contestants += [(f"ours -j {v}", sys.executable, ROOT, v, {}) for v in opts.ours_workers]
+    for spec in opts.variant:
+        name, _, assignments = spec.partition(":")
+        extra = dict(a.split("=", 1) for a in assignments.split(",") if a)
+        contestants.append((f"ours {name}", sys.executable, ROOT, w, extra))
     if opts.torch_python and not opts.no_torch:
-        contestants.append(("torch", opts.torch_python, ROOT))
+        contestants.append(("torch", opts.torch_python, ROOT, w, {}))
     print(f"end to end on {opts.data}: batch {opts.batch}, crop {opts.crop}, {opts.threads} threads, "
           f"{opts.rounds} rounds of {', '.join(c[0] for c in contestants)} (order alternating), "
           f"first {opts.skip} steps of each left out", flush=True)
-    runs = {name: [] for name, _, _ in contestants}
-    bares = {name: [] for name, _, _ in contestants}
+    runs = {c[0]: [] for c in contestants}
+    bares = {c[0]: [] for c in contestants}
     for k in range(opts.rounds):
         order = contestants if k % 2 == 0 else contestants[::-1]
-        for name, python, tree in order:
-            steps, bare, wall = run_round(name, python, tree, opts)
+        for name, python, tree, workers, extra_env in order:
+            steps, bare, wall = run_round(name, python, tree, workers, extra_env, opts)
             runs[name].append(steps)
             bares[name].append(bare)
             kept = steps[opts.skip:]
             rate = opts.batch * len(kept) / sum(sum(s[q] for q in PARTS) for s in kept)
             bare_ms = f", bare step {1000 * sorted(bare)[len(bare) // 2]:.0f} ms" if bare else ""
-            print(f"round {k + 1}: {name:>12s} {rate:6.1f} images/s over {len(kept)} steps{bare_ms} "
+            cpu = "".join(f", {q} {statistics.median(st.get(q, 0.0) for st in kept):.3f} s" for q in ("user", "sys"))
+            print(f"round {k + 1}: {name:>12s} {rate:6.1f} images/s over {len(kept)} steps{bare_ms}{cpu} "
                   f"(process {wall:.0f} s)", flush=True)
-    results = [summarise(name, runs[name], bares[name], opts.batch, opts.skip) for name, _, _ in contestants]
-    reference = next((r for r in results if r["name"] == "torch"), None)
+            if opts.json:   # after every process: a run cut short keeps what it measured
+                Path(opts.json).write_text(json.dumps({"options": vars(opts), "steps": runs,
+                                                       "bare_steps": bares}) + "\n")
+    results = [summarise(name, runs[name], bares[name], opts.batch, opts.skip) for name, *_ in contestants]
+    reference = next((r for r in results if r["name"] == "torch"), results[0] if len(results) > 1 else None)
     print_table(results, reference)
     if opts.json:
         Path(opts.json).write_text(json.dumps({"options": {k: v for k, v in vars(opts).items()},
