@@ -68,6 +68,8 @@ def child_ours(opts):
     from alexnet.train import StopFlag, Trainer
 
     alexnet.train.LoopClock = cpu_clock()   # train_epoch makes its clock from the module's name
+    if hasattr(alexnet.train, "keep_freed_memory"):   # what `python -m alexnet train` does first
+        alexnet.train.keep_freed_memory()
 
     with tempfile.TemporaryDirectory(prefix="e2e-ours-") as out:
         argv = ["train", "--data", opts.data, "--crop", str(opts.crop), "-b", str(opts.batch),
