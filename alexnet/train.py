@@ -466,9 +466,12 @@ def keep_freed_memory():
     By default glibc hands every block above 32 MB (im2col columns, activations, their gradients)
     to its own ``mmap`` and back to the system with ``munmap`` when NumPy frees it, so the next
     step faults the same memory in again and the kernel zeroes every page of it (NumPy asks for
-    transparent huge pages, so each fault zeroes 2 MB). Measured at the recipe's shape: 0.02-0.15 s
-    of kernel time per step (1,400-3,900 page faults); with the two thresholds below, about 0.005 s
-    and no faults after the second step (benchmarks/bench_end_to_end.py). The process keeps what it
+    transparent huge pages, so each fault zeroes 2 MB). Measured at the recipe's shape (batch 128,
+    crop 112): 0.02-0.15 s of kernel time per step (1,400-3,900 page faults); with the two
+    thresholds below, about 0.008 s and no faults after the second step, and 5 % more images/s
+    (benchmarks/bench_end_to_end.py). At batch 128, crop 227: 0.9-2.4 s of kernel time per step
+    against 0.2-0.55 s, for a peak resident memory of 2.76 GB instead of 2.39 GB (freed blocks are
+    kept in the heap, where they do not always fit the next request). The process keeps what it
     freed instead of returning it, which is what the next step needs anyway.
     Returns True when both settings were accepted."""
     if not sys.platform.startswith("linux"):
