@@ -186,6 +186,35 @@ def batches(loader, max_batches):
         yield torch.from_numpy(x), torch.from_numpy(y)
 
 
+def train_epoch(model, opt, loader, epoch, max_batches=0, clock=None):
+    """One pass of training over ``loader``'s current epoch; returns (Stats, images, diverged)
+    with ``diverged`` = (step, loss) at a non-finite loss (the pass stops there), else None.
+    ``clock``: an ``alexnet.train.LoopClock`` (or anything with its ``record``) gets the seconds of
+    each step's parts: waiting for data, the SGD step, the statistics, the progress line."""
+    stats, images = Stats(), 0
+    start = tick = time.perf_counter()
+    for step, (x, y) in enumerate(batches(loader, max_batches)):
+        got_batch = time.perf_counter()
+        logits = model(x)
+        loss = F.cross_entropy(logits, y)
+        if not math.isfinite(loss.item()):
+            return stats, images, (step, loss.item())
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        stepped = time.perf_counter()
+        stats.update(loss.detach(), logits.detach(), y)
+        counted = time.perf_counter()
+        images += len(y)
+        if step % 10 == 0:
+            rate = images / (time.perf_counter() - start)
+            print(f"  epoch {epoch + 1} step {step + 1}: loss {stats.loss_sum / stats.n:.4f} "
+                  f"{rate:.1f} img/s", file=sys.stderr, flush=True)
+        if clock is not None:
+            tick = clock.record(tick, got_batch, stepped, counted)
+    return stats, images, None
+
+
 def evaluate(model, loader, max_batches):
     model.eval()
     stats = Stats()
@@ -378,26 +407,14 @@ def main(argv=None):
         lr = opt.lr
         t0 = time.perf_counter()
         loader.set_epoch(epoch)
-        stats, images = Stats(), 0
-        for step, (x, y) in enumerate(batches(loader, args.max_batches)):
-            logits = model(x)
-            loss = F.cross_entropy(logits, y)
-            if not math.isfinite(loss.item()):
-                print(f"non-finite loss {loss.item()} at epoch {epoch + 1}, step {step + 1}: diverged",
-                      file=sys.stderr)
-                with open(log_path, "a") as f:
-                    f.write(json.dumps({"epoch": epoch + 1, "lr": lr, "diverged_at_step": step + 1,
-                                        "train_loss": None}) + "\n")
-                return 3
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            stats.update(loss.detach(), logits.detach(), y)
-            images += len(y)
-            if step % 10 == 0:
-                rate = images / (time.perf_counter() - t0)
-                print(f"  epoch {epoch + 1} step {step + 1}: loss {stats.loss_sum / stats.n:.4f} "
-                      f"{rate:.1f} img/s", file=sys.stderr, flush=True)
+        stats, images, diverged = train_epoch(model, opt, loader, epoch, args.max_batches)
+        if diverged is not None:
+            print(f"non-finite loss {diverged[1]} at epoch {epoch + 1}, step {diverged[0] + 1}: diverged",
+                  file=sys.stderr)
+            with open(log_path, "a") as f:
+                f.write(json.dumps({"epoch": epoch + 1, "lr": lr, "diverged_at_step": diverged[0] + 1,
+                                    "train_loss": None}) + "\n")
+            return 3
         train_s = time.perf_counter() - t0
         tr_loss, tr1, tr5 = stats.result()
         va_loss, va1, va5 = evaluate(model, val_loader, args.max_batches)
