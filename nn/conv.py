@@ -84,10 +84,16 @@ def im2col(x_padded, kernel_size, stride, groups, out=None):
 def col2im(cols, padded_shape, kernel_size, stride, out=None):
     """The adjoint of im2col: add every column entry back where it came from.
 
-    (G, C/G * kh * kw, N * Ho * Wo) -> (N, C, Hp, Wp). The loop runs over the
-    kh * kw kernel offsets only; each step adds a whole strided slab (all images,
-    channels and output positions at once), split over the channels between
-    threads. ``out``: a flat buffer of at least N * C * Hp * Wp entries to use.
+    (G, C/G * kh * kw, N * Ho * Wo) -> (N, C, Hp, Wp), in two passes over the kernel offsets:
+
+    1. the kh kernel rows: ``row_sums[c, j, n, y * s + i, x] += cols[(c, i, j), (n, y, x)]``, an
+       image Wo wide per kernel column j. At stride 1 each step adds whole contiguous
+       (Ho, Wo) blocks, so NumPy runs long inner loops instead of one per output row;
+    2. the kw kernel columns: ``image[c, n, :, x * s + j] += row_sums[c, j, n, :, x]``.
+
+    Each pass adds whole slabs (all images, channels and output positions at once), split over the
+    channels between threads; ``row_sums`` is made per slice of channels (a few MB, in cache).
+    ``out``: a flat buffer of at least N * C * Hp * Wp entries to use.
     """
     xp = get_array_module(cols)
     kh, kw = kernel_size
@@ -99,10 +105,12 @@ def col2im(cols, padded_shape, kernel_size, stride, out=None):
     image = (xp.empty(size, dtype=cols.dtype) if out is None else out[:size]).reshape(c, n, hp, wp)
 
     def add_back(per_offset, image):
-        image[...] = 0
+        row_sums = xp.zeros((per_offset.shape[0], kw, n, hp, wo), dtype=per_offset.dtype)
         for i in range(kh):
-            for j in range(kw):
-                image[:, :, i:i + sh * (ho - 1) + 1:sh, j:j + sw * (wo - 1) + 1:sw] += per_offset[:, i, j]
+            row_sums[:, :, :, i:i + sh * (ho - 1) + 1:sh] += per_offset[:, i]
+        image[...] = 0
+        for j in range(kw):
+            image[:, :, :, j:j + sw * (wo - 1) + 1:sw] += row_sums[:, j]
 
     over_batch(add_back, per_offset, image)
     return image.transpose(1, 0, 2, 3)
@@ -225,7 +233,8 @@ class Conv2d(Module):
             m = cols.shape[2]
             product = xp.matmul(weight, cols, out=products[:g * f_g * m].reshape(g, f_g, m))
             product = product.reshape(self.out_channels, -1, ho, wo).transpose(1, 0, 2, 3)
-            xp.add(product, bias, out=out[part])                                # (n, F, Ho, Wo)
+            over_batch(lambda out, product: xp.add(product, bias, out=out),
+                       out[part], product)                                      # (n, F, Ho, Wo)
         self._input, self._out_shape = x, out_shape
         return out
 
@@ -246,7 +255,7 @@ class Conv2d(Module):
             cols = self._columns(x[part], step)                                 # recomputed, not stored
             m = cols.shape[2]
             grad = grads[:self.out_channels * m].reshape(self.out_channels, -1, ho, wo)
-            xp.copyto(grad, grad_out[part].transpose(1, 0, 2, 3))
+            over_batch(xp.copyto, grad, grad_out[part].transpose(1, 0, 2, 3))
             grad = grad.reshape(g, f_g, m)                                      # (G, F/G, n*Ho*Wo)
             # dW = g cols^T, computed as (cols g^T)^T: OpenBLAS is several times faster when the
             # long n*Ho*Wo axis is the inner (reduced) axis of the left-hand operand this way.
@@ -261,6 +270,6 @@ class Conv2d(Module):
             grad_padded = col2im(grad_cols, padded_shape, self.kernel_size, self.stride,
                                  out=self._buffer("image", step * c * padded_shape[2] * padded_shape[3],
                                                   grad_out.dtype, xp))
-            grad_in[part] = grad_padded[:, :, ph:ph + h, pw:pw + w]
+            over_batch(xp.copyto, grad_in[part], grad_padded[:, :, ph:ph + h, pw:pw + w])
         self.weight.grad += grad_weight.transpose(0, 2, 1).reshape(self.weight.data.shape)
         return grad_in
