@@ -233,8 +233,7 @@ class Conv2d(Module):
             m = cols.shape[2]
             product = xp.matmul(weight, cols, out=products[:g * f_g * m].reshape(g, f_g, m))
             product = product.reshape(self.out_channels, -1, ho, wo).transpose(1, 0, 2, 3)
-            over_batch(lambda out, product: xp.add(product, bias, out=out),
-                       out[part], product)                                      # (n, F, Ho, Wo)
+            xp.add(product, bias, out=out[part])                                # (n, F, Ho, Wo)
         self._input, self._out_shape = x, out_shape
         return out
 
@@ -255,7 +254,7 @@ class Conv2d(Module):
             cols = self._columns(x[part], step)                                 # recomputed, not stored
             m = cols.shape[2]
             grad = grads[:self.out_channels * m].reshape(self.out_channels, -1, ho, wo)
-            over_batch(xp.copyto, grad, grad_out[part].transpose(1, 0, 2, 3))
+            xp.copyto(grad, grad_out[part].transpose(1, 0, 2, 3))
             grad = grad.reshape(g, f_g, m)                                      # (G, F/G, n*Ho*Wo)
             # dW = g cols^T, computed as (cols g^T)^T: OpenBLAS is several times faster when the
             # long n*Ho*Wo axis is the inner (reduced) axis of the left-hand operand this way.
@@ -270,6 +269,6 @@ class Conv2d(Module):
             grad_padded = col2im(grad_cols, padded_shape, self.kernel_size, self.stride,
                                  out=self._buffer("image", step * c * padded_shape[2] * padded_shape[3],
                                                   grad_out.dtype, xp))
-            over_batch(xp.copyto, grad_in[part], grad_padded[:, :, ph:ph + h, pw:pw + w])
+            grad_in[part] = grad_padded[:, :, ph:ph + h, pw:pw + w]
         self.weight.grad += grad_weight.transpose(0, 2, 1).reshape(self.weight.data.shape)
         return grad_in
