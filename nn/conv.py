@@ -173,10 +173,10 @@ class Conv2d(Module):
 
     # In training, a layer whose whole batch is unrolled as one chunk of at most this many bytes keeps
     # its column matrix, in an array of its own reused from step to step, for backward instead of
-    # unrolling the input again. At the recipe's batch 128, crop 112 that is every layer (420 MB in
-    # all, conv2's 177 MB the largest); at batch 128, crop 227 none (conv3's would be 199 MB, the
+    # unrolling the input again. At the recipe's batch 128, crop 112 that is every layer (400 MiB in
+    # all, conv2's 169 MiB the largest); at batch 128, crop 227 none (conv3's would be 190 MiB, the
     # others take several chunks), so the peak memory there does not grow.
-    KEEP_COLUMNS_BYTES = 192 << 20
+    KEEP_COLUMNS_BYTES = 180 << 20
 
     def _chunks(self, x):
         """Slices of the batch, each unrolled and multiplied on its own."""
