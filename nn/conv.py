@@ -26,7 +26,9 @@ Backward, with g = dL/d(out) laid out like ``out``:
 Memory: on the CPU the batch is unrolled a chunk of images at a time into
 buffers the layer keeps between calls, and backward unrolls the chunk again
 from the saved input instead of keeping every column matrix (at batch 128,
-crop 227, those would take 1.8 GB for the five layers).
+crop 227, those would take 1.8 GB for the five layers); only in training, and
+only a matrix of one chunk below ``Conv2d.KEEP_COLUMNS_BYTES``, is kept for
+backward.
 """
 import threading
 
