@@ -26,7 +26,9 @@ Backward, with g = dL/d(out) laid out like ``out``:
 Memory: on the CPU the batch is unrolled a chunk of images at a time into
 buffers the layer keeps between calls, and backward unrolls the chunk again
 from the saved input instead of keeping every column matrix (at batch 128,
-crop 227, those would take 1.8 GB for the five layers).
+crop 227, those would take 1.8 GB for the five layers); only in training, and
+only a matrix of one chunk below ``Conv2d.KEEP_COLUMNS_BYTES``, is kept for
+backward.
 """
 import threading
 
@@ -84,10 +86,16 @@ def im2col(x_padded, kernel_size, stride, groups, out=None):
 def col2im(cols, padded_shape, kernel_size, stride, out=None):
     """The adjoint of im2col: add every column entry back where it came from.
 
-    (G, C/G * kh * kw, N * Ho * Wo) -> (N, C, Hp, Wp). The loop runs over the
-    kh * kw kernel offsets only; each step adds a whole strided slab (all images,
-    channels and output positions at once), split over the channels between
-    threads. ``out``: a flat buffer of at least N * C * Hp * Wp entries to use.
+    (G, C/G * kh * kw, N * Ho * Wo) -> (N, C, Hp, Wp), in two passes over the kernel offsets:
+
+    1. the kh kernel rows: ``row_sums[c, j, n, y * s + i, x] += cols[(c, i, j), (n, y, x)]``, an
+       image Wo wide per kernel column j. At stride 1 each step adds whole contiguous
+       (Ho, Wo) blocks, so NumPy runs long inner loops instead of one per output row;
+    2. the kw kernel columns: ``image[c, n, :, x * s + j] += row_sums[c, j, n, :, x]``.
+
+    Each pass adds whole slabs (all images, channels and output positions at once), split over the
+    channels between threads; ``row_sums`` is made per slice of channels (a few MB, in cache).
+    ``out``: a flat buffer of at least N * C * Hp * Wp entries to use.
     """
     xp = get_array_module(cols)
     kh, kw = kernel_size
@@ -99,10 +107,12 @@ def col2im(cols, padded_shape, kernel_size, stride, out=None):
     image = (xp.empty(size, dtype=cols.dtype) if out is None else out[:size]).reshape(c, n, hp, wp)
 
     def add_back(per_offset, image):
-        image[...] = 0
+        row_sums = xp.zeros((per_offset.shape[0], kw, n, hp, wo), dtype=per_offset.dtype)
         for i in range(kh):
-            for j in range(kw):
-                image[:, :, i:i + sh * (ho - 1) + 1:sh, j:j + sw * (wo - 1) + 1:sw] += per_offset[:, i, j]
+            row_sums[:, :, :, i:i + sh * (ho - 1) + 1:sh] += per_offset[:, i]
+        image[...] = 0
+        for j in range(kw):
+            image[:, :, :, j:j + sw * (wo - 1) + 1:sw] += row_sums[:, j]
 
     over_batch(add_back, per_offset, image)
     return image.transpose(1, 0, 2, 3)
@@ -145,6 +155,8 @@ class Conv2d(Module):
         self.bias = Parameter(np.zeros(out_channels, dtype=dtype)) if bias else None
         self._input = None
         self._out_shape = None
+        self._kept_columns = None     # forward's column matrix, when kept for backward
+        self._columns_store = None    # the array it lives in, reused by the next forward
 
     def extra_repr(self):
         return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
@@ -160,6 +172,13 @@ class Conv2d(Module):
     # chunk is at most about this many bytes (AlexNet's conv2 at batch 128, crop 227 would need 0.9 GB at
     # once); the chunk's buffers are kept and reused by the next call. On the GPU: one chunk.
     CHUNK_BYTES = 1 << 28
+
+    # In training, a layer whose whole batch is unrolled as one chunk of at most this many bytes keeps
+    # its column matrix, in an array of its own reused from step to step, for backward instead of
+    # unrolling the input again. At the recipe's batch 128, crop 112 that is every layer (400 MiB in
+    # all, conv2's 169 MiB the largest); at batch 128, crop 227 none (conv3's would be 190 MiB, the
+    # others take several chunks), so the peak memory there does not grow.
+    KEEP_COLUMNS_BYTES = 180 << 20
 
     def _chunks(self, x):
         """Slices of the batch, each unrolled and multiplied on its own."""
@@ -188,8 +207,9 @@ class Conv2d(Module):
         buffers[key] = (held, layout)
         return held
 
-    def _columns(self, images, step):
-        """im2col of a chunk of images, padded on the way; both in reused buffers."""
+    def _columns(self, images, step, keep=False):
+        """im2col of a chunk of images, padded on the way; both in reused buffers (the columns in
+        this layer's own array when ``keep``: they must outlive the other layers' passes)."""
         xp = get_array_module(images)
         ph, pw = self.padding
         if ph or pw:
@@ -203,8 +223,13 @@ class Conv2d(Module):
         _, _, ho, wo = self.output_shape(images.shape[:2] + tuple(
             d - 2 * p for d, p in zip(images.shape[2:], self.padding)))
         size = step * images.shape[1] * self.kernel_size[0] * self.kernel_size[1] * ho * wo
-        return im2col(images, self.kernel_size, self.stride, self.groups,
-                      out=self._buffer("cols", size, images.dtype, xp))
+        if not keep:
+            return im2col(images, self.kernel_size, self.stride, self.groups,
+                          out=self._buffer("cols", size, images.dtype, xp))
+        store = self._columns_store
+        if store is None or store.size < size or store.dtype != images.dtype or get_array_module(store) is not xp:
+            store = self._columns_store = xp.empty(size, dtype=images.dtype)
+        return im2col(images, self.kernel_size, self.stride, self.groups, out=store)
 
     def forward(self, x):
         check_input(self, x, 4, self.in_channels)
@@ -219,9 +244,14 @@ class Conv2d(Module):
         bias = 0 if self.bias is None else self.bias.data.reshape(1, -1, 1, 1)
         out = xp.empty(out_shape, dtype=x.dtype)
         chunks, step = self._chunks(x)
+        column_bytes = n * self.in_channels * self.kernel_size[0] * self.kernel_size[1] * ho * wo * x.itemsize
+        keep = self.training and len(chunks) == 1 and column_bytes <= self.KEEP_COLUMNS_BYTES
+        self._kept_columns = None
         products = self._buffer("products", step * self.out_channels * ho * wo, x.dtype, xp)
         for part in chunks:
-            cols = self._columns(x[part], step)                                 # (G, K, n*Ho*Wo)
+            cols = self._columns(x[part], step, keep)                           # (G, K, n*Ho*Wo)
+            if keep:
+                self._kept_columns = cols
             m = cols.shape[2]
             product = xp.matmul(weight, cols, out=products[:g * f_g * m].reshape(g, f_g, m))
             product = product.reshape(self.out_channels, -1, ho, wo).transpose(1, 0, 2, 3)
@@ -242,8 +272,9 @@ class Conv2d(Module):
         chunks, step = self._chunks(x)
         grads = self._buffer("grads", step * self.out_channels * ho * wo, grad_out.dtype, xp)
         ph, pw = self.padding
+        kept = self._kept_columns
         for part in chunks:
-            cols = self._columns(x[part], step)                                 # recomputed, not stored
+            cols = kept if kept is not None else self._columns(x[part], step)   # kept, or unrolled again
             m = cols.shape[2]
             grad = grads[:self.out_channels * m].reshape(self.out_channels, -1, ho, wo)
             xp.copyto(grad, grad_out[part].transpose(1, 0, 2, 3))
@@ -255,6 +286,8 @@ class Conv2d(Module):
                 self.bias.grad += grad.sum(axis=2).reshape(-1)
             if not self.input_grad:
                 continue
+            if kept is not None:   # keep forward's columns intact (backward may run again)
+                cols = self._buffer("cols", cols.size, cols.dtype, xp)[:cols.size].reshape(cols.shape)
             grad_cols = xp.matmul(weight.transpose(0, 2, 1), grad, out=cols)    # (G, K, n*Ho*Wo)
             n_part, c, h, w = x[part].shape
             padded_shape = (n_part, c, h + 2 * ph, w + 2 * pw)

@@ -67,3 +67,38 @@ def test_two_threads_do_not_share_scratch_buffers():
         for repeat in together[i]:
             for a, b in zip(alone[i], repeat):
                 np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("groups,padding,stride", [(1, 0, 4), (2, 2, 1), (2, 1, 2)])
+def test_kept_columns_give_the_recomputed_gradients(monkeypatch, groups, padding, stride):
+    """Training keeps small column matrices for backward; the gradients are those of unrolling again,
+    also when another layer runs in between and when backward runs twice after one forward."""
+    rng = np.random.default_rng(4)
+    layer = nn.Conv2d(4, 6, 3, stride=stride, padding=padding, groups=groups, dtype=np.float64, rng=rng)
+    other = nn.Conv2d(4, 4, 3, padding=1, dtype=np.float64, rng=rng)      # shares the scratch buffers
+    x = rng.standard_normal((3, 4, 11, 9))
+    grad = rng.standard_normal(layer.output_shape(x.shape))
+    recomputed = _run(layer, x, grad)                                      # default: kept (tiny)
+    assert layer._kept_columns is not None
+    layer.weight.grad[...] = 0
+    layer.bias.grad[...] = 0
+    layer.forward(x)
+    other.forward(x + 1)
+    other.backward(rng.standard_normal(other.output_shape(x.shape)))
+    twice = [layer.backward(grad), layer.backward(grad)]
+    weight_grad_twice = layer.weight.grad.copy()
+    monkeypatch.setattr(nn.Conv2d, "KEEP_COLUMNS_BYTES", 0)
+    unrolled_again = _run(layer, x, grad)
+    assert layer._kept_columns is None
+    for a, b in zip(recomputed, unrolled_again):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(twice[0], unrolled_again[1], rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(twice[1], unrolled_again[1], rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(weight_grad_twice, 2 * unrolled_again[2], rtol=1e-12)
+
+
+def test_eval_mode_keeps_no_columns():
+    layer = nn.Conv2d(2, 3, 3, dtype=np.float64, rng=np.random.default_rng(5))
+    layer.eval()
+    layer.forward(np.ones((2, 2, 6, 6)))
+    assert layer._kept_columns is None

@@ -64,6 +64,30 @@ def test_im2col_and_col2im_are_adjoint(device, to_dev):
     assert np.isclose((cols * c).sum(), (x * back).sum(), rtol=1e-12)
 
 
+@pytest.mark.parametrize("shape,kernel,stride,groups", [
+    ((1, 3, 7, 6), (5, 5), (1, 1), 1),      # conv2-like offsets, batch 1, non-square
+    ((2, 4, 9, 8), (3, 2), (2, 3), 2),      # strided, rectangular kernel, two groups
+    ((3, 40, 5, 5), (3, 3), (1, 1), 2),     # enough channels to be split between threads
+])
+def test_col2im_matches_a_naive_loop(shape, kernel, stride, groups):
+    """Every column entry is added back to the pixel it was copied from (overlaps accumulate)."""
+    rng = np.random.default_rng(2)
+    n, c, hp, wp = shape
+    (kh, kw), (sh, sw) = kernel, stride
+    ho, wo = (hp - kh) // sh + 1, (wp - kw) // sw + 1
+    cols = rng.normal(size=(groups, c // groups * kh * kw, n * ho * wo))
+    per_entry = cols.reshape(c, kh, kw, n, ho, wo)
+    expected = np.zeros(shape)
+    for ch in range(c):
+        for i in range(kh):
+            for j in range(kw):
+                for b in range(n):
+                    for y in range(ho):
+                        for x in range(wo):
+                            expected[b, ch, y * sh + i, x * sw + j] += per_entry[ch, i, j, b, y, x]
+    np.testing.assert_allclose(col2im(cols, shape, kernel, stride), expected, rtol=1e-12, atol=1e-12)
+
+
 def test_im2col_column_is_a_window():
     x = np.arange(2 * 2 * 5 * 5, dtype=np.float64).reshape(2, 2, 5, 5)
     cols = im2col(x, (3, 3), (2, 2), 1)          # (1, 2*3*3, 2*2*2)
