@@ -47,9 +47,6 @@ from .resume import (CHANGEABLE, CHECKED, RECORDED, check_data_still_there, chec
                      check_same_subset, given_options, lr_notes, saved_arguments, subset_fingerprint)
 from .rundir import SaveFailed, guarded_out, saving
 
-#: Arguments the command line may change when resuming; every other one comes from the checkpoint
-#: (--lr and --data too unless given: see alexnet/resume.py).
-RESUME_OVERRIDES = CHANGEABLE
 EXIT_NONFINITE = 3
 EXIT_SAVE_FAILED = 74  # EX_IOERR: a checkpoint, log or figure could not be written
 EXIT_INTERRUPTED = 130
@@ -182,8 +179,9 @@ class Trainer:
         self.val_set = open_split(self.data_path, "val")
         check_crop(self.train_set, args.crop)
         if resumed is not None:  # the same subset, wherever it is now (item 8 of issue 10)
-            check_same_subset(resumed, self.data_path)
-        self.data_fingerprint = subset_fingerprint(self.data_path)
+            self.data_fingerprint = check_same_subset(resumed, self.data_path)
+        else:
+            self.data_fingerprint = subset_fingerprint(self.data_path)
 
         self.model = AlexNet(num_classes=self.train_set.num_classes, crop=args.crop, groups=args.groups,
                              init=args.init, width=args.width, dropout=args.dropout, seed=args.seed,
@@ -493,7 +491,8 @@ def plain_args(args):
 
 def apply_resume(args):
     """With ``--resume``, load the checkpoint and take the run-defining arguments from it
-    (everything but RESUME_OVERRIDES), so that the continued run is the same run."""
+    (everything but resume.CHANGEABLE, and a new --lr or --data: see alexnet/resume.py), so that the
+    continued run is the same run."""
     if not args.resume:
         return args, None
     if args.resume == "auto":
@@ -506,7 +505,7 @@ def apply_resume(args):
     check_data_still_there(args, saved, given)
     args._lr_changed = "lr" in given and "lr" in saved and args.lr != saved["lr"]
     for key, value in saved.items():
-        if key in RESUME_OVERRIDES or not hasattr(args, key):
+        if key in CHANGEABLE or not hasattr(args, key):
             continue
         if key in given and (key in RECORDED or key in CHECKED):  # a new --lr, a moved --data
             continue

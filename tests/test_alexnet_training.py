@@ -54,6 +54,21 @@ def _one_blas_thread():
         yield
 
 
+def sigterm_at_first_checkpoint(command, out, env):
+    """Start ``command``, send it SIGTERM as soon as ``out/checkpoint.npz`` exists, and return its
+    (exit status, stderr); skip the test when the run finished before the signal arrived."""
+    proc = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            text=True)
+    deadline = time.time() + 120
+    while not (out / "checkpoint.npz").exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGTERM)
+    _, stderr = proc.communicate(timeout=60)
+    if proc.returncode == 0:
+        pytest.skip("the run finished before SIGTERM arrived")
+    return proc.returncode, stderr
+
+
 def _env(tmp):
     env = dict(os.environ, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1", MPLBACKEND="Agg",
                ALEXNET_CACHE=str(tmp / "cache"))
@@ -157,16 +172,8 @@ def test_sigterm_saves_mid_epoch_and_resume_is_exact(tiny, reference_run, tmp_pa
     out = tmp_path / "run"
     cmd = [sys.executable, "-m", "alexnet", "train", "--data", str(tiny), *SMALL, "--epochs", "3",
            "--out", str(out)]
-    proc = subprocess.Popen(cmd, cwd=REPO, env=_env(tmp_path), stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True)
-    deadline = time.time() + 120
-    while not (out / "checkpoint.npz").exists() and proc.poll() is None and time.time() < deadline:
-        time.sleep(0.01)
-    proc.send_signal(signal.SIGTERM)
-    _, stderr = proc.communicate(timeout=60)
-    if proc.returncode == 0:
-        pytest.skip("the run finished before SIGTERM arrived")
-    assert proc.returncode == 130, stderr
+    returncode, stderr = sigterm_at_first_checkpoint(cmd, out, _env(tmp_path))
+    assert returncode == 130, stderr
     assert "checkpoint saved" in stderr
     resumed = alexnet_cli(tmp_path, "train", "--data", tiny, *SMALL, "--epochs", 3, "--out", out, "--resume")
     assert resumed.returncode == 0, resumed.stderr

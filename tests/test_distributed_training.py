@@ -2,7 +2,6 @@
 process, on a tiny real subset (10 classes x 5 train + 2 val images, S = 72, crop 67, width 1/16).
 """
 import json
-import signal
 import subprocess
 import sys
 import time
@@ -14,7 +13,7 @@ import data
 from alexnet.checkpoint import load_checkpoint
 from nn import load_npz
 
-from test_alexnet_training import _shared_data
+from test_alexnet_training import _shared_data, sigterm_at_first_checkpoint
 from test_distributed import MPIEXEC, REPO, mpi_env, mpiexec, needs_mpi
 
 pytestmark = needs_mpi
@@ -105,16 +104,8 @@ def test_sigterm_to_mpiexec_then_resume_on_one_rank(tiny, one_process_run, tmp_p
     out = tmp_path / "run"
     command = [MPIEXEC, "-n", "2", sys.executable, "-m", "alexnet", "train", "--data", str(tiny), *SMALL,
                "--epochs", str(EPOCHS), "--out", str(out)]
-    proc = subprocess.Popen(command, cwd=REPO, env=env_for(tmp_path), stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True)
-    deadline = time.time() + 120
-    while not (out / "checkpoint.npz").exists() and proc.poll() is None and time.time() < deadline:
-        time.sleep(0.01)
-    proc.send_signal(signal.SIGTERM)
-    _, stderr = proc.communicate(timeout=60)
-    if proc.returncode == 0:
-        pytest.skip("the run finished before SIGTERM arrived")
-    assert proc.returncode == 130, stderr
+    returncode, stderr = sigterm_at_first_checkpoint(command, out, env_for(tmp_path))
+    assert returncode == 130, stderr
     assert stderr.count("checkpoint saved") == 1, stderr   # said once, by rank 0
     meta = load_checkpoint(out / "checkpoint.npz").meta
     assert meta["world_size"] == 2 and meta["epoch"] < EPOCHS
