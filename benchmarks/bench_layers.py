@@ -92,9 +92,8 @@ _REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if _REPO not in sys.path:
     sys.path.insert(0, _REPO)
 
+import nn  # noqa: E402  (before NumPy: see nn/__init__.py, OPENBLAS_THREAD_TIMEOUT)
 import numpy as np  # noqa: E402
-
-import nn  # noqa: E402
 
 try:  # run as a script (benchmarks/ on sys.path) or as ``python -m benchmarks.bench_layers``
     from _common import (environment_info, format_table, interleaved_split,  # noqa: E402

@@ -33,9 +33,9 @@ def peak_rss_mib():
 
 
 def run(who, batch, crop, steps, threads):
+    import nn  # before NumPy (nn/__init__.py: OPENBLAS_THREAD_TIMEOUT)
     import numpy as np
     import bench_layers as bl
-    import nn
     rng = np.random.default_rng(0)
     layers = bl.alexnet_layers(rng, crop)
     x = rng.standard_normal((batch, 3, crop, crop), dtype=np.float32)

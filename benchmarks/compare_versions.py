@@ -50,9 +50,9 @@ def load_copy(folder):
 
 
 def main(args):
+    import nn  # before NumPy (nn/__init__.py: OPENBLAS_THREAD_TIMEOUT, shared by both copies)
     import numpy as np
     import bench_layers
-    import nn
 
     def build(library):
         bench_layers.nn = library          # alexnet_layers builds with the module's ``nn``

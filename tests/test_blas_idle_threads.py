@@ -1,0 +1,77 @@
+"""nn makes OpenBLAS's idle worker threads sleep at once (nn/__init__.py, OPENBLAS_THREAD_TIMEOUT).
+
+Measured, not assumed: a fresh process does a matrix product on two BLAS threads, then sleeps
+0.1 s; the CPU time it uses while its main thread sleeps is the spinning of OpenBLAS's idle
+worker. With NumPy loaded the default way the worker spins through most of that sleep; with nn
+imported first it must not.
+"""
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+IDLE_CPU = """
+import resource, statistics, sys, time
+sys.path.insert(0, {root!r})
+{first_import}
+import numpy as np
+matrix = np.ones((1024, 1024), np.float32)
+
+def cpu_seconds():
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+idle = []
+for _ in range(5):
+    matrix @ matrix
+    before = cpu_seconds()
+    time.sleep(0.1)
+    idle.append(cpu_seconds() - before)
+print(statistics.median(idle))
+"""
+
+
+def idle_cpu_seconds(first_import, **env):
+    environment = {key: value for key, value in os.environ.items() if key != "OPENBLAS_THREAD_TIMEOUT"}
+    environment.update(OPENBLAS_NUM_THREADS="2", **env)
+    script = IDLE_CPU.format(root=str(ROOT), first_import=first_import)
+    done = subprocess.run([sys.executable, "-c", script], env=environment, capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    return float(done.stdout.split()[-1])
+
+
+@pytest.fixture(scope="module")
+def default_spin():
+    """CPU seconds of 0.1 s of idleness with OpenBLAS's own default; skip where nothing spins."""
+    if sys.platform != "linux" or len(os.sched_getaffinity(0)) < 2:
+        pytest.skip("needs Linux and at least 2 cores for two BLAS threads")
+    spin = idle_cpu_seconds("")
+    if spin < 0.03:
+        pytest.skip(f"this BLAS's idle threads do not spin by default here ({spin:.3f} s of CPU in "
+                    f"0.1 s of sleep), so there is nothing to measure")
+    return spin
+
+
+def test_importing_nn_first_makes_blas_workers_sleep(default_spin):
+    quiet = idle_cpu_seconds("import nn")
+    assert quiet < 0.2 * default_spin, (quiet, default_spin)
+
+
+def test_a_users_own_setting_is_kept(default_spin):
+    # 30 is OpenBLAS's maximum (2^30 cycles): the worker spins through the whole 0.1 s again.
+    assert idle_cpu_seconds("import nn", OPENBLAS_THREAD_TIMEOUT="30") > 0.5 * default_spin
+
+
+def test_the_variable_is_removed_again_and_recorded():
+    script = ("import os, sys; sys.path.insert(0, {root!r}); import nn; "
+              "print(nn.OPENBLAS_THREAD_TIMEOUT, os.environ.get('OPENBLAS_THREAD_TIMEOUT'))").format(root=str(ROOT))
+    environment = {key: value for key, value in os.environ.items() if key != "OPENBLAS_THREAD_TIMEOUT"}
+    done = subprocess.run([sys.executable, "-c", script], env=environment, capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["4", "None"]
