@@ -14,6 +14,11 @@ the cores this process may run on), so two MPI ranks started with one BLAS
 thread each also get one thread here and do not fight over the cores.
 ``set_num_threads(n)`` overrides it (1 turns the pool off). CuPy arrays are
 never split: the GPU already runs the whole batch in parallel.
+
+These threads share the cores with BLAS's own: after a matrix product OpenBLAS's
+workers would spin for ~0.1 s waiting for the next one, on the very cores these
+passes want; ``nn/__init__.py`` asks them to sleep at once instead
+(OPENBLAS_THREAD_TIMEOUT, when nn is imported before NumPy).
 """
 import os
 import threading
