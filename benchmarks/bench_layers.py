@@ -22,6 +22,11 @@ What it measures (issue 2, "Speed"):
 4. a summary: images/s, GFLOP/s and % of the matmul rate of the training step,
    ours and PyTorch's.
 
+``--separate ROUNDS`` times the step and inference rows with each library in fresh
+processes of its own (ROUNDS rounds, alternating order, median of the rounds): in one
+process PyTorch's step runs slower than alone (benchmarks/README.md), so those are
+the ratios to quote. The per-layer rows are always timed in this process.
+
 GPU (``--device cuda``, needs CuPy; PyTorch columns need a CUDA build of torch):
 the same layers run on CuPy arrays and PyTorch runs on CUDA (cuDNN). Every timed
 call ends with a device synchronization (``cupy.cuda.Device().synchronize()`` and
@@ -36,7 +41,10 @@ given (then OPENBLAS/OMP/MKL_NUM_THREADS are set before NumPy is imported);
 PyTorch is set to the same count (default: the cores this process may use).
 """
 import argparse
+import json
 import os
+import statistics
+import subprocess
 import sys
 
 
@@ -69,7 +77,14 @@ def parse_args(argv=None):
     parser.add_argument("--tf32", choices=("off", "on"), default="off",
                         help="cuda only: off = strict FP32 for both libraries (default), on = TF32 for both")
     parser.add_argument("--json", default=None, metavar="PATH", help="also save the results as JSON")
+    parser.add_argument("--separate", type=int, default=0, metavar="ROUNDS",
+                        help="time the step and infer rows with each library in a fresh process of its "
+                             "own, ROUNDS times in alternating order (default 0: in this process, "
+                             "taking turns)")
+    parser.add_argument("--child", choices=("ours", "torch"), default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.separate < 0:
+        parser.error("--separate must be >= 0")
     wanted = LAYER_NAMES + EXTRA_NAMES if args.layers == "all" else \
         [name.strip() for name in args.layers.split(",") if name.strip()]
     unknown = [name for name in wanted if name not in LAYER_NAMES + EXTRA_NAMES]
@@ -390,7 +405,7 @@ def bench_sgd(layers, args, torch, device):
     return _record(row, _timed(device, candidates, args))
 
 
-def bench_step(layers, batch, crop, args, torch, rng, device):
+def bench_step(layers, batch, crop, args, torch, rng, device, only=None):
     """One training step of the whole stack: zero_grad, forward, loss, backward, SGD step.
 
     As in ``alexnet train`` (and in PyTorch, whose input needs no gradient), conv1 does not
@@ -415,7 +430,7 @@ def bench_step(layers, batch, crop, args, torch, rng, device):
     candidates = {"ours": [ours]}
     layers[0][1].input_grad = False
     if torch is None:
-        row = _record(row, _timed(device, candidates, args))
+        row = _record(row, _timed(device, _only(candidates, only), args))
         layers[0][1].input_grad = True
         return row
     tmodel = torch_alexnet(torch, layers).to("cuda" if device.cupy is not None else "cpu")
@@ -429,12 +444,17 @@ def bench_step(layers, batch, crop, args, torch, rng, device):
         topt.step()
 
     candidates["torch"] = [theirs]
-    row = _record(row, _timed(device, candidates, args))
+    row = _record(row, _timed(device, _only(candidates, only), args))
     layers[0][1].input_grad = True
     return row
 
 
-def bench_infer(layers, batch, crop, args, torch, rng, device):
+def _only(candidates, only):
+    """The candidates to time: all of them, or the one named ``only`` (a --child process)."""
+    return candidates if only is None else {only: candidates[only]}
+
+
+def bench_infer(layers, batch, crop, args, torch, rng, device, only=None):
     """The forward pass of the whole stack in eval mode (dropout off; torch: eval() and no_grad)."""
     model = nn.Sequential(*[layer for _, layer, _ in layers])
     model.eval()
@@ -453,7 +473,7 @@ def bench_infer(layers, batch, crop, args, torch, rng, device):
                 return tmodel(tx)
 
         candidates["torch"] = [theirs]
-    _record(row, _timed(device, candidates, args))
+    _record(row, _timed(device, _only(candidates, only), args))
     model.train()
     return row
 
@@ -531,15 +551,16 @@ def main(args):
         rows.append(bench_loss(args.batch, args, torch, rng, device))
     if "sgd" in args.wanted:
         rows.append(bench_sgd(layers, args, torch, device))
-    step = None
-    if "step" in args.wanted:
-        print("  timing the whole training step", file=sys.stderr, flush=True)
-        step = bench_step(layers, args.batch, args.crop, args, torch, rng, device)
-
-    infer = None
-    if "infer" in args.wanted:
-        print("  timing the eval-mode forward pass", file=sys.stderr, flush=True)
-        infer = bench_infer(layers, args.batch, args.crop, args, torch, rng, device)
+    step = infer = None
+    if args.separate and {"step", "infer"} & set(args.wanted):
+        step, infer = separate_rows(layers, args, torch)
+    else:
+        if "step" in args.wanted:
+            print("  timing the whole training step", file=sys.stderr, flush=True)
+            step = bench_step(layers, args.batch, args.crop, args, torch, rng, device)
+        if "infer" in args.wanted:
+            print("  timing the eval-mode forward pass", file=sys.stderr, flush=True)
+            infer = bench_infer(layers, args.batch, args.crop, args, torch, rng, device)
     mm_end = numpy_matmul_rate(args.matmul_size, xp=device.cupy, synchronize=device.synchronize)
     print_table(rows, step, mm, torch is not None, args)
     if infer:
@@ -551,6 +572,7 @@ def main(args):
                       f"{infer['flops_fwd'] / sec / 1e9:6.1f} GFLOP/s")
         if "torch_ms" in infer:
             print(f"  torch/ours = {infer['torch_ms'] / infer['ours_ms']:.2f}")
+        print_separate(infer)
     print(f"\nreference matmul rate at the start {mm:.1f}, at the end {mm_end:.1f} GFLOP/s"
           + ("  -- WARNING: they differ by more than 20%: the machine was busy, trust only the"
              " ratios (ours and torch take turns within every repetition)"
@@ -561,6 +583,69 @@ def main(args):
                                "reps": args.reps, "matmul_gflops": mm, "matmul_gflops_end": mm_end, "torch_matmul_gflops": mm_torch,
                                "layers": rows, "step": step, "infer": infer})
         print(f"\nsaved {args.json}")
+
+
+def separate_rows(layers, args, torch):
+    """The step and infer rows, each library timed in fresh processes of its own (``--separate``).
+
+    Every round starts one child per library (``--child ours`` without importing torch, ``--child
+    torch``), in alternating order; a child builds the same stack and weights (seed 0) and prints
+    the medians of its ``--reps`` repetitions as JSON. A row's time is the median over the rounds;
+    the rounds' values are kept in ``<who>_rounds_ms``.
+    """
+    wanted = [name for name in ("step", "infer") if name in args.wanted]
+    who_all = ["ours"] + (["torch"] if torch is not None else [])
+    results = {who: {name: [] for name in wanted} for who in who_all}
+    command = [sys.executable, os.path.abspath(__file__), "--batch", str(args.batch), "--crop", str(args.crop),
+               "--reps", str(args.reps), "--warmup", str(args.warmup), "--layers", ",".join(wanted),
+               "--device", args.device, "--tf32", args.tf32]
+    if args.threads:
+        command += ["--threads", str(args.threads)]
+    for round_index in range(args.separate):
+        order = who_all if round_index % 2 == 0 else who_all[::-1]
+        for who in order:
+            print(f"  round {round_index + 1}/{args.separate}: {who} in a process of its own",
+                  file=sys.stderr, flush=True)
+            done = subprocess.run(command + ["--child", who], capture_output=True, text=True)
+            if done.returncode != 0:
+                raise SystemExit(f"--separate: the {who} child failed (exit {done.returncode}):\n{done.stderr[-2000:]}")
+            measured = json.loads(done.stdout.strip().splitlines()[-1])
+            for name in wanted:
+                results[who][name].append(measured[name])
+    rows = {}
+    flops = sum(forward_flops(layer, s_in, s_out) for (layer, s_in, s_out) in _gemm_shapes(layers, args.batch, args.crop))
+    for name in wanted:
+        row = {"layer": name, "kind": name, "in_shape": [args.batch, 3, args.crop, args.crop], "out_shape": [],
+               "flops_fwd": flops, "separate_rounds": args.separate}
+        for who in who_all:
+            row[f"{who}_ms"] = statistics.median(results[who][name])
+            row[f"{who}_rounds_ms"] = results[who][name]
+        rows[name] = row
+    return rows.get("step"), rows.get("infer")
+
+
+def child_main(args):
+    """``--child WHO``: time only WHO's step / infer rows and print them as one line of JSON."""
+    torch = try_import_torch() if args.child == "torch" else None
+    if args.child == "torch" and torch is None:
+        raise SystemExit("--child torch: torch is not importable")
+    if torch is not None:
+        torch.set_num_threads(args.threads or environment_info()["cores"])
+        if args.device == "cuda":
+            torch.backends.cuda.matmul.allow_tf32 = args.tf32 == "on"
+            torch.backends.cudnn.allow_tf32 = args.tf32 == "on"
+            torch.backends.cudnn.benchmark = True
+    device = Device(args.device, torch)
+    rng = np.random.default_rng(0)
+    layers = alexnet_layers(rng, args.crop)
+    for _, layer, _ in layers:
+        layer.to(args.device)
+    measured = {}
+    if "step" in args.wanted:
+        measured["step"] = bench_step(layers, args.batch, args.crop, args, torch, rng, device, only=args.child)[f"{args.child}_ms"]
+    if "infer" in args.wanted:
+        measured["infer"] = bench_infer(layers, args.batch, args.crop, args, torch, rng, device, only=args.child)[f"{args.child}_ms"]
+    print(json.dumps(measured))
 
 
 def _rate(flops_fwd, ms):
@@ -613,7 +698,22 @@ def print_table(rows, step, mm, with_torch, args):
         if "torch_ms" in step:
             verdict = "faster" if step["torch_ms"] > step["ours_ms"] else "slower"
             print(f"  torch/ours = {step['torch_ms'] / step['ours_ms']:.2f} (ours is {verdict})")
+        print_separate(step)
+
+
+def print_separate(row):
+    """Under a step / infer summary: how it was timed, and each round's values with --separate."""
+    if not row.get("separate_rounds"):
+        print("  (timed in this process, ours and torch taking turns)")
+        return
+    rounds = "; ".join(f"{who} " + ", ".join(f"{ms:.0f}" for ms in row[f"{who}_rounds_ms"])
+                       for who in ("ours", "torch") if f"{who}_rounds_ms" in row)
+    print(f"  (each library in fresh processes of its own, {row['separate_rounds']} rounds in alternating "
+          f"order, median of the rounds; per round, ms: {rounds})")
 
 
 if __name__ == "__main__":
-    main(_ARGS)
+    if _ARGS.child:
+        child_main(_ARGS)
+    else:
+        main(_ARGS)
