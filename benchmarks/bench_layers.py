@@ -704,7 +704,7 @@ def print_table(rows, step, mm, with_torch, args):
 def print_separate(row):
     """Under a step / infer summary: how it was timed, and each round's values with --separate."""
     if not row.get("separate_rounds"):
-        print("  (timed in this process, ours and torch taking turns)")
+        print("  (timed in this process" + (", ours and torch taking turns)" if "torch_ms" in row else ")"))
         return
     rounds = "; ".join(f"{who} " + ", ".join(f"{ms:.0f}" for ms in row[f"{who}_rounds_ms"])
                        for who in ("ours", "torch") if f"{who}_rounds_ms" in row)
