@@ -74,6 +74,43 @@ def _summary(step_times, comm_times, wait_times, payload, ranks, batch, params):
             "parameters": params, "step_times": step_times}
 
 
+def _timed_collective(comm, real, timings):
+    """``real`` (a collective of ``comm``) wrapped to add, per call, the time spent at a barrier
+    first to ``timings["wait"]`` (waiting for the slower rank, not communication) and the
+    collective's own time to ``timings["comm"]``."""
+    def call(*args, **kwargs):
+        t0 = time.perf_counter()
+        comm.barrier()
+        t1 = time.perf_counter()
+        result = real(*args, **kwargs)
+        timings["wait"] += t1 - t0
+        timings["comm"] += time.perf_counter() - t1
+        return result
+    return call
+
+
+def _timed_steps(args, comm, timings, one_step):
+    """Run ``one_step`` --warmup + --reps times, all ranks starting together; returns each timed
+    step's duration (the slowest rank's), communication and waiting seconds, and the bytes
+    reduced in the last step."""
+    steps, comms, waits = [], [], []
+    payload_before = 0
+    for rep in range(args.warmup + args.reps):
+        comm.barrier()
+        timings.update(comm=0.0, wait=0.0)
+        payload_before = comm.bytes_reduced
+        start = time.perf_counter()
+        one_step()
+        elapsed = time.perf_counter() - start
+        if rep >= args.warmup:
+            steps.append(elapsed)
+            comms.append(timings["comm"])
+            waits.append(timings["wait"])
+    payload = comm.bytes_reduced - payload_before
+    steps = [max(comm.comm.allgather(t)) for t in steps]   # the step time of the job is the slowest rank's
+    return steps, comms, waits, payload
+
+
 def run_one_process(args, comm):
     """The whole batch in one process (the baseline)."""
     import numpy as np  # noqa: F401
@@ -101,18 +138,7 @@ def run_data_parallel(args, comm):
     dp = DataParallel(comm, model, optimizer)
     dp.broadcast_state()
     timings = {"comm": 0.0, "wait": 0.0}
-    real_allreduce = comm.allreduce_mean_
-
-    def timed_allreduce(arrays):
-        t0 = time.perf_counter()
-        comm.barrier()                       # waiting for the slower rank, not communication
-        t1 = time.perf_counter()
-        result = real_allreduce(arrays)
-        timings["wait"] += t1 - t0
-        timings["comm"] += time.perf_counter() - t1
-        return result
-
-    comm.allreduce_mean_ = timed_allreduce
+    comm.allreduce_mean_ = _timed_collective(comm, comm.allreduce_mean_, timings)
 
     def forward_backward(x, y):
         loss = criterion.forward(model.forward(x), y)
@@ -120,23 +146,11 @@ def run_data_parallel(args, comm):
         model.backward(criterion.backward())
         return loss, None
 
-    steps, comms, waits = [], [], []
-    payload_before = 0
-    for rep in range(args.warmup + args.reps):
-        comm.barrier()
-        timings.update(comm=0.0, wait=0.0)
-        payload_before = comm.bytes_reduced
-        start = time.perf_counter()
+    def one_step():
         dp.step(forward_backward, x, y, (start_row, stop_row, args.batch), False)
         optimizer.step()
-        elapsed = time.perf_counter() - start
-        if rep >= args.warmup:
-            steps.append(elapsed)
-            comms.append(timings["comm"])
-            waits.append(timings["wait"])
-    payload = comm.bytes_reduced - payload_before
-    # the step time of the job is the slowest rank's
-    steps = [max(comm.comm.allgather(t)) for t in steps]
+
+    steps, comms, waits, payload = _timed_steps(args, comm, timings, one_step)
     return _summary(steps, comms, waits, payload, comm.size, args.batch, model.num_parameters())
 
 
@@ -153,36 +167,18 @@ def run_towers(args, comm):
     del model
     optimizer = SGD(tower.parameters(), lr=0.001, momentum=0.9, weight_decay=5e-4)
     timings = {"comm": 0.0, "wait": 0.0}
+    comm.allgather = _timed_collective(comm, comm.allgather, timings)
+    comm.reduce_scatter = _timed_collective(comm, comm.reduce_scatter, timings)
+    losses = []
 
-    def timed(real):
-        def call(*a, **k):
-            t0 = time.perf_counter()
-            comm.barrier()                   # waiting for the slower rank, not communication
-            t1 = time.perf_counter()
-            result = real(*a, **k)
-            timings["wait"] += t1 - t0
-            timings["comm"] += time.perf_counter() - t1
-            return result
-        return call
-
-    comm.allgather, comm.reduce_scatter = timed(comm.allgather), timed(comm.reduce_scatter)
-    steps, comms, waits = [], [], []
-    for rep in range(args.warmup + args.reps):
-        comm.barrier()
-        timings.update(comm=0.0, wait=0.0)
-        payload_before = comm.bytes_reduced
-        start = time.perf_counter()
-        loss = criterion.forward(tower.forward(x), y)
+    def one_step():
+        losses.append(criterion.forward(tower.forward(x), y))
         optimizer.zero_grad()
         tower.backward(criterion.backward())
         optimizer.step()
-        elapsed = time.perf_counter() - start
-        if rep >= args.warmup:
-            steps.append(elapsed)
-            comms.append(timings["comm"])
-            waits.append(timings["wait"])
-    payload = comm.bytes_reduced - payload_before
-    steps = [max(comm.comm.allgather(t)) for t in steps]
+
+    steps, comms, waits, payload = _timed_steps(args, comm, timings, one_step)
+    loss = losses[-1]
     row = _summary(steps, comms, waits, payload, comm.size, args.batch, tower.num_parameters())
     # what one rank sends: its half of each gathered activation forward, the other half's gradient back
     row["sent_bytes_per_rank"] = sum(t["bytes_forward"] + t["bytes_backward"] for t in tower.traffic())
