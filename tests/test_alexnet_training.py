@@ -19,6 +19,7 @@ import data
 from alexnet import AlexNet
 from alexnet.checkpoint import load_checkpoint
 from alexnet.cli import main as cli_main
+from conftest import imagenette_dir, prepare_tiny72
 from nn import SGD, SoftmaxCrossEntropyLoss, load_npz
 
 REPO = Path(__file__).resolve().parents[1]
@@ -27,19 +28,10 @@ SMALL = ["--crop", str(CROP), "--width", "0.0625", "-b", "16", "--init", "kaimin
          "--seed", "3", "--quiet"]
 
 
-def _shared_data():
-    candidate = Path(os.environ.get("ALEXNET_DATA", REPO.parent / "shared" / "data"))
-    return candidate / "imagenette-224" if (candidate / "imagenette-224").is_dir() else None
-
-
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
     """A prepared 10-class subset: 5 train + 2 val images per class, S = 72."""
-    source = _shared_data()
-    if source is None:
-        pytest.skip("real ImageNet photographs not found: set ALEXNET_DATA or put them in ../shared/data")
-    return data.prepare_subset(source, tmp_path_factory.mktemp("data") / "tiny72", per_class=5,
-                               val_per_class=2, size=72, workers=1, quiet=True)
+    return prepare_tiny72(tmp_path_factory)
 
 
 @pytest.fixture(autouse=True)
@@ -214,7 +206,7 @@ def test_evaluate_predict_visualize_summary(tiny, reference_run, tmp_path):
     assert evaluated.returncode == 0, evaluated.stderr
     assert "center crop" in evaluated.stdout and "10 crops" in evaluated.stdout and "Top-5" in evaluated.stdout
 
-    images = sorted((_shared_data() / "val").glob("*/*.JPEG"))[:2]
+    images = sorted((imagenette_dir() / "val").glob("*/*.JPEG"))[:2]
     predicted = alexnet_cli(tmp_path, "predict", "--checkpoint", run / "best.npz", *images,
                             "--figure", tmp_path / "fig4.png")
     assert predicted.returncode == 0, predicted.stderr

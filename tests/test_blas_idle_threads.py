@@ -35,14 +35,19 @@ print(statistics.median(idle))
 """
 
 
-def idle_cpu_seconds(first_import, **env):
+def run_python(script, **env):
+    """stdout of ``python -c script`` with this environment minus OPENBLAS_THREAD_TIMEOUT, plus ``env``."""
     environment = {key: value for key, value in os.environ.items() if key != "OPENBLAS_THREAD_TIMEOUT"}
-    environment.update(OPENBLAS_NUM_THREADS="2", **env)
-    script = IDLE_CPU.format(root=str(ROOT), first_import=first_import)
+    environment.update(env)
     done = subprocess.run([sys.executable, "-c", script], env=environment, capture_output=True, text=True,
                           timeout=120)
     assert done.returncode == 0, done.stderr
-    return float(done.stdout.split()[-1])
+    return done.stdout
+
+
+def idle_cpu_seconds(first_import, **env):
+    script = IDLE_CPU.format(root=str(ROOT), first_import=first_import)
+    return float(run_python(script, OPENBLAS_NUM_THREADS="2", **env).split()[-1])
 
 
 @pytest.fixture(scope="module")
@@ -70,8 +75,4 @@ def test_a_users_own_setting_is_kept(default_spin):
 def test_the_variable_is_removed_again_and_recorded():
     script = ("import os, sys; sys.path.insert(0, {root!r}); import nn; "
               "print(nn.OPENBLAS_THREAD_TIMEOUT, os.environ.get('OPENBLAS_THREAD_TIMEOUT'))").format(root=str(ROOT))
-    environment = {key: value for key, value in os.environ.items() if key != "OPENBLAS_THREAD_TIMEOUT"}
-    done = subprocess.run([sys.executable, "-c", script], env=environment, capture_output=True, text=True,
-                          timeout=120)
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.split() == ["4", "None"]
+    assert run_python(script).split() == ["4", "None"]

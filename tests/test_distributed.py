@@ -94,9 +94,9 @@ def test_shard_rows_cover_the_batch_in_rank_order(total, size):
 # -- each rank's share, without MPI: the shares put together are the one-process batch ----------
 
 def _prepared(tmp_path_factory):
-    from test_alexnet_training import _shared_data
     import data
-    source = _shared_data()
+    from conftest import imagenette_dir
+    source = imagenette_dir()
     if source is None:
         pytest.skip("real ImageNet photographs not found: set ALEXNET_DATA or put them in ../shared/data")
     return data.PreparedDataset(data.prepare_subset(source, tmp_path_factory.mktemp("d") / "s40", per_class=3,

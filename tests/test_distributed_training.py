@@ -9,31 +9,29 @@ import time
 import numpy as np
 import pytest
 
-import data
 from alexnet.checkpoint import load_checkpoint
 from nn import load_npz
 
-from test_alexnet_training import _shared_data, sigterm_at_first_checkpoint
+from conftest import prepare_tiny72
+from test_alexnet_training import sigterm_at_first_checkpoint
 from test_distributed import MPIEXEC, REPO, mpi_env, mpiexec, needs_mpi
 
 pytestmark = needs_mpi
 
 SMALL = ["--crop", "67", "--width", "0.0625", "-b", "16", "--init", "kaiming", "--input-scale", "64",
          "--seed", "3", "--quiet"]
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    return prepare_tiny72(tmp_path_factory)
+
+
 #: 4 epochs (16 SGD steps). Longer float32 runs are chaotic here: with the chunked convolution
 #: (nn/conv.py) the 1- and 2-process runs agree to 1.6e-6 after 4 epochs, then a rounding-level
 #: difference in epoch 5 (train loss 2.378689 vs 2.378663), amplified after §5's learning-rate
 #: division, gave 1.3e-2 in the velocities after 6 (measured on the 2-core machine).
 EPOCHS = 4
-
-
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    source = _shared_data()
-    if source is None:
-        pytest.skip("real ImageNet photographs not found: set ALEXNET_DATA or put them in ../shared/data")
-    return data.prepare_subset(source, tmp_path_factory.mktemp("data") / "tiny72", per_class=5,
-                               val_per_class=2, size=72, workers=1, quiet=True)
 
 
 def env_for(tmp):

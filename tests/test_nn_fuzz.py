@@ -12,6 +12,7 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 import nn
+from test_nn_layers import naive_conv
 
 BUDGET = settings(max_examples=150, deadline=None, derandomize=True, database=None,
                   suppress_health_check=[HealthCheck.too_slow])
@@ -24,26 +25,8 @@ def close(actual, expected):
     np.testing.assert_allclose(np.asarray(actual), expected, rtol=RTOL, atol=ATOL)
 
 
-# -- naive references (loops over every output element, float64) -------------------------------
-
-def conv_naive(x, w, b, stride, padding, groups):
-    n, c, h, wd = x.shape
-    f, cg, kh, kw = w.shape
-    (sh, sw), (ph, pw) = stride, padding
-    xp = np.zeros((n, c, h + 2 * ph, wd + 2 * pw))
-    xp[:, :, ph:ph + h, pw:pw + wd] = x
-    ho, wo = (h + 2 * ph - kh) // sh + 1, (wd + 2 * pw - kw) // sw + 1
-    out = np.zeros((n, f, ho, wo))
-    per_group = f // groups
-    for i in range(n):
-        for k in range(f):
-            g = k // per_group
-            for y in range(ho):
-                for z in range(wo):
-                    window = xp[i, g * cg:(g + 1) * cg, y * sh:y * sh + kh, z * sw:z * sw + kw]
-                    out[i, k, y, z] = np.sum(window * w[k]) + (b[k] if b is not None else 0.0)
-    return out
-
+# -- naive references (loops over every output element, float64; the convolution's forward is
+# test_nn_layers.naive_conv) ------------------------------------------------------------------
 
 def conv_backward_naive(x, w, grad, stride, padding, groups):
     """dL/dx, dL/dw, dL/db by sending every output's gradient back through the window it read."""
@@ -169,7 +152,7 @@ def conv_property(layer_class, budget=BUDGET, seen=None):
         x = rng.normal(size=(cfg["n"], cfg["cin"], *cfg["hw"]))
         out = layer.forward(x)
         bias = layer.bias.data if layer.bias is not None else None
-        close(out, conv_naive(x, layer.weight.data, bias, cfg["stride"], cfg["padding"], cfg["groups"]))
+        close(out, naive_conv(x, layer.weight.data, bias, cfg["stride"], cfg["padding"], cfg["groups"]))
         grad = rng.normal(size=out.shape)
         layer.zero_grad()
         dx = layer.backward(grad)

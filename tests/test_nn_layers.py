@@ -12,11 +12,15 @@ from nn.conv import col2im, im2col
 
 
 def naive_conv(x, weight, bias, stride, padding, groups):
+    """One output element at a time. stride and padding: an int or an (h, w) pair; bias may be None
+    (also the reference of tests/test_nn_fuzz.py)."""
     n, c, h, w = x.shape
     f, cg, kh, kw = weight.shape
-    x_pad = np.pad(x, ((0, 0), (0, 0), (padding, padding), (padding, padding)))
-    ho = (h + 2 * padding - kh) // stride + 1
-    wo = (w + 2 * padding - kw) // stride + 1
+    sh, sw = (stride, stride) if np.isscalar(stride) else stride
+    ph, pw = (padding, padding) if np.isscalar(padding) else padding
+    x_pad = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
+    ho = (h + 2 * ph - kh) // sh + 1
+    wo = (w + 2 * pw - kw) // sw + 1
     out = np.zeros((n, f, ho, wo))
     per_group = f // groups
     for b in range(n):
@@ -24,8 +28,8 @@ def naive_conv(x, weight, bias, stride, padding, groups):
             g = k // per_group
             for y in range(ho):
                 for z in range(wo):
-                    window = x_pad[b, g * cg:(g + 1) * cg, y * stride:y * stride + kh, z * stride:z * stride + kw]
-                    out[b, k, y, z] = (window * weight[k]).sum() + bias[k]
+                    window = x_pad[b, g * cg:(g + 1) * cg, y * sh:y * sh + kh, z * sw:z * sw + kw]
+                    out[b, k, y, z] = (window * weight[k]).sum() + (bias[k] if bias is not None else 0.0)
     return out
 
 

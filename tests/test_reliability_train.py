@@ -24,34 +24,31 @@ from alexnet.cli import build_parser, given_options
 from alexnet.cli import main as cli_main
 from alexnet.rundir import RunDir, RunDirError, RunLock
 from alexnet.train import EXIT_SAVE_FAILED
+from conftest import imagenette_dir
 
 REPO = Path(__file__).resolve().parents[1]
 SMALL = ["--crop", "67", "--width", "0.0625", "-b", "16", "--init", "kaiming", "--input-scale", "64",
          "--seed", "3", "--quiet"]
 
 
-def _source():
-    candidate = Path(os.environ.get("ALEXNET_DATA", REPO.parent / "shared" / "data")) / "imagenette-224"
-    return candidate if candidate.is_dir() else None
+def _four_class_subset(tmp_path_factory, name, per_class):
+    """4 classes of the Imagenette photographs, ``per_class`` + 1 images each, S = 72."""
+    source = imagenette_dir()
+    if source is None:
+        pytest.skip("real ImageNet photographs not found: set ALEXNET_DATA or put them in ../shared/data")
+    return data.prepare_subset(source, tmp_path_factory.mktemp("data") / name, num_classes=4, per_class=per_class,
+                               val_per_class=1, size=72, workers=1, quiet=True)
 
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
-    source = _source()
-    if source is None:
-        pytest.skip("real ImageNet photographs not found: set ALEXNET_DATA or put them in ../shared/data")
-    return data.prepare_subset(source, tmp_path_factory.mktemp("data") / "tiny", num_classes=4, per_class=4,
-                               val_per_class=1, size=72, workers=1, quiet=True)
+    return _four_class_subset(tmp_path_factory, "tiny", per_class=4)
 
 
 @pytest.fixture(scope="module")
 def other_subset(tmp_path_factory):
     """Same source and S, other images (3 per class): a different subset."""
-    source = _source()
-    if source is None:
-        pytest.skip("real ImageNet photographs not found")
-    return data.prepare_subset(source, tmp_path_factory.mktemp("data") / "other", num_classes=4, per_class=3,
-                               val_per_class=1, size=72, workers=1, quiet=True)
+    return _four_class_subset(tmp_path_factory, "other", per_class=3)
 
 
 @pytest.fixture(scope="module")
@@ -435,7 +432,7 @@ def test_a_live_run_s_temporaries_are_not_touched(tmp_path):
 # -- 13. messages name the flags of the command that was run --------------------------------
 
 def test_train_classes_error_names_train_s_flag(tmp_path, capsys, monkeypatch):
-    source = _source()
+    source = imagenette_dir()
     if source is None:
         pytest.skip("real ImageNet photographs not found")
     monkeypatch.setenv("ALEXNET_CACHE", str(tmp_path / "cache"))
@@ -445,7 +442,7 @@ def test_train_classes_error_names_train_s_flag(tmp_path, capsys, monkeypatch):
 
 
 def test_prepare_error_names_prepare_s_flag(tmp_path, capsys):
-    source = _source()
+    source = imagenette_dir()
     if source is None:
         pytest.skip("real ImageNet photographs not found")
     from data.__main__ import main as data_main
