@@ -500,12 +500,7 @@ def main(args):
     torch = None if args.no_torch else try_import_torch()
     env = environment_info()
     threads = args.threads or env["cores"]
-    if torch is not None:
-        torch.set_num_threads(threads)
-        if args.device == "cuda" and torch.cuda.is_available():
-            torch.backends.cuda.matmul.allow_tf32 = args.tf32 == "on"
-            torch.backends.cudnn.allow_tf32 = args.tf32 == "on"
-            torch.backends.cudnn.benchmark = True            # let cuDNN pick its fastest algorithms
+    _set_up_torch(torch, args, threads)
     device = Device(args.device, torch)
     blas = numpy_blas_info()
 
@@ -585,6 +580,17 @@ def main(args):
         print(f"\nsaved {args.json}")
 
 
+def _set_up_torch(torch, args, threads):
+    """PyTorch's threads, and on CUDA its precision (--tf32) and cuDNN's algorithm search."""
+    if torch is None:
+        return
+    torch.set_num_threads(threads)
+    if args.device == "cuda" and torch.cuda.is_available():
+        torch.backends.cuda.matmul.allow_tf32 = args.tf32 == "on"
+        torch.backends.cudnn.allow_tf32 = args.tf32 == "on"
+        torch.backends.cudnn.benchmark = True            # let cuDNN pick its fastest algorithms
+
+
 def separate_rows(layers, args, torch):
     """The step and infer rows, each library timed in fresh processes of its own (``--separate``).
 
@@ -629,12 +635,7 @@ def child_main(args):
     torch = try_import_torch() if args.child == "torch" else None
     if args.child == "torch" and torch is None:
         raise SystemExit("--child torch: torch is not importable")
-    if torch is not None:
-        torch.set_num_threads(args.threads or environment_info()["cores"])
-        if args.device == "cuda":
-            torch.backends.cuda.matmul.allow_tf32 = args.tf32 == "on"
-            torch.backends.cudnn.allow_tf32 = args.tf32 == "on"
-            torch.backends.cudnn.benchmark = True
+    _set_up_torch(torch, args, args.threads or environment_info()["cores"])
     device = Device(args.device, torch)
     rng = np.random.default_rng(0)
     layers = alexnet_layers(rng, args.crop)
