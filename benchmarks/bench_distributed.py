@@ -113,13 +113,11 @@ def _timed_steps(args, comm, timings, one_step):
 
 def run_one_process(args, comm):
     """The whole batch in one process (the baseline)."""
-    import numpy as np  # noqa: F401
-
     model, optimizer, criterion, x, y = _model_and_data(args, args.batch)
     times = []
     for rep in range(args.warmup + args.reps):
         start = time.perf_counter()
-        loss = criterion.forward(model.forward(x), y)
+        criterion.forward(model.forward(x), y)
         optimizer.zero_grad()
         model.backward(criterion.backward())
         optimizer.step()

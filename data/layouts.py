@@ -25,7 +25,6 @@ file the wnid is the name.
 from __future__ import annotations
 
 import csv
-import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path

@@ -6,7 +6,6 @@
 import numpy as np
 
 from . import init
-from .backend import get_array_module
 from .module import Module, Parameter, check_input, check_integers
 
 

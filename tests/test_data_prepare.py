@@ -1,5 +1,4 @@
 """Layouts, §2 preprocessing, statistics, atomic/reusable output, real shared data."""
-import json
 import os
 import warnings
 from pathlib import Path

@@ -1,7 +1,6 @@
 """Issue 10, data side: every Pillow mode to RGB, checks when a prepared subset is opened,
 checksums and `verify`, the subset-identity check, empty classes, unreadable entries, and
 interrupted `prepare` runs.  Tiny images made in tmp_path; no shared data needed."""
-import io
 import json
 import os
 import signal
