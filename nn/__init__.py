@@ -38,12 +38,12 @@ from .normalization import LocalResponseNorm
 from .optim import SGD
 from .pooling import MaxPool2d
 from .schedules import ReduceLROnPlateau, StepLR
-from .serialization import load_npz, save_npz_atomic
+from .serialization import atomic_write, load_npz, save_npz_atomic
 
 __all__ = [
     "init", "ReLU", "Tanh", "asnumpy", "check_device", "cupy_available", "get_array_module",
     "to_device", "Conv2d", "col2im", "im2col", "Dropout", "Flatten", "Linear",
     "SoftmaxCrossEntropyLoss", "softmax", "Module", "Parameter", "Sequential",
     "LocalResponseNorm", "SGD", "MaxPool2d", "ReduceLROnPlateau", "StepLR",
-    "load_npz", "save_npz_atomic",
+    "atomic_write", "load_npz", "save_npz_atomic",
 ]

@@ -1,31 +1,51 @@
-"""Saving arrays so that a crash never leaves a half-written file.
+"""Writing files so that a crash never leaves a half-written one.
 
-``save_npz_atomic`` writes to a temporary file in the destination folder,
-flushes it to disk and only then renames it over the destination: a reader sees
-either the old file or the complete new one.
+``atomic_write`` is the one rule every file this project writes goes through: write to a
+temporary file in the destination folder, flush it to disk, and only then rename it over the
+destination, so a reader sees either the old file or the complete new one. If anything fails
+on the way, the temporary file is removed and the destination is untouched.
 """
+import contextlib
 import os
 import tempfile
 
 import numpy as np
 
 
-def save_npz_atomic(path, arrays):
+@contextlib.contextmanager
+def atomic_write(path, mode="wb", tmp_path=None):
+    """Open a temporary file for writing; on a clean exit, fsync it and rename it to ``path``.
+
+    ``tmp_path``: the temporary file's name (in ``path``'s folder, so the rename is atomic); by
+    default a unique ``<name>.<random>.tmp``. Callers that clean up temporaries left by a killed
+    process give a fixed pattern here.
+    """
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
-    fd, tmp_path = tempfile.mkstemp(prefix=os.path.basename(path) + ".", suffix=".tmp", dir=folder)
+    if tmp_path is None:
+        fd, tmp_path = tempfile.mkstemp(prefix=os.path.basename(path) + ".", suffix=".tmp", dir=folder)
+        handle = os.fdopen(fd, mode)
+    else:
+        tmp_path = os.fspath(tmp_path)
+        handle = open(tmp_path, mode)
     try:
-        with os.fdopen(fd, "wb") as handle:
-            np.savez(handle, **arrays)
+        with handle:
+            yield handle
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp_path, path)
     except BaseException:
-        if os.path.exists(tmp_path):
+        with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp_path)
         raise
-    return path
+
+
+def save_npz_atomic(path, arrays):
+    """``np.savez`` of ``arrays`` (a dict) to ``path`` through ``atomic_write``."""
+    with atomic_write(path) as handle:
+        np.savez(handle, **arrays)
+    return os.fspath(path)
 
 
 def load_npz(path):
