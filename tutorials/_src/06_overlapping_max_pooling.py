@@ -130,8 +130,9 @@ print("nn.MaxPool2d agrees with the loops, forward and backward:", y_ref.shape)
 # $$
 #
 # In words: each window hands its whole upstream gradient to the one input that won it; every other input gets zero.
-# The forward pass only has to remember *which* input won (`nn.MaxPool2d` stores the winner's offset inside the
-# window, 0 to 8, in an `int16` array). Let's do it on a 5×5 map, pooled with $z = 3$, $s = 2$ into 2×2. To see who
+# So backward needs to know *which* input won. `nn.MaxPool2d` stores no winner: it keeps the input and the output,
+# and backward finds each window's winner again by comparing them at the window's offsets in row-major order
+# (`pool._argmax` shows what it finds: the winner's offset inside the window, 0 to 8). Let's do it on a 5×5 map, pooled with $z = 3$, $s = 2$ into 2×2. To see who
 # sends what, the upstream gradients are 1, 10, 100 and 1000: the digits of each input's gradient then spell out the
 # windows it won.
 
@@ -147,7 +148,7 @@ g = np.array([[1., 10.], [100., 1000.]])[None, None]
 dx = pool.backward(g)
 print("input x (windows: rows/cols 0-2 and 2-4; row 2 and column 2 are shared):\n", x[0, 0].astype(int))
 print("\noutput y = max over each 3x3 window:\n", y[0, 0].astype(int))
-print("\nwinner's offset inside its window (i*3 + j), as nn.MaxPool2d stores it:\n", pool._argmax[0, 0])
+print("\nwinner's offset inside its window (i*3 + j), as nn.MaxPool2d finds it:\n", pool._argmax[0, 0])
 print("\nupstream gradient dL/dy:\n", g[0, 0].astype(int))
 print("\ndL/dx:\n", dx[0, 0].astype(int))
 assert dx[0, 0, 1, 2] == 11 and dx[0, 0, 3, 2] == 1100 and dx.sum() == 1111     # read off in the text below
