@@ -57,7 +57,8 @@ class SGD:
             if not (param.data.flags.c_contiguous and param.grad.flags.c_contiguous):
                 param.data, param.grad = xp.ascontiguousarray(param.data), xp.ascontiguousarray(param.grad)
             weight, grad, vel = param.data.reshape(-1), param.grad.reshape(-1), velocity.reshape(-1)
-            over_batch(self._update, weight, grad, vel)      # halves of the entries on two threads
+            # slices of about 4 MB of the entries, shared out between the pool's threads (nn.threads)
+            over_batch(self._update, weight, grad, vel)
 
     def _update(self, weight, grad, vel):
         """The update rule on (a slice of) one parameter's entries, in place."""

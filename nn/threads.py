@@ -17,8 +17,8 @@ never split: the GPU already runs the whole batch in parallel.
 
 These threads share the cores with BLAS's own: after a matrix product OpenBLAS's
 workers would spin for ~0.1 s waiting for the next one, on the very cores these
-passes want; ``nn/__init__.py`` asks them to sleep at once instead
-(OPENBLAS_THREAD_TIMEOUT, when nn is imported before NumPy).
+passes want; ``nn.configure_blas()`` (nn/blas.py), called before NumPy loads,
+asks them to sleep at once instead.
 """
 import os
 import threading
