@@ -100,3 +100,13 @@ def test_plain_import_nn_changes_no_environment_and_loads_no_numpy():
     out = run_python(script("before = dict(os.environ); import nn; import alexnet; "
                             "print(dict(os.environ) == before, 'numpy' in sys.modules)"))
     assert out.split() == ["True", "False"]
+
+
+def test_python_m_alexnet_configures_blas_before_numpy_loads():
+    """What ``python -m alexnet --help`` runs, with a look at the record afterwards."""
+    quietly = "contextlib.suppress(SystemExit), contextlib.redirect_stdout(io.StringIO())"
+    out = run_python(script("import runpy, contextlib, io; sys.argv = ['alexnet', '--help']\n"
+                            f"with {quietly}:\n"
+                            "    runpy.run_module('alexnet', run_name='__main__', alter_sys=True)\n"
+                            "import nn; print(nn.blas.OPENBLAS_THREAD_TIMEOUT, 'numpy' in sys.modules)"))
+    assert out.split() == ["4", "True"]
