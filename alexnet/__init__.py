@@ -1,9 +1,14 @@
 """``alexnet``: the network of Krizhevsky, Sutskever and Hinton (2012), built from ``nn``,
 with training, evaluation, prediction and visualisation from the command line
-(``python -m alexnet --help``). See docs/ARCHITECTURE.md and docs/alexnet.md."""
-import nn  # noqa: F401  (before anything loads NumPy: nn then makes OpenBLAS's idle threads sleep, see nn/__init__.py)
+(``python -m alexnet --help``). See docs/ARCHITECTURE.md and docs/alexnet.md.
 
-from .model import AlexNet, spatial_sizes
-from .summary import format_summary, layer_rows
+Like ``nn``, the package imports its modules on first use (nn/lazy.py), so that
+``python -m alexnet`` can call ``nn.configure_blas()`` before NumPy loads."""
+from nn.lazy import lazy_getattr
 
-__all__ = ["AlexNet", "spatial_sizes", "format_summary", "layer_rows"]
+_MODULE_OF = {"AlexNet": "model", "spatial_sizes": "model",
+              "format_summary": "summary", "layer_rows": "summary"}
+
+__all__ = list(_MODULE_OF)
+
+__getattr__ = lazy_getattr(__name__, _MODULE_OF)

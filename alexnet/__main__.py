@@ -1,7 +1,9 @@
 """``python -m alexnet``: see alexnet/cli.py."""
 import sys
 
-from .cli import main
+import nn
 
 if __name__ == "__main__":
+    nn.configure_blas()          # first, before anything loads NumPy (nn/blas.py)
+    from .cli import main
     sys.exit(main())

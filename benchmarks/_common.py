@@ -154,9 +154,9 @@ def environment_info():
         cores = os.cpu_count()
     env = {k: v for k, v in os.environ.items()
            if k.startswith(("OPENBLAS", "OMP_", "MKL_", "GOTO", "BLIS"))}
-    nn = sys.modules.get("nn")
-    if nn is not None and getattr(nn, "OPENBLAS_THREAD_TIMEOUT", None) and "OPENBLAS_THREAD_TIMEOUT" not in env:
-        env["OPENBLAS_THREAD_TIMEOUT"] = f"{nn.OPENBLAS_THREAD_TIMEOUT} (at NumPy's load, by nn)"
+    blas = sys.modules.get("nn.blas")
+    if blas is not None and blas.OPENBLAS_THREAD_TIMEOUT and "OPENBLAS_THREAD_TIMEOUT" not in env:
+        env["OPENBLAS_THREAD_TIMEOUT"] = f"{blas.OPENBLAS_THREAD_TIMEOUT} (at NumPy's load, nn.configure_blas)"
     return {"python": sys.version.split()[0], "executable": sys.executable, "cpu": cpu,
             "cores": cores, "env": env}
 

@@ -63,6 +63,9 @@ def cpu_clock():
 
 
 def child_ours(opts):
+    import nn
+    if hasattr(nn, "configure_blas"):   # as `python -m alexnet` does first (an older tree's nn did it on import)
+        nn.configure_blas()
     import alexnet.train
     from alexnet.cli import build_parser
     from alexnet.train import StopFlag, Trainer

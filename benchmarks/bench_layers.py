@@ -107,7 +107,11 @@ _REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if _REPO not in sys.path:
     sys.path.insert(0, _REPO)
 
-import nn  # noqa: E402  (before NumPy: see nn/__init__.py, OPENBLAS_THREAD_TIMEOUT)
+import nn  # noqa: E402  (loads no NumPy)
+
+if __name__ == "__main__":
+    nn.configure_blas()     # before NumPy loads: OpenBLAS's idle threads sleep at once (nn/blas.py)
+
 import numpy as np  # noqa: E402
 
 try:  # run as a script (benchmarks/ on sys.path) or as ``python -m benchmarks.bench_layers``

@@ -33,7 +33,8 @@ def peak_rss_mib():
 
 
 def run(who, batch, crop, steps, threads):
-    import nn  # before NumPy (nn/__init__.py: OPENBLAS_THREAD_TIMEOUT)
+    import nn
+    nn.configure_blas()     # before NumPy loads (nn/blas.py)
     import numpy as np
     import bench_layers as bl
     rng = np.random.default_rng(0)

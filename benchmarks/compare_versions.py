@@ -50,7 +50,8 @@ def load_copy(folder):
 
 
 def main(args):
-    import nn  # before NumPy (nn/__init__.py: OPENBLAS_THREAD_TIMEOUT, shared by both copies)
+    import nn
+    nn.configure_blas()     # before NumPy loads (nn/blas.py); one OpenBLAS, shared by both copies
     import numpy as np
     import bench_layers
 

@@ -12,7 +12,9 @@ The layer keeps its output y (the next layer's input, alive anyway) rather than
 a separate mask; both passes are split over the batch between threads
 (``nn.threads``).
 """
-from .backend import get_array_module
+from __future__ import annotations
+
+from .backend import Array, get_array_module
 from .module import Module
 from .threads import over_batch
 
@@ -26,16 +28,16 @@ def _pass_where_positive(grad_out, out, grad_in):
 
 
 class ReLU(Module):
-    def __init__(self):
+    def __init__(self) -> None:
         self._out = None
 
-    def forward(self, x):
+    def forward(self, x: Array) -> Array:
         out = get_array_module(x).empty_like(x)
         over_batch(_relu, x, out)                              # y = max(0, x)
         self._out = out
         return out
 
-    def backward(self, grad_out):
+    def backward(self, grad_out: Array) -> Array:
         out = self._cached(self._out)
         self._check_grad(grad_out, out.shape)
         grad_in = get_array_module(grad_out).empty_like(grad_out)
@@ -49,15 +51,15 @@ class Tanh(Module):
     forward: y = tanh(x); backward: dL/dx = dL/dy * (1 - y^2).
     """
 
-    def __init__(self):
+    def __init__(self) -> None:
         self._out = None
 
-    def forward(self, x):
+    def forward(self, x: Array) -> Array:
         xp = get_array_module(x)
         self._out = xp.tanh(x)
         return self._out
 
-    def backward(self, grad_out):
+    def backward(self, grad_out: Array) -> Array:
         out = self._cached(self._out)
         self._check_grad(grad_out, out.shape)
         return grad_out * (1 - out * out)

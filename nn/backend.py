@@ -9,7 +9,15 @@ so the same line runs on either device. Nothing here is a global switch: the
 device of a computation is the device of its arrays, and a module is moved with
 ``module.to("cuda")`` / ``module.to("cpu")``.
 """
+from __future__ import annotations
+
+from types import ModuleType
+from typing import Any
+
 import numpy as np
+
+# In type hints: a NumPy or CuPy array (CuPy is optional, so no narrower type is named).
+Array = Any
 
 DEVICES = ("cpu", "cuda")
 
@@ -17,7 +25,7 @@ _cupy = None
 _cupy_import_error = None
 
 
-def _import_cupy():
+def _import_cupy() -> ModuleType | None:
     """Import CuPy once; remember why it failed so the error can say so."""
     global _cupy, _cupy_import_error
     if _cupy is None and _cupy_import_error is None:
@@ -29,7 +37,7 @@ def _import_cupy():
     return _cupy
 
 
-def cupy_available():
+def cupy_available() -> bool:
     """True when CuPy imports and sees at least one CUDA device."""
     cupy = _import_cupy()
     if cupy is None:
@@ -40,7 +48,7 @@ def cupy_available():
         return False
 
 
-def check_device(device):
+def check_device(device: str) -> str:
     """Validate a device name; for "cuda", say exactly what is missing."""
     if device not in DEVICES:
         raise ValueError(f"device must be one of {DEVICES}, got {device!r}")
@@ -61,7 +69,7 @@ def check_device(device):
     return device
 
 
-def get_array_module(x):
+def get_array_module(x: Array) -> ModuleType:
     """numpy for a NumPy array (or anything else), cupy for a CuPy array."""
     cupy = _cupy
     if cupy is not None and isinstance(x, cupy.ndarray):
@@ -69,19 +77,19 @@ def get_array_module(x):
     return np
 
 
-def device_of(x):
+def device_of(x: Array) -> str:
     """"cuda" for a CuPy array, "cpu" otherwise."""
     return "cuda" if get_array_module(x) is not np else "cpu"
 
 
-def asnumpy(x):
+def asnumpy(x: Array) -> np.ndarray:
     """A NumPy array with the same values (copies from the GPU if needed)."""
     if get_array_module(x) is not np:
         return x.get()
     return np.asarray(x)
 
 
-def to_device(x, device):
+def to_device(x: Array, device: str) -> Array:
     """Return ``x`` on ``device`` ("cpu" or "cuda"), copying only when it moves."""
     check_device(device)
     if device == "cpu":
@@ -89,5 +97,5 @@ def to_device(x, device):
     return _cupy.asarray(x)
 
 
-def is_floating(x):
+def is_floating(x: Array) -> bool:
     return x.dtype.kind == "f"

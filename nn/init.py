@@ -13,9 +13,12 @@ stacks start learning at once instead of waiting for tiny signals to grow.
 Each initializer fills a Parameter (or array) in place and draws from a
 ``numpy.random.Generator`` so that a seed fixes the network.
 """
+from __future__ import annotations
+
 import numpy as np
 
-from .backend import get_array_module
+from .backend import Array, get_array_module
+from .module import Parameter
 
 
 def _target(param):
@@ -42,21 +45,23 @@ def _gaussian(param, std, rng):
     return _fill(param, samples)
 
 
-def fan_in(shape):
+def fan_in(shape: tuple[int, ...]) -> int:
     """Inputs feeding one output unit: in_features, or in_channels_per_group * kh * kw."""
     return int(np.prod(shape[1:]))
 
 
-def normal_(param, std=0.01, rng=None):
+def normal_(param: Parameter | Array, std: float = 0.01,
+            rng: np.random.Generator | None = None) -> Parameter | Array:
     """Zero-mean Gaussian with standard deviation ``std`` (the paper's 0.01, §5)."""
     return _gaussian(param, std, rng)
 
 
-def constant_(param, value):
+def constant_(param: Parameter | Array, value: float) -> Parameter | Array:
     """Every entry set to ``value`` (the paper's biases: 1 or 0, §5)."""
     return _fill(param, np.full(_shape(param), value))
 
 
-def kaiming_normal_(param, rng=None):
+def kaiming_normal_(param: Parameter | Array,
+                    rng: np.random.Generator | None = None) -> Parameter | Array:
     """He initialization for ReLU networks: N(0, 2 / fan_in)."""
     return _gaussian(param, np.sqrt(2.0 / fan_in(_shape(param))), rng)

@@ -9,11 +9,13 @@ For logits z (N x K) and labels t:
 Subtracting the row maximum before exponentiating changes nothing
 mathematically and keeps exp() from overflowing.
 """
-from .backend import get_array_module
+from __future__ import annotations
+
+from .backend import Array, get_array_module
 from .module import Module
 
 
-def softmax(logits):
+def softmax(logits: Array) -> Array:
     xp = get_array_module(logits)
     shifted = logits - logits.max(axis=1, keepdims=True)
     exp = xp.exp(shifted)
@@ -21,11 +23,11 @@ def softmax(logits):
 
 
 class SoftmaxCrossEntropyLoss(Module):
-    def __init__(self):
+    def __init__(self) -> None:
         self._probs = None
         self._labels = None
 
-    def forward(self, logits, labels):
+    def forward(self, logits: Array, labels: Array) -> float:
         xp = get_array_module(logits)
         if logits.ndim != 2:
             raise ValueError(f"SoftmaxCrossEntropyLoss expects logits of shape (N, K), got {tuple(logits.shape)}")
@@ -46,7 +48,7 @@ class SoftmaxCrossEntropyLoss(Module):
         self._labels = labels
         return float((log_sum_exp - shifted[rows, labels]).mean())
 
-    def backward(self, grad_out=1.0):
+    def backward(self, grad_out: float = 1.0) -> Array:
         probs, labels = self._cached(self._probs, self._labels)
         xp = get_array_module(probs)
         grad = probs.copy()

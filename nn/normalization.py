@@ -34,12 +34,14 @@ b_i = a_i s_i^(-beta). Then d b_i / d a_j = [i = j] s_i^(-beta)
 
 where the last sum is the same windowed sum, taken with the window mirrored.
 """
-from .backend import get_array_module
+from __future__ import annotations
+
+from .backend import Array, get_array_module
 from .module import Module, check_input, check_integers
 from .threads import over_batch
 
 
-def window_sum(values, before, after):
+def window_sum(values: Array, before: int, after: int) -> Array:
     """sum_{j = i - before}^{i + after} values[:, j] over the channel axis, clipped at the edges.
 
     A loop over the n offsets of the window, each adding a whole shifted slab.
@@ -63,7 +65,8 @@ class LocalResponseNorm(Module):
     channels split into ``groups`` equal blocks.
     """
 
-    def __init__(self, size=5, alpha=1e-4, beta=0.75, k=2.0, alpha_over_n=False, groups=1):
+    def __init__(self, size: int = 5, alpha: float = 1e-4, beta: float = 0.75, k: float = 2.0,
+                 alpha_over_n: bool = False, groups: int = 1) -> None:
         check_integers("LocalResponseNorm", 1, size=size)
         if not isinstance(groups, int) or isinstance(groups, bool) or groups < 1:
             raise ValueError(f"LocalResponseNorm: groups must be a positive integer, got {groups!r}")
@@ -76,7 +79,7 @@ class LocalResponseNorm(Module):
         self.before, self.after = size // 2, (size - 1) // 2
         self._input = self._out = None
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         text = f"size={self.size}, alpha={self.alpha}, beta={self.beta}, k={self.k}"
         return text + (f", groups={self.groups}" if self.groups != 1 else "")
 
@@ -88,7 +91,7 @@ class LocalResponseNorm(Module):
         per_group = values.reshape(batch * self.groups, channels // self.groups, *values.shape[2:])
         return window_sum(per_group, before, after).reshape(values.shape)
 
-    def forward(self, x):
+    def forward(self, x: Array) -> Array:
         check_input(self, x, 4)
         if x.shape[1] % self.groups:
             raise ValueError(f"LocalResponseNorm: {x.shape[1]} channels do not split into "
@@ -116,7 +119,7 @@ class LocalResponseNorm(Module):
         """out = b_i = a_i s_i^-beta for a slice of the batch (``nn.threads`` runs slices in parallel)."""
         get_array_module(x).multiply(x, _inverse_power(self._scale_of(x), self.beta), out=out)
 
-    def backward(self, grad_out):
+    def backward(self, grad_out: Array) -> Array:
         x, out = self._cached(self._input, self._out)
         self._check_grad(grad_out, x.shape)
         grad_in = get_array_module(grad_out).empty(x.shape, dtype=grad_out.dtype)

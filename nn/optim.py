@@ -22,14 +22,20 @@ Weight decay is applied to every parameter handed to the optimizer, biases
 included, since the paper's rule names no exception; pass a separate optimizer
 (or weight_decay=0) for parameters you want to exempt.
 """
+from __future__ import annotations
+
+from collections.abc import Iterable
+
 import numpy as np
 
 from .backend import asnumpy, get_array_module
+from .module import Parameter
 from .threads import over_batch
 
 
 class SGD:
-    def __init__(self, params, lr=0.01, momentum=0.9, weight_decay=5e-4):
+    def __init__(self, params: Iterable[Parameter], lr: float = 0.01, momentum: float = 0.9,
+                 weight_decay: float = 5e-4) -> None:
         self.params = list(params)
         if not self.params:
             raise ValueError("SGD got an empty parameter list")
@@ -39,7 +45,7 @@ class SGD:
         self.lr, self.momentum, self.weight_decay = lr, momentum, weight_decay
         self.velocities = [get_array_module(p.data).zeros_like(p.data) for p in self.params]
 
-    def zero_grad(self):
+    def zero_grad(self) -> None:
         for param in self.params:
             param.grad[...] = 0
 
@@ -47,7 +53,7 @@ class SGD:
     # (lr * (g + wd * w)) stays in cache instead of being a 150 MB array for fc6.
     CHUNK = 1 << 18
 
-    def step(self):
+    def step(self) -> None:
         """v <- m v - lr * (wd * w + dL/dw) ;  w <- w + v   (in place)."""
         for param, velocity in zip(self.params, self.velocities):
             xp = get_array_module(param.data)
@@ -57,7 +63,8 @@ class SGD:
             if not (param.data.flags.c_contiguous and param.grad.flags.c_contiguous):
                 param.data, param.grad = xp.ascontiguousarray(param.data), xp.ascontiguousarray(param.grad)
             weight, grad, vel = param.data.reshape(-1), param.grad.reshape(-1), velocity.reshape(-1)
-            over_batch(self._update, weight, grad, vel)      # halves of the entries on two threads
+            # slices of about 4 MB of the entries, shared out between the pool's threads (nn.threads)
+            over_batch(self._update, weight, grad, vel)
 
     def _update(self, weight, grad, vel):
         """The update rule on (a slice of) one parameter's entries, in place."""
@@ -74,14 +81,14 @@ class SGD:
             vel[part] -= update
             weight[part] += vel[part]                                   # w <- w + v
 
-    def state_dict(self):
+    def state_dict(self) -> dict[str, np.ndarray]:
         state = {"lr": np.float64(self.lr), "momentum": np.float64(self.momentum),
                  "weight_decay": np.float64(self.weight_decay)}
         for index, velocity in enumerate(self.velocities):
             state[f"velocity.{index}"] = np.array(asnumpy(velocity))
         return state
 
-    def load_state_dict(self, state):
+    def load_state_dict(self, state: dict[str, np.ndarray]) -> SGD:
         count = sum(1 for key in state if key.startswith("velocity."))
         if count != len(self.params):
             raise ValueError(f"SGD.load_state_dict: the state has {count} velocities, "

@@ -21,9 +21,11 @@ the gradient to the first offset that equals the maximum; no per-offset argmax
 is stored. Both passes work on all images, channels and windows at once, split
 over the batch between threads (``nn.threads``).
 """
+from __future__ import annotations
+
 import numpy as np
 
-from .backend import get_array_module
+from .backend import Array, get_array_module
 from .conv import _pair, conv_output_size
 from .module import Module, check_input, check_integers
 from .threads import over_batch
@@ -36,17 +38,17 @@ class MaxPool2d(Module):
     (h, w) pair); in ``forward``, unless the input is at least as large as the window.
     """
 
-    def __init__(self, kernel_size=3, stride=2):
+    def __init__(self, kernel_size: int | tuple[int, int] = 3, stride: int | tuple[int, int] = 2) -> None:
         self.kernel_size = _pair(kernel_size, "MaxPool2d: kernel_size")
         self.stride = _pair(stride, "MaxPool2d: stride")
         check_integers("MaxPool2d", 1, kernel_size=self.kernel_size, stride=self.stride)
         self._input = None
         self._out = None
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         return f"kernel_size={self.kernel_size}, stride={self.stride}"
 
-    def output_shape(self, input_shape):
+    def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, int, int, int]:
         n, c, h, w = input_shape
         return (n, c, conv_output_size(h, self.kernel_size[0], self.stride[0], 0),
                 conv_output_size(w, self.kernel_size[1], self.stride[1], 0))
@@ -60,7 +62,7 @@ class MaxPool2d(Module):
                                    slice(i, i + sh * (out_h - 1) + 1, sh),
                                    slice(j, j + sw * (out_w - 1) + 1, sw))
 
-    def forward(self, x):
+    def forward(self, x: Array) -> Array:
         check_input(self, x, 4)
         xp = get_array_module(x)
         out_shape = self.output_shape(x.shape)
@@ -87,7 +89,7 @@ class MaxPool2d(Module):
         for i in range(1, kh):
             xp.maximum(out, row_max[:, :, rows(i)], out=out)
 
-    def backward(self, grad_out):
+    def backward(self, grad_out: Array) -> Array:
         x, out = self._cached(self._input, self._out)
         self._check_grad(grad_out, out.shape)
         xp = get_array_module(grad_out)

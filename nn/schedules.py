@@ -6,6 +6,12 @@ learning rate was initialized at 0.01 and reduced three times prior to
 termination." ``ReduceLROnPlateau`` automates that hand-made rule;
 ``StepLR`` is the common fixed alternative (divide every ``step_size`` epochs).
 """
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .optim import SGD
 
 
 class ReduceLROnPlateau:
@@ -17,7 +23,8 @@ class ReduceLROnPlateau:
     after the last reduction sets ``finished`` (the paper stopped there).
     """
 
-    def __init__(self, optimizer, factor=0.1, patience=1, threshold=1e-4, max_reductions=3):
+    def __init__(self, optimizer: SGD, factor: float = 0.1, patience: int = 1, threshold: float = 1e-4,
+                 max_reductions: int = 3) -> None:
         self.optimizer = optimizer
         self.factor, self.patience, self.threshold = factor, patience, threshold
         self.max_reductions = max_reductions
@@ -26,7 +33,7 @@ class ReduceLROnPlateau:
         self.reductions = 0
         self.finished = False
 
-    def step(self, val_error):
+    def step(self, val_error: float) -> None:
         if val_error < self.best - self.threshold:
             self.best = float(val_error)
             self.bad_epochs = 0
@@ -40,11 +47,11 @@ class ReduceLROnPlateau:
             else:
                 self.finished = True
 
-    def state_dict(self):
+    def state_dict(self) -> dict:
         return {"best": self.best, "bad_epochs": self.bad_epochs,
                 "reductions": self.reductions, "finished": self.finished}
 
-    def load_state_dict(self, state):
+    def load_state_dict(self, state: dict) -> None:
         self.best = float(state["best"])
         self.bad_epochs = int(state["bad_epochs"])
         self.reductions = int(state["reductions"])
@@ -54,20 +61,20 @@ class ReduceLROnPlateau:
 class StepLR:
     """Multiply the learning rate by ``gamma`` every ``step_size`` epochs."""
 
-    def __init__(self, optimizer, step_size=30, gamma=0.1):
+    def __init__(self, optimizer: SGD, step_size: int = 30, gamma: float = 0.1) -> None:
         if step_size < 1:
             raise ValueError(f"StepLR: step_size must be >= 1, got {step_size}")
         self.optimizer, self.step_size, self.gamma = optimizer, step_size, gamma
         self.epochs = 0
         self.finished = False
 
-    def step(self, val_error=None):
+    def step(self, val_error: float | None = None) -> None:
         self.epochs += 1
         if self.epochs % self.step_size == 0:
             self.optimizer.lr *= self.gamma
 
-    def state_dict(self):
+    def state_dict(self) -> dict:
         return {"epochs": self.epochs}
 
-    def load_state_dict(self, state):
+    def load_state_dict(self, state: dict) -> None:
         self.epochs = int(state["epochs"])

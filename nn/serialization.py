@@ -5,15 +5,20 @@ temporary file in the destination folder, flush it to disk, and only then rename
 destination, so a reader sees either the old file or the complete new one. If anything fails
 on the way, the temporary file is removed and the destination is untouched.
 """
+from __future__ import annotations
+
 import contextlib
 import os
 import tempfile
+from collections.abc import Iterator
+from typing import IO
 
 import numpy as np
 
 
 @contextlib.contextmanager
-def atomic_write(path, mode="wb", tmp_path=None):
+def atomic_write(path: str | os.PathLike, mode: str = "wb",
+                 tmp_path: str | os.PathLike | None = None) -> Iterator[IO]:
     """Open a temporary file for writing; on a clean exit, fsync it and rename it to ``path``.
 
     ``tmp_path``: the temporary file's name (in ``path``'s folder, so the rename is atomic); by
@@ -41,14 +46,14 @@ def atomic_write(path, mode="wb", tmp_path=None):
         raise
 
 
-def save_npz_atomic(path, arrays):
+def save_npz_atomic(path: str | os.PathLike, arrays: dict[str, np.ndarray]) -> str:
     """``np.savez`` of ``arrays`` (a dict) to ``path`` through ``atomic_write``."""
     with atomic_write(path) as handle:
         np.savez(handle, **arrays)
     return os.fspath(path)
 
 
-def load_npz(path):
+def load_npz(path: str | os.PathLike) -> dict[str, np.ndarray]:
     """Every array of an .npz file, as a dict (the file is closed afterwards)."""
     with np.load(os.fspath(path), allow_pickle=False) as archive:
         return {key: archive[key] for key in archive.files}

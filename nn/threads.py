@@ -17,14 +17,19 @@ never split: the GPU already runs the whole batch in parallel.
 
 These threads share the cores with BLAS's own: after a matrix product OpenBLAS's
 workers would spin for ~0.1 s waiting for the next one, on the very cores these
-passes want; ``nn/__init__.py`` asks them to sleep at once instead
-(OPENBLAS_THREAD_TIMEOUT, when nn is imported before NumPy).
+passes want; ``nn.configure_blas()`` (nn/blas.py), called before NumPy loads,
+asks them to sleep at once instead.
 """
+from __future__ import annotations
+
 import os
 import threading
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
+
+from .backend import Array
 
 # Below this many elements per call the threads' start-up costs more than they save.
 MIN_ELEMENTS = 1 << 15
@@ -58,7 +63,7 @@ def _blas_threads():
         return os.cpu_count() or 1
 
 
-def get_num_threads():
+def get_num_threads() -> int:
     """Threads ``over_batch`` uses (the BLAS setting unless ``set_num_threads`` changed it)."""
     global _num_threads
     if _num_threads is None:
@@ -66,7 +71,7 @@ def get_num_threads():
     return _num_threads
 
 
-def set_num_threads(count):
+def set_num_threads(count: int) -> None:
     """Use ``count`` threads for the element-wise passes (1: run everything in the calling thread)."""
     global _num_threads
     if int(count) != count or count < 1:
@@ -85,7 +90,7 @@ def _pool():
         return _executor
 
 
-def over_batch(function, *arrays):
+def over_batch(function: Callable[..., object], *arrays: Array) -> None:
     """Call ``function(*slices)`` on consecutive slices of the batch (axis 0) of every array.
 
     The slices (about SLICE_BYTES of the first array each, at least one per thread)

@@ -1,9 +1,10 @@
-"""nn makes OpenBLAS's idle worker threads sleep at once (nn/__init__.py, OPENBLAS_THREAD_TIMEOUT).
+"""nn.configure_blas() makes OpenBLAS's idle worker threads sleep at once (nn/blas.py), and plain
+``import nn`` changes nothing.
 
 Measured, not assumed: a fresh process does a matrix product on two BLAS threads, then sleeps
 0.1 s; the CPU time it uses while its main thread sleeps is the spinning of OpenBLAS's idle
-worker. With NumPy loaded the default way the worker spins through most of that sleep; with nn
-imported first it must not.
+worker. With NumPy loaded the default way (also after a plain ``import nn``) the worker spins
+through most of that sleep; after ``nn.configure_blas()`` it must not.
 """
 import os
 import subprocess
@@ -62,17 +63,50 @@ def default_spin():
     return spin
 
 
-def test_importing_nn_first_makes_blas_workers_sleep(default_spin):
-    quiet = idle_cpu_seconds("import nn")
+CONFIGURE = "import nn; nn.configure_blas()"
+
+
+def test_configure_blas_makes_blas_workers_sleep(default_spin):
+    quiet = idle_cpu_seconds(CONFIGURE)
     assert quiet < 0.2 * default_spin, (quiet, default_spin)
+
+
+def test_plain_import_nn_does_not(default_spin):
+    assert idle_cpu_seconds("import nn") > 0.5 * default_spin
 
 
 def test_a_users_own_setting_is_kept(default_spin):
     # 30 is OpenBLAS's maximum (2^30 cycles): the worker spins through the whole 0.1 s again.
-    assert idle_cpu_seconds("import nn", OPENBLAS_THREAD_TIMEOUT="30") > 0.5 * default_spin
+    assert idle_cpu_seconds(CONFIGURE, OPENBLAS_THREAD_TIMEOUT="30") > 0.5 * default_spin
+
+
+def script(body):
+    return f"import os, sys; sys.path.insert(0, {str(ROOT)!r}); {body}"
 
 
 def test_the_variable_is_removed_again_and_recorded():
-    script = ("import os, sys; sys.path.insert(0, {root!r}); import nn; "
-              "print(nn.OPENBLAS_THREAD_TIMEOUT, os.environ.get('OPENBLAS_THREAD_TIMEOUT'))").format(root=str(ROOT))
-    assert run_python(script).split() == ["4", "None"]
+    out = run_python(script("import nn; print(nn.configure_blas(), nn.blas.OPENBLAS_THREAD_TIMEOUT, "
+                            "os.environ.get('OPENBLAS_THREAD_TIMEOUT'))"))
+    assert out.split() == ["4", "4", "None"]
+
+
+def test_a_users_setting_is_recorded_and_too_late_is_none():
+    out = run_python(script("import nn; print(nn.configure_blas())"), OPENBLAS_THREAD_TIMEOUT="30")
+    assert out.split() == ["30"]
+    assert run_python(script("import numpy, nn; print(nn.configure_blas())")).split() == ["None"]
+
+
+def test_plain_import_nn_changes_no_environment_and_loads_no_numpy():
+    out = run_python(script("before = dict(os.environ); import nn; import alexnet; "
+                            "print(dict(os.environ) == before, 'numpy' in sys.modules)"))
+    assert out.split() == ["True", "False"]
+
+
+def test_python_m_alexnet_configures_blas_before_numpy_loads():
+    """What ``python -m alexnet --help`` runs, with a look at the record afterwards."""
+    quietly = "contextlib.suppress(SystemExit), contextlib.redirect_stdout(io.StringIO())"
+    out = run_python(script("import runpy, contextlib, io; sys.argv = ['alexnet', '--help']\n"
+                            f"with {quietly}:\n"
+                            "    runpy.run_module('alexnet', run_name='__main__', alter_sys=True)\n"
+                            "import nn; print(nn.blas.OPENBLAS_THREAD_TIMEOUT, 'numpy' in sys.modules)"))
+    assert out.split() == ["4", "True"]

@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 
 import nn
+from nn.unroll import Unroller
 
 
 def _run(layer, x, grad):
@@ -22,8 +23,8 @@ def test_chunked_conv_equals_one_chunk(monkeypatch, groups, padding, stride):
     grad = rng.standard_normal(layer.output_shape(x.shape))
     whole = _run(layer, x, grad)
     per_image = 4 * 9 * np.prod(layer.output_shape(x.shape)[2:]) * 8
-    monkeypatch.setattr(nn.Conv2d, "CHUNK_BYTES", int(3 * per_image))   # chunks of 3, 3, 1 images
-    assert [p.stop - p.start for p in layer._chunks(x)[0]] == [3, 3, 1]
+    monkeypatch.setattr(Unroller, "CHUNK_BYTES", int(3 * per_image))   # chunks of 3, 3, 1 images
+    assert [p.stop - p.start for p in layer.unroller.chunks(x)] == [3, 3, 1]
     chunked = _run(layer, x, grad)
     for a, b in zip(whole, chunked):
         np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
@@ -79,7 +80,7 @@ def test_kept_columns_give_the_recomputed_gradients(monkeypatch, groups, padding
     x = rng.standard_normal((3, 4, 11, 9))
     grad = rng.standard_normal(layer.output_shape(x.shape))
     recomputed = _run(layer, x, grad)                                      # default: kept (tiny)
-    assert layer._kept_columns is not None
+    assert layer.unroller.kept is not None
     layer.weight.grad[...] = 0
     layer.bias.grad[...] = 0
     layer.forward(x)
@@ -87,9 +88,9 @@ def test_kept_columns_give_the_recomputed_gradients(monkeypatch, groups, padding
     other.backward(rng.standard_normal(other.output_shape(x.shape)))
     twice = [layer.backward(grad), layer.backward(grad)]
     weight_grad_twice = layer.weight.grad.copy()
-    monkeypatch.setattr(nn.Conv2d, "KEEP_COLUMNS_BYTES", 0)
+    monkeypatch.setattr(Unroller, "KEEP_COLUMNS_BYTES", 0)
     unrolled_again = _run(layer, x, grad)
-    assert layer._kept_columns is None
+    assert layer.unroller.kept is None
     for a, b in zip(recomputed, unrolled_again):
         np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(twice[0], unrolled_again[1], rtol=1e-12, atol=1e-12)
@@ -101,4 +102,4 @@ def test_eval_mode_keeps_no_columns():
     layer = nn.Conv2d(2, 3, 3, dtype=np.float64, rng=np.random.default_rng(5))
     layer.eval()
     layer.forward(np.ones((2, 2, 6, 6)))
-    assert layer._kept_columns is None
+    assert layer.unroller.kept is None
