@@ -47,6 +47,10 @@ def imported_names(module, path):
                 prefix = node.module
             # each name is a submodule (prefix.name) or something defined in prefix
             names += [f"{prefix}.{alias.name}" for alias in node.names]
+        elif (isinstance(node, ast.Assign) and is_package and isinstance(node.value, ast.Dict)
+              and any(isinstance(t, ast.Name) and t.id == "_MODULE_OF" for t in node.targets)):
+            # a lazily loading package (nn/lazy.py): its table says which submodule defines each name
+            names += [f"{module}.{value.value}" for value in node.value.values]
     return names
 
 
@@ -103,7 +107,7 @@ def find_cycles(graph):
 def test_the_graph_sees_relative_lazy_and_package_imports():
     graph, modules = import_graph()
     assert {"nn", "nn.conv", "alexnet.model", "data.prepare"} <= set(modules)
-    assert "nn.conv" in graph["nn"]                   # from .conv import Conv2d
+    assert "nn.conv" in graph["nn"]                   # _MODULE_OF: "Conv2d": "conv" (lazy)
     assert "nn" in graph["alexnet.model"]             # from nn import ...
     assert "nn.init" in graph["nn.conv"] and "nn" not in graph["nn.conv"]   # from . import init
     # a made-up cycle through a lazy import inside a function is found
