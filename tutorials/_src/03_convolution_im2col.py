@@ -233,13 +233,15 @@ a1.set_xticks(range(9)); a1.set_yticks(range(4))
 plt.tight_layout(); plt.show()
 
 # %% [markdown]
-# How does `nn.im2col` build this without a Python loop over windows? With a **strided view**. A NumPy array is a
+# `nn.im2col` is the plain version: one loop over the $k_h k_w$ kernel offsets, each copying a whole strided
+# slice of the image (read it first, at the top of `nn/unroll.py`). How does the fast path `Conv2d` actually runs
+# (`nn.unroll.im2col_strided`) build this without any Python loop? With a **strided view**. A NumPy array is a
 # block of memory plus *strides*: how many bytes to step for +1 along each axis. The window element
 # $x_{\text{pad}}[n, c, ys+i, xs+j]$ is reached by stepping $n$ image-strides, $c$ channel-strides, $i$ and $ys$
 # row-strides, $j$ and $xs$ column-strides. So an array of shape $(N, C, k_h, k_w, H_o, W_o)$ with strides
 # (image, channel, row, col, $s\cdot$row, $s\cdot$col) *is* every window, without copying anything
 # (`np.lib.stride_tricks.as_strided`). Transposing it to $(C, k_h, k_w, N, H_o, W_o)$ and reshaping to a matrix
-# makes the single copy. Read `im2col` in `nn/conv.py`: it is twelve lines.
+# makes the single copy. Read `im2col_strided` in `nn/unroll.py`: it is a dozen lines.
 #
 # Now the forward pass is one `@`. We reproduce `nn.Conv2d`'s output by hand:
 
