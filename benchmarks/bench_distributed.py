@@ -128,8 +128,7 @@ def run_one_process(args, comm):
 
 def run_data_parallel(args, comm):
     """Each rank its share of the batch, gradients averaged with one all-reduce (alexnet/parallel.py)."""
-    from alexnet.parallel import DataParallel
-    from nn.distributed import shard_rows
+    from alexnet.parallel import DataParallel, shard_rows
 
     start_row, stop_row = shard_rows(args.batch, comm.rank, comm.size)
     model, optimizer, criterion, x, y = _model_and_data(args, stop_row - start_row, seed=comm.rank)
@@ -157,7 +156,7 @@ def run_towers(args, comm):
     whole batch, each holds half of every layer, activations are all-gathered at conv3, fc6, fc7,
     fc8 and the logits, their gradients reduce-scattered back. ``allreduce`` is the time inside
     those collectives, ``wait`` the time spent at a barrier before each (the slower rank)."""
-    from alexnet.towers import TowerAlexNet
+    from alexnet.parallel import TowerAlexNet
     from nn import SGD
 
     model, _, criterion, x, y = _model_and_data(args, args.batch)
@@ -192,7 +191,7 @@ SCHEMES = {
 
 
 def worker(args):
-    from nn.distributed import get_communicator
+    from alexnet.parallel import get_communicator
 
     comm = get_communicator()
     result = SCHEMES[args.worker].run(args, comm)

@@ -41,7 +41,7 @@ from .threads import over_batch
 
 
 # Scratch buffers of Conv2d._buffer, one set per thread (two models may run side by side in two
-# threads, e.g. nn.exchange.ThreadGroup's towers): (role, dtype, array module) -> (flat array, layout).
+# threads, e.g. the two towers of §3.2 as in-process ranks): (role, dtype, array module) -> (flat array, layout).
 _SCRATCH = threading.local()
 
 

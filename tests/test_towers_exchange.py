@@ -1,4 +1,4 @@
-"""nn.exchange: the all-gather of §3.2's towers and its reduce-scatter backward, with in-process ranks.
+"""alexnet.parallel.exchange: the all-gather of §3.2's towers and its reduce-scatter backward, with in-process ranks.
 
 (The same checks over real MPI processes are in tests/test_towers_mpi.py.)
 """
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from nn import Linear
-from nn.exchange import AllGather, ThreadGroup, rank_slice, split_sizes
+from alexnet.parallel import AllGather, ThreadGroup, rank_slice, split_sizes
 
 
 def test_split_sizes_and_rank_slices_cover_the_axis_in_order():

@@ -27,28 +27,17 @@ Bytes. Each layer records what THIS rank sends per call: an all-gather or a redu
 full tensor of B bytes over P ranks sends (P - 1)/P * B from every rank (ring or direct exchange;
 the minimum, whatever the MPI library does inside). With two ranks that is one slice each way.
 
-The communicator is anything with ``rank``, ``size``, ``allgather(x, axis)`` and
-``reduce_scatter(x, axis)`` (``nn.distributed.get_communicator()`` over MPI, or the in-process
-``ThreadGroup`` below, which runs P ranks as threads of one Python process for tests and notebooks).
+The communicator is any :class:`~alexnet.parallel.communicator.Communicator`: MPI's
+(``get_communicator()`` under ``mpiexec``) or a ``ThreadGroup``'s, which runs P ranks as threads of
+one Python process for tests and notebooks.
 """
-import threading
-import time
+from __future__ import annotations
 
-from .backend import get_array_module
-from .module import Module
+from collections.abc import Sequence
 
+from nn import Module, get_array_module
 
-def split_sizes(length, parts):
-    """Lengths of ``parts`` nearly equal consecutive slices of ``length`` (the first ones longer)."""
-    base, extra = divmod(int(length), int(parts))
-    return [base + (1 if index < extra else 0) for index in range(parts)]
-
-
-def rank_slice(length, rank, parts):
-    """The slice of [0, length) that rank ``rank`` of ``parts`` holds (see ``split_sizes``)."""
-    sizes = split_sizes(length, parts)
-    start = sum(sizes[:rank])
-    return slice(start, start + sizes[rank])
+from .communicator import Communicator
 
 
 def _pad_along(x, axis, length):
@@ -61,7 +50,7 @@ def _pad_along(x, axis, length):
     return xp.pad(x, widths)
 
 
-def allgather_uneven(comm, x, axis, sizes):
+def allgather_uneven(comm: Communicator, x, axis: int, sizes: Sequence[int]):
     """All-gather ``x`` along ``axis`` when rank r holds ``sizes[r]`` entries there."""
     longest = max(sizes)
     if all(size == longest for size in sizes):
@@ -72,7 +61,7 @@ def allgather_uneven(comm, x, axis, sizes):
     return xp.take(gathered, keep, axis=axis)
 
 
-def reduce_scatter_uneven(comm, x, axis, sizes):
+def reduce_scatter_uneven(comm: Communicator, x, axis: int, sizes: Sequence[int]):
     """Sum ``x`` over the ranks and keep rank r's ``sizes[r]`` entries along ``axis``."""
     longest = max(sizes)
     if all(size == longest for size in sizes):
@@ -94,13 +83,13 @@ class AllGather(Module):
     gathered tensor (the loss on the full logits), so backward just keeps this rank's slice.
     ``sizes``: each rank's length along ``axis`` when they differ (None: equal, taken from the input).
 
-    After each call ``bytes_forward`` / ``bytes_backward`` hold the bytes this rank sent and
-    ``seconds_forward`` / ``seconds_backward`` the time spent in the collective.
+    After each call ``bytes_forward`` / ``bytes_backward`` hold the bytes this rank sent.
     """
 
     DOWNSTREAM = ("split", "replicated")
 
-    def __init__(self, comm, axis=1, downstream="split", sizes=None):
+    def __init__(self, comm: Communicator, axis: int = 1, downstream: str = "split",
+                 sizes: Sequence[int] | None = None):
         if downstream not in self.DOWNSTREAM:
             raise ValueError(f"AllGather: downstream must be one of {self.DOWNSTREAM}, got {downstream!r}")
         if sizes is not None and len(sizes) != comm.size:
@@ -108,22 +97,21 @@ class AllGather(Module):
         self.comm, self.axis, self.downstream = comm, int(axis), downstream
         self.sizes = None if sizes is None else [int(size) for size in sizes]
         self.bytes_forward = self.bytes_backward = 0
-        self.seconds_forward = self.seconds_backward = 0.0
         self._sizes = None
         self._out_shape = None
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         return f"axis={self.axis}, downstream={self.downstream!r}, ranks={self.comm.size}"
 
     def _sizes_for(self, x):
         if self.sizes is None:
             return [x.shape[self.axis]] * self.comm.size
         if x.shape[self.axis] != self.sizes[self.comm.rank]:
-            raise ValueError(f"AllGather: rank {self.comm.rank} expects {self.sizes[self.comm.rank]} entries on "
-                             f"axis {self.axis}, got input of shape {tuple(x.shape)}")
+            raise ValueError(f"AllGather: rank {self.comm.rank} expects {self.sizes[self.comm.rank]} entries "
+                             f"on axis {self.axis}, got input of shape {tuple(x.shape)}")
         return self.sizes
 
-    def sent_bytes(self, full_shape, itemsize):
+    def sent_bytes(self, full_shape: tuple, itemsize: int) -> int:
         """Bytes one rank sends to all-gather (or reduce-scatter) a tensor of ``full_shape``:
         (P - 1) pieces of the longest rank's size (equal sizes: (P - 1)/P of the tensor)."""
         sizes = self.sizes or [full_shape[self.axis] // self.comm.size] * self.comm.size
@@ -135,11 +123,10 @@ class AllGather(Module):
 
     def forward(self, x):
         if x.ndim <= self.axis:
-            raise ValueError(f"AllGather: axis {self.axis} does not exist in an input of shape {tuple(x.shape)}")
+            raise ValueError(f"AllGather: axis {self.axis} does not exist in an input of shape "
+                             f"{tuple(x.shape)}")
         sizes = self._sizes_for(x)
-        start = time.perf_counter()
         out = allgather_uneven(self.comm, x, self.axis, sizes)
-        self.seconds_forward = time.perf_counter() - start
         self._sizes, self._out_shape = sizes, out.shape
         self.bytes_forward = self.sent_bytes(out.shape, x.dtype.itemsize)
         return out
@@ -151,135 +138,9 @@ class AllGather(Module):
         if self.downstream == "replicated":
             xp = get_array_module(grad_out)
             start = sum(sizes[:rank])
-            self.bytes_backward, self.seconds_backward = 0, 0.0
-            return xp.ascontiguousarray(xp.take(grad_out, xp.arange(start, start + sizes[rank]), axis=self.axis))
-        start = time.perf_counter()
+            self.bytes_backward = 0
+            mine = xp.arange(start, start + sizes[rank])
+            return xp.ascontiguousarray(xp.take(grad_out, mine, axis=self.axis))
         grad_in = reduce_scatter_uneven(self.comm, grad_out, self.axis, sizes)
-        self.seconds_backward = time.perf_counter() - start
         self.bytes_backward = self.sent_bytes(grad_out.shape, grad_out.dtype.itemsize)
         return grad_in
-
-
-# -- several ranks inside one process ------------------------------------------------------------
-class ThreadGroup:
-    """P in-process "ranks" that exchange arrays through shared memory, one thread each.
-
-    ``ThreadGroup(2).run(fn)`` calls ``fn(comm)`` in two threads with ``comm.rank`` 0 and 1 and
-    returns their results in rank order. The collectives have the semantics of the MPI
-    communicator (``nn.distributed``), so a tower model runs unchanged; this is for tests and
-    notebooks, where starting ``mpiexec`` is not possible or too slow. NumPy's matrix products
-    release the GIL, so the two ranks do compute at the same time. If one rank raises, the
-    others are released from their collective (``threading.BrokenBarrierError``) and ``run``
-    re-raises the first error.
-    """
-
-    def __init__(self, size=2, timeout=600):
-        if int(size) < 1:
-            raise ValueError(f"ThreadGroup: size must be at least 1, got {size!r}")
-        self.size = int(size)
-        self._barrier = threading.Barrier(self.size, timeout=timeout)
-        self._slots = [None] * self.size
-
-    def communicators(self):
-        return [ThreadCommunicator(self, rank) for rank in range(self.size)]
-
-    def _exchange(self, rank, value, combine):
-        """Every rank posts ``value``; each gets ``combine(list of all values)``."""
-        self._slots[rank] = value
-        self._barrier.wait()
-        try:
-            result = combine(list(self._slots))
-        finally:
-            self._barrier.wait()        # nobody overwrites a slot before every rank has read them
-        return result
-
-    def run(self, fn):
-        results, errors = [None] * self.size, [None] * self.size
-        self._barrier.reset()
-
-        def target(comm):
-            try:
-                results[comm.rank] = fn(comm)
-            except BaseException as exc:  # noqa: B902 - re-raised in the calling thread
-                errors[comm.rank] = exc
-                self._barrier.abort()
-
-        threads = [threading.Thread(target=target, args=(comm,), name=f"rank{comm.rank}")
-                   for comm in self.communicators()]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-        first = next((e for e in errors if e is not None and not isinstance(e, threading.BrokenBarrierError)),
-                     next((e for e in errors if e is not None), None))
-        if first is not None:
-            raise first
-        return results
-
-
-class ThreadCommunicator:
-    """One rank of a ``ThreadGroup``: the collectives of ``nn.distributed``'s Communicator."""
-
-    def __init__(self, group, rank):
-        self.group, self.rank, self.size = group, int(rank), group.size
-
-    @property
-    def is_root(self):
-        return self.rank == 0
-
-    def __repr__(self):
-        return f"ThreadCommunicator(rank={self.rank}, size={self.size})"
-
-    def barrier(self):
-        self.group._exchange(self.rank, None, lambda values: None)
-
-    def allgather(self, x, axis):
-        xp = get_array_module(x)
-        return self.group._exchange(self.rank, x, lambda values: xp.concatenate(values, axis=axis))
-
-    def reduce_scatter(self, x, axis):
-        xp = get_array_module(x)
-        if x.shape[axis] % self.size:
-            raise ValueError(f"reduce_scatter: axis {axis} of shape {tuple(x.shape)} does not split into "
-                             f"{self.size} equal slices")
-        length = x.shape[axis] // self.size
-        mine = xp.arange(self.rank * length, (self.rank + 1) * length)
-
-        def combine(values):
-            total = values[0].copy()
-            for value in values[1:]:
-                total += value
-            return xp.ascontiguousarray(xp.take(total, mine, axis=axis))
-        return self.group._exchange(self.rank, x, combine)
-
-    def allreduce_sum(self, value):
-        """The exact sum over the ranks of a number, an array, or a list/tuple of them (rank order)."""
-        def add(values):
-            total = values[0].copy() if hasattr(values[0], "copy") else values[0]
-            for other in values[1:]:
-                total = total + other
-            return total
-
-        def combine(values):
-            if isinstance(values[0], (list, tuple)):
-                return [add([v[i] for v in values]) for i in range(len(values[0]))]
-            return add(values)
-        return self.group._exchange(self.rank, value, combine)
-
-    def broadcast_(self, arrays, root=0):
-        arrays = list(arrays)
-        sources = self.group._exchange(self.rank, [a.copy() for a in arrays], lambda values: values[root])
-        for array, source in zip(arrays, sources):
-            array[...] = source
-        return arrays
-
-    def allreduce_mean_(self, arrays):
-        arrays = list(arrays)
-        totals = self.allreduce_sum([a.copy() for a in arrays])
-        for array, total in zip(arrays, totals):
-            array[...] = total / self.size
-        return arrays
-
-    def abort(self, code=1):
-        self.group._barrier.abort()
-        raise SystemExit(code)
