@@ -102,7 +102,8 @@ def join_state_dicts(states: list) -> dict:
 class ColumnDropout(Module):
     """Dropout on this tower's columns ``columns`` of a ``full_width`` layer, with the mask the
     one-process network draws: the wrapped ``nn.Dropout`` (same generator state on every rank) draws
-    the full (N, full_width) mask and this tower keeps its columns (§4.2 on fc6 and fc7)."""
+    the full (N, full_width) mask with ``draw_mask`` and this tower keeps its columns (§4.2 on fc6
+    and fc7)."""
 
     def __init__(self, p: float, full_width: int, columns: slice, mode: str = "inverted",
                  rng: np.random.Generator | None = None) -> None:
@@ -186,7 +187,8 @@ class TowerAlexNet(Sequential):
         all-gather wherever the next layer reads what both towers computed (§3.2)."""
         rank, comm = self.rank, self.comm
         rng = np.random.default_rng(0)      # placeholder values, replaced by the reference's weights
-        lrn = dict(self.config["lrn"])      # on the tower's own maps: the reference's LRN(groups=2)
+        # each tower normalizes its own maps: LRN(groups=2) of the reference is LRN(groups=1) here
+        lrn = dict(self.config["lrn"], groups=self.config["lrn_groups"] // TOWERS)
         sizes = None                        # the towers' shares of the last activation; None: whole
         last = None
         for name, layer in reference.named_children():
@@ -194,7 +196,7 @@ class TowerAlexNet(Sequential):
             # Flatten, so that pool5's maps are gathered along the channel axis
             reads_everything = (isinstance(layer, Conv2d) and layer.groups == 1) or \
                 isinstance(layer, (Flatten, Linear))
-            if sizes is not None and reads_everything:
+            if sizes is not None and reads_everything:     # named after the block it ends (pool2: gather2)
                 setattr(self, "gather" + last[-1], AllGather(comm, axis=1, sizes=sizes))
                 sizes = None
             if isinstance(layer, Conv2d):          # grouped: its own maps; ungrouped: all of them
