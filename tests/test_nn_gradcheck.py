@@ -118,5 +118,6 @@ def test_nn_imports_nothing_from_the_packages_built_on_it():
                 names = [node.module]
             else:
                 continue
-            found += [f"{path.name}: {name}" for name in names if name.split(".")[0] in ("alexnet", "data", "mpi4py")]
+            found += [f"{path.name}: {name}" for name in names
+                      if name.split(".")[0] in ("alexnet", "data", "mpi4py")]
     assert found == []
