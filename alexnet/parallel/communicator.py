@@ -1,5 +1,5 @@
-"""Several processes over MPI: the few collectives that data-parallel training and the two
-towers of §3.2 need, behind one interface, :class:`Communicator`.
+"""Several ranks (MPI processes, or threads of one process): the few collectives that
+data-parallel training and the two towers of §3.2 need, behind one interface, :class:`Communicator`.
 
     comm = get_communicator()        # COMM_WORLD under mpiexec, a size-1 stand-in otherwise
     comm.rank, comm.size, comm.is_root
@@ -7,7 +7,7 @@ towers of §3.2 need, behind one interface, :class:`Communicator`.
     comm.allreduce_mean_(grads)      # ONE flat buffer, ONE all-reduce, divided by size (in place)
     comm.allreduce_sum(value)        # exact sums of counts and sums, for metrics
     comm.allgather(x, axis)          # every rank's x concatenated along axis, in rank order
-    comm.reduce_scatter(x, axis)     # sum over ranks, then this rank's slice: allgather's backward
+    comm.reduce_scatter(x, axis)     # sum over ranks, then this rank's block: allgather's backward
     comm.abort(code)                 # kill every rank (no rank is left waiting in a collective)
 
 Why one flat buffer: an all-reduce costs a latency per call plus bytes / bandwidth; AlexNet has
