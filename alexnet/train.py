@@ -19,7 +19,7 @@ mid-epoch checkpoint and exits; ``--resume`` continues exactly where it stopped
 interrupted). A non-finite loss stops training at once, naming the epoch and the
 step, and leaves the last good checkpoint as it was.
 
-Under ``mpiexec -n N`` the same command trains data-parallel (alexnet/parallel.py): ``-b`` is
+Under ``mpiexec -n N`` the same command trains data-parallel (alexnet/parallel/): ``-b`` is
 the global batch, each rank computes its share, gradients are averaged with one all-reduce per
 step, and only rank 0 prints and writes files. An exception on any rank aborts every rank.
 """
@@ -35,13 +35,12 @@ import numpy as np
 
 import data
 from nn import SGD, ReduceLROnPlateau, SoftmaxCrossEntropyLoss, StepLR, check_device
-from nn.distributed import abort_on_error, get_communicator
 
 from .checkpoint import load_checkpoint, save_checkpoint
 from .datasets import check_crop, open_split, resolve_data
 from .metrics import RunningStats
 from .model import AlexNet
-from .parallel import DataParallel, check_global_batch, select_gpu
+from .parallel import DataParallel, abort_on_error, check_global_batch, get_communicator, select_gpu
 from .plots import plot_curves
 from .resume import (CHANGEABLE, CHECKED, RECORDED, check_data_still_there, check_resume_flags,
                      check_same_subset, given_options, lr_notes, saved_arguments, subset_fingerprint)
@@ -154,7 +153,7 @@ class Trainer:
         self.is_root = self.comm.is_root
         self.towers = args.towers        # §3.2 model-parallel: rank g holds tower g (towers.py)
         if self.towers:
-            from .towers import check_towers_args
+            from .parallel import check_towers_args
             check_towers_args(args, self.comm)
         else:
             check_global_batch(args.batch_size, self.comm.size)
@@ -198,7 +197,7 @@ class Trainer:
             self.model.load_state_dict(resumed.model_state)
             self.model.set_rng_state(resumed.meta["dropout_rng"])
         if self.towers:   # keep this rank's tower of the one-process network
-            from .towers import TowerAlexNet
+            from .parallel import TowerAlexNet
             self.model = TowerAlexNet(self.comm, reference=self.model)
         self.model.to(self.device)
         self.optimizer = SGD(self.model.parameters(), lr=args.lr, momentum=args.momentum,
@@ -220,7 +219,7 @@ class Trainer:
         shard = (self.comm.rank, self.comm.size)   # data-parallel: this rank's rows of every batch
         self.dp = DataParallel(self.comm, self.model, self.optimizer)
         if self.towers:   # both towers read the whole batch; they agree on stops and on rank 0's sums
-            from .towers import TowerSync
+            from .parallel import TowerSync
             shard, self.dp = (0, 1), TowerSync(self.comm)
         self.dp.broadcast_state()                   # rank 0's weights and velocities everywhere
         self.loader = data.Loader(self.train_set, args.batch_size, crop=args.crop, train=True, seed=args.seed,
@@ -279,10 +278,10 @@ class Trainer:
             save_checkpoint(self.best_path, model, self.meta(epoch), mean_image=self.train_set.mean_image)
 
     def tower_share(self, state):
-        """With --towers, this rank's rows of a one-process state (alexnet.towers.split_state_dict)."""
+        """With --towers, this rank's rows of a one-process state (alexnet.parallel.split_state_dict)."""
         if not self.towers:
             return state
-        from .towers import split_state_dict
+        from .parallel import split_state_dict
         return split_state_dict(state, self.comm.rank)
 
     def whole_network(self, optimizer=None):

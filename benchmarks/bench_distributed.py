@@ -10,8 +10,8 @@ either way):
 
 * ``one-process``: one process, 2 BLAS threads, the whole batch of 128;
 * ``data-parallel``: 2 ranks x 1 thread, 64 images each, ONE all-reduce of every gradient per
-  step (alexnet/parallel.py, the code ``mpiexec -n 2 python -m alexnet train`` runs).
-* ``towers``: 2 ranks x 1 thread, the two towers of §3.2 (alexnet/towers.py, what
+  step (alexnet/parallel/data_parallel.py, the code ``mpiexec -n 2 python -m alexnet train`` runs).
+* ``towers``: 2 ranks x 1 thread, the two towers of §3.2 (alexnet/parallel/towers.py, what
   ``mpiexec -n 2 python -m alexnet train --towers`` runs): both ranks read all 128 images, each
   holds half of every layer, and they all-gather activations at conv3, fc6, fc7, fc8 and the logits
   (reduce-scatter of their gradients backward). ``sent MB/rank`` is then what one rank sends of
@@ -127,9 +127,9 @@ def run_one_process(args, comm):
 
 
 def run_data_parallel(args, comm):
-    """Each rank its share of the batch, gradients averaged with one all-reduce (alexnet/parallel.py)."""
-    from alexnet.parallel import DataParallel
-    from nn.distributed import shard_rows
+    """Each rank its share of the batch, gradients averaged with one all-reduce
+    (alexnet/parallel/data_parallel.py)."""
+    from alexnet.parallel import DataParallel, shard_rows
 
     start_row, stop_row = shard_rows(args.batch, comm.rank, comm.size)
     model, optimizer, criterion, x, y = _model_and_data(args, stop_row - start_row, seed=comm.rank)
@@ -153,11 +153,11 @@ def run_data_parallel(args, comm):
 
 
 def run_towers(args, comm):
-    """The two towers of §3.2 (alexnet/towers.py, what ``train --towers`` runs): both ranks read the
-    whole batch, each holds half of every layer, activations are all-gathered at conv3, fc6, fc7,
+    """The two towers of §3.2 (alexnet/parallel/towers.py, what ``train --towers`` runs): both ranks
+    read the whole batch, each holds half of every layer, activations are all-gathered at conv3, fc6, fc7,
     fc8 and the logits, their gradients reduce-scattered back. ``allreduce`` is the time inside
     those collectives, ``wait`` the time spent at a barrier before each (the slower rank)."""
-    from alexnet.towers import TowerAlexNet
+    from alexnet.parallel import TowerAlexNet
     from nn import SGD
 
     model, _, criterion, x, y = _model_and_data(args, args.batch)
@@ -192,7 +192,7 @@ SCHEMES = {
 
 
 def worker(args):
-    from nn.distributed import get_communicator
+    from alexnet.parallel import get_communicator
 
     comm = get_communicator()
     result = SCHEMES[args.worker].run(args, comm)
@@ -253,7 +253,8 @@ def ring_allreduce_seconds(nbytes, gpus, bandwidth, latency):
 
 def projection(compute_s, nbytes, batch=128):
     """Rows of the paper projection: per-step time and scaling efficiency of data-parallel training
-    without overlap (as alexnet/parallel.py does it: the all-reduce follows the backward pass).
+    without overlap (as alexnet/parallel/data_parallel.py does it: the all-reduce follows the backward
+    pass).
     weak: every GPU keeps ``batch`` images (global batch = N x batch); strong: the global batch stays
     ``batch`` (the paper's 128), each GPU computes batch / N (compute assumed to shrink linearly:
     optimistic for small per-GPU batches)."""

@@ -8,8 +8,8 @@ augmentation from ``default_rng([seed, epoch, k])``.  So a resumed run that call
 however many threads build them.
 
 Data-parallel training (``shard=(rank, size)``): batch ``k`` stays the GLOBAL batch ``k`` of the
-epoch, and this process builds only its rows ``shard_rows(len(batch), rank, size)`` (contiguous
-blocks in rank order). The augmentation is still drawn for the whole batch from
+epoch, and this process builds only its rows ``shard_rows(len(batch), rank, size)`` (data/shards.py:
+contiguous blocks in rank order). The augmentation is still drawn for the whole batch from
 ``default_rng([seed, epoch, k])``, so a rank's rows equal the same rows of the one-process batch.
 """
 from __future__ import annotations
@@ -20,15 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 
 from .augment import center_crop_batch, ten_crop_batch, train_batch
-
-
-def shard_rows(total, rank, size):
-    """Rows ``[start, stop)`` of a batch of ``total`` that ``rank`` of ``size`` holds: contiguous
-    blocks in rank order, as even as possible (the first ``total % size`` ranks get one more).
-    (The same rule as ``nn.distributed.shard_rows``; ``data`` imports nothing from ``nn``.)"""
-    base, extra = divmod(int(total), int(size))
-    start = rank * base + min(rank, extra)
-    return start, start + base + (1 if rank < extra else 0)
+from .shards import shard_rows
 
 
 def _to_device(x, y, device):
@@ -38,7 +30,7 @@ def _to_device(x, y, device):
         raise ValueError(f"device must be 'cpu' or 'cuda', not {device!r}")
     try:
         import cupy
-    except ImportError as exc:  # pragma: no cover - no GPU here
+    except ImportError as exc:  # pragma: no cover - only without CuPy
         raise RuntimeError("device='cuda' needs CuPy (pip install cupy-cuda12x) and a CUDA GPU") from exc
     return cupy.asarray(x), cupy.asarray(y)
 

@@ -20,37 +20,47 @@ other. Inverted dropout keeps the test path free of any extra work.
     forward (train): y = x * mask, mask_i = [u_i >= p] * (1 / (1 - p) if inverted else 1)
     backward:        dL/dx = dL/dy * mask     (dropped units get no gradient)
 
-The mask is drawn from this layer's own ``numpy.random.Generator`` (so a seed
-fixes it, and a checkpoint can save ``generator.bit_generator.state``), then
-moved to the input's device.
-
-Per example, for several processes (data-parallel training): with ``shard = (start, stop,
-total)`` the layer draws the mask of the WHOLE batch of ``total`` rows and keeps its rows
-``start:stop``. Every process then draws the same numbers (their generators stay in step, so
-one checkpointed state serves them all) and each example gets the mask it would get in one
-process. ``skip(total)`` advances the generator by one batch for a process whose share of a
-batch is empty. ``shard = None`` (the default) is the one-process path.
+The mask is drawn by ``draw_mask`` from this layer's own ``numpy.random.Generator``
+(so a seed fixes it, and a checkpoint can save ``generator.bit_generator.state``), then
+moved to the input's device. ``mask_source``, when set, replaces ``draw_mask`` in a
+training forward: a function ``(shape, dtype) -> mask`` for code that needs a mask other
+than one fresh draw of the input's shape (e.g. some rows of a larger batch's draw).
 """
+from __future__ import annotations
+
+from collections.abc import Callable
+
 import numpy as np
 
 from .backend import get_array_module
 from .module import Module
 
+#: What a training forward calls for its mask: ``(input shape, dtype) -> NumPy multiplier``.
+MaskSource = Callable[[tuple, np.dtype], np.ndarray]
+
 
 class Dropout(Module):
-    def __init__(self, p=0.5, mode="inverted", rng=None):
+    def __init__(self, p: float = 0.5, mode: str = "inverted", rng: np.random.Generator | None = None):
         if not 0 <= p < 1:
             raise ValueError(f"Dropout: p must be in [0, 1), got {p}")
         if mode not in ("inverted", "paper"):
             raise ValueError(f"Dropout: mode must be 'inverted' or 'paper', got {mode!r}")
         self.p, self.mode = p, mode
         self.generator = rng if rng is not None else np.random.default_rng()
-        self._mask = None          # the multiplier of the last forward: an array in training, a number at test
+        self.mask_source: MaskSource | None = None     # None: draw_mask
+        self._mask = None          # the last forward's multiplier: an array in training, a number at test
         self._shape = None
-        self.shard = None          # (start, stop, total): this process's rows of a batch of total rows
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         return f"p={self.p}, mode={self.mode!r}"
+
+    def draw_mask(self, shape: tuple, dtype=np.float32) -> np.ndarray:
+        """A training multiplier for an input of ``shape`` (NumPy): ``[u >= p]`` with u uniform
+        from this layer's generator, times 1 / (1 - p) in inverted mode."""
+        keep = self.generator.random(tuple(shape), dtype=np.float32) >= self.p
+        dtype = np.dtype(dtype)
+        scale = 1 / (1 - self.p) if self.mode == "inverted" else 1
+        return keep.astype(dtype) * dtype.type(scale)
 
     def forward(self, x):
         xp = get_array_module(x)
@@ -58,21 +68,9 @@ class Dropout(Module):
         if not self.training:                      # test time: every unit, scaled by 1 - p in paper mode
             self._mask = 1 - self.p if self.mode == "paper" else 1
             return x * x.dtype.type(self._mask) if self.mode == "paper" else x
-        if self.shard is None:
-            keep = self.generator.random(x.shape, dtype=np.float32) >= self.p
-        else:                                      # the whole batch's draw, this process's rows
-            start, stop, total = self.shard
-            if stop - start != x.shape[0]:
-                raise ValueError(f"Dropout: shard rows {start}:{stop} do not match a batch of {x.shape[0]}")
-            keep = self.generator.random((total,) + x.shape[1:], dtype=np.float32)[start:stop] >= self.p
-        scale = 1 / (1 - self.p) if self.mode == "inverted" else 1
-        self._mask = xp.asarray(keep.astype(x.dtype) * x.dtype.type(scale))
+        draw = self.draw_mask if self.mask_source is None else self.mask_source
+        self._mask = xp.asarray(draw(x.shape, x.dtype))
         return x * self._mask
-
-    def skip(self, total, feature_shape):
-        """Advance the generator exactly as a training forward on ``total`` rows of
-        ``feature_shape`` would (a process whose share of the batch is empty)."""
-        self.generator.random((int(total),) + tuple(feature_shape), dtype=np.float32)
 
     def backward(self, grad_out):
         mask = self._cached(self._mask)

@@ -18,15 +18,19 @@ fixed random upstream gradient g, or a real loss when one is given.
 * Layers that draw random numbers (dropout) have their generators reset before
   every forward pass so that all evaluations see the same mask.
 
-Command line: ``python -m nn.gradcheck`` checks every layer (and a reduced-width
-AlexNet end to end) on the available backends and prints a table;
-``--layer package.module:factory`` checks a layer of your own (the factory
-returns a module, or a (module, input) pair).
+Command line: ``python -m nn.gradcheck`` checks every layer on the available
+backends and prints a table; ``--layer package.module:factory`` checks a layer of
+your own (the factory returns a module, or a (module, input[, loss, labels]) tuple).
+A package built on ``nn`` adds its own cases by calling ``main(extra_cases=...)``:
+``python -m alexnet.gradcheck`` is this table plus a reduced AlexNet end to end.
 """
+from __future__ import annotations
+
 import argparse
 import copy
 import importlib
 import sys
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -194,20 +198,6 @@ def _standard_cases():
     ]
 
 
-def _alexnet_case():
-    """A reduced-width AlexNet end to end, if the alexnet package is importable."""
-    try:
-        from alexnet import AlexNet
-    except Exception:
-        return None
-    from . import SoftmaxCrossEntropyLoss
-
-    def factory(rng):
-        model = AlexNet(num_classes=5, crop=67, width=1 / 16, seed=0, init="kaiming")
-        return model, rng.normal(size=(2, 3, 67, 67)), SoftmaxCrossEntropyLoss(), rng.integers(0, 5, 2)
-    return ("AlexNet width 1/16, crop 67 (end to end)", factory)
-
-
 def run_case(factory, device="cpu", seed=0, **kwargs):
     rng = np.random.default_rng(seed)
     made = factory(rng)
@@ -239,10 +229,15 @@ def _load_user_factory(spec, input_shape):
     return wrapped
 
 
-def main(argv=None):
+def main(argv: list[str] | None = None, extra_cases: Sequence[tuple[str, Callable]] = (),
+         prog: str = "python -m nn.gradcheck") -> int:
+    """The command line. ``extra_cases``: (name, factory(rng)) pairs checked after the layers
+    (``--no-alexnet`` skips them), e.g. a whole network from a package built on ``nn``."""
     parser = argparse.ArgumentParser(
-        prog="python -m nn.gradcheck",
-        description="Check every layer's backward pass against central differences (float64).")
+        prog=prog,
+        description="Check every layer's backward pass against central differences (float64).",
+        epilog="The reduced AlexNet end to end: python -m alexnet.gradcheck (these layers and the network), "
+               "or --layer alexnet.gradcheck:reduced_alexnet (the network alone).")
     parser.add_argument("--device", choices=["cpu", "cuda", "all"], default="all",
                         help="backend(s) to check; 'all' = cpu, plus cuda when CuPy sees a GPU (default)")
     parser.add_argument("--layer", help="check your own layer: package.module:factory, where factory() returns "
@@ -250,7 +245,9 @@ def main(argv=None):
     parser.add_argument("--input-shape", help="input shape for --layer, e.g. 2,3,8,8")
     parser.add_argument("--tolerance", type=float, default=1e-6, help="largest relative error that passes (1e-6)")
     parser.add_argument("--eps", type=float, default=1e-6, help="finite-difference step (1e-6)")
-    parser.add_argument("--no-alexnet", action="store_true", help="skip the end-to-end reduced AlexNet check")
+    parser.add_argument("--no-alexnet", action="store_true",
+                        help="skip the end-to-end cases after the layers (python -m alexnet.gradcheck: the reduced "
+                             "AlexNet)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
 
@@ -262,10 +259,7 @@ def main(argv=None):
         shape = tuple(int(v) for v in args.input_shape.split(",")) if args.input_shape else None
         cases = [(args.layer, _load_user_factory(args.layer, shape))]
     else:
-        cases = _standard_cases()
-        alexnet_case = None if args.no_alexnet else _alexnet_case()
-        if alexnet_case:
-            cases.append(alexnet_case)
+        cases = _standard_cases() + ([] if args.no_alexnet else list(extra_cases))
 
     width = max(len(name) for name, _ in cases) + 2
     print(f"{'layer':<{width}}{'backend':<9}{'dtype':<9}{'max rel. error':>15}  result")

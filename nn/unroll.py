@@ -142,7 +142,7 @@ def col2im_two_pass(cols: Array, padded_shape: tuple[int, int, int, int], kernel
 
 
 # Scratch buffers of ``scratch``, one set per thread (two models may run side by side in two
-# threads, e.g. nn.exchange.ThreadGroup's towers): (role, dtype, array module) -> (flat array, layout).
+# threads, e.g. the two towers of §3.2 as in-process ranks): (role, dtype, array module) -> (flat array, layout).
 _SCRATCH = threading.local()
 
 

@@ -1,5 +1,5 @@
-"""The Communicator (nn/distributed.py): its values under ``mpiexec -n 2`` (run from pytest in a
-subprocess), the size-1 stand-in, and the error without mpi4py."""
+"""The Communicator (alexnet/parallel/communicator.py): its values under ``mpiexec -n 2`` (run from
+pytest in a subprocess), the size-1 stand-in, and the error without mpi4py."""
 import os
 import shutil
 import subprocess
@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from nn import distributed
-from nn.distributed import Communicator, shard_rows
+from alexnet.parallel import communicator as distributed
+from alexnet.parallel import BatchRowsMask, DataParallel, SingleProcessCommunicator, shard_rows
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -55,7 +55,7 @@ def test_collectives_give_the_known_values_on_two_ranks():
 
 
 def test_one_process_stand_in_returns_its_input():
-    comm = Communicator()
+    comm = SingleProcessCommunicator()
     assert (comm.rank, comm.size, comm.is_root) == (0, 1, True)
     a = np.arange(4.0)
     assert comm.allreduce_mean_([a])[0] is a and np.array_equal(a, np.arange(4.0))
@@ -69,12 +69,12 @@ def test_without_a_launcher_no_mpi_is_imported(monkeypatch):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setattr(distributed, "_COMMUNICATOR", None)
     comm = distributed.get_communicator()
-    assert type(comm) is Communicator and comm.size == 1
+    assert type(comm) is SingleProcessCommunicator and comm.size == 1
 
 
 def test_two_processes_without_mpi4py_say_how_to_install_it():
     code = ("import sys; sys.modules['mpi4py'] = None\n"
-            "from nn.distributed import get_communicator\nget_communicator()")
+            "from alexnet.parallel import get_communicator\nget_communicator()")
     env = dict(mpi_env(), PMI_SIZE="2", PMI_RANK="0")
     result = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True,
                             timeout=60)
@@ -131,9 +131,40 @@ def test_dropout_shards_draw_the_rows_of_the_whole_batch_mask():
     expected = [whole.forward(x) for _ in range(2)]
     for start, stop in [(0, 4), (4, 7)]:
         layer = Dropout(0.5, rng=np.random.default_rng(1))
-        layer.shard = (start, stop, 7)
+        layer.mask_source = BatchRowsMask(layer, start, stop, 7)
         for step in range(2):
             assert np.array_equal(layer.forward(x[start:stop]), expected[step][start:stop])
     skipper = Dropout(0.5, rng=np.random.default_rng(1))
-    skipper.skip(7, (5,))
+    skipper.draw_mask((7, 5))              # what DataParallel.step draws on a rank with no rows
     assert np.array_equal(skipper.forward(x), expected[1])
+    with pytest.raises(ValueError, match="rows 0:4 of the batch do not match a batch of 3"):
+        BatchRowsMask(skipper, 0, 4, 7)((3, 5), np.float32)
+
+
+def test_a_rank_without_rows_keeps_its_dropout_generators_in_step():
+    """DataParallel.step on an empty share draws (and drops) the whole batch's masks, so the next
+    batch's masks are the one-process masks; on a full share it uses the rows of the whole draw."""
+    from alexnet import AlexNet
+    from nn import SGD
+
+    class TwoRanks(SingleProcessCommunicator):   # size 2 for the bookkeeping; the sums are local
+        size = 2
+
+    def fresh():
+        model = AlexNet(num_classes=4, crop=67, width=1 / 16, seed=2, dtype=np.float64)
+        return model, DataParallel(TwoRanks(), model, SGD(model.parameters(), lr=0.01))
+
+    alone = AlexNet(num_classes=4, crop=67, width=1 / 16, seed=2, dtype=np.float64)
+    x = np.random.default_rng(0).standard_normal((3, 3, 67, 67))
+    masks = []
+    for _ in range(2):
+        alone.forward(x)
+        masks.append(alone.drop6._mask)
+    model, dp = fresh()
+
+    def model_step(xs, ys):
+        model.forward(xs)
+        return 0.0, None
+    dp.step(model_step, x[:0], None, (3, 3, 3), False)       # batch 1: no rows here
+    dp.step(model_step, x[1:], None, (1, 3, 3), False)       # batch 2: rows 1:3
+    np.testing.assert_array_equal(model.drop6._mask, masks[1][1:])

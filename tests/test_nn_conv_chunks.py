@@ -43,7 +43,7 @@ def test_reused_padding_buffer_is_clean_after_a_size_change():
 
 
 def test_two_threads_do_not_share_scratch_buffers():
-    """Two models stepped at once in two threads (as nn.exchange.ThreadGroup runs the towers) give
+    """Two models stepped at once in two threads (as alexnet.parallel.ThreadGroup runs the towers) give
     what each gives alone: the reused buffers belong to a thread, not to the module."""
     import threading
     rng = np.random.default_rng(1)

@@ -92,3 +92,32 @@ def test_command_line_checks_a_users_layer_and_fails_on_a_bad_one(tmp_path):
     bad = subprocess.run([sys.executable, "-m", "nn.gradcheck", "--device", "cpu", "--layer", "mylayers:bad",
                           "--input-shape", "2,3"], capture_output=True, text=True, env=env, timeout=120)
     assert bad.returncode == 1 and "FAIL" in bad.stdout
+
+
+def test_the_reduced_alexnet_end_to_end():
+    """alexnet.gradcheck's case (``python -m alexnet.gradcheck`` adds it to the table): every
+    parameter of the whole network and its input pass."""
+    from alexnet.gradcheck import reduced_alexnet
+    result = run_case(reduced_alexnet, device="cpu")
+    assert result.passed, str(result)
+    model = reduced_alexnet()[0]
+    assert {t.name for t in result.tensors} == {"input"} | {n for n, _ in model.named_parameters()}
+
+
+def test_nn_imports_nothing_from_the_packages_built_on_it():
+    """nn is the layers only: no module of nn imports alexnet, data or mpi4py, at its top or inside a
+    function (the import statements themselves, read with ast)."""
+    import ast
+    from pathlib import Path
+    found = []
+    for path in sorted(Path(nn.__path__[0]).glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0:
+                names = [node.module]
+            else:
+                continue
+            found += [f"{path.name}: {name}" for name in names
+                      if name.split(".")[0] in ("alexnet", "data", "mpi4py")]
+    assert found == []

@@ -242,6 +242,19 @@ def test_dropout_is_reproducible_with_a_seed():
     np.testing.assert_array_equal(a, b)
 
 
+def test_dropout_draws_its_mask_with_draw_mask_unless_given_a_mask_source():
+    x = np.arange(1.0, 13.0).reshape(3, 4)
+    drawn = nn.Dropout(0.25, rng=np.random.default_rng(9)).draw_mask((3, 4), np.float64)
+    u = np.random.default_rng(9).random((3, 4), dtype=np.float32)        # the same numbers, by hand
+    np.testing.assert_array_equal(drawn, (u >= 0.25) / 0.75)
+    layer = nn.Dropout(0.25, rng=np.random.default_rng(9))
+    np.testing.assert_array_equal(layer(x), x * drawn)
+    given = np.array([[0.0, 2.0, 0.0, 2.0]] * 3)
+    layer.mask_source = lambda shape, dtype: given                        # e.g. rows of a larger draw
+    np.testing.assert_array_equal(layer(x), x * given)
+    np.testing.assert_array_equal(layer.backward(np.ones((3, 4))), given)
+
+
 def test_linear_and_flatten(device, to_dev):
     rng = np.random.default_rng(8)
     lin = nn.Linear(4, 3, dtype=np.float64, rng=rng)

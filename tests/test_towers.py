@@ -1,6 +1,6 @@
-"""alexnet.towers: the two towers of §3.2 as two ranks, against the one-process AlexNet(groups=2).
+"""alexnet.parallel.towers: the two towers of §3.2 as two ranks, against the one-process AlexNet(groups=2).
 
-The ranks here are threads of one process (nn.exchange.ThreadGroup), which run the very same
+The ranks here are threads of one process (alexnet.parallel.ThreadGroup), which run the very same
 collective calls as MPI processes; tests/test_towers_mpi.py repeats the key checks under
 ``mpiexec -n 2``.
 """
@@ -9,10 +9,9 @@ import pytest
 
 from alexnet.checkpoint import load_checkpoint, save_checkpoint
 from alexnet.model import AlexNet
-from alexnet.towers import (EXCHANGES, TowerAlexNet, exchange_bytes, join_state_dicts, split_state_dict,
-                            tower_parameter_table)
+from alexnet.parallel import (EXCHANGES, ThreadGroup, TowerAlexNet, exchange_bytes, join_state_dicts,
+                              split_state_dict, tower_parameter_table)
 from nn import SGD, SoftmaxCrossEntropyLoss
-from nn.exchange import ThreadGroup
 
 SMALL = dict(num_classes=10, crop=67, width=1 / 16, seed=3)
 
@@ -111,6 +110,23 @@ def test_two_towers_equal_one_process_in_float64(num_classes):
     reference = AlexNet(**kwargs)
     logits, loss = one_process_step(reference, x, y)
     assert (reference.drop6._mask == 0).any(), "dropout must be on for this test to mean anything"
+    for rank, (t_logits, t_loss, t_grads, _, _, _) in enumerate(run_towers(kwargs, x, y)):
+        assert rel_error(t_logits, logits) < 1e-10, rank
+        assert abs(t_loss - loss) < 1e-10 * abs(loss)
+        for name, param in reference.named_parameters():
+            assert rel_error(t_grads[name], param.grad) < 1e-10, (rank, name)
+
+
+def test_towers_are_built_from_the_reference_config_not_the_paper_constants():
+    """A reference network with other LRN constants than §3.3's: the towers compute ITS function
+    (logits and every gradient to 1e-10), so no setting of the reference is typed again in the towers."""
+    lrn = {"size": 3, "alpha": 1e-3, "beta": 0.5, "k": 1.5}
+    kwargs = dict(SMALL, dtype=np.float64, init="kaiming", lrn=lrn)
+    x, y = batch()
+    reference = AlexNet(**kwargs)
+    logits, loss = one_process_step(reference, x, y)
+    paper = AlexNet(**dict(kwargs, lrn=None))
+    assert rel_error(paper.forward(x), logits) > 1e-2, "the LRN settings must change the function"
     for rank, (t_logits, t_loss, t_grads, _, _, _) in enumerate(run_towers(kwargs, x, y)):
         assert rel_error(t_logits, logits) < 1e-10, rank
         assert abs(t_loss - loss) < 1e-10 * abs(loss)

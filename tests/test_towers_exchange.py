@@ -1,4 +1,5 @@
-"""nn.exchange: the all-gather of §3.2's towers and its reduce-scatter backward, with in-process ranks.
+"""alexnet.parallel.exchange: the all-gather of §3.2's towers and its reduce-scatter backward, with
+in-process ranks (alexnet.parallel.ThreadGroup); also the communicators' one interface.
 
 (The same checks over real MPI processes are in tests/test_towers_mpi.py.)
 """
@@ -8,7 +9,7 @@ import numpy as np
 import pytest
 
 from nn import Linear
-from nn.exchange import AllGather, ThreadGroup, rank_slice, split_sizes
+from alexnet.parallel import AllGather, ThreadGroup, rank_slice, split_sizes
 
 
 def test_split_sizes_and_rank_slices_cover_the_axis_in_order():
@@ -150,3 +151,29 @@ def test_backward_before_forward_and_a_wrong_gradient_shape_are_explained():
 def test_unknown_downstream_is_refused():
     with pytest.raises(ValueError, match="downstream must be one of"):
         AllGather(ThreadGroup(2).communicators()[0], 1, downstream="sum")
+
+
+def test_every_communicator_has_the_interfaces_signatures():
+    """One interface: the single-process, MPI and thread communicators take the same arguments."""
+    import inspect
+
+    from alexnet.parallel import Communicator, MPICommunicator, SingleProcessCommunicator, ThreadCommunicator
+    for name in sorted(Communicator.__abstractmethods__):
+        expected = inspect.signature(getattr(Communicator, name)).parameters.keys()
+        for cls in (SingleProcessCommunicator, MPICommunicator, ThreadCommunicator):
+            assert inspect.signature(getattr(cls, name)).parameters.keys() == expected, (cls.__name__, name)
+
+
+def test_thread_reduce_scatter_sums_and_keeps_uneven_blocks():
+    rng = np.random.default_rng(5)
+    xs = [rng.standard_normal((2, 5)) for _ in range(2)]
+
+    def rank_fn(comm):
+        return comm.reduce_scatter(xs[comm.rank], axis=1, sizes=[4, 1]), comm.reduce_scatter(xs[comm.rank], 1)
+
+    total = xs[0] + xs[1]
+    (uneven0, even0), (uneven1, even1) = ThreadGroup(2).run(rank_fn)
+    np.testing.assert_array_equal(uneven0, total[:, :4])
+    np.testing.assert_array_equal(uneven1, total[:, 4:])
+    np.testing.assert_array_equal(even0, total[:, :3])        # the default: split_sizes(5, 2) == [3, 2]
+    np.testing.assert_array_equal(even1, total[:, 3:])

@@ -4,7 +4,7 @@ import sys
 
 import numpy as np
 
-from nn.distributed import MPICommunicator, abort_on_error, get_communicator, shard_rows
+from alexnet.parallel import MPICommunicator, abort_on_error, get_communicator, shard_rows
 
 
 def check(comm):

@@ -11,9 +11,8 @@ import numpy as np
 
 import data
 from alexnet import AlexNet
-from alexnet.parallel import DataParallel
+from alexnet.parallel import DataParallel, abort_on_error, get_communicator
 from nn import SGD, SoftmaxCrossEntropyLoss
-from nn.distributed import abort_on_error, get_communicator
 
 CROP, BATCH, IMAGES, EPOCHS = 67, 16, 49, 2
 
@@ -60,8 +59,8 @@ def main(path):
     dataset = First(data.PreparedDataset(path, "train"), IMAGES)
     model, losses = train(comm, dataset, (comm.rank, comm.size))
     if comm.is_root:
-        from nn.distributed import Communicator
-        alone, alone_losses = train(Communicator(), dataset, (0, 1))
+        from alexnet.parallel import SingleProcessCommunicator
+        alone, alone_losses = train(SingleProcessCommunicator(), dataset, (0, 1))
         worst = 0.0
         for (name, a), (_, b) in zip(model.named_parameters(), alone.named_parameters()):
             scale = np.abs(b.data).max()

@@ -10,9 +10,8 @@ Prints one line per check with the measured errors (rank 0); an assertion aborts
 import numpy as np
 
 from alexnet.model import AlexNet
-from alexnet.towers import TowerAlexNet
+from alexnet.parallel import TowerAlexNet, get_communicator
 from nn import SGD, SoftmaxCrossEntropyLoss
-from nn.distributed import get_communicator
 
 SMALL = dict(num_classes=10, crop=67, width=1 / 16, seed=3)
 

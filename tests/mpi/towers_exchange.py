@@ -1,9 +1,8 @@
 """Run under ``mpiexec -n 2 python -m mpi4py tests/mpi/towers_exchange.py`` (tests/test_towers_mpi.py does):
-nn.exchange.AllGather over real MPI against the same computation done on one rank with NumPy."""
+alexnet.parallel.AllGather over real MPI against the same computation done on one rank with NumPy."""
 import numpy as np
 
-from nn.distributed import get_communicator
-from nn.exchange import AllGather
+from alexnet.parallel import AllGather, get_communicator
 
 
 def main():

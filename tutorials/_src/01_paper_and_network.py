@@ -370,7 +370,7 @@ print(f"\nthis notebook ran in {time.perf_counter() - notebook_start:.0f} s")
 # %% [markdown]
 # Relative errors far below the tolerance $10^{-6}$ in float64 (a wrong derivative gives errors near 1) mean the
 # backward pass is the derivative of the forward pass, through all 23 layers. (The smallest crop is 67 because that is the smallest input that still leaves a
-# 1 × 1 map after pool5.) `python -m nn.gradcheck` runs the same check, plus every layer on its own, from the
+# 1 × 1 map after pool5.) `python -m alexnet.gradcheck` runs the same check, plus every layer on its own, from the
 # command line.
 
 # %% [markdown]

@@ -376,8 +376,8 @@ assert check_module(nn.ReLU(), x).max_error < 1e-8
 #
 # ## 6. Checking your own layer from the command line
 #
-# `python -m nn.gradcheck` with no arguments checks every layer of the library (and, when the `alexnet` package is
-# importable, a reduced-width AlexNet end to end; `--no-alexnet` skips it) and prints a table:
+# `python -m nn.gradcheck` with no arguments checks every layer of the library and prints a table
+# (`python -m alexnet.gradcheck` prints the same table with a reduced-width AlexNet end to end as its last row):
 
 # %%
 import subprocess, tempfile, textwrap

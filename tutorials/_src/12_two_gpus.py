@@ -30,7 +30,7 @@
 # How the two processes run in this notebook:
 #
 # * most cells run the two towers as **two in-process ranks**: two threads of this kernel, each with its own
-#   `TowerAlexNet`, exchanging arrays through `nn.exchange.ThreadGroup`. The code is the very code that runs under
+#   `TowerAlexNet`, exchanging arrays through `alexnet.parallel.ThreadGroup`. The code is the very code that runs under
 #   MPI (the collectives have the same names and meaning), and every array stays inspectable here;
 # * one cell then runs the same check as **two real MPI processes** with `mpiexec -n 2` (a subprocess; skipped,
 #   saying so, when `mpiexec` is not installed). Training works the same way:
@@ -50,10 +50,9 @@ import matplotlib.pyplot as plt
 
 from alexnet.model import AlexNet
 from alexnet.summary import layer_rows
-from alexnet.towers import (TowerAlexNet, exchange_bytes, join_state_dicts, split_state_dict,
-                            tower_parameter_table)
+from alexnet.parallel import (AllGather, ThreadGroup, TowerAlexNet, exchange_bytes, join_state_dicts,
+                              split_state_dict, tower_parameter_table)
 from nn import SGD, SoftmaxCrossEntropyLoss
-from nn.exchange import AllGather, ThreadGroup
 
 plt.rcParams.update({"figure.dpi": 80, "axes.grid": True, "grid.alpha": 0.3})
 
@@ -87,7 +86,7 @@ assert sum(per_tower) == full.num_parameters() == 60_965_224
 
 # %% [markdown]
 # Cutting a state dict into the towers' shares and joining them back are two one-liners
-# (`alexnet.towers.split_state_dict` / `join_state_dicts`); this is how `train --towers` writes an ordinary
+# (`alexnet.parallel.split_state_dict` / `join_state_dicts`); this is how `train --towers` writes an ordinary
 # checkpoint from rank 0 that every one-process tool (`evaluate`, `predict`, `visualize`) reads.
 
 # %%
@@ -150,7 +149,7 @@ plt.show()
 # %% [markdown]
 # ## 3. The exchange as a layer, forward and backward
 #
-# `nn.exchange.AllGather(comm, axis)` is an ordinary `nn.Module`. Forward, every rank $g$ passes its slice $x_g$
+# `alexnet.parallel.AllGather(comm, axis)` is an ordinary `nn.Module`. Forward, every rank $g$ passes its slice $x_g$
 # and gets the same concatenation
 #
 # $$ y = [\,x_0 \;\, x_1\,] \quad\text{(on every rank)}. $$
@@ -278,9 +277,8 @@ assert worst < 2e-5 and moved > 0
 script = r'''
 import numpy as np
 from alexnet.model import AlexNet
-from alexnet.towers import TowerAlexNet
+from alexnet.parallel import TowerAlexNet, get_communicator
 from nn import SoftmaxCrossEntropyLoss
-from nn.distributed import get_communicator
 
 comm = get_communicator()
 small = dict(num_classes=10, crop=67, width=1 / 16, seed=3, dtype=np.float64)
@@ -359,7 +357,7 @@ for part, layers in (("conv1-conv5", conv), ("fc6-fc8", fc)):
 # input (`gather5`, both pool5 halves) for the two-tower AlexNet with 1000 classes. You need conv5's number of
 # kernels at this width (`alexnet.model.scaled_channels(256, width, 2)`), the side of pool5 at this crop
 # (`alexnet.model.spatial_sizes(crop)["pool5"]`), and the fact that each tower holds half of conv5's maps.
-# The cell after it grades your function against `alexnet.towers.exchange_bytes` at four batch sizes, crops,
+# The cell after it grades your function against `alexnet.parallel.exchange_bytes` at four batch sizes, crops,
 # widths and float sizes: PASS / FAIL, or "not done yet" while the stub still raises.
 
 # %%

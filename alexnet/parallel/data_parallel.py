@@ -5,7 +5,7 @@
 Each step, on every rank r of N:
 
     rows r of global batch k   (the loader builds only them; augmentation drawn for the whole batch)
-    forward, loss, backward    (dropout: the whole batch's mask, rows r kept: per example)
+    forward, loss, backward    (dropout: the whole batch's mask, rows r kept: BatchRowsMask)
     ONE all-reduce of every gradient packed in one flat buffer, averaged   -> the batch's gradient
     the same SGD step on every rank (same weights, same velocities)
 
@@ -16,29 +16,33 @@ means). Only rank 0 prints and writes files. :class:`DataParallel` holds these p
 process (the size-1 Communicator) every method is a no-op or the identity, so the one-process
 trainer runs exactly as before.
 """
+from __future__ import annotations
+
 import numpy as np
 
-from nn import Dropout, Linear, get_array_module
-from .metrics import RunningStats
+from nn import Dropout, Linear, Module, get_array_module
+
+from ..metrics import RunningStats
+from .communicator import Communicator
 
 
-def check_global_batch(batch_size, size):
+def check_global_batch(batch_size: int, size: int) -> None:
     """``-b`` is the global batch: it must split evenly over the processes."""
     if size > 1 and batch_size % size:
         raise ValueError(f"-b/--batch-size {batch_size} is the global batch and must be divisible by the "
-                         f"{size} processes (each takes batch / {size}); try -b {batch_size - batch_size % size} "
-                         f"or -b {batch_size + size - batch_size % size}")
+                         f"{size} processes (each takes batch / {size}); try -b "
+                         f"{batch_size - batch_size % size} or -b {batch_size + size - batch_size % size}")
 
 
-def select_gpu(comm):
-    """Rank r uses GPU ``local_rank % count`` of its machine (CuPy). Not run here: no GPU."""
+def select_gpu(comm: Communicator) -> None:
+    """Rank r uses GPU ``local_rank % count`` of its machine (CuPy)."""
     import cupy
 
     count = cupy.cuda.runtime.getDeviceCount()
     cupy.cuda.Device(comm.local_rank % count).use()
 
 
-def dropout_feature_shapes(model):
+def dropout_feature_shapes(model: Module) -> dict:
     """name -> the feature shape each Dropout layer sees (the preceding Linear's outputs)."""
     shapes, features = {}, None
     for name, module in model.named_children():
@@ -49,13 +53,30 @@ def dropout_feature_shapes(model):
     return shapes
 
 
+class BatchRowsMask:
+    """A ``Dropout.mask_source`` for data-parallel training: the mask the layer draws for the WHOLE
+    global batch of ``total`` rows, of which this rank keeps rows ``start:stop``. Every rank then
+    draws the same numbers (their generators stay in step, so one checkpointed state serves them
+    all) and each example gets the mask it would get in one process."""
+
+    def __init__(self, layer: Dropout, start: int, stop: int, total: int) -> None:
+        self.layer, self.start, self.stop, self.total = layer, int(start), int(stop), int(total)
+
+    def __call__(self, shape: tuple, dtype) -> np.ndarray:
+        if self.stop - self.start != shape[0]:
+            raise ValueError(f"Dropout: rows {self.start}:{self.stop} of the batch do not match a batch of "
+                             f"{shape[0]}")
+        return self.layer.draw_mask((self.total,) + tuple(shape[1:]), dtype)[self.start:self.stop]
+
+
 class DataParallel:
     """The data-parallel pieces of one training run (``comm.size == 1``: all no-ops)."""
 
-    def __init__(self, comm, model, optimizer):
+    def __init__(self, comm: Communicator, model: Module, optimizer) -> None:
         self.comm, self.model, self.optimizer = comm, model, optimizer
         self.params = list(model.parameters())
-        self.dropouts = [(name, layer) for name, layer in model.named_children() if isinstance(layer, Dropout)]
+        self.dropouts = [(name, layer) for name, layer in model.named_children()
+                         if isinstance(layer, Dropout)]
         self.feature_shapes = dropout_feature_shapes(model)
         self.stop_seen = False       # did any rank ask to stop in the last step's all-reduce?
         self.flat = None             # every gradient (+ 2 numbers) in one buffer, see link_gradients
@@ -79,21 +100,21 @@ class DataParallel:
         self._views = [p.grad for p in self.params]
 
     @property
-    def active(self):
+    def active(self) -> bool:
         return self.comm.size > 1
 
-    def broadcast_state(self):
+    def broadcast_state(self) -> None:
         """Rank 0's weights and SGD velocities on every rank (before the first step)."""
         if self.active:
             self.comm.broadcast_([p.data for p in self.params] + list(self.optimizer.velocities))
 
-    def set_rows(self, start, stop, total):
-        """Tell the dropout layers which rows of the global batch this rank holds."""
+    def set_rows(self, start: int, stop: int, total: int) -> None:
+        """Make the dropout layers draw the global batch's masks and keep this rank's rows."""
         if self.active:
             for _, layer in self.dropouts:
-                layer.shard = (start, stop, total)
+                layer.mask_source = BatchRowsMask(layer, start, stop, total)
 
-    def step(self, model_step, x, y, rows, stop_requested):
+    def step(self, model_step, x, y, rows: tuple, stop_requested: bool) -> tuple:
         """Forward + backward on this rank's rows, then ONE all-reduce of the gradients (with the
         batch loss and the stop flag riding in the same buffer). Returns (local loss, logits,
         global loss); ``self.stop_seen`` says whether any rank asked to stop.
@@ -111,8 +132,8 @@ class DataParallel:
         else:   # nothing to compute here, but the dropout generators must stay in step
             for param in self.params:
                 param.grad[...] = 0
-            for name, layer in self.dropouts:
-                layer.skip(total, self.feature_shapes[name])
+            for name, layer in self.dropouts:   # the draw of the whole batch, none of it kept
+                layer.draw_mask((total,) + tuple(self.feature_shapes[name]))
             loss, logits = 0.0, None
         if not self.active:
             self.stop_seen = stop_requested
@@ -130,11 +151,11 @@ class DataParallel:
         self.stop_seen = bool(extra[1] > 0)
         return loss, logits, float(extra[0])
 
-    def any(self, flag):
+    def any(self, flag: bool) -> bool:
         """True on every rank when ``flag`` is true on any rank."""
         return bool(self.comm.allreduce_sum(int(bool(flag)))) if self.active else bool(flag)
 
-    def global_stats(self, stats):
+    def global_stats(self, stats: RunningStats) -> RunningStats:
         """The RunningStats of all ranks together (exact sums of losses and counts)."""
         if not self.active:
             return stats

@@ -33,15 +33,25 @@ network (same seed) and keeps its own columns (``ColumnDropout``), so the two-pr
 one-process network computation for computation, masks included.
 
 Both ranks read the same batch (§3.2: each GPU sees the whole image). The exchange layers are
-``nn.exchange.AllGather`` (forward all-gather, backward reduce-scatter); see there for the bytes.
+``AllGather`` (alexnet/parallel/exchange.py: forward all-gather, backward reduce-scatter); see there
+for the bytes.
+
+The towers are built from a one-process reference network, layer by layer in its order, taking every
+setting from it (kernels, strides, paddings, LRN constants, dropout, widths), so they compute the
+reference's function whatever it was configured with.
 """
+from __future__ import annotations
+
 import numpy as np
 
-from nn import (Conv2d, Dropout, Flatten, Linear, LocalResponseNorm, MaxPool2d, Module, ReLU, Sequential, asnumpy,
-                get_array_module)
-from nn.exchange import AllGather, allgather_uneven, rank_slice, split_sizes
+from data.shards import rank_slice, split_sizes
+from nn import (Conv2d, Dropout, Flatten, Linear, LocalResponseNorm, MaxPool2d, Module, ReLU, Sequential,
+                asnumpy, get_array_module)
 
-from .model import AlexNet
+from ..metrics import RunningStats
+from ..model import AlexNet
+from .communicator import Communicator
+from .exchange import AllGather, allgather_uneven
 
 TOWERS = 2
 #: The points where the towers exchange activations, in forward order (the AllGather layers' names).
@@ -56,30 +66,33 @@ EXCHANGE_WHAT = {
 
 
 # -- the state of the one-process network, cut into towers and put back together --------------------
-def split_state_dict(state, rank, towers=TOWERS):
+def split_state_dict(state: dict, rank: int, towers: int = TOWERS) -> dict:
     """Tower ``rank``'s share of a one-process ``AlexNet(groups=2)`` state dict (or of its SGD state):
     rows ``rank_slice(rows, rank, towers)`` of every array along its first axis. 0-d entries (the
     optimizer's lr, momentum, weight decay) are kept whole."""
     out = {}
     for name, value in state.items():
         value = np.asarray(value)
-        out[name] = value.copy() if value.ndim == 0 else value[rank_slice(value.shape[0], rank, towers)].copy()
+        share = value if value.ndim == 0 else value[rank_slice(value.shape[0], rank, towers)]
+        out[name] = share.copy()
     return out
 
 
-def join_state_dicts(states):
+def join_state_dicts(states: list) -> dict:
     """The inverse of ``split_state_dict``: concatenate the towers' arrays along the first axis in rank
     order (0-d entries must agree and are kept once)."""
     names = list(states[0])
     for rank, state in enumerate(states[1:], start=1):
         if list(state) != names:
-            raise KeyError(f"join_state_dicts: tower {rank} has entries {sorted(state)}, tower 0 has {sorted(names)}")
+            raise KeyError(f"join_state_dicts: tower {rank} has entries {sorted(state)}, "
+                           f"tower 0 has {sorted(names)}")
     out = {}
     for name in names:
         values = [np.asarray(state[name]) for state in states]
         if values[0].ndim == 0:
             if any(v != values[0] for v in values[1:]):
-                raise ValueError(f"join_state_dicts: the towers disagree on {name}: {[v.item() for v in values]}")
+                raise ValueError(f"join_state_dicts: the towers disagree on {name}: "
+                                 f"{[v.item() for v in values]}")
             out[name] = values[0].copy()
         else:
             out[name] = np.concatenate(values, axis=0)
@@ -89,10 +102,12 @@ def join_state_dicts(states):
 class ColumnDropout(Module):
     """Dropout on this tower's columns ``columns`` of a ``full_width`` layer, with the mask the
     one-process network draws: the wrapped ``nn.Dropout`` (same generator state on every rank) draws
-    the full (N, full_width) mask and this tower keeps its columns (§4.2 on fc6 and fc7)."""
+    the full (N, full_width) mask with ``draw_mask`` and this tower keeps its columns (§4.2 on fc6
+    and fc7)."""
 
-    def __init__(self, p, full_width, columns, rng=None):
-        self.full = Dropout(p, rng=rng)
+    def __init__(self, p: float, full_width: int, columns: slice, mode: str = "inverted",
+                 rng: np.random.Generator | None = None) -> None:
+        self.full = Dropout(p, mode=mode, rng=rng)
         self.full_width, self.columns = int(full_width), columns
         self._mask = None
 
@@ -108,8 +123,8 @@ class ColumnDropout(Module):
             self._mask = None
             return self.full.forward(x)            # test time does not depend on the width
         xp = get_array_module(x)
-        mask = self.full.forward(xp.ones((x.shape[0], self.full_width), dtype=x.dtype))   # = the full mask
-        self._mask = xp.ascontiguousarray(mask[:, self.columns])
+        full = self.full.draw_mask((x.shape[0], self.full_width), x.dtype)
+        self._mask = xp.asarray(np.ascontiguousarray(full[:, self.columns]))
         return x * self._mask
 
     def backward(self, grad_out):
@@ -133,7 +148,7 @@ class TowerAlexNet(Sequential):
     draws one and shares it.
     """
 
-    def __init__(self, comm, reference=None, **alexnet_kwargs):
+    def __init__(self, comm: Communicator, reference: AlexNet | None = None, **alexnet_kwargs) -> None:
         if comm.size != TOWERS:
             raise ValueError(f"the two towers of §3.2 need exactly {TOWERS} processes (mpiexec -n {TOWERS}), "
                              f"got {comm.size}")
@@ -149,7 +164,8 @@ class TowerAlexNet(Sequential):
         elif alexnet_kwargs:
             raise TypeError("TowerAlexNet: pass either reference= or AlexNet keyword arguments, not both")
         if reference.groups != 2:
-            raise ValueError("the towers are the two-group network (§3.2); got a one-group AlexNet (groups=1)")
+            raise ValueError("the towers are the two-group network (§3.2); got a one-group AlexNet "
+                             "(groups=1)")
         if reference.config["lrn_groups"] != 2:
             raise ValueError("the towers normalize each tower's own maps (§3.2-3.3); LRN across the towers "
                              "(lrn_groups=1, --lrn-across-towers) would need the other tower's maps")
@@ -158,43 +174,57 @@ class TowerAlexNet(Sequential):
         self.num_classes, self.crop, self.groups = reference.num_classes, reference.crop, 2
         self.spatial = reference.spatial
         dtype = np.dtype(self.config["dtype"])
-        half = {name: getattr(reference, name).out_channels // TOWERS
-                for name in ("conv1", "conv2", "conv3", "conv4", "conv5")}
-        hidden, classes = reference.fc6.out_features, reference.num_classes
-        hidden_sizes, class_sizes = split_sizes(hidden, TOWERS), split_sizes(classes, TOWERS)
-        rng = np.random.default_rng(0)      # placeholder values, replaced by the reference's below
-        lrn = dict(size=5, alpha=1e-4, beta=0.75, k=2.0)
-
-        self.conv1 = Conv2d(3, half["conv1"], 11, stride=4, dtype=dtype, rng=rng)
-        self.relu1, self.norm1, self.pool1 = ReLU(), LocalResponseNorm(**lrn), MaxPool2d(3, 2)
-        self.conv2 = Conv2d(half["conv1"], half["conv2"], 5, padding=2, dtype=dtype, rng=rng)
-        self.relu2, self.norm2, self.pool2 = ReLU(), LocalResponseNorm(**lrn), MaxPool2d(3, 2)
-        self.gather2 = AllGather(comm, axis=1)
-        self.conv3 = Conv2d(2 * half["conv2"], half["conv3"], 3, padding=1, dtype=dtype, rng=rng)
-        self.relu3 = ReLU()
-        self.conv4 = Conv2d(half["conv3"], half["conv4"], 3, padding=1, dtype=dtype, rng=rng)
-        self.relu4 = ReLU()
-        self.conv5 = Conv2d(half["conv4"], half["conv5"], 3, padding=1, dtype=dtype, rng=rng)
-        self.relu5, self.pool5 = ReLU(), MaxPool2d(3, 2)
-        self.gather5 = AllGather(comm, axis=1)
-        self.flatten = Flatten()
-        self.fc6 = Linear(reference.fc6.in_features, hidden_sizes[self.rank], dtype=dtype, rng=rng)
-        self.relu6 = ReLU()
-        self.drop6 = ColumnDropout(reference.drop6.p, hidden, rank_slice(hidden, self.rank, TOWERS))
-        self.gather6 = AllGather(comm, axis=1, sizes=hidden_sizes)
-        self.fc7 = Linear(hidden, hidden_sizes[self.rank], dtype=dtype, rng=rng)
-        self.relu7 = ReLU()
-        self.drop7 = ColumnDropout(reference.drop7.p, hidden, rank_slice(hidden, self.rank, TOWERS))
-        self.gather7 = AllGather(comm, axis=1, sizes=hidden_sizes)
-        self.fc8 = Linear(hidden, class_sizes[self.rank], dtype=dtype, rng=rng)
-        self.gather8 = AllGather(comm, axis=1, downstream="replicated", sizes=class_sizes)
+        self._build_from(reference, dtype)
 
         #: rows of each parameter in the one-process network (to gather the towers' shares back)
         self.full_rows = {name: value.shape[0] for name, value in reference.named_parameters()}
         self.full_num_parameters = reference.num_parameters()
-        self.conv1.input_grad = reference.conv1.input_grad       # the image needs no gradient in training
         self.load_full_state_dict(reference.state_dict())
         self.set_rng_state(reference.rng_state())
+
+    def _build_from(self, reference: AlexNet, dtype: np.dtype) -> None:
+        """This tower's layers: the reference's, in its order, each cut to this rank's share, with an
+        all-gather wherever the next layer reads what both towers computed (§3.2)."""
+        rank, comm = self.rank, self.comm
+        rng = np.random.default_rng(0)      # placeholder values, replaced by the reference's weights
+        # each tower normalizes its own maps: LRN(groups=2) of the reference is LRN(groups=1) here
+        lrn = dict(self.config["lrn"], groups=self.config["lrn_groups"] // TOWERS)
+        sizes = None                        # the towers' shares of the last activation; None: whole
+        last = None
+        for name, layer in reference.named_children():
+            # an ungrouped conv or fc layer reads both towers' outputs; the gather comes before
+            # Flatten, so that pool5's maps are gathered along the channel axis
+            reads_everything = (isinstance(layer, Conv2d) and layer.groups == 1) or \
+                isinstance(layer, (Flatten, Linear))
+            if sizes is not None and reads_everything:     # named after the block it ends (pool2: gather2)
+                setattr(self, "gather" + last[-1], AllGather(comm, axis=1, sizes=sizes))
+                sizes = None
+            if isinstance(layer, Conv2d):          # grouped: its own maps; ungrouped: all of them
+                sizes = split_sizes(layer.out_channels, TOWERS)
+                tower = Conv2d(layer.in_channels // layer.groups, sizes[rank], layer.kernel_size,
+                               stride=layer.stride, padding=layer.padding, dtype=dtype, rng=rng,
+                               input_grad=layer.input_grad)
+            elif isinstance(layer, Linear):
+                sizes = split_sizes(layer.out_features, TOWERS)
+                tower = Linear(layer.in_features, sizes[rank], dtype=dtype, rng=rng)
+            elif isinstance(layer, LocalResponseNorm):
+                tower = LocalResponseNorm(**lrn)
+            elif isinstance(layer, Dropout):
+                width = sum(sizes)
+                tower = ColumnDropout(layer.p, width, rank_slice(width, rank, TOWERS), mode=layer.mode)
+            elif isinstance(layer, MaxPool2d):
+                tower = MaxPool2d(layer.kernel_size, layer.stride)
+            elif isinstance(layer, (ReLU, Flatten)):
+                tower = type(layer)()
+            else:
+                raise TypeError(f"TowerAlexNet: no tower share defined for {name} ({type(layer).__name__})")
+            setattr(self, name, tower)
+            last = name
+        # every rank computes the loss on the full logits: nothing to sum backward
+        setattr(self, "gather" + last[-1], AllGather(comm, axis=1, downstream="replicated", sizes=sizes))
+        gathers = tuple(name for name, layer in self.named_children() if isinstance(layer, AllGather))
+        if gathers != EXCHANGES:          # EXCHANGES and EXCHANGE_WHAT describe the paper's layout
+            raise ValueError(f"TowerAlexNet: the reference gives exchanges {gathers}, not {EXCHANGES}")
 
     # -- the one-process network's state <-> this tower's share --------------------------------------
     def load_full_state_dict(self, state):
@@ -241,15 +271,14 @@ class TowerAlexNet(Sequential):
             layer.generator.bit_generator.state = states[name]
 
     # -- what crosses -------------------------------------------------------------------------------
-    def exchanges(self):
+    def exchanges(self) -> list:
         return [(name, getattr(self, name)) for name in EXCHANGES]
 
-    def traffic(self):
-        """Per exchange point of the last forward/backward: the bytes this rank sent each way and the
-        seconds spent in the collective (a list of dicts, forward order)."""
+    def traffic(self) -> list:
+        """Per exchange point of the last forward/backward: the gathered shape and the bytes this rank
+        sent each way (a list of dicts, forward order)."""
         return [{"exchange": name, "what": EXCHANGE_WHAT[name], "shape": tuple(layer._out_shape or ()),
-                 "bytes_forward": layer.bytes_forward, "bytes_backward": layer.bytes_backward,
-                 "seconds": layer.seconds_forward + layer.seconds_backward}
+                 "bytes_forward": layer.bytes_forward, "bytes_backward": layer.bytes_backward}
                 for name, layer in self.exchanges()]
 
     def extra_repr(self):
@@ -277,10 +306,11 @@ class _FullOptimizerView:
         return self._state
 
 
-def tower_parameter_table(reference):
+def tower_parameter_table(reference: AlexNet) -> list:
     """Rows (layer, one-process shape, tower 0 shape, tower 1 shape, what the tower reads) of every
     parameter of ``reference`` (an ``AlexNet(groups=2)``), for printing what each tower holds."""
-    reads = {"conv1": "the whole image", "conv2": "its own conv1 maps", "conv3": "ALL conv2 maps (both towers)",
+    reads = {"conv1": "the whole image", "conv2": "its own conv1 maps",
+             "conv3": "ALL conv2 maps (both towers)",
              "conv4": "its own conv3 maps", "conv5": "its own conv4 maps", "fc6": "both pool5 halves",
              "fc7": "all of fc6", "fc8": "all of fc7"}
     rows = []
@@ -291,21 +321,21 @@ def tower_parameter_table(reference):
 
 
 # -- training the towers: `mpiexec -n 2 python -m alexnet train --towers ...` ------------------------
-def check_towers_args(args, comm):
+def check_towers_args(args, comm: Communicator) -> None:
     """Refuse, with the reason, a ``--towers`` run that cannot be the two towers of §3.2."""
     if comm.size != TOWERS:
-        raise ValueError(f"--towers runs the two towers of §3.2 as two processes, one tower each: start it with "
-                         f"mpiexec -n {TOWERS} python -m alexnet train --towers ... (this run has {comm.size} "
-                         f"process{'es' if comm.size != 1 else ''})")
+        raise ValueError(f"--towers runs the two towers of §3.2 as two processes, one tower each: start it "
+                         f"with mpiexec -n {TOWERS} python -m alexnet train --towers ... (this run has "
+                         f"{comm.size} process{'es' if comm.size != 1 else ''})")
     if getattr(args, "groups", 2) != 2:
         raise ValueError("--towers is the two-group network of §3.2; it cannot be combined with --groups 1")
     if getattr(args, "lrn_across_towers", False):
-        raise ValueError("--towers normalizes each tower's own maps (§3.3 on one GPU); --lrn-across-towers would "
-                         "need the other tower's maps at every LRN layer")
+        raise ValueError("--towers normalizes each tower's own maps (§3.3 on one GPU); --lrn-across-towers "
+                         "would need the other tower's maps at every LRN layer")
 
 
 class TowerSync:
-    """What the trainer asks of ``alexnet.parallel.DataParallel``, for the two towers.
+    """What the trainer asks of :class:`~alexnet.parallel.DataParallel`, for the two towers.
 
     The towers are not data-parallel: both ranks read the WHOLE batch and no gradient is averaged
     (each rank owns its parameters). What the ranks must still agree on is when to stop (a
@@ -315,7 +345,7 @@ class TowerSync:
 
     active = True
 
-    def __init__(self, comm):
+    def __init__(self, comm: Communicator) -> None:
         self.comm = comm
         self.stop_seen = False
 
@@ -332,13 +362,12 @@ class TowerSync:
 
     def global_stats(self, stats):
         """Rank 0's running sums, on every rank."""
-        from .metrics import RunningStats
         mine = [stats.loss_sum, stats.top1, stats.top5, stats.count] if self.comm.is_root else [0.0, 0, 0, 0]
         total = self.comm.allreduce_sum(np.array(mine, np.float64))
         return RunningStats(loss_sum=total[0], top1=int(total[1]), top5=int(total[2]), count=int(total[3]))
 
 
-def exchange_bytes(reference, batch, itemsize=4):
+def exchange_bytes(reference: AlexNet, batch: int, itemsize: int = 4) -> list:
     """The bytes ONE rank sends at each exchange point per training step, from the shapes alone:
     a list of dicts (exchange, what, values crossing, bytes_forward, bytes_backward) for a batch of
     ``batch`` images through ``reference`` (an ``AlexNet(groups=2)``) in ``itemsize``-byte floats.

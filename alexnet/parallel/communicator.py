@@ -1,5 +1,5 @@
-"""Several processes over MPI: the few collectives that data-parallel training and the two
-towers of §3.2 need.
+"""Several ranks (MPI processes, or threads of one process): the few collectives that
+data-parallel training and the two towers of §3.2 need, behind one interface, :class:`Communicator`.
 
     comm = get_communicator()        # COMM_WORLD under mpiexec, a size-1 stand-in otherwise
     comm.rank, comm.size, comm.is_root
@@ -7,7 +7,7 @@ towers of §3.2 need.
     comm.allreduce_mean_(grads)      # ONE flat buffer, ONE all-reduce, divided by size (in place)
     comm.allreduce_sum(value)        # exact sums of counts and sums, for metrics
     comm.allgather(x, axis)          # every rank's x concatenated along axis, in rank order
-    comm.reduce_scatter(x, axis)     # sum over ranks, then this rank's slice: allgather's backward
+    comm.reduce_scatter(x, axis)     # sum over ranks, then this rank's block: allgather's backward
     comm.abort(code)                 # kill every rank (no rank is left waiting in a collective)
 
 Why one flat buffer: an all-reduce costs a latency per call plus bytes / bandwidth; AlexNet has
@@ -16,23 +16,31 @@ once. ChainerMN does the same.
 
 MPI is optional (``pip install -e ".[mpi]"`` installs mpi4py and the mpich wheel). mpi4py is
 imported only when the process was started by an MPI launcher (``mpiexec`` sets ``PMI_SIZE``,
-Open MPI ``OMPI_COMM_WORLD_SIZE``...); a plain ``python ...`` gets :class:`Communicator`, the
-size-1 stand-in whose collectives return their input, so one process runs exactly as before.
+Open MPI ``OMPI_COMM_WORLD_SIZE``...); a plain ``python ...`` gets :class:`SingleProcessCommunicator`,
+the size-1 stand-in whose collectives return their input, so one process runs exactly as before.
 A launcher asking for several processes without mpi4py is an error that says how to install it.
+The third implementation, :class:`ThreadCommunicator`, is one rank of a :class:`ThreadGroup`: several
+ranks as threads of one process, for tests and notebooks.
 
 Arrays on a GPU (CuPy) are packed on the device, copied to ONE host buffer, reduced by MPI and
 copied back: the pip MPI is not CUDA-aware, and handing it device pointers crashes. The NCCL
-path (``cupy.cuda.nccl``) is described in docs/distributed.md; it is not implemented here
-because it could not be run on a GPU.
+path (``cupy.cuda.nccl``), which would keep the buffer on the devices, is described in
+docs/distributed.md and not implemented.
 """
+from __future__ import annotations
+
 import os
 import sys
+import threading
 import traceback
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 
 import numpy as np
 
-from .backend import get_array_module
+from data.shards import split_sizes
+from nn import get_array_module
 
 #: Environment variables through which MPI launchers announce the number of processes.
 LAUNCHER_SIZE_VARIABLES = ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "MV2_COMM_WORLD_SIZE", "PMIX_SIZE",
@@ -40,25 +48,13 @@ LAUNCHER_SIZE_VARIABLES = ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "MV2_COMM_WORLD_S
 INSTALL_HINT = 'pip install -e ".[mpi]"  (mpi4py and the mpich wheel, which provides mpiexec)'
 
 
-def launcher_size():
+def launcher_size() -> int:
     """The number of processes an MPI launcher started (1 when none did)."""
     for name in LAUNCHER_SIZE_VARIABLES:
         value = os.environ.get(name)
         if value and value.isdigit():
             return int(value)
     return 1
-
-
-def shard_rows(total, rank, size):
-    """Rows ``[start, stop)`` of a batch of ``total`` that ``rank`` of ``size`` holds: contiguous
-    blocks in rank order, as even as possible (the first ``total % size`` ranks get one more)."""
-    base, extra = divmod(int(total), int(size))
-    start = rank * base + min(rank, extra)
-    return start, start + base + (1 if rank < extra else 0)
-
-
-def _axis_sizes(total, size):
-    return [shard_rows(total, r, size)[1] - shard_rows(total, r, size)[0] for r in range(size)]
 
 
 def _to_host(x):
@@ -110,55 +106,86 @@ def _unpack(flat, arrays, sizes, scale=None):
         offset += n
 
 
-class Communicator:
-    """One process: rank 0 of a world of size 1. Every collective returns its input unchanged
-    (the in-place ones do nothing), so code written for N processes runs as before with one.
-    :class:`MPICommunicator` overrides the collectives for N processes."""
+class Communicator(ABC):
+    """What a rank of a group of ``size`` processes (or threads) can ask of the others.
 
-    rank = 0
-    size = 1
-    local_rank = 0      # rank among the processes on this machine (chooses the GPU)
+    Every rank calls the same collectives in the same order; arrays may be NumPy or CuPy and come
+    back on the device they came from. Implementations: :class:`SingleProcessCommunicator` (one
+    process), :class:`MPICommunicator` (``mpiexec -n N``), ``ThreadCommunicator`` (threads).
+    """
+
+    rank: int = 0
+    size: int = 1
+    local_rank: int = 0      # rank among the processes on this machine (chooses the GPU)
 
     @property
-    def is_root(self):
+    def is_root(self) -> bool:
         return self.rank == 0
 
-    def barrier(self):
+    @abstractmethod
+    def barrier(self) -> None:
+        """Return when every rank has called it."""
+
+    @abstractmethod
+    def broadcast_(self, arrays: Sequence, root: int = 0) -> list:
+        """Give every rank rank ``root``'s values of ``arrays`` (a list), in place."""
+
+    @abstractmethod
+    def allreduce_mean_(self, arrays: Sequence) -> list:
+        """Replace every array by its mean over the ranks, in place, with one all-reduce."""
+
+    @abstractmethod
+    def allreduce_sum(self, value):
+        """The sum over ranks of a number or array (returned; exact for integers)."""
+
+    @abstractmethod
+    def allgather(self, x, axis: int = 0):
+        """Every rank's ``x`` concatenated along ``axis`` in rank order (sizes may differ along axis)."""
+
+    @abstractmethod
+    def reduce_scatter(self, x, axis: int = 0, sizes: Sequence[int] | None = None):
+        """The backward of :meth:`allgather`: ``x`` (the gathered shape) summed over the ranks,
+        then this rank's block along ``axis``; ``sizes`` are the blocks' lengths (default: the even
+        split of ``data.shards.split_sizes``)."""
+
+    @abstractmethod
+    def abort(self, code: int = 1) -> None:
+        """End every rank of the job at once (no rank is left waiting in a collective)."""
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(rank={self.rank}, size={self.size})"
+
+
+class SingleProcessCommunicator(Communicator):
+    """One process: rank 0 of a world of size 1. Every collective returns its input unchanged
+    (the in-place ones do nothing), so code written for N processes runs as before with one."""
+
+    def barrier(self) -> None:
         pass
 
     def broadcast_(self, arrays, root=0):
-        """Give every rank rank ``root``'s values of ``arrays`` (a list), in place."""
         return arrays
 
     def allreduce_mean_(self, arrays):
-        """Replace every array by its mean over the ranks, in place, with one all-reduce."""
         return arrays
 
     def allreduce_sum(self, value):
-        """The sum over ranks of a number or array (returned; exact for integers)."""
         return value
 
     def allgather(self, x, axis=0):
-        """Every rank's ``x`` concatenated along ``axis`` in rank order (sizes may differ along axis)."""
         return x
 
     def reduce_scatter(self, x, axis=0, sizes=None):
-        """The backward of :meth:`allgather`: ``x`` (the gathered shape) summed over the ranks,
-        then this rank's block along ``axis``; ``sizes`` are the blocks' lengths (default: even split)."""
         return x
 
     def abort(self, code=1):
-        """End every process of the job at once."""
         os._exit(code)
-
-    def __repr__(self):
-        return f"{type(self).__name__}(rank={self.rank}, size={self.size})"
 
 
 class MPICommunicator(Communicator):
     """mpi4py's COMM_WORLD behind the :class:`Communicator` interface."""
 
-    def __init__(self, comm):
+    def __init__(self, comm) -> None:
         from mpi4py import MPI
 
         self.MPI = MPI
@@ -238,7 +265,7 @@ class MPICommunicator(Communicator):
         xp = get_array_module(x)
         axis = axis % x.ndim
         front = np.ascontiguousarray(np.moveaxis(_to_host(x), axis, 0))
-        sizes = _axis_sizes(front.shape[0], self.size) if sizes is None else [int(s) for s in sizes]
+        sizes = split_sizes(front.shape[0], self.size) if sizes is None else [int(s) for s in sizes]
         if len(sizes) != self.size or sum(sizes) != front.shape[0]:
             raise ValueError(f"reduce_scatter: sizes {sizes} must be {self.size} blocks adding up to "
                              f"{front.shape[0]} (the length of axis {axis})")
@@ -255,34 +282,35 @@ class MPICommunicator(Communicator):
         self.comm.Abort(code)
 
 
-_COMMUNICATOR = None
+_COMMUNICATOR: Communicator | None = None
 
 
-def get_communicator():
+def get_communicator() -> Communicator:
     """The world's communicator: MPI's COMM_WORLD when an MPI launcher started this process,
-    otherwise the size-1 :class:`Communicator`. The same object on every call."""
+    otherwise the size-1 :class:`SingleProcessCommunicator`. The same object on every call."""
     global _COMMUNICATOR
     if _COMMUNICATOR is not None:
         return _COMMUNICATOR
     requested = launcher_size()
     if requested <= 1 and not any(name in os.environ for name in ("PMI_RANK", "OMPI_COMM_WORLD_RANK")):
-        _COMMUNICATOR = Communicator()
+        _COMMUNICATOR = SingleProcessCommunicator()
         return _COMMUNICATOR
     try:
         from mpi4py import MPI
     except ImportError as exc:
         if requested > 1:
-            raise RuntimeError(f"{requested} processes were started (mpiexec -n {requested}) but mpi4py is not "
-                               f"installed, so they cannot talk to each other; install it with {INSTALL_HINT}") from exc
-        _COMMUNICATOR = Communicator()
+            raise RuntimeError(f"{requested} processes were started (mpiexec -n {requested}) but mpi4py is "
+                               f"not installed, so they cannot talk to each other; install it with "
+                               f"{INSTALL_HINT}") from exc
+        _COMMUNICATOR = SingleProcessCommunicator()
         return _COMMUNICATOR
     world = MPI.COMM_WORLD
-    _COMMUNICATOR = MPICommunicator(world) if world.Get_size() > 1 else Communicator()
+    _COMMUNICATOR = MPICommunicator(world) if world.Get_size() > 1 else SingleProcessCommunicator()
     return _COMMUNICATOR
 
 
 @contextmanager
-def abort_on_error(comm, brief=(), prefix="error"):
+def abort_on_error(comm: Communicator, brief: tuple = (), prefix: str = "error") -> Iterator[None]:
     """Any exception on one rank prints its message (and traceback, except for the ``brief``
     exception types: user errors) with the rank, and aborts EVERY rank, so no rank is left
     waiting forever in a collective. With one process the exception just propagates."""
@@ -299,3 +327,121 @@ def abort_on_error(comm, brief=(), prefix="error"):
         sys.stderr.flush()
         comm.abort(1)
         raise
+
+
+# -- several ranks inside one process ------------------------------------------------------------
+class ThreadGroup:
+    """P in-process "ranks" that exchange arrays through shared memory, one thread each.
+
+    ``ThreadGroup(2).run(fn)`` calls ``fn(comm)`` in two threads with ``comm.rank`` 0 and 1 and
+    returns their results in rank order. Each ``comm`` is a :class:`ThreadCommunicator`, with the
+    collectives of :class:`MPICommunicator`, so a tower model runs unchanged; this is for tests and
+    notebooks, where starting ``mpiexec`` is not possible or too slow. NumPy's matrix products
+    release the GIL, so the ranks do compute at the same time. If one rank raises, the others are
+    released from their collective (``threading.BrokenBarrierError``) and ``run`` re-raises the
+    first error.
+    """
+
+    def __init__(self, size: int = 2, timeout: float = 600) -> None:
+        if int(size) < 1:
+            raise ValueError(f"ThreadGroup: size must be at least 1, got {size!r}")
+        self.size = int(size)
+        self._barrier = threading.Barrier(self.size, timeout=timeout)
+        self._slots = [None] * self.size
+
+    def communicators(self) -> list[ThreadCommunicator]:
+        return [ThreadCommunicator(self, rank) for rank in range(self.size)]
+
+    def _exchange(self, rank, value, combine):
+        """Every rank posts ``value``; each gets ``combine(list of all values)``."""
+        self._slots[rank] = value
+        self._barrier.wait()
+        try:
+            result = combine(list(self._slots))
+        finally:
+            self._barrier.wait()        # nobody overwrites a slot before every rank has read them
+        return result
+
+    def run(self, fn: Callable[[ThreadCommunicator], object]) -> list:
+        results, errors = [None] * self.size, [None] * self.size
+        self._barrier.reset()
+
+        def target(comm):
+            try:
+                results[comm.rank] = fn(comm)
+            except BaseException as exc:  # noqa: B902 - re-raised in the calling thread
+                errors[comm.rank] = exc
+                self._barrier.abort()
+
+        threads = [threading.Thread(target=target, args=(comm,), name=f"rank{comm.rank}")
+                   for comm in self.communicators()]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        first = next((e for e in errors if e is not None and not isinstance(e, threading.BrokenBarrierError)),
+                     next((e for e in errors if e is not None), None))
+        if first is not None:
+            raise first
+        return results
+
+
+def _sum(values):
+    """The sum of ``values`` in rank order (a copy: the inputs are the ranks' own arrays)."""
+    total = values[0].copy() if hasattr(values[0], "copy") else values[0]
+    for other in values[1:]:
+        total = total + other
+    return total
+
+
+class ThreadCommunicator(Communicator):
+    """One rank of a :class:`ThreadGroup`. Beyond the interface, ``allreduce_sum`` also sums a
+    list or tuple of numbers and arrays element by element."""
+
+    def __init__(self, group: ThreadGroup, rank: int) -> None:
+        self.group, self.rank, self.size = group, int(rank), group.size
+        self.local_rank = self.rank          # every rank is on this machine
+
+    def barrier(self):
+        self.group._exchange(self.rank, None, lambda values: None)
+
+    def broadcast_(self, arrays, root=0):
+        arrays = list(arrays)
+        sources = self.group._exchange(self.rank, [a.copy() for a in arrays], lambda values: values[root])
+        for array, source in zip(arrays, sources):
+            array[...] = source
+        return arrays
+
+    def allreduce_mean_(self, arrays):
+        arrays = list(arrays)
+        totals = self.allreduce_sum([a.copy() for a in arrays])
+        for array, total in zip(arrays, totals):
+            array[...] = total / self.size
+        return arrays
+
+    def allreduce_sum(self, value):
+        def combine(values):
+            if isinstance(values[0], (list, tuple)):
+                return [_sum([v[i] for v in values]) for i in range(len(values[0]))]
+            return _sum(values)
+        return self.group._exchange(self.rank, value, combine)
+
+    def allgather(self, x, axis=0):
+        xp = get_array_module(x)
+        return self.group._exchange(self.rank, x, lambda values: xp.concatenate(values, axis=axis))
+
+    def reduce_scatter(self, x, axis=0, sizes=None):
+        xp = get_array_module(x)
+        length = x.shape[axis]
+        sizes = split_sizes(length, self.size) if sizes is None else [int(s) for s in sizes]
+        if len(sizes) != self.size or sum(sizes) != length:
+            raise ValueError(f"reduce_scatter: sizes {sizes} must be {self.size} blocks adding up to "
+                             f"{length} (the length of axis {axis})")
+        start = sum(sizes[:self.rank])
+        mine = xp.arange(start, start + sizes[self.rank])
+        return self.group._exchange(
+            self.rank, x, lambda values: xp.ascontiguousarray(xp.take(_sum(values), mine, axis=axis)))
+
+    def abort(self, code=1):
+        self.group._barrier.abort()
+        raise SystemExit(code)
