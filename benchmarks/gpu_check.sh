@@ -10,7 +10,7 @@
 # Steps (each runs even when an earlier one failed; the report records every step's command,
 # output, exit status and duration, and a summary at the end):
 #   1. the CuPy variants of the tests              pytest -m gpu tests/
-#   2. gradient checks on the GPU                  python -m nn.gradcheck --device cuda
+#   2. gradient checks on the GPU                  python -m alexnet.gradcheck --device cuda
 #   3. one epoch of the recipe on a small subset   data prepare (10 classes x 60 + 10, S = 128),
 #                                                   alexnet train --crop 112 --epochs 1 --device cuda
 #   4. CPU against GPU, same weights and batch     benchmarks/compare_devices.py (strict FP32)
@@ -79,7 +79,7 @@ if [ "$DEVICE" = cpu ]; then      # the script's own dry run: tiny and quick
 fi
 
 step "1. CuPy tests" "$PYTHON" -m pytest -q -m gpu -p no:cacheprovider tests/
-step "2. gradient checks on $DEVICE" "$PYTHON" -m nn.gradcheck --device "$DEVICE"
+step "2. gradient checks on $DEVICE" "$PYTHON" -m alexnet.gradcheck --device "$DEVICE"
 step "3a. prepare a subset" "$PYTHON" -m data prepare "$DATA" "$WORK/subset" --num-classes 10 \
     --per-class "$PER_CLASS" --val-per-class 10 --size 128 --quiet
 step "3b. one epoch of the recipe on $DEVICE" "$PYTHON" -m alexnet train --data "$WORK/subset" --crop 112 \
