@@ -128,6 +128,9 @@ def test_a_batch_that_does_not_split_is_a_clear_error(tiny, tmp_path):
     result = train_cli(tmp_path, "--data", tiny, *args, "--epochs", 1, "--out", tmp_path / "run", ranks=2)
     assert result.returncode != 0
     assert "-b/--batch-size 15 is the global batch and must be divisible by the 2 processes" in result.stderr
+    # every rank finds the same error: rank 0 reports it once and no rank aborts the others (an
+    # abort can kill the job before the launcher has forwarded the message)
+    assert result.stderr.count("must be divisible") == 1 and "aborting" not in result.stderr, result.stderr
 
 
 def test_a_diverging_run_stops_every_rank_at_the_same_step(tiny, tmp_path):

@@ -10,7 +10,7 @@ How a batch's rows (or a layer's kernels) are split over the ranks is ``data.sha
 """
 from data.shards import rank_slice, shard_rows, split_sizes
 
-from .communicator import (Communicator, MPICommunicator, SingleProcessCommunicator, ThreadCommunicator,
+from .communicator import (AgreedError, Communicator, MPICommunicator, SingleProcessCommunicator, ThreadCommunicator,
                            ThreadGroup, abort_on_error, get_communicator, launcher_size)
 from .data_parallel import BatchRowsMask, DataParallel, check_global_batch, dropout_feature_shapes, select_gpu
 from .exchange import AllGather, allgather_uneven, reduce_scatter_uneven
@@ -20,7 +20,7 @@ from .towers import (EXCHANGE_WHAT, EXCHANGES, TOWERS, ColumnDropout, TowerAlexN
 
 __all__ = [
     "rank_slice", "shard_rows", "split_sizes",
-    "Communicator", "MPICommunicator", "SingleProcessCommunicator", "ThreadCommunicator", "ThreadGroup",
+    "AgreedError", "Communicator", "MPICommunicator", "SingleProcessCommunicator", "ThreadCommunicator", "ThreadGroup",
     "abort_on_error", "get_communicator", "launcher_size",
     "BatchRowsMask", "DataParallel", "check_global_batch", "dropout_feature_shapes", "select_gpu",
     "AllGather", "allgather_uneven", "reduce_scatter_uneven",

@@ -32,6 +32,7 @@ from __future__ import annotations
 import os
 import sys
 import threading
+import time
 import traceback
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
@@ -309,22 +310,44 @@ def get_communicator() -> Communicator:
     return _COMMUNICATOR
 
 
+class AgreedError(ValueError):
+    """A user error that every rank detects identically, from the same arguments and the same
+    number of processes (a global batch that does not split, say).
+
+    No rank is left waiting for another, so nothing needs aborting: under ``abort_on_error`` rank 0
+    lets the error propagate (the command prints it as usual) and the other ranks exit with status
+    1 in silence. Every process then ends normally, its output flushed, so the message cannot be
+    lost as it can when ``MPI_Abort`` kills the job while the launcher still forwards stderr.
+    """
+
+
+# The launcher forwards each rank's stderr asynchronously and MPI_Abort ends the job at once:
+# a short pause between the two lets the last message reach the terminal.
+ABORT_GRACE_SECONDS = 1.0
+
+
 @contextmanager
 def abort_on_error(comm: Communicator, brief: tuple = (), prefix: str = "error") -> Iterator[None]:
     """Any exception on one rank prints its message (and traceback, except for the ``brief``
     exception types: user errors) with the rank, and aborts EVERY rank, so no rank is left
-    waiting forever in a collective. With one process the exception just propagates."""
+    waiting forever in a collective. With one process the exception just propagates; an
+    :class:`AgreedError` is reported by rank 0 alone and ends every rank without an abort."""
     try:
         yield
     except BaseException as exc:
         if comm.size <= 1 or isinstance(exc, SystemExit) and exc.code in (0, None):
             raise
+        if isinstance(exc, AgreedError):
+            if comm.rank == 0:
+                raise
+            raise SystemExit(1) from None
         sys.stdout.flush()
         lines = "" if isinstance(exc, brief) else "".join(
             traceback.format_exception(type(exc), exc, exc.__traceback__))
         sys.stderr.write(f"{lines}{prefix} (rank {comm.rank} of {comm.size}): {exc or type(exc).__name__}; "
                          f"aborting all {comm.size} processes\n")
         sys.stderr.flush()
+        time.sleep(ABORT_GRACE_SECONDS)
         comm.abort(1)
         raise
 

@@ -23,13 +23,14 @@ import numpy as np
 from nn import Dropout, Linear, Module, get_array_module
 
 from ..metrics import RunningStats
-from .communicator import Communicator
+from .communicator import AgreedError, Communicator
 
 
 def check_global_batch(batch_size: int, size: int) -> None:
-    """``-b`` is the global batch: it must split evenly over the processes."""
+    """``-b`` is the global batch: it must split evenly over the processes (every rank finds the
+    same answer, so it is an :class:`AgreedError`: reported once, no abort)."""
     if size > 1 and batch_size % size:
-        raise ValueError(f"-b/--batch-size {batch_size} is the global batch and must be divisible by the "
+        raise AgreedError(f"-b/--batch-size {batch_size} is the global batch and must be divisible by the "
                          f"{size} processes (each takes batch / {size}); try -b "
                          f"{batch_size - batch_size % size} or -b {batch_size + size - batch_size % size}")
 
