@@ -9,8 +9,15 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .config import (TrainConfig, add_train_arguments, apply_preset, config_from_namespace, nonnegative_int,
-                     positive_float, positive_int)
+from .config import (
+    TrainConfig,
+    add_train_arguments,
+    apply_preset,
+    config_from_namespace,
+    nonnegative_int,
+    positive_float,
+    positive_int,
+)
 
 
 def _common(p, workers_help="data loader threads (and image-decoding processes when preparing)"):
@@ -28,8 +35,8 @@ def add_train(sub):
                     "train/val top-1 and top-5 error, a line in OUT/log.jsonl, OUT/curves.png, "
                     "OUT/checkpoint.npz (everything needed to resume exactly) and OUT/best.npz.",
         epilog="Reduced-scale recipe (Imagenette on a 2-core CPU, about 3-4 min per epoch; docs/recipe.md): "
-               "--data imagenette --preset reduced (that is --image-size 128 --crop 112 --init kaiming --input-scale 64 "
-               "--epochs 6). "
+               "--data imagenette --preset reduced (that is --image-size 128 --crop 112 --init kaiming "
+               "--input-scale 64 --epochs 6). "
                "The paper's init (N(0, 0.01), §5) on mean-centred 0..255 pixels is the default, but at this "
                "reduced scale it stayed at chance for as long as we ran it (in PyTorch too); with He/Kaiming "
                "init raw 0..255 inputs diverge, so divide them by --input-scale 64 (roughly the pixels' "

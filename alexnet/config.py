@@ -23,7 +23,6 @@ import dataclasses
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-
 # -- parser types (also used by the other commands' flags in alexnet/cli.py) ---------------------
 
 def positive_int(text: str) -> int:
@@ -82,7 +81,8 @@ class TrainConfig:
              "Required, except with --resume (default: the run's own)")
     classes: str | None = option(
         None, "--classes", metavar="K|WNIDS",
-        help="when preparing: the first K classes (sorted WordNet IDs) or a comma-separated list of WordNet IDs")
+        help="when preparing: the first K classes (sorted WordNet IDs) or a comma-separated list of "
+             "WordNet IDs")
     per_class: int | None = option(None, "--per-class", type=positive_int, metavar="N",
                                       help="when preparing: at most N training images per class")
     val_per_class: int | None = option(None, "--val-per-class", type=positive_int, metavar="N",
@@ -97,7 +97,8 @@ class TrainConfig:
     # -- optimization (§5) -----------------------------------------------------------------------
     epochs: int = option(90, "--epochs", type=positive_int, help="total number of epochs (§5: about 90)")
     batch_size: int = option(128, "-b", "--batch-size", type=positive_int, help="mini-batch size (§5)")
-    lr: float = option(0.01, "--lr", "--learning-rate", type=positive_float, help="initial learning rate (§5)")
+    lr: float = option(0.01, "--lr", "--learning-rate", type=positive_float,
+                       help="initial learning rate (§5)")
     momentum: float = option(0.9, "--momentum", type=nonnegative_float, help="momentum (§5)")
     wd: float = option(5e-4, "--wd", "--weight-decay", type=nonnegative_float, help="weight decay (§5)")
     schedule: str = option(
@@ -107,7 +108,8 @@ class TrainConfig:
     step_size: int = option(30, "--step-size", type=positive_int,
                             help="epochs between reductions for --schedule step")
     init: str = option("paper", "--init", choices=["paper", "kaiming"],
-                       help="paper: weights N(0, 0.01), biases 1 in conv2/4/5 and fc6/7 (§5); kaiming: He init")
+                       help="paper: weights N(0, 0.01), biases 1 in conv2/4/5 and fc6/7 (§5); "
+                            "kaiming: He init")
     input_scale: float = option(1.0, "--input-scale", type=positive_float, metavar="X",
                                 help="divide the mean-centred pixels by X (use ~64 with --init kaiming)")
     lighting_std: float = option(
@@ -115,7 +117,8 @@ class TrainConfig:
         help="std of the PCA colour-shift coefficients alpha (§4.1: 0.1); 0 disables the colour augmentation")
     # -- the network (§3) ------------------------------------------------------------------------
     groups: int = option(2, "--groups", type=int, choices=[1, 2],
-                         help="2: the two-GPU network of §3.2 (grouped conv2, conv4, conv5); 1: a single tower")
+                         help="2: the two-GPU network of §3.2 (grouped conv2, conv4, conv5); "
+                              "1: a single tower")
     lrn_across_towers: bool = option(
         False, "--lrn-across-towers", action="store_true",
         help="with --groups 2: let LRN's window run across both towers' maps (Caffe's BVLC "
@@ -139,7 +142,7 @@ class TrainConfig:
         None, "--resume", nargs="?", const="auto", metavar="CHECKPOINT",
         help="continue a run exactly; without a value: OUT/checkpoint.npz. The checkpoint's "
              "settings are used. May be given with it: --epochs, --device, --workers, --out, "
-             "--quiet; --lr (a new value applies from the resumed step on and is recorded in "
+             "--quiet, --towers; --lr (a new value applies from the resumed step on and is recorded in "
              "log.jsonl); --data (only the same prepared subset, e.g. moved). Any other flag "
              "whose value differs from the run's is refused")
     overwrite: bool = option(
@@ -192,8 +195,11 @@ def defaults() -> dict[str, Any]:
 
 #: Named sets of settings for ``--preset``; flags typed on the command line override them.
 PRESETS: dict[str, dict[str, Any]] = {
-    # The paper's settings (§5): the defaults.
-    "paper": {},
+    # The paper's settings (§2, §3.2, §4, §5), which are the defaults. Spelled out so that with
+    # --resume the preset counts as these flags typed (one that would change a run is refused).
+    "paper": {key: getattr(TrainConfig(), key) for key in (
+        "image_size", "crop", "epochs", "batch_size", "lr", "momentum", "wd", "schedule", "init",
+        "input_scale", "lighting_std", "groups", "lrn_across_towers", "dropout")},
     # The reduced-scale recipe (Imagenette on a 2-core CPU, docs/recipe.md): smaller images, He
     # init with the inputs divided by 64 (the paper's init stays at chance at this scale), 6 epochs.
     "reduced": {"image_size": 128, "crop": 112, "init": "kaiming", "input_scale": 64.0, "epochs": 6},
@@ -231,7 +237,8 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     """Add one flag per ``TrainConfig`` field (in field order), then ``--preset``."""
     for f in fields(TrainConfig):
         meta = f.metadata
-        parser.add_argument(*meta["flags"], dest=f.name, default=f.default, help=meta["help"], **meta["parser"])
+        parser.add_argument(*meta["flags"], dest=f.name, default=f.default, help=meta["help"],
+                            **meta["parser"])
     parser.add_argument("--preset", choices=list(PRESETS), default=None,
                         help="start from a named set of settings that the other flags override: paper (the "
                              "defaults, §5) or reduced (" + preset_flags("reduced") + ")")
@@ -244,7 +251,8 @@ def preset_flags(name: str) -> str:
                     for key, value in preset_values(name).items())
 
 
-def apply_preset(config: TrainConfig, name: str | None, typed: dict[str, str]) -> tuple[TrainConfig, dict[str, str]]:
+def apply_preset(config: TrainConfig, name: str | None,
+                 typed: dict[str, str]) -> tuple[TrainConfig, dict[str, str]]:
     """``config`` with preset ``name``'s values for the fields not in ``typed`` (``{field: flag}`` of
     the flags typed on the command line, which override the preset), and ``typed`` completed with
     the fields the preset set: for ``--resume`` a preset counts as its flags typed out, so one that
@@ -261,5 +269,6 @@ def config_from_namespace(args: argparse.Namespace) -> TrainConfig:
     return TrainConfig(**{f.name: getattr(args, f.name) for f in fields(TrainConfig)})
 
 
-__all__ = ["TrainConfig", "PRESETS", "CHANGEABLE", "RECORDED", "CHECKED", "add_train_arguments", "apply_preset",
-           "config_from_namespace", "defaults", "flag_names", "preset_values", "resumable_flags"]
+__all__ = ["TrainConfig", "PRESETS", "CHANGEABLE", "RECORDED", "CHECKED", "add_train_arguments",
+           "apply_preset", "config_from_namespace", "defaults", "flag_names", "preset_values",
+           "resumable_flags"]

@@ -42,7 +42,8 @@ def saved_arguments(checkpoint: Checkpoint) -> dict:
     saved = dict(checkpoint.meta.get("args", {}))
     config = checkpoint.config
     if "lrn_across_towers" not in saved:
-        saved["lrn_across_towers"] = int(config.get("groups", 1)) == 2 and int(config.get("lrn_groups", 1)) == 1
+        saved["lrn_across_towers"] = (int(config.get("groups", 1)) == 2
+                                      and int(config.get("lrn_groups", 1)) == 1)
     for key, default in defaults().items():
         saved.setdefault(key, default)
     return saved
@@ -80,7 +81,8 @@ def resume_config(config: TrainConfig, given: dict[str, str]) -> tuple[TrainConf
         config = config.replace(resume=str(Path(config.out) / "checkpoint.npz"))
     resumed = load_checkpoint(config.resume)
     if not resumed.optimizer_state:
-        raise ValueError(f"{config.resume} has no training state (is it a best.npz?); resume from checkpoint.npz")
+        raise ValueError(f"{config.resume} has no training state (is it a best.npz?); "
+                         f"resume from checkpoint.npz")
     saved = saved_arguments(resumed)
     check_resume_flags(config, saved, given)   # refuses flags that would change the run, naming them
     check_data_still_there(saved, given)

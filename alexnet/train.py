@@ -219,7 +219,8 @@ class Trainer:
         partial = self.partial if partial is None else partial
         return {"epoch": epoch, "step": step, "partial": partial.state_dict() if step else {},
                 "schedule": self.schedule.state_dict(), "loader": {"seed": self.config.seed, "epoch": epoch},
-                "history": self.history, "best_error": None if math.isinf(self.best_error) else self.best_error,
+                "history": self.history,
+                "best_error": None if math.isinf(self.best_error) else self.best_error,
                 "args": self.config.to_dict(), "data_path": str(self.data_path),
                 "class_names": self.train_set.class_names, "wnids": self.train_set.wnids,
                 "image_size": self.train_set.size, "data_fingerprint": self.data_fingerprint,
@@ -267,7 +268,8 @@ class Trainer:
     def write_log(self) -> None:
         """Rewrite log.jsonl from the history (the checkpoint's copy is the source of truth), then
         redraw curves.png."""
-        with saving(self.log_path), atomic_write(self.log_path, "w", tmp_path=self.log_path.with_suffix(".jsonl.tmp")) as handle:
+        tmp = self.log_path.with_suffix(".jsonl.tmp")   # a name rundir.remove_stale_temporaries knows
+        with saving(self.log_path), atomic_write(self.log_path, "w", tmp_path=tmp) as handle:
             handle.write("".join(json.dumps(h) + "\n" for h in self.history))
         try:
             plot_curves(self.history, self.curves_path)
@@ -306,7 +308,8 @@ class Trainer:
         self.optimizer.step()
         return loss, logits
 
-    def train_epoch(self, epoch: int, stop: StopFlag, clock: LoopClock | None = None) -> tuple[RunningStats, float]:
+    def train_epoch(self, epoch: int, stop: StopFlag,
+                    clock: LoopClock | None = None) -> tuple[RunningStats, float]:
         """One pass over the training set; returns (RunningStats, images per second). ``clock``
         (default a new LoopClock) times every step; it is kept as ``self.loop_clock``."""
         from tqdm import tqdm
@@ -406,13 +409,15 @@ class Trainer:
         print(f"training AlexNet on {self.data_path}: {len(self.train_set)} train / "
               f"{len(self.val_set) if self.val_set else 0} val images, {self.train_set.num_classes} classes, "
               f"S={self.train_set.size}, crop {c.crop}; "
-              f"{getattr(self.model, 'full_num_parameters', None) or self.model.num_parameters():,} parameters; "
+              f"{getattr(self.model, 'full_num_parameters', None) or self.model.num_parameters():,} "
+              f"parameters; "
               f"device {self.device}; batch {c.batch_size}, lr {self.optimizer.lr:g}, momentum {c.momentum}, "
               f"wd {c.wd}, init {c.init}, input scale {c.input_scale:g}", file=sys.stderr)
         if self.towers:
-            print(f"two towers (§3.2) on two processes: rank 0 holds tower 0 ({self.model.num_parameters():,} "
-                  f"of {self.model.full_num_parameters:,} parameters), rank 1 tower 1; they exchange conv3's, "
-                  f"fc6's, fc7's and fc8's inputs and the logits", file=sys.stderr)
+            print(f"two towers (§3.2) on two processes: rank 0 holds tower 0 "
+                  f"({self.model.num_parameters():,} of {self.model.full_num_parameters:,} parameters), "
+                  f"rank 1 tower 1; they exchange conv3's, fc6's, fc7's and fc8's inputs and the logits",
+                  file=sys.stderr)
         if self.start_epoch or self.start_step:
             print(f"resuming at epoch {self.start_epoch + 1}, step {self.start_step + 1}", file=sys.stderr)
 

@@ -109,8 +109,9 @@ def child_torch(opts):
     import torch
 
     sys.path.insert(0, str(ROOT / "benchmarks"))
-    import data
     import reference_torch as ref
+
+    import data
     torch.set_num_threads(opts.threads)
     torch.manual_seed(0)
     train_set = data.PreparedDataset(opts.data, "train")

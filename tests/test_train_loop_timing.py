@@ -28,8 +28,8 @@ def test_loop_clock_splits_every_step_into_its_parts(tmp_path):
         pytest.skip("real ImageNet photographs not found: set ALEXNET_DATA or put them in ../shared/data")
     subset = data.prepare_subset(source, tmp_path / "tiny", size=72, per_class=2, val_per_class=1,
                                  workers=0, quiet=True)
-    config = TrainConfig(data=str(subset), crop=67, batch_size=4, width=0.25, init="kaiming", input_scale=64.0,
-                         epochs=1, out=str(tmp_path / "run"), quiet=True)
+    config = TrainConfig(data=str(subset), crop=67, batch_size=4, width=0.25, init="kaiming",
+                         input_scale=64.0, epochs=1, out=str(tmp_path / "run"), quiet=True)
     trainer = build_trainer(config)
     start = time.perf_counter()
     with StopFlag(announce=False) as stop:
