@@ -11,7 +11,7 @@ One epoch:
     divide eps by 10 when the validation error stops improving (at most 3 times, §5)
 
 After every epoch ``--out`` gets ``checkpoint.npz`` (everything: weights, velocities,
-schedule, dropout generators, the loader's epoch, the arguments, the history),
+schedule, dropout generators, the loader's epoch, the settings, the history),
 ``best.npz`` when the validation top-1 error improved, ``log.jsonl`` (one line per
 epoch) and ``curves.png``. Ctrl-C or SIGTERM finishes the current step, writes a
 mid-epoch checkpoint and exits; ``--resume`` continues exactly where it stopped
@@ -22,6 +22,12 @@ step, and leaves the last good checkpoint as it was.
 Under ``mpiexec -n N`` the same command trains data-parallel (alexnet/parallel.py): ``-b`` is
 the global batch, each rank computes its share, gradients are averaged with one all-reduce per
 step, and only rank 0 prints and writes files. An exception on any rank aborts every rank.
+
+The pieces: ``train(config)`` (what alexnet/cli.py calls with the parsed ``TrainConfig``,
+alexnet/config.py) locks ``--out`` (alexnet/rundir.py) and applies ``--resume``
+(alexnet/resume.py); ``build_trainer(config)`` assembles the communicator, data, model, optimizer,
+schedule, parallel wrapper and loaders; ``Trainer.run`` is the epoch loop, with ``train_epoch``,
+``validate`` and ``end_epoch`` (checkpoints, log, curves, the printed line).
 """
 from __future__ import annotations
 
@@ -191,7 +197,8 @@ class Trainer:
     def restore(self, checkpoint: Checkpoint, lr: float | None = None) -> None:
         """Continue from ``checkpoint``: velocities, schedule, epoch and step, the running sums of a
         mid-epoch stop, history. ``lr``: a new --lr, applied from the resumed step on (``change_lr``).
-        The weights and dropout generators are loaded into the model before it is built (towers)."""
+        The weights and dropout generators are not restored here: ``build_trainer`` loads them into
+        the one-process network before the towers split it."""
         meta = checkpoint.meta
         self.optimizer.load_state_dict(self.tower_share(checkpoint.optimizer_state))
         self.schedule.load_state_dict(meta["schedule"])
