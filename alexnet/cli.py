@@ -4,49 +4,26 @@ Flag names follow the PyTorch ImageNet example (``--data``, ``-b/--batch-size``,
 ``--lr``, ``--momentum``, ``--wd``, ``--epochs``, ``--resume``, ``--workers``,
 ``--seed``); the defaults are the paper's (§5).
 """
+from __future__ import annotations
+
 import argparse
 import sys
 
-
-def _positive_int(text):
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
-    return value
-
-
-def _nonnegative_int(text):
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
-    return value
-
-
-def _positive_float(text):
-    value = float(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be positive, got {text}")
-    return value
-
-
-def _nonnegative_float(text):
-    value = float(text)
-    if not value >= 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
-    return value
-
-
-def _probability(text):
-    value = float(text)
-    if not 0 <= value < 1:
-        raise argparse.ArgumentTypeError(f"must be in [0, 1), got {text}")
-    return value
+from .config import (
+    TrainConfig,
+    add_train_arguments,
+    apply_preset,
+    config_from_namespace,
+    nonnegative_int,
+    positive_float,
+    positive_int,
+)
 
 
 def _common(p, workers_help="data loader threads (and image-decoding processes when preparing)"):
     p.add_argument("--device", choices=["cpu", "cuda"], default="cpu",
                    help="cpu (NumPy) or cuda (CuPy on an NVIDIA GPU); default cpu")
-    p.add_argument("-j", "--workers", type=_nonnegative_int, default=None, metavar="N",
+    p.add_argument("-j", "--workers", type=nonnegative_int, default=None, metavar="N",
                    help=f"{workers_help}; default: up to 2")
 
 
@@ -58,73 +35,13 @@ def add_train(sub):
                     "train/val top-1 and top-5 error, a line in OUT/log.jsonl, OUT/curves.png, "
                     "OUT/checkpoint.npz (everything needed to resume exactly) and OUT/best.npz.",
         epilog="Reduced-scale recipe (Imagenette on a 2-core CPU, about 3-4 min per epoch; docs/recipe.md): "
-               "--data imagenette --image-size 128 --crop 112 --init kaiming --input-scale 64 --epochs 6. "
+               "--data imagenette --preset reduced (that is --image-size 128 --crop 112 --init kaiming "
+               "--input-scale 64 --epochs 6). "
                "The paper's init (N(0, 0.01), §5) on mean-centred 0..255 pixels is the default, but at this "
                "reduced scale it stayed at chance for as long as we ran it (in PyTorch too); with He/Kaiming "
                "init raw 0..255 inputs diverge, so divide them by --input-scale 64 (roughly the pixels' "
                "standard deviation), a choice the paper does not make.")
-    p.add_argument("--data", default=None, metavar="DIR|imagenette",
-                   help="a prepared subset folder, a raw ImageNet-style folder (train/<wnid>/*.JPEG, val/...; "
-                        "prepared on first use into the cache, $ALEXNET_CACHE), or 'imagenette' (downloaded). "
-                        "Required, except with --resume (default: the run's own)")
-    p.add_argument("--classes", default=None, metavar="K|WNIDS",
-                   help="when preparing: the first K classes (sorted WordNet IDs) or a comma-separated list of WordNet IDs")
-    p.add_argument("--per-class", type=_positive_int, default=None, metavar="N",
-                   help="when preparing: at most N training images per class")
-    p.add_argument("--val-per-class", type=_positive_int, default=None, metavar="N",
-                   help="when preparing: at most N validation images per class")
-    p.add_argument("--image-size", type=_positive_int, default=256, metavar="S",
-                   help="when preparing: rescale the shorter side to S and keep the central S x S patch (§2)")
-    p.add_argument("--crop", type=_positive_int, default=227, metavar="C",
-                   help="side of the random training crops and of the test crops (§4.1); 227 gives conv1's "
-                        "55 x 55 (the paper's '224' does not); >= 67")
-    p.add_argument("--epochs", type=_positive_int, default=90, help="total number of epochs (§5: about 90)")
-    p.add_argument("-b", "--batch-size", type=_positive_int, default=128, help="mini-batch size (§5)")
-    p.add_argument("--lr", "--learning-rate", type=_positive_float, default=0.01, dest="lr",
-                   help="initial learning rate (§5)")
-    p.add_argument("--momentum", type=_nonnegative_float, default=0.9, help="momentum (§5)")
-    p.add_argument("--wd", "--weight-decay", type=_nonnegative_float, default=5e-4, dest="wd",
-                   help="weight decay (§5)")
-    p.add_argument("--schedule", choices=["plateau", "step"], default="plateau",
-                   help="plateau: divide the lr by 10 when the val top-1 error stops improving, at most three "
-                        "times, then stop (§5); step: divide by 10 every --step-size epochs")
-    p.add_argument("--step-size", type=_positive_int, default=30, help="epochs between reductions for --schedule step")
-    p.add_argument("--init", choices=["paper", "kaiming"], default="paper",
-                   help="paper: weights N(0, 0.01), biases 1 in conv2/4/5 and fc6/7 (§5); kaiming: He init")
-    p.add_argument("--input-scale", type=_positive_float, default=1.0, metavar="X",
-                   help="divide the mean-centred pixels by X (use ~64 with --init kaiming)")
-    p.add_argument("--lighting-std", type=_nonnegative_float, default=0.1, metavar="SIGMA",
-                   help="std of the PCA colour-shift coefficients alpha (§4.1: 0.1); 0 disables the colour "
-                        "augmentation")
-    p.add_argument("--groups", type=int, choices=[1, 2], default=2,
-                   help="2: the two-GPU network of §3.2 (grouped conv2, conv4, conv5); 1: a single tower")
-    p.add_argument("--lrn-across-towers", action="store_true",
-                   help="with --groups 2: let LRN's window run across both towers' maps (Caffe's BVLC "
-                        "AlexNet) instead of each tower normalizing its own maps (the paper, §3.2-3.3)")
-    p.add_argument("--width", type=_positive_float, default=1.0,
-                   help="multiply every channel count and the fc6/fc7 widths (reduced networks)")
-    p.add_argument("--towers", action="store_true",
-                   help="the paper's two GPUs (§3.2) as two processes: run under `mpiexec -n 2`; rank g holds "
-                        "tower g (half of every layer's kernels) and the towers exchange activations at conv3, "
-                        "fc6, fc7, fc8 and the logits. Computes what --groups 2 computes in one process; "
-                        "checkpoints are ordinary one-process ones (resume with or without --towers)")
-    p.add_argument("--dropout", type=_probability, default=0.5, help="dropout probability in fc6 and fc7 (§4.2)")
-    p.add_argument("--seed", type=int, default=0,
-                   help="seeds the weights, the dropout masks and the data order/augmentation")
-    p.add_argument("--out", default="runs/alexnet", metavar="DIR",
-                   help="folder for checkpoint.npz, best.npz, log.jsonl and curves.png")
-    p.add_argument("--resume", nargs="?", const="auto", default=None, metavar="CHECKPOINT",
-                   help="continue a run exactly; without a value: OUT/checkpoint.npz. The checkpoint's "
-                        "settings are used. May be given with it: --epochs, --device, --workers, --out, "
-                        "--quiet; --lr (a new value applies from the resumed step on and is recorded in "
-                        "log.jsonl); --data (only the same prepared subset, e.g. moved). Any other flag "
-                        "whose value differs from the run's is refused")
-    p.add_argument("--overwrite", action="store_true",
-                   help="start afresh in an --out that holds a run: its files are moved into "
-                        "OUT/overwritten-<time>/ and deleted once the new run saved its first checkpoint "
-                        "(without --overwrite or --resume such an --out is refused)")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
-    _common(p)
+    add_train_arguments(p)   # one flag per TrainConfig field (alexnet/config.py), and --preset
     p.set_defaults(func="train")
 
 
@@ -138,11 +55,11 @@ def add_evaluate(sub):
     p.add_argument("--data", default=None,
                    help="dataset (as for train); default: the one the checkpoint was trained on")
     p.add_argument("--split", choices=["val", "train"], default="val", help="which split to evaluate")
-    p.add_argument("--image-size", type=_positive_int, default=None, metavar="S",
+    p.add_argument("--image-size", type=positive_int, default=None, metavar="S",
                    help="S when --data must be prepared; default: the checkpoint's")
-    p.add_argument("--input-scale", type=_positive_float, default=None, metavar="X",
+    p.add_argument("--input-scale", type=positive_float, default=None, metavar="X",
                    help="default: the checkpoint's")
-    p.add_argument("-b", "--batch-size", type=_positive_int, default=64,
+    p.add_argument("-b", "--batch-size", type=positive_int, default=64,
                    help="images per chunk (x10 patches in ten-crop mode)")
     p.add_argument("--center-only", action="store_true", help="skip the ten-crop evaluation")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -158,7 +75,7 @@ def add_predict(sub):
                     "mean subtracted) and print its most probable classes.")
     p.add_argument("--checkpoint", required=True, help="a checkpoint.npz or best.npz written by train")
     p.add_argument("images", nargs="+", metavar="IMAGE", help="image files (JPEG, PNG, ...)")
-    p.add_argument("--topk", type=_positive_int, default=5, help="how many classes to print")
+    p.add_argument("--topk", type=positive_int, default=5, help="how many classes to print")
     p.add_argument("--figure", default=None, metavar="PNG", help="also draw the images with their top-5 bars here")
     p.add_argument("--device", choices=["cpu", "cuda"], default="cpu", help="cpu or cuda")
     p.set_defaults(func="predict")
@@ -175,9 +92,9 @@ def add_visualize(sub):
     p.add_argument("--out", required=True, metavar="DIR", help="folder for the figures")
     p.add_argument("--data", default=None,
                    help="dataset for the neighbours (as for train); default: the checkpoint's")
-    p.add_argument("--queries", type=_nonnegative_int, default=5, help="validation images to show (0: none)")
-    p.add_argument("--neighbours", type=_positive_int, default=6, help="training images per query (§6.1: 6)")
-    p.add_argument("--max-train", type=_nonnegative_int, default=5000,
+    p.add_argument("--queries", type=nonnegative_int, default=5, help="validation images to show (0: none)")
+    p.add_argument("--neighbours", type=positive_int, default=6, help="training images per query (§6.1: 6)")
+    p.add_argument("--max-train", type=nonnegative_int, default=5000,
                    help="search among at most this many training images (a random sample; 0: all)")
     p.add_argument("--seed", type=int, default=0, help="chooses the queries and the training sample")
     _common(p)
@@ -188,10 +105,10 @@ def add_summary(sub):
     p = sub.add_parser("summary", help="print the layer table (output shapes, parameters, MACs)",
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
                        description="The layer-by-layer table of §3.5 / Figure 2 for a configuration.")
-    p.add_argument("--num-classes", type=_positive_int, default=1000, help="outputs of fc8")
-    p.add_argument("--crop", type=_positive_int, default=227, help="input side")
+    p.add_argument("--num-classes", type=positive_int, default=1000, help="outputs of fc8")
+    p.add_argument("--crop", type=positive_int, default=227, help="input side")
     p.add_argument("--groups", type=int, choices=[1, 2], default=2, help="1 or 2 towers (§3.2)")
-    p.add_argument("--width", type=_positive_float, default=1.0, help="channel multiplier")
+    p.add_argument("--width", type=positive_float, default=1.0, help="channel multiplier")
     p.set_defaults(func="summary")
 
 
@@ -225,9 +142,9 @@ def add_import_onnx(sub):
     p.add_argument("--mean-pixel", default=None, metavar="A,B,C",
                    help="mean pixel to subtract, in the network's channel order (B,G,R for bgr); default: the "
                         "file's metadata, else 104,117,123")
-    p.add_argument("--input-scale", type=_positive_float, default=None, metavar="X",
+    p.add_argument("--input-scale", type=positive_float, default=None, metavar="X",
                    help="divide the mean-centred pixels by X (default: the file's metadata, else 1)")
-    p.add_argument("--image-size", type=_positive_int, default=None, metavar="S",
+    p.add_argument("--image-size", type=positive_int, default=None, metavar="S",
                    help="rescale the shorter side to S before the central crop (default: metadata, else 256)")
     p.set_defaults(func="import_onnx")
 
@@ -257,18 +174,18 @@ def run_summary(args):
     return 0
 
 
-def option_names(parser, command, with_defaults=False):
-    """``{dest: '--long-flag'}`` of a command's options (``(flag, default)`` with ``with_defaults``)."""
+def option_names(parser: argparse.ArgumentParser, command: str) -> dict[str, str]:
+    """``{dest: '--long-flag'}`` of a command's options."""
     sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices[command]
     names = {}
     for action in sub._actions:
         if action.option_strings and action.dest != "help":
             flag = next((o for o in action.option_strings if o.startswith("--")), action.option_strings[0])
-            names[action.dest] = (flag, action.default) if with_defaults else flag
+            names[action.dest] = flag
     return names
 
 
-def given_options(argv, command):
+def given_options(argv: list[str], command: str) -> dict[str, str]:
     """``{dest: flag}`` of the options typed on the command line ``argv`` (not argparse's defaults):
     parse once more with every default of ``command`` replaced by argparse.SUPPRESS."""
     probe = build_parser()
@@ -279,13 +196,21 @@ def given_options(argv, command):
     return {dest: flag for dest, flag in option_names(probe, command).items() if dest in typed}
 
 
-def main(argv=None):
+def train_config(args: argparse.Namespace, argv: list[str]) -> tuple[TrainConfig, dict[str, str]]:
+    """The ``TrainConfig`` of a parsed ``train`` command line ``argv``, with ``--preset`` applied
+    under the typed flags, and ``{field: flag}`` of the settings typed (or set by the preset): what
+    decides what ``--resume`` may change."""
+    typed = {dest: flag for dest, flag in given_options(argv, "train").items() if dest != "preset"}
+    return apply_preset(config_from_namespace(args), args.preset, typed)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser().parse_args(argv)
-    if args.func == "train":  # which flags were typed decides what --resume may change
-        args._given = given_options(sys.argv[1:] if argv is None else argv, "train")
     try:
         if args.func == "train":
-            from .train import main as run
+            from .train import train
+            return train(*train_config(args, argv))
         elif args.func == "evaluate":
             from .evaluate import main as run
         elif args.func == "predict":

@@ -1,10 +1,14 @@
 """The training curves: loss and top-1 / top-5 error per epoch, for train and validation."""
+from __future__ import annotations
+
 import os
 
 from matplotlib.figure import Figure  # draws to files without pyplot or a display
 
+from nn import atomic_write
 
-def plot_curves(history, path):
+
+def plot_curves(history: list[dict], path: str | os.PathLike) -> str | os.PathLike:
     """Draw ``history`` (a list of per-epoch dicts as in log.jsonl) into the PNG ``path``.
 
     Left: cross-entropy loss; right: top-1 (solid) and top-5 (dashed) error in percent.
@@ -26,12 +30,7 @@ def plot_curves(history, path):
         ax.grid(alpha=0.3)
         ax.legend()
     fig.tight_layout()
-    tmp = f"{path}.tmp.png"
-    try:
-        fig.savefig(tmp, dpi=100)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):  # never leave half a PNG behind (disk full, interrupted)
-            os.unlink(tmp)
-        raise
+    # The fixed temporary name is one rundir.remove_stale_temporaries knows (a killed save's leftover).
+    with atomic_write(path, "wb", tmp_path=f"{path}.tmp.png") as handle:
+        fig.savefig(handle, format="png", dpi=100)
     return path

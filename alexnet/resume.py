@@ -17,9 +17,13 @@ command line together with ``--resume`` are sorted into three kinds:
   settings, preparation): refused with the flags named when its value differs from the
   checkpoint's; the same value is accepted.
 
-Which flags the user actually typed (as opposed to argparse defaults) comes from the command
-line (``cli.given_options``), stored on the namespace as ``args._given``.
+The policy (which fields are which) is ``alexnet.config``'s, next to ``TrainConfig``. Which flags
+were typed (as opposed to defaults) is the caller's ``given``: ``{field: flag}``, from the command
+line (``alexnet.cli.given_options``, with ``--preset``'s fields), or ``TrainConfig.non_defaults()`` for a
+config built in code.
 """
+from __future__ import annotations
+
 import hashlib
 from pathlib import Path
 
@@ -27,62 +31,67 @@ import numpy as np
 
 import data
 
-#: Flags a resumed run takes from the command line as they are.
-CHANGEABLE = ("epochs", "device", "workers", "quiet", "out", "resume", "overwrite", "towers")
-#: Flags applied on resume and recorded in the history.
-RECORDED = ("lr",)
-#: Flags accepted on resume after a check (see ``same_subset``).
-CHECKED = ("data",)
+from .checkpoint import Checkpoint, load_checkpoint
+from .config import CHANGEABLE, CHECKED, RECORDED, TrainConfig, defaults, resumable_flags
 
 
-def _train_options():
-    from .cli import build_parser, option_names
-    return option_names(build_parser(), "train", with_defaults=True)
-
-
-def given_options(args):
-    """``{dest: flag}`` for the options given on the command line (``args._given``, set by the CLI).
-    Without it (a namespace built by hand), every value that differs from the parser's default."""
-    given = getattr(args, "_given", None)
-    if given is not None:
-        return dict(given)
-    return {dest: flag for dest, (flag, default) in _train_options().items()
-            if hasattr(args, dest) and getattr(args, dest) != default}
-
-
-def saved_arguments(checkpoint):
+def saved_arguments(checkpoint: Checkpoint) -> dict:
     """The run's arguments as the checkpoint records them, completed for checkpoints written before a
     flag existed: ``--lrn-across-towers`` from the model's ``lrn_groups`` (such checkpoints have 1,
     the cross-tower window), any other missing flag with its default (what the run used then)."""
     saved = dict(checkpoint.meta.get("args", {}))
     config = checkpoint.config
     if "lrn_across_towers" not in saved:
-        saved["lrn_across_towers"] = int(config.get("groups", 1)) == 2 and int(config.get("lrn_groups", 1)) == 1
-    for dest, (_, default) in _train_options().items():
-        saved.setdefault(dest, default)
+        saved["lrn_across_towers"] = (int(config.get("groups", 1)) == 2
+                                      and int(config.get("lrn_groups", 1)) == 1)
+    for key, default in defaults().items():
+        saved.setdefault(key, default)
     return saved
 
 
-def refused_changes(args, saved, given):
+def refused_changes(config: TrainConfig, saved: dict, given: dict[str, str]) -> list[tuple]:
     """The flags of ``given`` that would change the run: ``[(flag, checkpoint value, given value)]``."""
     refused = []
-    for dest, flag in sorted(given.items(), key=lambda item: item[1]):
-        if dest in CHANGEABLE or dest in RECORDED or dest in CHECKED or dest not in saved:
+    for key, flag in sorted(given.items(), key=lambda item: item[1]):
+        if key in CHANGEABLE or key in RECORDED or key in CHECKED or key not in saved:
             continue
-        if getattr(args, dest) != saved[dest]:
-            refused.append((flag, saved[dest], getattr(args, dest)))
+        if getattr(config, key) != saved[key]:
+            refused.append((flag, saved[key], getattr(config, key)))
     return refused
 
 
-def check_resume_flags(args, saved):
+def check_resume_flags(config: TrainConfig, saved: dict, given: dict[str, str]) -> None:
     """Raise ValueError naming the flags that would change the resumed run."""
-    refused = refused_changes(args, saved, given_options(args))
+    refused = refused_changes(config, saved, given)
     if refused:
-        listed = ", ".join(f"{flag} {given!r} (the run has {old!r})" for flag, old, given in refused)
+        listed = ", ".join(f"{flag} {value!r} (the run has {old!r})" for flag, old, value in refused)
         raise ValueError(f"--resume continues a run with its own settings; these flags would change it: "
                          f"{listed}. Drop them, or start a new run (another --out, or --overwrite). "
-                         f"On resume only --epochs, --lr, --device, --workers, --quiet, --towers and --data (the same "
-                         f"subset) may be given")
+                         f"On resume only {resumable_flags()} may be given")
+
+
+def resume_config(config: TrainConfig, given: dict[str, str]) -> tuple[TrainConfig, Checkpoint | None, bool]:
+    """With ``config.resume``, load the checkpoint and take the run-defining settings from it
+    (everything but CHANGEABLE, and a typed RECORDED or CHECKED one), so that the continued run is
+    the same run. Returns ``(config, checkpoint, lr_changed)``; ``(config, None, False)`` without
+    ``--resume``. ``given``: ``{field: flag}`` of the settings typed."""
+    if not config.resume:
+        return config, None, False
+    if config.resume == "auto":
+        config = config.replace(resume=str(Path(config.out) / "checkpoint.npz"))
+    resumed = load_checkpoint(config.resume)
+    if not resumed.optimizer_state:
+        raise ValueError(f"{config.resume} has no training state (is it a best.npz?); "
+                         f"resume from checkpoint.npz")
+    saved = saved_arguments(resumed)
+    check_resume_flags(config, saved, given)   # refuses flags that would change the run, naming them
+    check_data_still_there(saved, given)
+    lr_changed = "lr" in given and "lr" in saved and config.lr != saved["lr"]
+    fields = defaults()
+    taken = {key: value for key, value in saved.items()
+             if key in fields and key not in CHANGEABLE
+             and not (key in given and (key in RECORDED or key in CHECKED))}   # a new --lr, a moved --data
+    return config.replace(**taken), resumed, lr_changed
 
 
 # -- the prepared subset ---------------------------------------------------------------------------
@@ -131,7 +140,7 @@ def check_same_subset(checkpoint, path):
     return found
 
 
-def check_data_still_there(args, saved, given):
+def check_data_still_there(saved: dict, given: dict[str, str]) -> None:
     """Resuming without --data from a checkpoint whose prepared folder has moved: say what to do."""
     if "data" in given:
         return

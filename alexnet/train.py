@@ -11,7 +11,7 @@ One epoch:
     divide eps by 10 when the validation error stops improving (at most 3 times, §5)
 
 After every epoch ``--out`` gets ``checkpoint.npz`` (everything: weights, velocities,
-schedule, dropout generators, the loader's epoch, the arguments, the history),
+schedule, dropout generators, the loader's epoch, the settings, the history),
 ``best.npz`` when the validation top-1 error improved, ``log.jsonl`` (one line per
 epoch) and ``curves.png``. Ctrl-C or SIGTERM finishes the current step, writes a
 mid-epoch checkpoint and exits; ``--resume`` continues exactly where it stopped
@@ -22,29 +22,38 @@ step, and leaves the last good checkpoint as it was.
 Under ``mpiexec -n N`` the same command trains data-parallel (alexnet/parallel/): ``-b`` is
 the global batch, each rank computes its share, gradients are averaged with one all-reduce per
 step, and only rank 0 prints and writes files. An exception on any rank aborts every rank.
+
+The pieces: ``train(config)`` (what alexnet/cli.py calls with the parsed ``TrainConfig``,
+alexnet/config.py) locks ``--out`` (alexnet/rundir.py) and applies ``--resume``
+(alexnet/resume.py); ``build_trainer(config)`` assembles the communicator, data, model, optimizer,
+schedule, parallel wrapper and loaders; ``Trainer.run`` is the epoch loop, with ``train_epoch``,
+``validate`` and ``end_epoch`` (checkpoints, log, curves, the printed line).
 """
+from __future__ import annotations
+
 import json
 import math
-import os
 import signal
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 import data
-from nn import SGD, ReduceLROnPlateau, SoftmaxCrossEntropyLoss, StepLR, check_device
+from nn import SGD, Module, ReduceLROnPlateau, SoftmaxCrossEntropyLoss, StepLR, atomic_write, check_device
 
-from .checkpoint import load_checkpoint, save_checkpoint
+from .checkpoint import Checkpoint, save_checkpoint
+from .config import TrainConfig
 from .datasets import check_crop, open_split, resolve_data
 from .metrics import RunningStats
 from .model import AlexNet
-from .parallel import DataParallel, abort_on_error, check_global_batch, get_communicator, select_gpu
+from .parallel import (DataParallel, TowerAlexNet, TowerSync, abort_on_error, check_global_batch,
+                       check_towers_args, get_communicator, select_gpu, split_state_dict)
 from .plots import plot_curves
-from .resume import (CHANGEABLE, CHECKED, RECORDED, check_data_still_there, check_resume_flags,
-                     check_same_subset, given_options, lr_notes, saved_arguments, subset_fingerprint)
-from .rundir import SaveFailed, guarded_out, saving
+from .resume import check_same_subset, lr_notes, resume_config, subset_fingerprint
+from .rundir import RunDir, SaveFailed, guarded_out, saving
 
 EXIT_NONFINITE = 3
 EXIT_SAVE_FAILED = 74  # EX_IOERR: a checkpoint, log or figure could not be written
@@ -142,97 +151,67 @@ class LoopClock:
 
 
 class Trainer:
-    """Everything one training run holds; ``run()`` does the epochs."""
+    """One training run: the epoch loop (``run``) over the objects it is given.
 
-    def __init__(self, args, resumed=None, run_dir=None):
-        """``resumed``: a loaded Checkpoint to continue from (None: start afresh); ``run_dir``: the
-        locked rundir.RunDir of ``args.out`` (None on MPI ranks that write nothing)."""
-        self.args = args
+    ``build_trainer(config)`` assembles them from a ``TrainConfig``; a Trainer never reads a
+    command line. The loop is ``train_epoch`` (the SGD steps of §5) then ``validate`` (centre
+    crops), and ``end_epoch`` hangs off it: history, schedule, ``save_best``/``save``
+    (checkpoints), ``write_log`` (log.jsonl and curves.png), ``print_epoch``."""
+
+    def __init__(self, config: TrainConfig, *, model: Module, optimizer: SGD, schedule: Any,
+                 loader: data.Loader, val_loader: data.Loader | None, train_set: data.PreparedDataset,
+                 val_set: data.PreparedDataset | None, comm: Any, dp: Any, device: str = "cpu",
+                 data_path: Path | str | None = None, data_fingerprint: dict | None = None,
+                 run_dir: RunDir | None = None):
+        """``model``: the AlexNet (or this rank's TowerAlexNet) on ``device``; ``optimizer`` and
+        ``schedule`` over its parameters; ``loader``/``val_loader``: this rank's training and
+        validation batches of ``train_set``/``val_set``; ``comm``: the communicator (size 1 in one
+        process); ``dp``: the parallel wrapper (DataParallel, or TowerSync with --towers);
+        ``run_dir``: the locked rundir.RunDir of ``config.out`` (None on ranks that write nothing)."""
+        self.config = config
+        self.model, self.optimizer, self.schedule = model, optimizer, schedule
+        self.loader, self.val_loader = loader, val_loader
+        self.train_set, self.val_set = train_set, val_set
+        self.comm, self.dp, self.device = comm, dp, device
+        self.is_root = comm.is_root
+        self.towers = config.towers
+        self.data_path = Path(data_path if data_path is not None else train_set.path)
+        self.data_fingerprint = data_fingerprint
         self.run_dir = run_dir
-        self.comm = get_communicator()   # size 1 unless started by mpiexec -n N (data-parallel)
-        self.is_root = self.comm.is_root
-        self.towers = args.towers        # §3.2 model-parallel: rank g holds tower g (towers.py)
-        if self.towers:
-            from .parallel import check_towers_args
-            check_towers_args(args, self.comm)
-        else:
-            check_global_batch(args.batch_size, self.comm.size)
-        self.out = Path(args.out)
-        if self.is_root:   # rank 0 alone owns the output folder (any lock/overwrite check goes here)
-            self.out.mkdir(parents=True, exist_ok=True)
+        self.out = Path(config.out)
         self.checkpoint_path = self.out / "checkpoint.npz"
         self.best_path = self.out / "best.npz"
         self.log_path = self.out / "log.jsonl"
         self.curves_path = self.out / "curves.png"
-        self.device = check_device(args.device)
-        if self.device == "cuda" and self.comm.size > 1:
-            select_gpu(self.comm)   # one GPU per rank on each machine (unverified: no GPU here)
-
-        if not self.is_root:   # rank 0 prepares the subset (if needed) first, the others then find it
-            self.comm.barrier()
-        self.data_path = resolve_data(args.data, args.image_size, args.classes, args.per_class,
-                                      args.val_per_class, args.workers, args.quiet or not self.is_root)
-        if self.is_root:
-            self.comm.barrier()
-        self.train_set = data.PreparedDataset(self.data_path, "train")
-        self.val_set = open_split(self.data_path, "val")
-        check_crop(self.train_set, args.crop)
-        if resumed is not None:  # the same subset, wherever it is now (item 8 of issue 10)
-            self.data_fingerprint = check_same_subset(resumed, self.data_path)
-        else:
-            self.data_fingerprint = subset_fingerprint(self.data_path)
-
-        self.model = AlexNet(num_classes=self.train_set.num_classes, crop=args.crop, groups=args.groups,
-                             init=args.init, width=args.width, dropout=args.dropout, seed=args.seed,
-                             lrn_groups=1 if args.lrn_across_towers else None)
-        # The images need no gradient: let conv1 skip dL/dx (the col2im of the largest layer).
-        self.model.conv1.input_grad = False
         self.criterion = SoftmaxCrossEntropyLoss()
+        # Where the run stands (``restore`` sets these from a checkpoint).
         self.start_epoch, self.start_step = 0, 0
         self.partial = RunningStats()
         self.history = []
         self.best_error = math.inf
         self.lr_changes = []
-        if resumed is not None:
-            self.model.load_state_dict(resumed.model_state)
-            self.model.set_rng_state(resumed.meta["dropout_rng"])
-        if self.towers:   # keep this rank's tower of the one-process network
-            from .parallel import TowerAlexNet
-            self.model = TowerAlexNet(self.comm, reference=self.model)
-        self.model.to(self.device)
-        self.optimizer = SGD(self.model.parameters(), lr=args.lr, momentum=args.momentum,
-                             weight_decay=args.wd)
-        self.schedule = make_schedule(args.schedule, self.optimizer, args.step_size)
-        if resumed is not None:
-            meta = resumed.meta
-            self.optimizer.load_state_dict(self.tower_share(resumed.optimizer_state))
-            self.schedule.load_state_dict(meta["schedule"])
-            self.start_epoch, self.start_step = int(meta["epoch"]), int(meta.get("step", 0))
-            self.partial = RunningStats(**meta.get("partial", {}))
-            if not self.is_root:   # the checkpoint's sums are all ranks' together: count them once
-                self.partial = RunningStats()
-            self.history = list(meta["history"])
-            self.best_error = float(meta["best_error"]) if meta.get("best_error") is not None else math.inf
-            self.lr_changes = list(meta.get("lr_changes", []))
-            if getattr(args, "_lr_changed", False):
-                self.change_lr(args.lr)
-        shard = (self.comm.rank, self.comm.size)   # data-parallel: this rank's rows of every batch
-        self.dp = DataParallel(self.comm, self.model, self.optimizer)
-        if self.towers:   # both towers read the whole batch; they agree on stops and on rank 0's sums
-            from .parallel import TowerSync
-            shard, self.dp = (0, 1), TowerSync(self.comm)
-        self.dp.broadcast_state()                   # rank 0's weights and velocities everywhere
-        self.loader = data.Loader(self.train_set, args.batch_size, crop=args.crop, train=True, seed=args.seed,
-                                  device=self.device, input_scale=args.input_scale, workers=args.workers,
-                                  lighting_std=getattr(args, "lighting_std", 0.1), shard=shard)
-        self.val_loader = None
-        if self.val_set is not None:
-            check_crop(self.val_set, args.crop)
-            self.val_loader = data.Loader(self.val_set, args.batch_size, crop=args.crop, train=False,
-                                          device=self.device, input_scale=args.input_scale,
-                                          workers=args.workers, shard=shard)
+        self.loop_clock = None
+        self._stop = None
 
-    def change_lr(self, lr):
+    def restore(self, checkpoint: Checkpoint, lr: float | None = None) -> None:
+        """Continue from ``checkpoint``: velocities, schedule, epoch and step, the running sums of a
+        mid-epoch stop, history. ``lr``: a new --lr, applied from the resumed step on (``change_lr``).
+        The weights and dropout generators are not restored here: ``build_trainer`` loads them into
+        the one-process network before the towers split it."""
+        meta = checkpoint.meta
+        self.optimizer.load_state_dict(self.tower_share(checkpoint.optimizer_state))
+        self.schedule.load_state_dict(meta["schedule"])
+        self.start_epoch, self.start_step = int(meta["epoch"]), int(meta.get("step", 0))
+        self.partial = RunningStats(**meta.get("partial", {}))
+        if not self.is_root:   # the checkpoint's sums are all ranks' together: count them once
+            self.partial = RunningStats()
+        self.history = list(meta["history"])
+        self.best_error = float(meta["best_error"]) if meta.get("best_error") is not None else math.inf
+        self.lr_changes = list(meta.get("lr_changes", []))
+        if lr is not None:
+            self.change_lr(lr)
+
+    def change_lr(self, lr: float) -> None:
         """A new --lr on resume: from the resumed step on; recorded in the checkpoint and the log."""
         change = {"epoch": self.start_epoch + 1, "step": self.start_step, "from": self.optimizer.lr, "to": lr}
         self.optimizer.lr = lr
@@ -241,18 +220,19 @@ class Trainer:
               f"step {change['step'] + 1} (recorded in log.jsonl)", file=sys.stderr)
 
     # -- saving --------------------------------------------------------------
-    def meta(self, epoch, step=0, partial=None):
+    def meta(self, epoch: int, step: int = 0, partial: RunningStats | None = None) -> dict:
         """Everything but the arrays: enough to continue at ``epoch``, batch ``step``."""
         partial = self.partial if partial is None else partial
         return {"epoch": epoch, "step": step, "partial": partial.state_dict() if step else {},
-                "schedule": self.schedule.state_dict(), "loader": {"seed": self.args.seed, "epoch": epoch},
-                "history": self.history, "best_error": None if math.isinf(self.best_error) else self.best_error,
-                "args": plain_args(self.args), "data_path": str(self.data_path),
+                "schedule": self.schedule.state_dict(), "loader": {"seed": self.config.seed, "epoch": epoch},
+                "history": self.history,
+                "best_error": None if math.isinf(self.best_error) else self.best_error,
+                "args": self.config.to_dict(), "data_path": str(self.data_path),
                 "class_names": self.train_set.class_names, "wnids": self.train_set.wnids,
                 "image_size": self.train_set.size, "data_fingerprint": self.data_fingerprint,
                 "lr_changes": self.lr_changes, "world_size": self.comm.size}
 
-    def save(self, epoch, step=0):
+    def save(self, epoch: int, step: int = 0) -> None:
         """Write checkpoint.npz (rank 0). Mid-epoch (``step``) every rank must call it: the
         running sums of all ranks are added up first."""
         partial = self.dp.global_stats(self.partial) if step else self.partial
@@ -267,7 +247,7 @@ class Trainer:
         if self.run_dir is not None:
             self.run_dir.saved()
 
-    def save_best(self, epoch):
+    def save_best(self, epoch: int) -> None:
         """Write best.npz (rank 0; with --towers every rank must call it)."""
         model, _ = self.whole_network()
         if not self.is_root:
@@ -277,14 +257,13 @@ class Trainer:
         with saving(self.best_path):
             save_checkpoint(self.best_path, model, self.meta(epoch), mean_image=self.train_set.mean_image)
 
-    def tower_share(self, state):
-        """With --towers, this rank's rows of a one-process state (alexnet.parallel.split_state_dict)."""
+    def tower_share(self, state: dict) -> dict:
+        """With --towers, this rank's rows of a one-process state (split_state_dict)."""
         if not self.towers:
             return state
-        from .parallel import split_state_dict
         return split_state_dict(state, self.comm.rank)
 
-    def whole_network(self, optimizer=None):
+    def whole_network(self, optimizer: SGD | None = None) -> tuple:
         """(model, optimizer) as a checkpoint holds them: with --towers every rank must call this,
         the towers' shares are gathered into the one-process network's arrays."""
         if not self.towers:
@@ -292,26 +271,19 @@ class Trainer:
         return (self.model.full_model_view(),
                 None if optimizer is None else self.model.full_optimizer_view(optimizer))
 
-    def write_log(self):
-        """Rewrite log.jsonl from the history (the checkpoint's copy is the source of truth)."""
-        tmp = self.log_path.with_suffix(".jsonl.tmp")
-        with saving(self.log_path):
-            try:
-                with open(tmp, "w") as handle:
-                    handle.write("".join(json.dumps(h) + "\n" for h in self.history))
-                    handle.flush()
-                    os.fsync(handle.fileno())
-                os.replace(tmp, self.log_path)
-            except OSError:
-                tmp.unlink(missing_ok=True)
-                raise
+    def write_log(self) -> None:
+        """Rewrite log.jsonl from the history (the checkpoint's copy is the source of truth), then
+        redraw curves.png."""
+        tmp = self.log_path.with_suffix(".jsonl.tmp")   # a name rundir.remove_stale_temporaries knows
+        with saving(self.log_path), atomic_write(self.log_path, "w", tmp_path=tmp) as handle:
+            handle.write("".join(json.dumps(h) + "\n" for h in self.history))
         try:
             plot_curves(self.history, self.curves_path)
         except Exception as exc:  # a plot must never stop training
             print(f"warning: could not draw {self.curves_path}: {exc}", file=sys.stderr)
 
     # -- the loop --------------------------------------------------------------
-    def train_step(self, x, y, epoch, step):
+    def train_step(self, x: Any, y: Any, epoch: int, step: int) -> tuple[float, Any]:
         """One SGD step (§5) on the batch (x, y); returns the loss and the logits."""
         if self.dp.active:
             return self.parallel_step(x, y, epoch, step)
@@ -325,7 +297,7 @@ class Trainer:
         self.optimizer.step()
         return loss, logits
 
-    def parallel_step(self, x, y, epoch, step):
+    def parallel_step(self, x: Any, y: Any, epoch: int, step: int) -> tuple[float, Any]:
         """Data-parallel SGD step: this rank's rows, one all-reduce, the same update everywhere."""
         def forward_backward(x, y):
             with np.errstate(over="ignore", invalid="ignore"):
@@ -342,19 +314,20 @@ class Trainer:
         self.optimizer.step()
         return loss, logits
 
-    _stop = None
-
-    def train_epoch(self, epoch, stop):
-        """One pass over the training set; returns (RunningStats, images per second)."""
+    def train_epoch(self, epoch: int, stop: StopFlag,
+                    clock: LoopClock | None = None) -> tuple[RunningStats, float]:
+        """One pass over the training set; returns (RunningStats, images per second). ``clock``
+        (default a new LoopClock) times every step; it is kept as ``self.loop_clock``."""
         from tqdm import tqdm
 
         self.model.train()
         stats, first = self.partial, self.start_step
         self.loader.set_epoch(epoch, start_batch=first)   # a resumed epoch continues at batch `first`
         self._stop = stop
-        bar = tqdm(total=len(self.loader), initial=first, desc=f"epoch {epoch + 1}/{self.args.epochs}",
-                   unit="batch", dynamic_ncols=True, file=sys.stderr, disable=self.args.quiet or not self.is_root)
-        clock = self.loop_clock = LoopClock()
+        bar = tqdm(total=len(self.loader), initial=first, desc=f"epoch {epoch + 1}/{self.config.epochs}",
+                   unit="batch", dynamic_ncols=True, file=sys.stderr,
+                   disable=self.config.quiet or not self.is_root)
+        clock = self.loop_clock = LoopClock() if clock is None else clock
         start, images = time.perf_counter(), 0
         tick = start
         try:
@@ -381,13 +354,35 @@ class Trainer:
         self.start_step, self.partial = 0, RunningStats()
         return self.dp.global_stats(stats), images / max(time.perf_counter() - start, 1e-9)
 
-    def run(self):
-        args = self.args
+    def validate(self) -> RunningStats | None:
+        """Loss and errors on the validation centre crops (None without a validation split)."""
+        if self.val_loader is None:
+            return None
+        return evaluate_center(self.model, self.val_loader, self.criterion, self.dp)
+
+    def end_epoch(self, epoch: int, record: dict, error: float) -> bool:
+        """After epoch ``epoch`` (0-based): history, schedule (on ``error``), best.npz when ``error``
+        improved, checkpoint.npz; rank 0 then writes the log and prints. Returns whether it improved."""
+        self.history.append(record)
+        self.schedule.step(error)
+        improved = error < self.best_error
+        if improved:  # best.npz first: a crash between the two writes only repeats this epoch
+            self.best_error = error
+            self.save_best(epoch + 1)
+        self.save(epoch + 1)
+        if self.is_root:
+            self.write_log()
+            self.print_epoch(record, improved)
+        return improved
+
+    def run(self) -> int:
+        """Train from ``start_epoch`` to ``config.epochs`` (or until the §5 schedule stops); 0."""
+        epochs = self.config.epochs
         say = self.is_root
-        if self.start_epoch >= args.epochs:
+        if self.start_epoch >= epochs:
             if say:
                 print(f"nothing to do: the checkpoint has finished {self.start_epoch} epochs "
-                      f"(--epochs {args.epochs})", file=sys.stderr)
+                      f"(--epochs {epochs})", file=sys.stderr)
             return 0
         if getattr(self.schedule, "finished", False):
             if say:
@@ -397,30 +392,14 @@ class Trainer:
         if say:
             self.print_header()
         with StopFlag(announce=say) as stop:
-            for epoch in range(self.start_epoch, args.epochs):
+            for epoch in range(self.start_epoch, epochs):
                 lr = self.optimizer.lr
                 epoch_start = time.perf_counter()
                 train_stats, rate = self.train_epoch(epoch, stop)
-                val = (evaluate_center(self.model, self.val_loader, self.criterion, self.dp)
-                       if self.val_loader else None)
-                record = {"epoch": epoch + 1, "lr": lr, "train_loss": train_stats.loss,
-                          "train_top1_error": train_stats.top1_error, "train_top5_error": train_stats.top5_error,
-                          "val_loss": val.loss if val else None,
-                          "val_top1_error": val.top1_error if val else None,
-                          "val_top5_error": val.top5_error if val else None,
-                          "images_per_s": rate, "seconds": time.perf_counter() - epoch_start,
-                          **lr_notes(self.lr_changes, epoch + 1)}
-                self.history.append(record)
-                error = val.top1_error if val else train_stats.top1_error
-                self.schedule.step(error)
-                improved = error < self.best_error
-                if improved:  # best.npz first: a crash between the two writes only repeats this epoch
-                    self.best_error = error
-                    self.save_best(epoch + 1)
-                self.save(epoch + 1)
-                if say:
-                    self.write_log()
-                    self.print_epoch(record, improved)
+                val = self.validate()
+                record = epoch_record(epoch, lr, train_stats, val, rate, time.perf_counter() - epoch_start)
+                record.update(lr_notes(self.lr_changes, epoch + 1))
+                self.end_epoch(epoch, record, val.top1_error if val else train_stats.top1_error)
                 if self.dp.any(stop.signal is not None):
                     raise StopRequested(f"stopped after epoch {epoch + 1}; checkpoint saved to "
                                         f"{self.checkpoint_path}")
@@ -431,22 +410,24 @@ class Trainer:
                     break
         return 0
 
-    def print_header(self):
-        a = self.args
+    def print_header(self) -> None:
+        c = self.config
         print(f"training AlexNet on {self.data_path}: {len(self.train_set)} train / "
               f"{len(self.val_set) if self.val_set else 0} val images, {self.train_set.num_classes} classes, "
-              f"S={self.train_set.size}, crop {a.crop}; "
-              f"{getattr(self.model, 'full_num_parameters', None) or self.model.num_parameters():,} parameters; "
-              f"device {self.device}; batch {a.batch_size}, lr {self.optimizer.lr:g}, momentum {a.momentum}, "
-              f"wd {a.wd}, init {a.init}, input scale {a.input_scale:g}", file=sys.stderr)
+              f"S={self.train_set.size}, crop {c.crop}; "
+              f"{getattr(self.model, 'full_num_parameters', None) or self.model.num_parameters():,} "
+              f"parameters; "
+              f"device {self.device}; batch {c.batch_size}, lr {self.optimizer.lr:g}, momentum {c.momentum}, "
+              f"wd {c.wd}, init {c.init}, input scale {c.input_scale:g}", file=sys.stderr)
         if self.towers:
-            print(f"two towers (§3.2) on two processes: rank 0 holds tower 0 ({self.model.num_parameters():,} "
-                  f"of {self.model.full_num_parameters:,} parameters), rank 1 tower 1; they exchange conv3's, "
-                  f"fc6's, fc7's and fc8's inputs and the logits", file=sys.stderr)
+            print(f"two towers (§3.2) on two processes: rank 0 holds tower 0 "
+                  f"({self.model.num_parameters():,} of {self.model.full_num_parameters:,} parameters), "
+                  f"rank 1 tower 1; they exchange conv3's, fc6's, fc7's and fc8's inputs and the logits",
+                  file=sys.stderr)
         if self.start_epoch or self.start_step:
             print(f"resuming at epoch {self.start_epoch + 1}, step {self.start_step + 1}", file=sys.stderr)
 
-    def print_epoch(self, r, improved):
+    def print_epoch(self, r: dict, improved: bool) -> None:
         def pct(value):
             return "  n/a " if value is None else f"{100 * value:5.1f}%"
         print(f"epoch {r['epoch']:3d}  lr {r['lr']:.2g}  train loss {r['train_loss']:.4f} "
@@ -455,6 +436,90 @@ class Trainer:
               f"top-1 err {pct(r['val_top1_error'])} top-5 err {pct(r['val_top5_error'])}  |  "
               f"{r['images_per_s']:.1f} img/s, {r['seconds']:.1f} s" + ("  *best*" if improved else ""),
               flush=True)
+
+
+def epoch_record(epoch: int, lr: float, train: RunningStats, val: RunningStats | None, rate: float,
+                 seconds: float) -> dict:
+    """The line of log.jsonl for epoch ``epoch`` (0-based)."""
+    return {"epoch": epoch + 1, "lr": lr, "train_loss": train.loss,
+            "train_top1_error": train.top1_error, "train_top5_error": train.top5_error,
+            "val_loss": val.loss if val else None,
+            "val_top1_error": val.top1_error if val else None,
+            "val_top5_error": val.top5_error if val else None,
+            "images_per_s": rate, "seconds": seconds}
+
+
+def build_trainer(config: TrainConfig, resumed: Checkpoint | None = None, *, lr_changed: bool = False,
+                  run_dir: RunDir | None = None, comm: Any = None) -> Trainer:
+    """Assemble the Trainer of ``config``: communicator, output folder, device, data, model (with
+    ``resumed``'s weights), the towers' share of it, optimizer and schedule, the parallel wrapper,
+    loaders. ``resumed``: a loaded checkpoint to continue from (``resume.resume_config``), with a
+    new --lr applied when ``lr_changed``; ``run_dir``: the locked rundir.RunDir of ``config.out``
+    (None on MPI ranks that write nothing); ``comm``: default ``get_communicator()``."""
+    comm = get_communicator() if comm is None else comm   # size 1 unless started by mpiexec -n N
+    if config.towers:   # §3.2 model-parallel: rank g holds tower g
+        check_towers_args(config, comm)
+    else:
+        check_global_batch(config.batch_size, comm.size)
+    if comm.is_root:   # rank 0 alone owns the output folder (any lock/overwrite check goes here)
+        Path(config.out).mkdir(parents=True, exist_ok=True)
+    device = check_device(config.device)
+    if device == "cuda" and comm.size > 1:
+        select_gpu(comm)   # one GPU per rank on each machine
+
+    train_set, val_set, data_path = open_data(config, comm)
+    fingerprint = (check_same_subset(resumed, data_path) if resumed is not None   # the same subset, wherever
+                   else subset_fingerprint(data_path))                           # it is now
+
+    model = AlexNet(num_classes=train_set.num_classes, crop=config.crop, groups=config.groups,
+                    init=config.init, width=config.width, dropout=config.dropout, seed=config.seed,
+                    lrn_groups=1 if config.lrn_across_towers else None)
+    # The images need no gradient: let conv1 skip dL/dx (the col2im of the largest layer).
+    model.conv1.input_grad = False
+    if resumed is not None:
+        model.load_state_dict(resumed.model_state)
+        model.set_rng_state(resumed.meta["dropout_rng"])
+    if config.towers:   # keep this rank's tower of the one-process network
+        model = TowerAlexNet(comm, reference=model)
+    model.to(device)
+    optimizer = SGD(model.parameters(), lr=config.lr, momentum=config.momentum, weight_decay=config.wd)
+    schedule = make_schedule(config.schedule, optimizer, config.step_size)
+
+    shard = (comm.rank, comm.size)   # data-parallel: this rank's rows of every batch
+    dp = DataParallel(comm, model, optimizer)
+    if config.towers:   # both towers read the whole batch; they agree on stops and on rank 0's sums
+        shard, dp = (0, 1), TowerSync(comm)
+    loader = data.Loader(train_set, config.batch_size, crop=config.crop, train=True, seed=config.seed,
+                         device=device, input_scale=config.input_scale, workers=config.workers,
+                         lighting_std=config.lighting_std, shard=shard)
+    val_loader = None
+    if val_set is not None:
+        val_loader = data.Loader(val_set, config.batch_size, crop=config.crop, train=False, device=device,
+                                 input_scale=config.input_scale, workers=config.workers, shard=shard)
+    trainer = Trainer(config, model=model, optimizer=optimizer, schedule=schedule, loader=loader,
+                      val_loader=val_loader, train_set=train_set, val_set=val_set, comm=comm, dp=dp,
+                      device=device, data_path=data_path, data_fingerprint=fingerprint, run_dir=run_dir)
+    if resumed is not None:
+        trainer.restore(resumed, lr=config.lr if lr_changed else None)
+    dp.broadcast_state()   # rank 0's weights and velocities everywhere
+    return trainer
+
+
+def open_data(config: TrainConfig, comm: Any) -> tuple:
+    """(train set, val set or None, prepared folder) of ``config.data``, preparing it if needed:
+    rank 0 first, the other ranks then find it."""
+    if not comm.is_root:
+        comm.barrier()
+    data_path = resolve_data(config.data, config.image_size, config.classes, config.per_class,
+                             config.val_per_class, config.workers, config.quiet or not comm.is_root)
+    if comm.is_root:
+        comm.barrier()
+    train_set = data.PreparedDataset(data_path, "train")
+    val_set = open_split(data_path, "val")
+    check_crop(train_set, config.crop)
+    if val_set is not None:
+        check_crop(val_set, config.crop)
+    return train_set, val_set, data_path
 
 
 def keep_freed_memory():
@@ -483,51 +548,25 @@ def keep_freed_memory():
     return bool(mallopt(m_mmap_threshold, 1 << 30) and mallopt(m_trim_threshold, (1 << 31) - 1))
 
 
-def plain_args(args):
-    """The argparse namespace as a JSON-serialisable dict."""
-    return {key: value for key, value in vars(args).items() if not callable(value) and not key.startswith("_")}
-
-
-def apply_resume(args):
-    """With ``--resume``, load the checkpoint and take the run-defining arguments from it
-    (everything but resume.CHANGEABLE, and a new --lr or --data: see alexnet/resume.py), so that the
-    continued run is the same run."""
-    if not args.resume:
-        return args, None
-    if args.resume == "auto":
-        args.resume = str(Path(args.out) / "checkpoint.npz")
-    resumed = load_checkpoint(args.resume)
-    if not resumed.optimizer_state:
-        raise ValueError(f"{args.resume} has no training state (is it a best.npz?); resume from checkpoint.npz")
-    saved, given = saved_arguments(resumed), given_options(args)
-    check_resume_flags(args, saved)          # refuses flags that would change the run, naming them
-    check_data_still_there(args, saved, given)
-    args._lr_changed = "lr" in given and "lr" in saved and args.lr != saved["lr"]
-    for key, value in saved.items():
-        if key in CHANGEABLE or not hasattr(args, key):
-            continue
-        if key in given and (key in RECORDED or key in CHECKED):  # a new --lr, a moved --data
-            continue
-        setattr(args, key, value)
-    return args, resumed
-
-
-def main(args):
-    """Entry point of ``python -m alexnet train``; returns the exit status.
+def train(config: TrainConfig, given: dict[str, str] | None = None) -> int:
+    """Entry point of ``python -m alexnet train`` (alexnet/cli.py builds ``config``); returns the
+    exit status. ``given``: ``{field: flag}`` of the settings typed on the command line, which
+    decides what ``--resume`` may change (default: those that differ from the defaults).
 
     Under mpiexec every rank runs this (data-parallel); an exception on any rank prints its
     message and aborts all of them (no rank waits forever in a collective). Rank 0 alone checks,
     locks and writes ``--out`` (alexnet/rundir.py)."""
-    if args.data is None and not args.resume:
+    if config.data is None and not config.resume:
         raise ValueError("--data is required (only --resume may leave it out: then the run's own is used)")
+    given = config.non_defaults() if given is None else given
     comm = get_communicator()
     keep_freed_memory()
     with abort_on_error(comm, brief=(ValueError, FileNotFoundError, KeyError, KeyboardInterrupt, SaveFailed),
                         prefix="python -m alexnet train: error"):
         try:
-            with guarded_out(args.out, args.resume, args.overwrite, write=comm.is_root) as run_dir:
-                args, resumed = apply_resume(args)
-                trainer = Trainer(args, resumed, run_dir=run_dir)
+            with guarded_out(config.out, config.resume, config.overwrite, write=comm.is_root) as run_dir:
+                config, resumed, lr_changed = resume_config(config, given)
+                trainer = build_trainer(config, resumed, lr_changed=lr_changed, run_dir=run_dir, comm=comm)
                 return trainer.run()
         except SaveFailed as exc:      # rank 0 only; under mpiexec abort_on_error stops every rank
             if comm.size > 1:

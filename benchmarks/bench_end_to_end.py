@@ -66,23 +66,42 @@ def child_ours(opts):
     import nn
     if hasattr(nn, "configure_blas"):   # as `python -m alexnet` does first (an older tree's nn did it on import)
         nn.configure_blas()
+    try:
+        from alexnet.config import TrainConfig
+    except ImportError:   # --compare with a checkout from before alexnet.config
+        return child_ours_before_config(opts)
+    from alexnet.train import StopFlag, build_trainer, keep_freed_memory
+
+    keep_freed_memory()   # what `python -m alexnet train` does first
+    with tempfile.TemporaryDirectory(prefix="e2e-ours-") as out:
+        config = TrainConfig(data=str(opts.data), crop=opts.crop, batch_size=opts.batch, init="kaiming",
+                             input_scale=64.0, epochs=1, out=out, workers=opts.workers)
+        trainer = build_trainer(config)
+        trainer.val_loader = None   # not timed; saves building it
+        with StopFlag(announce=False) as stop:
+            trainer.train_epoch(0, stop, clock=cpu_clock()())
+            x, y = trainer.loader.make_batch(0, 0, trainer.loader.epoch_order(0)[:opts.batch])
+            bare = bare_steps(lambda: trainer.train_step(x, y, 0, 0), opts.bare)
+        return trainer.loop_clock.steps, bare
+
+
+def child_ours_before_config(opts):
+    """``child_ours`` for an older checkout (``--compare``): its Trainer takes an argparse
+    namespace, and its ``train_epoch`` makes its clock from the module's ``LoopClock``."""
     import alexnet.train
     from alexnet.cli import build_parser
-    from alexnet.train import StopFlag, Trainer
 
-    alexnet.train.LoopClock = cpu_clock()   # train_epoch makes its clock from the module's name
-    if hasattr(alexnet.train, "keep_freed_memory"):   # what `python -m alexnet train` does first
+    alexnet.train.LoopClock = cpu_clock()
+    if hasattr(alexnet.train, "keep_freed_memory"):
         alexnet.train.keep_freed_memory()
-
     with tempfile.TemporaryDirectory(prefix="e2e-ours-") as out:
-        argv = ["train", "--data", opts.data, "--crop", str(opts.crop), "-b", str(opts.batch),
+        argv = ["train", "--data", str(opts.data), "--crop", str(opts.crop), "-b", str(opts.batch),
                 "--init", "kaiming", "--input-scale", "64", "--epochs", "1", "--out", out]
         if opts.workers is not None:
             argv += ["--workers", str(opts.workers)]
-        args = build_parser().parse_args(argv)
-        trainer = Trainer(args)
-        trainer.val_loader = None   # not timed; saves building it
-        with StopFlag(announce=False) as stop:
+        trainer = alexnet.train.Trainer(build_parser().parse_args(argv))
+        trainer.val_loader = None
+        with alexnet.train.StopFlag(announce=False) as stop:
             trainer.train_epoch(0, stop)
             x, y = trainer.loader.make_batch(0, 0, trainer.loader.epoch_order(0)[:opts.batch])
             bare = bare_steps(lambda: trainer.train_step(x, y, 0, 0), opts.bare)
@@ -93,8 +112,9 @@ def child_torch(opts):
     import torch
 
     sys.path.insert(0, str(ROOT / "benchmarks"))
-    import data
     import reference_torch as ref
+
+    import data
     torch.set_num_threads(opts.threads)
     torch.manual_seed(0)
     train_set = data.PreparedDataset(opts.data, "train")

@@ -16,6 +16,8 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+from nn import atomic_write
+
 IMAGENETTE_URLS = {
     "160": "https://s3.amazonaws.com/fast-ai-imageclas/imagenette2-160.tgz",
     "320": "https://s3.amazonaws.com/fast-ai-imageclas/imagenette2-320.tgz",
@@ -79,9 +81,11 @@ def fetch(url: str, dest, sha256=None, size=None, timeout: float = DEFAULT_TIMEO
         length = response.headers.get("Content-Length")
         expected = size if size is not None else (int(length) if length else None)
         from tqdm import tqdm
-        with open(part, "wb") as fh, tqdm(total=expected, unit="B", unit_scale=True,
-                                          desc=f"download {dest.name}", disable=quiet,
-                                          file=sys.stderr) as bar:
+        # atomic_write renames the .part to dest only when the block below succeeds, and removes it
+        # when a check fails or the transfer breaks off.
+        with atomic_write(dest, "wb", tmp_path=part) as fh, tqdm(total=expected, unit="B", unit_scale=True,
+                                                                 desc=f"download {dest.name}", disable=quiet,
+                                                                 file=sys.stderr) as bar:
             try:
                 while True:
                     block = response.read(1 << 20)
@@ -93,15 +97,13 @@ def fetch(url: str, dest, sha256=None, size=None, timeout: float = DEFAULT_TIMEO
                     bar.update(len(block))
             except (socket.timeout, OSError) as exc:
                 raise DownloadError(f"download of {url} interrupted after {received} bytes: {exc} "
-                                    f"(partial file left at {part}; it will be discarded on retry)") from exc
-    if expected is not None and received != expected:
-        raise DownloadError(f"download of {url} is incomplete: {received} of {expected} bytes "
-                            f"(partial file {part})")
-    if sha256 is not None and digest.hexdigest() != sha256.lower():
-        part.unlink()
-        raise DownloadError(f"checksum mismatch for {url}: got sha256 {digest.hexdigest()}, "
-                            f"expected {sha256}")
-    os.replace(part, dest)
+                                    f"(the partial file was removed; run again to retry)") from exc
+            if expected is not None and received != expected:
+                raise DownloadError(f"download of {url} is incomplete: {received} of {expected} bytes "
+                                    f"(the partial file was removed)")
+            if sha256 is not None and digest.hexdigest() != sha256.lower():
+                raise DownloadError(f"checksum mismatch for {url}: got sha256 {digest.hexdigest()}, "
+                                    f"expected {sha256}")
     return dest
 
 

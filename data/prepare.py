@@ -35,6 +35,8 @@ from pathlib import Path
 
 import numpy as np
 
+from nn import atomic_write
+
 from .dataset import CHECKSUM_ALGORITHM, PreparedDataError, check_subset, compute_checksums, read_meta
 from .images import DEFAULT_SIZE, load_image_square
 from .layouts import scan_source
@@ -310,14 +312,14 @@ def _compact_images(images_path: Path, keep: np.ndarray):
     """Rewrite ``images_path`` with only the rows where ``keep`` (in order), by chunks."""
     images = np.load(images_path, mmap_mode="r")
     good = np.flatnonzero(keep)
+    header = {"descr": np.lib.format.dtype_to_descr(images.dtype), "fortran_order": False,
+              "shape": (len(good),) + images.shape[1:]}
     tmp_path = images_path.with_name(images_path.stem + ".compact.npy")
-    compact = np.lib.format.open_memmap(tmp_path, mode="w+", dtype=np.uint8,
-                                        shape=(len(good),) + images.shape[1:])
-    for start in range(0, len(good), 256):
-        compact[start:start + 256] = images[good[start:start + 256]]
-    compact.flush()
-    del compact, images
-    os.replace(tmp_path, images_path)
+    with atomic_write(images_path, "wb", tmp_path=tmp_path) as out:
+        np.lib.format.write_array_header_1_0(out, header)
+        for start in range(0, len(good), 256):
+            out.write(np.ascontiguousarray(images[good[start:start + 256]]).tobytes())
+    del images
 
 
 def _drop_empty_classes(out: Path, wnids, names, train_files, train_labels, val_labels, strict, src):

@@ -292,8 +292,8 @@ def test_disk_full_while_saving_keeps_the_last_checkpoint(tiny, run, monkeypatch
 def test_a_failed_figure_leaves_no_temporary_file(tiny, tmp_path, monkeypatch, capsys):
     from matplotlib.figure import Figure
 
-    def full_disk(self, fname, **kwargs):
-        Path(fname).write_bytes(b"\x89PNG half")
+    def full_disk(self, handle, **kwargs):
+        handle.write(b"\x89PNG half")   # plot_curves saves into atomic_write's temporary file
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
     monkeypatch.setattr(Figure, "savefig", full_disk)

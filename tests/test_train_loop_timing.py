@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 import data
-from alexnet.cli import build_parser
-from alexnet.train import LoopClock, StopFlag, Trainer
+from alexnet.config import TrainConfig
+from alexnet.train import LoopClock, StopFlag, build_trainer
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -28,10 +28,9 @@ def test_loop_clock_splits_every_step_into_its_parts(tmp_path):
         pytest.skip("real ImageNet photographs not found: set ALEXNET_DATA or put them in ../shared/data")
     subset = data.prepare_subset(source, tmp_path / "tiny", size=72, per_class=2, val_per_class=1,
                                  workers=0, quiet=True)
-    args = build_parser().parse_args(["train", "--data", str(subset), "--crop", "67", "-b", "4", "--width", "0.25",
-                                      "--init", "kaiming", "--input-scale", "64", "--epochs", "1",
-                                      "--out", str(tmp_path / "run"), "--quiet"])
-    trainer = Trainer(args)
+    config = TrainConfig(data=str(subset), crop=67, batch_size=4, width=0.25, init="kaiming",
+                         input_scale=64.0, epochs=1, out=str(tmp_path / "run"), quiet=True)
+    trainer = build_trainer(config)
     start = time.perf_counter()
     with StopFlag(announce=False) as stop:
         stats, _ = trainer.train_epoch(0, stop)
