@@ -23,6 +23,7 @@ The preprocessing, class names and model configuration go into ``metadata_props`
 """
 from __future__ import annotations
 
+import argparse
 import sys
 from pathlib import Path
 
@@ -30,8 +31,9 @@ import numpy as np
 
 from nn import Conv2d, Dropout, Flatten, Linear, LocalResponseNorm, MaxPool2d, ReLU, asnumpy, atomic_write
 
+from ..checkpoint import load_checkpoint
 from ..model import AlexNet
-from ..preprocessing import InputSpec
+from ..preprocessing import InputSpec, checkpoint_spec
 from .metadata import metadata_props, require_onnx
 
 DEFAULT_OPSET = 13
@@ -51,6 +53,7 @@ class _GraphWriter:
         self.nodes.append(self._helper.make_node(op_type, inputs, outputs, name=name, **attrs))
 
     def constant(self, name, array):
+        """An initializer ``name`` holding ``array``; returns its name, to use as a node's input."""
         self.initializers.append(self._numpy_helper.from_array(np.ascontiguousarray(array), name))
         return name
 
@@ -76,6 +79,7 @@ def _lrn(graph, name, lrn, x, out, channels):
     if lrn.size % 2 == 0:
         raise ValueError(f"{name}: LRN size {lrn.size} is even; ONNX centres an even window "
                          "differently from this project, so only odd sizes are exported")
+    # ONNX divides alpha by the window size n (Caffe's convention); the paper's alpha multiplies the sum.
     attrs = dict(size=int(lrn.size), alpha=float(lrn.alpha) * lrn.size, beta=float(lrn.beta),
                  bias=float(lrn.k))
     if lrn.groups == 1:
@@ -179,9 +183,6 @@ def save_onnx_atomic(onnx_model, path: str | Path) -> Path:
 def export_checkpoint(checkpoint_path: str | Path, onnx_path: str | Path, softmax: bool = False,
                       opset: int = DEFAULT_OPSET):
     """Export a checkpoint file to an ONNX file; returns the ModelProto."""
-    from ..checkpoint import load_checkpoint
-    from ..preprocessing import checkpoint_spec
-
     checkpoint = load_checkpoint(checkpoint_path)
     model = checkpoint.build_model("cpu").eval()
     try:
@@ -195,7 +196,7 @@ def export_checkpoint(checkpoint_path: str | Path, onnx_path: str | Path, softma
     return onnx_model
 
 
-def main_export(args) -> int:
+def main_export(args: argparse.Namespace) -> int:
     """``python -m alexnet export``."""
     onnx_model = export_checkpoint(args.checkpoint, args.onnx, softmax=args.softmax, opset=args.opset)
     size = Path(args.onnx).stat().st_size

@@ -99,6 +99,7 @@ class Graph:
                         "can read")
 
     def const(self, node, index, what):
+        """Input ``index`` of ``node`` as a constant (None when absent); ``what`` names it in errors."""
         if index >= len(node.input) or not node.input[index]:
             return None
         name = node.input[index]
@@ -107,7 +108,15 @@ class Graph:
                             "not a constant (initializer) this importer can read")
         return self.constants[name]
 
+    def parameters(self, node, ndim):
+        """A Conv's or Gemm's constant weight (``ndim``-D) and bias (None when it has none)."""
+        weight, bias = self.const(node, 1, "weight"), self.const(node, 2, "bias")
+        if weight is None or weight.ndim != ndim:
+            raise OnnxError(f"{self.path}: node {label(node)} needs a {ndim}-D weight initializer")
+        return weight, bias
+
     def only_consumer(self, tensor):
+        """The one node that reads ``tensor`` (None at the end of the chain); a branch is an error."""
         users = self.consumers.get(tensor, [])
         if len(users) > 1:
             raise OnnxError(f"{self.path}: tensor {tensor!r} feeds {len(users)} nodes "
@@ -116,6 +125,7 @@ class Graph:
 
 
 def label(node) -> str:
+    """How errors name a node: ``'conv1' (Conv)``."""
     return f"{node.name or node.output[0]!r} ({node.op_type})"
 
 
@@ -184,10 +194,7 @@ def _explicit_pads(path, node, attrs):
 def _read_conv(graph, node, attrs, opset):
     path = graph.path
     _check_attrs(path, node, attrs, ("kernel_shape", "strides", "pads", "dilations", "group", "auto_pad"))
-    weight = graph.const(node, 1, "weight")
-    bias = graph.const(node, 2, "bias")
-    if weight is None or weight.ndim != 4:
-        raise OnnxError(f"{path}: node {label(node)} needs a 4-D weight initializer")
+    weight, bias = graph.parameters(node, ndim=4)
     pads = _explicit_pads(path, node, attrs)
     return "conv", dict(node=node, weight=weight, bias=bias, weight_name=node.input[1],
                         strides=list(attrs.get("strides", [1, 1])), pads=pads,
@@ -242,10 +249,7 @@ def _read_gemm(graph, node, attrs, opset):
         raise OnnxError(f"{path}: node {label(node)} has transA={attrs.get('transA', 0)}, alpha="
                         f"{attrs.get('alpha', 1.0)}, beta={attrs.get('beta', 1.0)}; only y = x W^T + b "
                         "(transA 0, alpha 1, beta 1) is mapped")
-    weight = graph.const(node, 1, "weight")
-    bias = graph.const(node, 2, "bias")
-    if weight is None or weight.ndim != 2:
-        raise OnnxError(f"{path}: node {label(node)} needs a 2-D weight initializer")
+    weight, bias = graph.parameters(node, ndim=2)
     if not int(attrs.get("transB", 0)):
         weight = weight.T  # stored (in, out): ours is (out, in)
     if bias is not None and bias.size not in (1, weight.shape[0]):

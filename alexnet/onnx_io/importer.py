@@ -19,6 +19,7 @@ predict/evaluate apply it.
 """
 from __future__ import annotations
 
+import argparse
 import hashlib
 import math
 import sys
@@ -26,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..checkpoint import save_checkpoint
 from ..model import CONV_LAYERS, FC_WIDTH, MIN_CROP, AlexNet, scaled_channels, spatial_sizes
 from ..preprocessing import CHANNEL_ORDERS, InputSpec
 from .graph import Graph, check_sequence, label, load_onnx_file, walk
@@ -94,8 +96,6 @@ def import_onnx(path: str | Path, channel_order: str | None = None, mean_pixel: 
 def import_to_checkpoint(onnx_path: str | Path, out_path: str | Path,
                          **kwargs) -> tuple[AlexNet, InputSpec, dict]:
     """Import ``onnx_path`` and write a normal checkpoint to ``out_path``; returns (model, spec, meta)."""
-    from ..checkpoint import save_checkpoint
-
     model, spec, meta, _ = import_onnx(onnx_path, **kwargs)
     mean_image = spec.mean_image if spec.mean_kind == "image" else None
     save_checkpoint(out_path, model, meta, mean_image=mean_image)
@@ -295,7 +295,7 @@ def parse_mean_pixel(text: str) -> list:
     return values
 
 
-def main_import(args) -> int:
+def main_import(args: argparse.Namespace) -> int:
     """``python -m alexnet import-onnx``."""
     mean_pixel = parse_mean_pixel(args.mean_pixel) if args.mean_pixel is not None else None
     model, spec, meta = import_to_checkpoint(args.onnx, args.out, channel_order=args.channel_order,
