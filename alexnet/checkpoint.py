@@ -12,7 +12,7 @@ rename, so a crash never leaves a half-written checkpoint) holds
   Ctrl-C/SIGTERM in the middle of an epoch), the learning-rate schedule's state,
   the dropout generators' ``bit_generator.state``, the loader's (seed, epoch),
   the class names and the history of per-epoch metrics; for a model imported from ONNX
-  (alexnet/onnx_io.py) also ``preprocessing``: the channel order and the mean pixel or
+  (alexnet/onnx_io/) also ``preprocessing``: the channel order and the mean pixel or
   image it expects (alexnet/preprocessing.py; Caffe's models want BGR minus a mean pixel).
 
 The data loader's order and augmentation are functions of (seed, epoch, batch)

@@ -6,7 +6,7 @@ central S x S patch (``data.load_image_square``), subtract the training set's
 per-pixel mean image (stored in the checkpoint) and cut the central crop
 (``data.center_crop_batch``), divided by the run's input scale.
 
-A checkpoint imported from a Caffe-trained ONNX model (alexnet/onnx_io.py) asks for
+A checkpoint imported from a Caffe-trained ONNX model (alexnet/onnx_io/) asks for
 BGR channels and a mean pixel instead; ``alexnet.preprocessing.checkpoint_spec`` reads
 that from the checkpoint and the channels are reversed just before the network.
 

@@ -25,6 +25,9 @@ from nn import get_array_module
 CHANNEL_ORDERS = ("rgb", "bgr")
 #: Caffe's ImageNet mean pixel as usually rounded (B, G, R), for models that carry no mean.
 CAFFE_MEAN_BGR = (104.0, 117.0, 123.0)
+#: The settings ``InputSpec.to_meta`` writes: all a ``meta["preprocessing"]`` may hold.
+PREPROCESSING_KEYS = frozenset({"channel_order", "mean", "mean_pixel", "mean_source", "input_scale",
+                                "image_size", "crop", "pixel_range"})
 
 
 @dataclass
@@ -104,8 +107,7 @@ def spec_from_meta(meta, crop, mean_image=None):
         image_size = int(meta.get("image_size", mean_image.shape[0]))
         scale = float((meta.get("args") or {}).get("input_scale", 1.0))
         return InputSpec(image_size, int(crop), "rgb", scale, mean_image=np.asarray(mean_image, np.float32))
-    unknown = sorted(set(pre) - {"channel_order", "mean", "mean_pixel", "mean_source", "input_scale",
-                                 "image_size", "crop", "pixel_range"})
+    unknown = sorted(set(pre) - PREPROCESSING_KEYS)
     if unknown:
         raise ValueError(f"the checkpoint's preprocessing has settings this version cannot apply: {unknown}")
     if list(pre.get("pixel_range", [0, 255])) != [0, 255]:

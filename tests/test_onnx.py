@@ -1,4 +1,4 @@
-"""ONNX export and import (alexnet/onnx_io.py), checked by an independent implementation: ONNX Runtime.
+"""ONNX export and import (alexnet/onnx_io/), checked by an independent implementation: ONNX Runtime.
 
 * Export: a reduced-width AlexNet (LRN across all maps, and LRN per tower as Split/LRN/Concat)
   runs in ONNX Runtime on random inputs and on real photographs; its logits equal ours to
