@@ -33,8 +33,7 @@ training, identity at test): the same test-time function as the paper's
 """
 import numpy as np
 
-from nn import (Conv2d, Dropout, Flatten, Linear, LocalResponseNorm, MaxPool2d, ReLU, Sequential,
-                init)
+from nn import Conv2d, Dropout, Flatten, Linear, LocalResponseNorm, MaxPool2d, ReLU, Sequential, init
 from nn.conv import conv_output_size
 
 #: (name, out_channels, kernel, stride, padding, groups in the two-tower net) of the five conv layers.

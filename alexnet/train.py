@@ -49,8 +49,17 @@ from .config import TrainConfig
 from .datasets import check_crop, open_split, resolve_data
 from .metrics import RunningStats
 from .model import AlexNet
-from .parallel import (DataParallel, TowerAlexNet, TowerSync, abort_on_error, check_global_batch,
-                       check_towers_args, get_communicator, select_gpu, split_state_dict)
+from .parallel import (
+    DataParallel,
+    TowerAlexNet,
+    TowerSync,
+    abort_on_error,
+    check_global_batch,
+    check_towers_args,
+    get_communicator,
+    select_gpu,
+    split_state_dict,
+)
 from .plots import plot_curves
 from .resume import check_same_subset, lr_notes, resume_config, subset_fingerprint
 from .rundir import RunDir, SaveFailed, guarded_out, saving

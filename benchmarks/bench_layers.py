@@ -47,7 +47,6 @@ import statistics
 import subprocess
 import sys
 
-
 LAYER_NAMES = [
     "conv1", "relu1", "lrn1", "pool1",
     "conv2", "relu2", "lrn2", "pool2",
@@ -115,13 +114,27 @@ if __name__ == "__main__":
 import numpy as np  # noqa: E402
 
 try:  # run as a script (benchmarks/ on sys.path) or as ``python -m benchmarks.bench_layers``
-    from _common import (environment_info, format_table, interleaved_split,  # noqa: E402
-                         numpy_blas_info, numpy_matmul_rate, torch_matmul_rate, try_import_torch,
-                         write_json)
+    from _common import (  # noqa: E402
+        environment_info,
+        format_table,
+        interleaved_split,
+        numpy_blas_info,
+        numpy_matmul_rate,
+        torch_matmul_rate,
+        try_import_torch,
+        write_json,
+    )
 except ImportError:
-    from benchmarks._common import (environment_info, format_table, interleaved_split,  # noqa: E402
-                                    numpy_blas_info, numpy_matmul_rate, torch_matmul_rate,
-                                    try_import_torch, write_json)
+    from benchmarks._common import (  # noqa: E402
+        environment_info,
+        format_table,
+        interleaved_split,
+        numpy_blas_info,
+        numpy_matmul_rate,
+        torch_matmul_rate,
+        try_import_torch,
+        write_json,
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -183,7 +196,7 @@ def layer_shapes(layers, batch, crop):
     """Input shape of every layer, found by running the stack once on zeros... cheaply, by shape."""
     shapes = []
     shape = (batch, 3, crop, crop)
-    for name, layer, kind in layers:
+    for _name, layer, kind in layers:
         shapes.append(shape)
         if kind == "conv" or kind == "pool":
             shape = layer.output_shape(shape)
@@ -226,7 +239,7 @@ def torch_alexnet(torch, layers):
     """The same stack as a torch.nn.Sequential, with our initial weights."""
     tnn = torch.nn
     mods = []
-    for name, layer, kind in layers:
+    for _name, layer, kind in layers:
         if kind == "conv":
             mod = tnn.Conv2d(layer.in_channels, layer.out_channels, layer.kernel_size,
                              stride=layer.stride, padding=layer.padding, groups=layer.groups)
@@ -493,7 +506,7 @@ def _record(row, timings):
 
 def _gemm_shapes(layers, batch, crop):
     shapes, _ = layer_shapes(layers, batch, crop)
-    for (name, layer, kind), s_in in zip(layers, shapes):
+    for (_name, layer, kind), s_in in zip(layers, shapes):
         if kind in ("conv", "linear"):
             s_out = layer.output_shape(s_in) if kind == "conv" else (s_in[0], layer.out_features)
             yield layer, s_in, s_out

@@ -35,8 +35,8 @@ def peak_rss_mib():
 def run(who, batch, crop, steps, threads):
     import nn
     nn.configure_blas()     # before NumPy loads (nn/blas.py)
-    import numpy as np
     import bench_layers as bl
+    import numpy as np
     rng = np.random.default_rng(0)
     layers = bl.alexnet_layers(rng, crop)
     x = rng.standard_normal((batch, 3, crop, crop), dtype=np.float32)

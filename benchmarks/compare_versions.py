@@ -52,8 +52,8 @@ def load_copy(folder):
 def main(args):
     import nn
     nn.configure_blas()     # before NumPy loads (nn/blas.py); one OpenBLAS, shared by both copies
-    import numpy as np
     import bench_layers
+    import numpy as np
 
     def build(library):
         bench_layers.nn = library          # alexnet_layers builds with the module's ``nn``

@@ -280,8 +280,8 @@ def check_against_ours(args, train_set):
     opt_ref = PaperSGD(ref.parameters(), lr=args.lr)
     opt_ours.step()
     opt_ref.step()
-    step = max(rel(params[f"{n}.{k}"].data, getattr(l, k).detach().numpy())
-               for n, l in ref.learned() for k in ("weight", "bias"))
+    step = max(rel(params[f"{n}.{k}"].data, getattr(layer, k).detach().numpy())
+               for n, layer in ref.learned() for k in ("weight", "bias"))
     print(f"after one SGD step: worst weight rel diff {step:.2e}")
     # float32: gradients below the pooling/ReLU layers differ by ~2e-3 of their largest entry (rounding
     # near ties flips a few max-pool/ReLU decisions); float64 agrees to ~1e-14.

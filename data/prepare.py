@@ -433,7 +433,7 @@ def prepare_subset(src, out, *, classes=None, num_classes=None, random_classes=N
     elif val_fraction:
         train, val = _split_fraction(train, val_fraction)
         if val_per_class is not None:
-            val = _take_per_class([(p, wnids[l]) for p, l in val], wnids, val_per_class)
+            val = _take_per_class([(p, wnids[label]) for p, label in val], wnids, val_per_class)
     else:
         val = []
     # entries that look like images but cannot be listed or opened as files (issue 10 item 11)

@@ -161,8 +161,18 @@ def check_module(module, x, *, loss=None, labels=None, eps=1e-6, max_elements=64
 
 def _standard_cases():
     """(name, factory) pairs; a factory(rng) returns (module, input[, loss, labels])."""
-    from . import (Conv2d, Dropout, Flatten, Linear, LocalResponseNorm, MaxPool2d, ReLU, Sequential,
-                   SoftmaxCrossEntropyLoss, Tanh)
+    from . import (
+        Conv2d,
+        Dropout,
+        Flatten,
+        Linear,
+        LocalResponseNorm,
+        MaxPool2d,
+        ReLU,
+        Sequential,
+        SoftmaxCrossEntropyLoss,
+        Tanh,
+    )
 
     def distinct(rng, shape):
         """Values spaced >= 1e-3 apart: no ties in max-pooling, no kinks within eps of ReLU."""

@@ -14,12 +14,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import imagenette_dir, prepare_tiny72
 
 import data
 from alexnet import AlexNet
 from alexnet.checkpoint import load_checkpoint
 from alexnet.cli import main as cli_main
-from conftest import imagenette_dir, prepare_tiny72
 from nn import SGD, SoftmaxCrossEntropyLoss, load_npz
 
 REPO = Path(__file__).resolve().parents[1]

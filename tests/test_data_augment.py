@@ -2,8 +2,15 @@
 import numpy as np
 import pytest
 
-from data.augment import (center_crop_batch, crop_patches, flip_horizontal, pca_lighting_shift,
-                          ten_crop_batch, ten_crop_offsets, train_batch)
+from data.augment import (
+    center_crop_batch,
+    crop_patches,
+    flip_horizontal,
+    pca_lighting_shift,
+    ten_crop_batch,
+    ten_crop_offsets,
+    train_batch,
+)
 
 
 def arange_images(n=2, size=8):

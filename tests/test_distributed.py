@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from alexnet.parallel import communicator as distributed
 from alexnet.parallel import BatchRowsMask, DataParallel, SingleProcessCommunicator, shard_rows
+from alexnet.parallel import communicator as distributed
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -94,8 +94,9 @@ def test_shard_rows_cover_the_batch_in_rank_order(total, size):
 # -- each rank's share, without MPI: the shares put together are the one-process batch ----------
 
 def _prepared(tmp_path_factory):
-    import data
     from conftest import imagenette_dir
+
+    import data
     source = imagenette_dir()
     if source is None:
         pytest.skip("real ImageNet photographs not found: set ALEXNET_DATA or put them in ../shared/data")

@@ -8,13 +8,12 @@ import time
 
 import numpy as np
 import pytest
-
-from alexnet.checkpoint import load_checkpoint
-from nn import load_npz
-
 from conftest import prepare_tiny72
 from test_alexnet_training import sigterm_at_first_checkpoint
 from test_distributed import MPIEXEC, REPO, mpi_env, mpiexec, needs_mpi
+
+from alexnet.checkpoint import load_checkpoint
+from nn import load_npz
 
 pytestmark = needs_mpi
 

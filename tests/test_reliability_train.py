@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import imagenette_dir
 
 import data
 from alexnet import rundir
@@ -24,7 +25,6 @@ from alexnet.cli import build_parser, given_options
 from alexnet.cli import main as cli_main
 from alexnet.rundir import RunDir, RunDirError, RunLock
 from alexnet.train import EXIT_SAVE_FAILED
-from conftest import imagenette_dir
 
 REPO = Path(__file__).resolve().parents[1]
 SMALL = ["--crop", "67", "--width", "0.0625", "-b", "16", "--init", "kaiming", "--input-scale", "64",

@@ -9,8 +9,15 @@ import pytest
 
 from alexnet.checkpoint import load_checkpoint, save_checkpoint
 from alexnet.model import AlexNet
-from alexnet.parallel import (EXCHANGES, ThreadGroup, TowerAlexNet, exchange_bytes, join_state_dicts,
-                              split_state_dict, tower_parameter_table)
+from alexnet.parallel import (
+    EXCHANGES,
+    ThreadGroup,
+    TowerAlexNet,
+    exchange_bytes,
+    join_state_dicts,
+    split_state_dict,
+    tower_parameter_table,
+)
 from nn import SGD, SoftmaxCrossEntropyLoss
 
 SMALL = dict(num_classes=10, crop=67, width=1 / 16, seed=3)

@@ -8,8 +8,8 @@ import threading
 import numpy as np
 import pytest
 
-from nn import Linear
 from alexnet.parallel import AllGather, ThreadGroup, rank_slice, split_sizes
+from nn import Linear
 
 
 def test_split_sizes_and_rank_slices_cover_the_axis_in_order():

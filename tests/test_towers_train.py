@@ -13,12 +13,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from test_towers_mpi import mpiexec
 
 import data
 from alexnet.checkpoint import load_checkpoint
 from nn import load_npz
-
-from test_towers_mpi import mpiexec
 
 REPO = Path(__file__).resolve().parents[1]
 ARGS = ["--crop", "67", "--width", "0.0625", "-b", "8", "--init", "kaiming", "--input-scale", "64",

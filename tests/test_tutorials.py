@@ -39,7 +39,9 @@ def test_tutorials_exist_and_are_listed():
 def test_notebook_is_in_step_with_its_script(path):
     script = TUTORIALS / "_src" / (path.stem + ".py")
     assert script.exists(), f"{path.name} has no paired script {script} (jupytext --sync {path})"
-    cells = lambda nb: [(cell.cell_type, cell.source.strip()) for cell in nb.cells]
+    def cells(nb):
+        return [(cell.cell_type, cell.source.strip()) for cell in nb.cells]
+
     assert cells(jupytext.read(script)) == cells(nbformat.read(path, as_version=4)), (
         f"{path.name} and _src/{script.name} differ: run `jupytext --sync` on the one you edited, "
         f"then `python tutorials/execute.py {path.name[:2]}`")

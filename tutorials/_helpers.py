@@ -315,6 +315,7 @@ def plot_pooling_overlap(windows_per_pixel, one_map):
     window sends dL/dy = 1."""
     import matplotlib.pyplot as plt
     import numpy as np
+
     import nn
     fig, axes = plt.subplots(2, 2, figsize=(8, 7.5))
     for col, (z, s) in enumerate([(3, 2), (2, 2)]):

@@ -42,8 +42,8 @@ def notebook_path(name):
 def load(path):
     """The notebook after ``jupytext --sync``: whichever of the pair was edited last brings the other in
     step (Jupytext keeps the cell ids and outputs of the .ipynb, so the saved notebook's diff stays small)."""
-    from jupytext.cli import jupytext as jupytext_cli
     import nbformat
+    from jupytext.cli import jupytext as jupytext_cli
     script = TUTORIALS / "_src" / (Path(path).stem + ".py")
     if jupytext_cli(["--sync", "--quiet", str(path if Path(path).exists() else script)]):
         raise SystemExit(f"jupytext --sync {path} failed")

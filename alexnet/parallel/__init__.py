@@ -10,13 +10,32 @@ How a batch's rows (or a layer's kernels) are split over the ranks is ``data.sha
 """
 from data.shards import rank_slice, shard_rows, split_sizes
 
-from .communicator import (AgreedError, Communicator, MPICommunicator, SingleProcessCommunicator, ThreadCommunicator,
-                           ThreadGroup, abort_on_error, get_communicator, launcher_size)
+from .communicator import (
+                           AgreedError,
+                           Communicator,
+                           MPICommunicator,
+                           SingleProcessCommunicator,
+                           ThreadCommunicator,
+                           ThreadGroup,
+                           abort_on_error,
+                           get_communicator,
+                           launcher_size,
+)
 from .data_parallel import BatchRowsMask, DataParallel, check_global_batch, dropout_feature_shapes, select_gpu
 from .exchange import AllGather, allgather_uneven, reduce_scatter_uneven
-from .towers import (EXCHANGE_WHAT, EXCHANGES, TOWERS, ColumnDropout, TowerAlexNet, TowerSync,
-                     check_towers_args, exchange_bytes, join_state_dicts, split_state_dict,
-                     tower_parameter_table)
+from .towers import (
+                           EXCHANGE_WHAT,
+                           EXCHANGES,
+                           TOWERS,
+                           ColumnDropout,
+                           TowerAlexNet,
+                           TowerSync,
+                           check_towers_args,
+                           exchange_bytes,
+                           join_state_dicts,
+                           split_state_dict,
+                           tower_parameter_table,
+)
 
 __all__ = [
     "rank_slice", "shard_rows", "split_sizes",

@@ -45,8 +45,19 @@ from __future__ import annotations
 import numpy as np
 
 from data.shards import rank_slice, split_sizes
-from nn import (Conv2d, Dropout, Flatten, Linear, LocalResponseNorm, MaxPool2d, Module, ReLU, Sequential,
-                asnumpy, get_array_module)
+from nn import (
+    Conv2d,
+    Dropout,
+    Flatten,
+    Linear,
+    LocalResponseNorm,
+    MaxPool2d,
+    Module,
+    ReLU,
+    Sequential,
+    asnumpy,
+    get_array_module,
+)
 
 from ..metrics import RunningStats
 from ..model import AlexNet

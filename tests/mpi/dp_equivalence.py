@@ -62,7 +62,7 @@ def main(path):
         from alexnet.parallel import SingleProcessCommunicator
         alone, alone_losses = train(SingleProcessCommunicator(), dataset, (0, 1))
         worst = 0.0
-        for (name, a), (_, b) in zip(model.named_parameters(), alone.named_parameters()):
+        for (_name, a), (_, b) in zip(model.named_parameters(), alone.named_parameters()):
             scale = np.abs(b.data).max()
             worst = max(worst, np.abs(a.data - b.data).max() / scale)
         assert worst <= 1e-10, f"data-parallel weights differ from one process by {worst:.3g} (relative)"

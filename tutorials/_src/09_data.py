@@ -42,11 +42,10 @@
 # %%
 import os
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
-import sys, pathlib, json, tempfile, time
+import sys, pathlib, tempfile, time
 sys.path.insert(0, str(pathlib.Path.cwd().parent))   # the repository root, so that `import data` works
 
 import numpy as np
-import matplotlib
 import matplotlib.pyplot as plt
 from PIL import Image
 

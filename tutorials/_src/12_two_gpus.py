@@ -362,7 +362,7 @@ for part, layers in (("conv1-conv5", conv), ("fc6-fc8", fc)):
 
 # %%
 # EXERCISE: fc6-bytes
-from alexnet.model import scaled_channels, spatial_sizes
+from alexnet.model import scaled_channels, spatial_sizes  # noqa: F401  (for your solution)
 
 def fc6_exchange_bytes(batch, crop, width=1.0, itemsize=4):
     """Bytes one rank sends forward at fc6's input (its half of the pool5 maps, for every image)."""
