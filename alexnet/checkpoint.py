@@ -18,6 +18,7 @@ rename, so a crash never leaves a half-written checkpoint) holds
 The data loader's order and augmentation are functions of (seed, epoch, batch)
 (see data/loader.py), so storing the epoch is storing its random state.
 """
+
 import json
 
 import numpy as np
@@ -33,12 +34,12 @@ def save_checkpoint(path, model, meta, optimizer=None, mean_image=None):
     """Write ``model`` (+ ``optimizer``) and the JSON-serialisable ``meta`` dict to ``path`` atomically."""
     arrays = {f"model/{name}": value for name, value in model.state_dict().items()}
     if optimizer is not None:
-        arrays.update({f"optimizer/{name}": np.asarray(value)
-                       for name, value in optimizer.state_dict().items()})
+        arrays.update(
+            {f"optimizer/{name}": np.asarray(value) for name, value in optimizer.state_dict().items()}
+        )
     if mean_image is not None:
         arrays["mean_image"] = np.asarray(mean_image, np.float32)
-    meta = dict(meta, format_version=FORMAT_VERSION, model_config=model.config,
-                dropout_rng=model.rng_state())
+    meta = dict(meta, format_version=FORMAT_VERSION, model_config=model.config, dropout_rng=model.rng_state())
     arrays["meta"] = np.array(json.dumps(meta))
     return save_npz_atomic(path, arrays)
 
@@ -57,9 +58,10 @@ class Checkpoint:
         if "meta" not in arrays:
             raise ValueError(f"{path} is not an alexnet checkpoint (no 'meta' entry)")
         self.meta = json.loads(str(arrays["meta"]))
-        self.model_state = {k[len("model/"):]: v for k, v in arrays.items() if k.startswith("model/")}
-        self.optimizer_state = {k[len("optimizer/"):]: v for k, v in arrays.items()
-                                if k.startswith("optimizer/")}
+        self.model_state = {k[len("model/") :]: v for k, v in arrays.items() if k.startswith("model/")}
+        self.optimizer_state = {
+            k[len("optimizer/") :]: v for k, v in arrays.items() if k.startswith("optimizer/")
+        }
         self.mean_image = arrays.get("mean_image")
 
     @property
@@ -70,6 +72,7 @@ class Checkpoint:
     def class_names(self):
         """Names to print: a name that is only a WordNet ID becomes its ILSVRC-2012 words."""
         from .imagenet_classes import readable_names
+
         names = readable_names(self.meta.get("class_names"), self.meta.get("wnids"))
         return names or [str(i) for i in range(self.config["num_classes"])]
 

@@ -16,6 +16,7 @@ The resume policy (a resumed run is the same run; see alexnet/resume.py):
 * ``CHECKED``: accepted after a check that it is still the run's (``--data``: the same subset);
 * every other field is checked: a typed value that differs from the checkpoint's is refused.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -24,6 +25,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 # -- parser types (also used by the other commands' flags in alexnet/cli.py) ---------------------
+
 
 def positive_int(text: str) -> int:
     value = int(text)
@@ -75,86 +77,160 @@ class TrainConfig:
 
     # -- data (§2) -------------------------------------------------------------------------------
     data: str | None = option(
-        None, "--data", metavar="DIR|imagenette",
+        None,
+        "--data",
+        metavar="DIR|imagenette",
         help="a prepared subset folder, a raw ImageNet-style folder (train/<wnid>/*.JPEG, val/...; "
-             "prepared on first use into the cache, $ALEXNET_CACHE), or 'imagenette' (downloaded). "
-             "Required, except with --resume (default: the run's own)")
+        "prepared on first use into the cache, $ALEXNET_CACHE), or 'imagenette' (downloaded). "
+        "Required, except with --resume (default: the run's own)",
+    )
     classes: str | None = option(
-        None, "--classes", metavar="K|WNIDS",
+        None,
+        "--classes",
+        metavar="K|WNIDS",
         help="when preparing: the first K classes (sorted WordNet IDs) or a comma-separated list of "
-             "WordNet IDs")
-    per_class: int | None = option(None, "--per-class", type=positive_int, metavar="N",
-                                      help="when preparing: at most N training images per class")
-    val_per_class: int | None = option(None, "--val-per-class", type=positive_int, metavar="N",
-                                          help="when preparing: at most N validation images per class")
+        "WordNet IDs",
+    )
+    per_class: int | None = option(
+        None,
+        "--per-class",
+        type=positive_int,
+        metavar="N",
+        help="when preparing: at most N training images per class",
+    )
+    val_per_class: int | None = option(
+        None,
+        "--val-per-class",
+        type=positive_int,
+        metavar="N",
+        help="when preparing: at most N validation images per class",
+    )
     image_size: int = option(
-        256, "--image-size", type=positive_int, metavar="S",
-        help="when preparing: rescale the shorter side to S and keep the central S x S patch (§2)")
+        256,
+        "--image-size",
+        type=positive_int,
+        metavar="S",
+        help="when preparing: rescale the shorter side to S and keep the central S x S patch (§2)",
+    )
     crop: int = option(
-        227, "--crop", type=positive_int, metavar="C",
+        227,
+        "--crop",
+        type=positive_int,
+        metavar="C",
         help="side of the random training crops and of the test crops (§4.1); 227 gives conv1's "
-             "55 x 55 (the paper's '224' does not); >= 67")
+        "55 x 55 (the paper's '224' does not); >= 67",
+    )
     # -- optimization (§5) -----------------------------------------------------------------------
     epochs: int = option(90, "--epochs", type=positive_int, help="total number of epochs (§5: about 90)")
     batch_size: int = option(128, "-b", "--batch-size", type=positive_int, help="mini-batch size (§5)")
-    lr: float = option(0.01, "--lr", "--learning-rate", type=positive_float,
-                       help="initial learning rate (§5)")
+    lr: float = option(
+        0.01, "--lr", "--learning-rate", type=positive_float, help="initial learning rate (§5)"
+    )
     momentum: float = option(0.9, "--momentum", type=nonnegative_float, help="momentum (§5)")
     wd: float = option(5e-4, "--wd", "--weight-decay", type=nonnegative_float, help="weight decay (§5)")
     schedule: str = option(
-        "plateau", "--schedule", choices=["plateau", "step"],
+        "plateau",
+        "--schedule",
+        choices=["plateau", "step"],
         help="plateau: divide the lr by 10 when the val top-1 error stops improving, at most three "
-             "times, then stop (§5); step: divide by 10 every --step-size epochs")
-    step_size: int = option(30, "--step-size", type=positive_int,
-                            help="epochs between reductions for --schedule step")
-    init: str = option("paper", "--init", choices=["paper", "kaiming"],
-                       help="paper: weights N(0, 0.01), biases 1 in conv2/4/5 and fc6/7 (§5); "
-                            "kaiming: He init")
-    input_scale: float = option(1.0, "--input-scale", type=positive_float, metavar="X",
-                                help="divide the mean-centred pixels by X (use ~64 with --init kaiming)")
+        "times, then stop (§5); step: divide by 10 every --step-size epochs",
+    )
+    step_size: int = option(
+        30, "--step-size", type=positive_int, help="epochs between reductions for --schedule step"
+    )
+    init: str = option(
+        "paper",
+        "--init",
+        choices=["paper", "kaiming"],
+        help="paper: weights N(0, 0.01), biases 1 in conv2/4/5 and fc6/7 (§5); kaiming: He init",
+    )
+    input_scale: float = option(
+        1.0,
+        "--input-scale",
+        type=positive_float,
+        metavar="X",
+        help="divide the mean-centred pixels by X (use ~64 with --init kaiming)",
+    )
     lighting_std: float = option(
-        0.1, "--lighting-std", type=nonnegative_float, metavar="SIGMA",
-        help="std of the PCA colour-shift coefficients alpha (§4.1: 0.1); 0 disables the colour augmentation")
+        0.1,
+        "--lighting-std",
+        type=nonnegative_float,
+        metavar="SIGMA",
+        help="std of the PCA colour-shift coefficients alpha (§4.1: 0.1); 0 disables the colour augmentation",
+    )
     # -- the network (§3) ------------------------------------------------------------------------
-    groups: int = option(2, "--groups", type=int, choices=[1, 2],
-                         help="2: the two-GPU network of §3.2 (grouped conv2, conv4, conv5); "
-                              "1: a single tower")
+    groups: int = option(
+        2,
+        "--groups",
+        type=int,
+        choices=[1, 2],
+        help="2: the two-GPU network of §3.2 (grouped conv2, conv4, conv5); 1: a single tower",
+    )
     lrn_across_towers: bool = option(
-        False, "--lrn-across-towers", action="store_true",
+        False,
+        "--lrn-across-towers",
+        action="store_true",
         help="with --groups 2: let LRN's window run across both towers' maps (Caffe's BVLC "
-             "AlexNet) instead of each tower normalizing its own maps (the paper, §3.2-3.3)")
-    width: float = option(1.0, "--width", type=positive_float,
-                          help="multiply every channel count and the fc6/fc7 widths (reduced networks)")
+        "AlexNet) instead of each tower normalizing its own maps (the paper, §3.2-3.3)",
+    )
+    width: float = option(
+        1.0,
+        "--width",
+        type=positive_float,
+        help="multiply every channel count and the fc6/fc7 widths (reduced networks)",
+    )
     towers: bool = option(
-        False, "--towers", action="store_true",
+        False,
+        "--towers",
+        action="store_true",
         help="the paper's two GPUs (§3.2) as two processes: run under `mpiexec -n 2`; rank g holds "
-             "tower g (half of every layer's kernels) and the towers exchange activations at conv3, "
-             "fc6, fc7, fc8 and the logits. Computes what --groups 2 computes in one process; "
-             "checkpoints are ordinary one-process ones (resume with or without --towers)")
-    dropout: float = option(0.5, "--dropout", type=probability,
-                            help="dropout probability in fc6 and fc7 (§4.2)")
-    seed: int = option(0, "--seed", type=int,
-                       help="seeds the weights, the dropout masks and the data order/augmentation")
+        "tower g (half of every layer's kernels) and the towers exchange activations at conv3, "
+        "fc6, fc7, fc8 and the logits. Computes what --groups 2 computes in one process; "
+        "checkpoints are ordinary one-process ones (resume with or without --towers)",
+    )
+    dropout: float = option(
+        0.5, "--dropout", type=probability, help="dropout probability in fc6 and fc7 (§4.2)"
+    )
+    seed: int = option(
+        0, "--seed", type=int, help="seeds the weights, the dropout masks and the data order/augmentation"
+    )
     # -- the run -----------------------------------------------------------------------------------
-    out: str = option("runs/alexnet", "--out", metavar="DIR",
-                      help="folder for checkpoint.npz, best.npz, log.jsonl and curves.png")
+    out: str = option(
+        "runs/alexnet",
+        "--out",
+        metavar="DIR",
+        help="folder for checkpoint.npz, best.npz, log.jsonl and curves.png",
+    )
     resume: str | None = option(
-        None, "--resume", nargs="?", const="auto", metavar="CHECKPOINT",
+        None,
+        "--resume",
+        nargs="?",
+        const="auto",
+        metavar="CHECKPOINT",
         help="continue a run exactly; without a value: OUT/checkpoint.npz. The checkpoint's "
-             "settings are used. May be given with it: --epochs, --device, --workers, --out, "
-             "--quiet, --towers; --lr (a new value applies from the resumed step on and is recorded in "
-             "log.jsonl); --data (only the same prepared subset, e.g. moved). Any other flag "
-             "whose value differs from the run's is refused")
+        "settings are used. May be given with it: --epochs, --device, --workers, --out, "
+        "--quiet, --towers; --lr (a new value applies from the resumed step on and is recorded in "
+        "log.jsonl); --data (only the same prepared subset, e.g. moved). Any other flag "
+        "whose value differs from the run's is refused",
+    )
     overwrite: bool = option(
-        False, "--overwrite", action="store_true",
+        False,
+        "--overwrite",
+        action="store_true",
         help="start afresh in an --out that holds a run: its files are moved into "
-             "OUT/overwritten-<time>/ and deleted once the new run saved its first checkpoint "
-             "(without --overwrite or --resume such an --out is refused)")
+        "OUT/overwritten-<time>/ and deleted once the new run saved its first checkpoint "
+        "(without --overwrite or --resume such an --out is refused)",
+    )
     quiet: bool = option(False, "--quiet", action="store_true", help="no progress bar")
-    device: str = option("cpu", "--device", choices=["cpu", "cuda"],
-                         help="cpu (NumPy) or cuda (CuPy on an NVIDIA GPU); default cpu")
-    workers: int | None = option(None, "-j", "--workers", type=nonnegative_int, metavar="N",
-                                    help=WORKERS_HELP)
+    device: str = option(
+        "cpu",
+        "--device",
+        choices=["cpu", "cuda"],
+        help="cpu (NumPy) or cuda (CuPy on an NVIDIA GPU); default cpu",
+    )
+    workers: int | None = option(
+        None, "-j", "--workers", type=nonnegative_int, metavar="N", help=WORKERS_HELP
+    )
 
     # -- conversions -------------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
@@ -168,8 +244,11 @@ class TrainConfig:
         """``{field: flag}`` of the settings that differ from the defaults: for a config built in
         code, what a command line would have had to type (see ``alexnet.cli.given_options``)."""
         defaults = TrainConfig()
-        return {name: flag for name, flag in flag_names().items()
-                if getattr(self, name) != getattr(defaults, name)}
+        return {
+            name: flag
+            for name, flag in flag_names().items()
+            if getattr(self, name) != getattr(defaults, name)
+        }
 
     @classmethod
     def from_preset(cls, name: str, **overrides: Any) -> TrainConfig:
@@ -197,9 +276,25 @@ def defaults() -> dict[str, Any]:
 PRESETS: dict[str, dict[str, Any]] = {
     # The paper's settings (§2, §3.2, §4, §5), which are the defaults. Spelled out so that with
     # --resume the preset counts as these flags typed (one that would change a run is refused).
-    "paper": {key: getattr(TrainConfig(), key) for key in (
-        "image_size", "crop", "epochs", "batch_size", "lr", "momentum", "wd", "schedule", "init",
-        "input_scale", "lighting_std", "groups", "lrn_across_towers", "dropout")},
+    "paper": {
+        key: getattr(TrainConfig(), key)
+        for key in (
+            "image_size",
+            "crop",
+            "epochs",
+            "batch_size",
+            "lr",
+            "momentum",
+            "wd",
+            "schedule",
+            "init",
+            "input_scale",
+            "lighting_std",
+            "groups",
+            "lrn_across_towers",
+            "dropout",
+        )
+    },
     # The reduced-scale recipe (Imagenette on a 2-core CPU, docs/recipe.md): smaller images, He
     # init with the inputs divided by 64 (the paper's init stays at chance at this scale), 6 epochs.
     "reduced": {"image_size": 128, "crop": 112, "init": "kaiming", "input_scale": 64.0, "epochs": 6},
@@ -233,26 +328,35 @@ def resumable_flags() -> str:
 
 # -- the parser -------------------------------------------------------------------------------------
 
+
 def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     """Add one flag per ``TrainConfig`` field (in field order), then ``--preset``."""
     for f in fields(TrainConfig):
         meta = f.metadata
-        parser.add_argument(*meta["flags"], dest=f.name, default=f.default, help=meta["help"],
-                            **meta["parser"])
-    parser.add_argument("--preset", choices=list(PRESETS), default=None,
-                        help="start from a named set of settings that the other flags override: paper (the "
-                             "defaults, §5) or reduced (" + preset_flags("reduced") + ")")
+        parser.add_argument(
+            *meta["flags"], dest=f.name, default=f.default, help=meta["help"], **meta["parser"]
+        )
+    parser.add_argument(
+        "--preset",
+        choices=list(PRESETS),
+        default=None,
+        help="start from a named set of settings that the other flags override: paper (the "
+        "defaults, §5) or reduced (" + preset_flags("reduced") + ")",
+    )
 
 
 def preset_flags(name: str) -> str:
     """Preset ``name`` as the flags it stands for, e.g. ``--image-size 128 --crop 112 ...``."""
     names = flag_names()
-    return " ".join(f"{names[key]} {value:g}" if isinstance(value, float) else f"{names[key]} {value}"
-                    for key, value in preset_values(name).items())
+    return " ".join(
+        f"{names[key]} {value:g}" if isinstance(value, float) else f"{names[key]} {value}"
+        for key, value in preset_values(name).items()
+    )
 
 
-def apply_preset(config: TrainConfig, name: str | None,
-                 typed: dict[str, str]) -> tuple[TrainConfig, dict[str, str]]:
+def apply_preset(
+    config: TrainConfig, name: str | None, typed: dict[str, str]
+) -> tuple[TrainConfig, dict[str, str]]:
     """``config`` with preset ``name``'s values for the fields not in ``typed`` (``{field: flag}`` of
     the flags typed on the command line, which override the preset), and ``typed`` completed with
     the fields the preset set: for ``--resume`` a preset counts as its flags typed out, so one that
@@ -269,6 +373,17 @@ def config_from_namespace(args: argparse.Namespace) -> TrainConfig:
     return TrainConfig(**{f.name: getattr(args, f.name) for f in fields(TrainConfig)})
 
 
-__all__ = ["TrainConfig", "PRESETS", "CHANGEABLE", "RECORDED", "CHECKED", "add_train_arguments",
-           "apply_preset", "config_from_namespace", "defaults", "flag_names", "preset_values",
-           "resumable_flags"]
+__all__ = [
+    "TrainConfig",
+    "PRESETS",
+    "CHANGEABLE",
+    "RECORDED",
+    "CHECKED",
+    "add_train_arguments",
+    "apply_preset",
+    "config_from_namespace",
+    "defaults",
+    "flag_names",
+    "preset_values",
+    "resumable_flags",
+]

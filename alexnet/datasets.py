@@ -5,6 +5,7 @@ on first use, §2: shorter side rescaled to S, central S x S patch, per-pixel
 mean), or the word ``imagenette`` (downloaded, then prepared); see
 ``data.resolve``.
 """
+
 import sys
 from pathlib import Path
 
@@ -27,20 +28,33 @@ def parse_classes(text):
     return None, wnids
 
 
-def resolve_data(spec, image_size=256, classes=None, per_class=None, val_per_class=None,
-                 workers=None, quiet=False):
+def resolve_data(
+    spec, image_size=256, classes=None, per_class=None, val_per_class=None, workers=None, quiet=False
+):
     """The prepared subset folder for ``spec`` (preparing it if needed)."""
     num_classes, wnids = parse_classes(classes)
     path = Path(str(spec)).expanduser()
     if data.is_prepared(path):
         if any(v is not None for v in (num_classes, wnids, per_class, val_per_class)):
-            print(f"note: {path} is already prepared; --classes/--per-class/--val-per-class are ignored",
-                  file=sys.stderr)
+            print(
+                f"note: {path} is already prepared; --classes/--per-class/--val-per-class are ignored",
+                file=sys.stderr,
+            )
         return path
     kwargs = {"classes": wnids} if wnids else {}
     try:
-        return Path(data.resolve(spec, size=image_size, per_class=per_class, val_per_class=val_per_class,
-                                 num_classes=num_classes, workers=workers, quiet=quiet, **kwargs))
+        return Path(
+            data.resolve(
+                spec,
+                size=image_size,
+                per_class=per_class,
+                val_per_class=val_per_class,
+                num_classes=num_classes,
+                workers=workers,
+                quiet=quiet,
+                **kwargs,
+            )
+        )
     except ClassSelectionError as exc:  # the data package's own flags are --num-classes etc.
         raise ValueError(f"--classes {classes}: {exc}") from None
 
@@ -53,5 +67,7 @@ def open_split(path, split):
 
 def check_crop(dataset, crop):
     if crop > dataset.size:
-        raise ValueError(f"--crop {crop} is larger than the prepared images (S={dataset.size} in "
-                         f"{dataset.path}); prepare with a larger --image-size or use a smaller --crop")
+        raise ValueError(
+            f"--crop {crop} is larger than the prepared images (S={dataset.size} in "
+            f"{dataset.path}); prepare with a larger --image-size or use a smaller --crop"
+        )

@@ -15,6 +15,7 @@ pixel and BGR channels. A dataset whose classes are a subset of the model's (say
 10 classes for a 1000-class model) is scored over all of the model's classes, its labels
 matched by WordNet ID.
 """
+
 import sys
 
 import data
@@ -26,12 +27,24 @@ from .metrics import topk_correct
 from .preprocessing import checkpoint_spec, dataset_for
 
 #: Table 1 of the paper (ILSVRC-2010 test set), for reference.
-PAPER_TABLE1 = (("Sparse coding [2]", 0.471, 0.282), ("SIFT + FVs [24]", 0.458, 0.257),
-                ("CNN (paper)", 0.375, 0.170))
+PAPER_TABLE1 = (
+    ("Sparse coding [2]", 0.471, 0.282),
+    ("SIFT + FVs [24]", 0.458, 0.257),
+    ("CNN (paper)", 0.375, 0.170),
+)
 
 
-def evaluate_model(model, dataset, crop, input_scale=1.0, batch_size=64, device="cpu", ten_crop=True,
-                   progress=False, to_network=None):
+def evaluate_model(
+    model,
+    dataset,
+    crop,
+    input_scale=1.0,
+    batch_size=64,
+    device="cpu",
+    ten_crop=True,
+    progress=False,
+    to_network=None,
+):
     """{"center": (top1_error, top5_error), "ten_crop": (...)} over ``dataset``.
 
     ``dataset`` is a data.PreparedDataset; the per-pixel mean it carries is subtracted (§2).
@@ -41,20 +54,24 @@ def evaluate_model(model, dataset, crop, input_scale=1.0, batch_size=64, device=
     results = {}
     modes = [("center", False)] + ([("ten_crop", True)] if ten_crop else [])
     for name, ten in modes:
-        loader = data.Loader(dataset, batch_size, crop=crop, train=False, ten_crop=ten, device=device,
-                             input_scale=input_scale)
+        loader = data.Loader(
+            dataset, batch_size, crop=crop, train=False, ten_crop=ten, device=device, input_scale=input_scale
+        )
         hits1 = hits5 = count = 0
         iterator = loader
         if progress:
             from tqdm import tqdm
-            iterator = tqdm(loader, desc=f"evaluate ({name.replace('_', ' ')})", unit="batch", file=sys.stderr)
+
+            iterator = tqdm(
+                loader, desc=f"evaluate ({name.replace('_', ' ')})", unit="batch", file=sys.stderr
+            )
         for x, y in iterator:
             if to_network is not None:
                 x = to_network(x)
             if ten:
                 b = x.shape[0]
                 probs = softmax(model.forward(x.reshape((b * 10,) + tuple(x.shape[2:]))))
-                scores = probs.reshape(b, 10, -1).mean(axis=1)      # average the ten softmax outputs
+                scores = probs.reshape(b, 10, -1).mean(axis=1)  # average the ten softmax outputs
             else:
                 scores = model.forward(x)
             c1, c5 = topk_correct(scores, y)
@@ -85,8 +102,14 @@ def main(args):
     spec = args.data or meta.get("data_path")
     if spec is None:
         raise ValueError("--data is required (the checkpoint does not name its dataset)")
-    path = resolve_data(spec, args.image_size or meta.get("image_size", 256), saved_args.get("classes"),
-                        saved_args.get("per_class"), saved_args.get("val_per_class"), args.workers)
+    path = resolve_data(
+        spec,
+        args.image_size or meta.get("image_size", 256),
+        saved_args.get("classes"),
+        saved_args.get("per_class"),
+        saved_args.get("val_per_class"),
+        args.workers,
+    )
     split = open_split(path, args.split)
     if split is None:
         raise ValueError(f"{path} has no {args.split} images to evaluate")
@@ -98,18 +121,33 @@ def main(args):
     if note:
         print(f"note: {note}", file=sys.stderr)
     elif split.num_classes != checkpoint.config["num_classes"]:
-        raise ValueError(f"the checkpoint has {checkpoint.config['num_classes']} classes but {path} has "
-                         f"{split.num_classes}")
+        raise ValueError(
+            f"the checkpoint has {checkpoint.config['num_classes']} classes but {path} has "
+            f"{split.num_classes}"
+        )
     elif list(split.wnids) != list(model_wnids or split.wnids):
         print("warning: the dataset's classes differ from the checkpoint's training classes", file=sys.stderr)
     if input_spec.channel_order != "rgb" or input_spec.mean_kind != "image":
         print(f"input: {input_spec.describe()}", file=sys.stderr)
     model = checkpoint.build_model(device)
     input_scale = args.input_scale if args.input_scale is not None else input_spec.input_scale
-    results = evaluate_model(model, view, crop, input_scale, args.batch_size, device, ten_crop=not args.center_only,
-                             progress=not args.quiet, to_network=input_spec.to_network)
-    origin = f"imported from {meta['source'].get('onnx')}" if meta.get("source") else f"epoch {meta.get('epoch')}"
-    title = (f"{args.checkpoint} ({origin}) on {path} [{args.split}]: {len(split)} images, "
-             f"{split.num_classes} classes, crop {crop}")
+    results = evaluate_model(
+        model,
+        view,
+        crop,
+        input_scale,
+        args.batch_size,
+        device,
+        ten_crop=not args.center_only,
+        progress=not args.quiet,
+        to_network=input_spec.to_network,
+    )
+    origin = (
+        f"imported from {meta['source'].get('onnx')}" if meta.get("source") else f"epoch {meta.get('epoch')}"
+    )
+    title = (
+        f"{args.checkpoint} ({origin}) on {path} [{args.split}]: {len(split)} images, "
+        f"{split.num_classes} classes, crop {crop}"
+    )
     print(format_table(results, title))
     return 0

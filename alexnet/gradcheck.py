@@ -7,6 +7,7 @@ The check itself is ``nn.gradcheck`` (float64, relative errors; see there). Widt
 the smallest crop that leaves a 1 x 1 map after pool5, keep the finite differences cheap while
 every layer of §3.5 (grouped convolutions, LRN, overlapping pooling, dropout, the loss) is in the chain.
 """
+
 from __future__ import annotations
 
 import sys

@@ -8,6 +8,7 @@ A folder of ImageNet images often names its classes only by WordNet ID (``n02105
 ``readable_names`` replaces such names by words ("Old English sheepdog"), so that any
 ImageNet-derived subset, and an imported 1000-class model, prints names.
 """
+
 import re
 from functools import lru_cache
 from pathlib import Path

@@ -1,6 +1,7 @@
 """Top-1 and top-5 error (§2: "the fraction of test images for which the correct label is not
 among the five labels considered most probable by the model"), and running averages of them.
 """
+
 import math
 
 from nn import asnumpy, get_array_module
@@ -14,7 +15,7 @@ def topk_correct(scores, labels, ks=(1, 5)):
     kmax = min(max(ks), scores.shape[1])
     ranked = xp.argsort(-scores, axis=1)[:, :kmax]
     hits = ranked == labels[:, None]
-    counts = [int(asnumpy(hits[:, :min(k, kmax)].any(axis=1).sum())) for k in ks]
+    counts = [int(asnumpy(hits[:, : min(k, kmax)].any(axis=1).sum())) for k in ks]
     return counts
 
 

@@ -31,6 +31,7 @@ Dropout is the inverted kind of ``nn.Dropout`` (scale kept units by 2 in
 training, identity at test): the same test-time function as the paper's
 "multiply the outputs by 0.5" (see nn/dropout.py).
 """
+
 import numpy as np
 
 from nn import Conv2d, Dropout, Flatten, Linear, LocalResponseNorm, MaxPool2d, ReLU, Sequential, init
@@ -98,8 +99,19 @@ class AlexNet(Sequential):
     ``state_dict()`` names are ``conv1.weight``, ``fc8.bias``, ...
     """
 
-    def __init__(self, num_classes=1000, crop=227, groups=2, init="paper", width=1.0, dropout=0.5,
-                 dtype=np.float32, seed=None, lrn_groups=None, lrn=None):
+    def __init__(
+        self,
+        num_classes=1000,
+        crop=227,
+        groups=2,
+        init="paper",
+        width=1.0,
+        dropout=0.5,
+        dtype=np.float32,
+        seed=None,
+        lrn_groups=None,
+        lrn=None,
+    ):
         if init not in INITS:
             raise ValueError(f"AlexNet: init must be one of {INITS}, got {init!r}")
         if groups not in (1, 2):
@@ -110,22 +122,37 @@ class AlexNet(Sequential):
             raise ValueError(f"AlexNet: num_classes must be at least 1, got {num_classes!r}")
         lrn_groups = int(groups) if lrn_groups is None else lrn_groups
         if lrn_groups not in (1, groups):
-            raise ValueError(f"AlexNet: lrn_groups must be 1 (across all maps) or {groups} (one window per "
-                             f"tower), got {lrn_groups!r}")
+            raise ValueError(
+                f"AlexNet: lrn_groups must be 1 (across all maps) or {groups} (one window per "
+                f"tower), got {lrn_groups!r}"
+            )
         unknown = sorted(set(lrn or {}) - set(LRN_PAPER))
         if unknown:
             raise ValueError(f"AlexNet: unknown LRN settings {unknown}; expected some of {sorted(LRN_PAPER)}")
         merged = dict(LRN_PAPER, **(lrn or {}))
-        lrn = {"size": int(merged["size"]), "alpha": float(merged["alpha"]), "beta": float(merged["beta"]),
-               "k": float(merged["k"])}
+        lrn = {
+            "size": int(merged["size"]),
+            "alpha": float(merged["alpha"]),
+            "beta": float(merged["beta"]),
+            "k": float(merged["k"]),
+        }
         sizes = spatial_sizes(int(crop))
         if sizes["pool5"] < 1:
-            raise ValueError(f"AlexNet: crop {crop} is too small; the feature map vanishes before pool5 "
-                             f"(sizes {sizes}); the smallest valid crop is {MIN_CROP}")
-        self.config = {"num_classes": int(num_classes), "crop": int(crop), "groups": int(groups),
-                       "init": init, "width": float(width), "dropout": float(dropout),
-                       "dtype": np.dtype(dtype).name,
-                       "lrn_groups": int(lrn_groups), "lrn": dict(lrn)}
+            raise ValueError(
+                f"AlexNet: crop {crop} is too small; the feature map vanishes before pool5 "
+                f"(sizes {sizes}); the smallest valid crop is {MIN_CROP}"
+            )
+        self.config = {
+            "num_classes": int(num_classes),
+            "crop": int(crop),
+            "groups": int(groups),
+            "init": init,
+            "width": float(width),
+            "dropout": float(dropout),
+            "dtype": np.dtype(dtype).name,
+            "lrn_groups": int(lrn_groups),
+            "lrn": dict(lrn),
+        }
         self.num_classes, self.crop, self.groups = int(num_classes), int(crop), int(groups)
         self.init_scheme, self.width = init, float(width)
         self.spatial = sizes
@@ -139,8 +166,20 @@ class AlexNet(Sequential):
             g = layer_groups if groups == 2 else 1
             out_channels = scaled_channels(channels, width, groups)
             index = name[-1]
-            setattr(self, name, Conv2d(in_channels, out_channels, kernel, stride=stride, padding=padding,
-                                       groups=g, dtype=dtype, rng=rng))
+            setattr(
+                self,
+                name,
+                Conv2d(
+                    in_channels,
+                    out_channels,
+                    kernel,
+                    stride=stride,
+                    padding=padding,
+                    groups=g,
+                    dtype=dtype,
+                    rng=rng,
+                ),
+            )
             setattr(self, "relu" + index, ReLU())
             if name in ("conv1", "conv2"):
                 setattr(self, "norm" + index, LocalResponseNorm(**lrn, groups=lrn_groups))
@@ -162,8 +201,9 @@ class AlexNet(Sequential):
     # -- initialization (§5) -------------------------------------------------
     def learned_layers(self):
         """The eight learned layers, (name, layer): conv1..conv5, fc6..fc8."""
-        return [(name, module) for name, module in self.named_children()
-                if isinstance(module, (Conv2d, Linear))]
+        return [
+            (name, module) for name, module in self.named_children() if isinstance(module, (Conv2d, Linear))
+        ]
 
     def reset_parameters(self, scheme="paper", rng=None):
         """Initialize every weight and bias.
@@ -220,6 +260,7 @@ class AlexNet(Sequential):
         """The layer-by-layer table next to Figure 2 (output shape, parameters, multiply-adds
         per image); printed when ``verbose``, always returned as a string. See alexnet.summary."""
         from .summary import format_summary
+
         text = format_summary(self)
         if verbose:
             print(text)

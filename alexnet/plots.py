@@ -1,4 +1,5 @@
 """The training curves: loss and top-1 / top-5 error per epoch, for train and validation."""
+
 from __future__ import annotations
 
 import os
@@ -20,10 +21,20 @@ def plot_curves(history: list[dict], path: str | os.PathLike) -> str | os.PathLi
     for split, color in (("train", "tab:blue"), ("val", "tab:orange")):
         if history and all(h.get(f"{split}_top1_error") is not None for h in history):
             ax_loss.plot(epochs, [h.get(f"{split}_loss") for h in history], "o-", color=color, label=split)
-            ax_err.plot(epochs, [100 * h[f"{split}_top1_error"] for h in history], "o-", color=color,
-                        label=f"{split} top-1")
-            ax_err.plot(epochs, [100 * h[f"{split}_top5_error"] for h in history], "o--", color=color,
-                        label=f"{split} top-5")
+            ax_err.plot(
+                epochs,
+                [100 * h[f"{split}_top1_error"] for h in history],
+                "o-",
+                color=color,
+                label=f"{split} top-1",
+            )
+            ax_err.plot(
+                epochs,
+                [100 * h[f"{split}_top5_error"] for h in history],
+                "o--",
+                color=color,
+                label=f"{split} top-5",
+            )
     ax_loss.set(xlabel="epoch", ylabel="cross-entropy loss", title="loss")
     ax_err.set(xlabel="epoch", ylabel="error (%)", title="top-1 / top-5 error", ylim=(0, 100))
     for ax in (ax_loss, ax_err):

@@ -14,6 +14,7 @@ When a file's name or folder gives its WordNet ID (``n01440764_tench.JPEG``,
 ``.../n01440764/x.JPEG``), the true class is printed and, in the figure, written under
 the image with its bar in red when it is among the top 5, as in Figure 4 (left).
 """
+
 import sys
 from pathlib import Path
 
@@ -54,7 +55,7 @@ def predict_probs(model, x, batch_size=32):
     model.eval()
     probs = []
     for start in range(0, len(x), batch_size):
-        chunk = to_device(x[start:start + batch_size], model.device)
+        chunk = to_device(x[start : start + batch_size], model.device)
         probs.append(asnumpy(softmax(model.forward(chunk))))
     return np.concatenate(probs)
 
@@ -91,8 +92,7 @@ def draw_figure(images, predictions, path, titles=None, truth=None, truth_rank=N
     cols = min(n, 4)
     rows = -(-n // cols)
     fig = Figure(figsize=(3.2 * cols, 5.2 * rows))
-    axes = fig.subplots(2 * rows, cols,
-                        gridspec_kw={"height_ratios": [3, 2] * rows}, squeeze=False)
+    axes = fig.subplots(2 * rows, cols, gridspec_kw={"height_ratios": [3, 2] * rows}, squeeze=False)
     for ax in axes.ravel():
         ax.axis("off")
     for i, (image, preds) in enumerate(zip(images, predictions)):
@@ -101,8 +101,16 @@ def draw_figure(images, predictions, path, titles=None, truth=None, truth_rank=N
         ax_img.imshow(image)
         ax_img.set_title(titles[i] if titles else "", fontsize=8)
         if truth and truth[i]:
-            ax_img.text(0.5, -0.04, truth[i][:40], transform=ax_img.transAxes, ha="center", va="top",
-                        fontsize=8, fontweight="bold")
+            ax_img.text(
+                0.5,
+                -0.04,
+                truth[i][:40],
+                transform=ax_img.transAxes,
+                ha="center",
+                va="top",
+                fontsize=8,
+                fontweight="bold",
+            )
         names = [name[:28] for name, _ in preds][::-1]
         probs = [p for _, p in preds][::-1]
         if truth_rank is not None:
@@ -115,8 +123,10 @@ def draw_figure(images, predictions, path, titles=None, truth=None, truth_rank=N
         ax_bar.set_yticklabels(names, fontsize=7)
         ax_bar.set_xlim(0, 1)
         ax_bar.tick_params(axis="x", labelsize=7)
-    fig.suptitle("Top-5 predictions (Figure 4, left)" + ("; correct label under each image, red bar"
-                                                          if truth and any(truth) else ""))
+    fig.suptitle(
+        "Top-5 predictions (Figure 4, left)"
+        + ("; correct label under each image, red bar" if truth and any(truth) else "")
+    )
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     return path
@@ -131,8 +141,14 @@ def main(args):
     except ValueError as exc:
         raise ValueError(f"{args.checkpoint}: {exc}") from None
     model = checkpoint.build_model(device)
-    images, x = preprocess(args.images, spec.image_size, spec.mean_image_rgb(), checkpoint.config["crop"],
-                           spec.input_scale, spec.channel_order)
+    images, x = preprocess(
+        args.images,
+        spec.image_size,
+        spec.mean_image_rgb(),
+        checkpoint.config["crop"],
+        spec.input_scale,
+        spec.channel_order,
+    )
     if spec.channel_order != "rgb" or spec.mean_kind != "image":
         print(f"input: {spec.describe()}", file=sys.stderr)
     probs = predict_probs(model, x)
@@ -153,7 +169,13 @@ def main(args):
             print(f"  true class: {truth}")
         ranks.append(rank if rank is not None and rank < k else None)
     if args.figure:
-        draw_figure(images, predictions, args.figure, titles=[Path(p).name for p in args.images],
-                    truth=[t for _, t in truths], truth_rank=ranks)
+        draw_figure(
+            images,
+            predictions,
+            args.figure,
+            titles=[Path(p).name for p in args.images],
+            truth=[t for _, t in truths],
+            truth_rank=ranks,
+        )
         print(f"figure written to {args.figure}", file=sys.stderr)
     return 0

@@ -16,6 +16,7 @@ the network was trained on BGR images (OpenCV's channel order), 0..255, minus a 
 before the network (``InputSpec.to_network``), so the same cropping code serves both kinds.
 A wrong channel order never passes silently: an unknown ``channel_order`` is an error.
 """
+
 from dataclasses import dataclass
 
 import numpy as np
@@ -26,8 +27,9 @@ CHANNEL_ORDERS = ("rgb", "bgr")
 #: Caffe's ImageNet mean pixel as usually rounded (B, G, R), for models that carry no mean.
 CAFFE_MEAN_BGR = (104.0, 117.0, 123.0)
 #: The settings ``InputSpec.to_meta`` writes: all a ``meta["preprocessing"]`` may hold.
-PREPROCESSING_KEYS = frozenset({"channel_order", "mean", "mean_pixel", "mean_source", "input_scale",
-                                "image_size", "crop", "pixel_range"})
+PREPROCESSING_KEYS = frozenset(
+    {"channel_order", "mean", "mean_pixel", "mean_source", "input_scale", "image_size", "crop", "pixel_range"}
+)
 
 
 @dataclass
@@ -38,13 +40,15 @@ class InputSpec:
     crop: int
     channel_order: str = "rgb"
     input_scale: float = 1.0
-    mean_image: np.ndarray = None          # S x S x 3 float32 in RGB order (kind "image")
-    mean_pixel: tuple = None               # 3 values in the NETWORK's channel order (kind "pixel")
+    mean_image: np.ndarray = None  # S x S x 3 float32 in RGB order (kind "image")
+    mean_pixel: tuple = None  # 3 values in the NETWORK's channel order (kind "pixel")
     mean_source: str = ""
 
     def __post_init__(self):
         if self.channel_order not in CHANNEL_ORDERS:
-            raise ValueError(f"unknown channel order {self.channel_order!r}; expected one of {CHANNEL_ORDERS}")
+            raise ValueError(
+                f"unknown channel order {self.channel_order!r}; expected one of {CHANNEL_ORDERS}"
+            )
         if (self.mean_image is None) == (self.mean_pixel is None):
             raise ValueError("the preprocessing needs exactly one of a mean image and a mean pixel")
         if self.mean_pixel is not None and len(self.mean_pixel) != 3:
@@ -66,8 +70,10 @@ class InputSpec:
         if self.mean_pixel is not None:
             return np.broadcast_to(self.mean_pixel_rgb(), (size, size, 3)).astype(np.float32)
         if self.mean_image.shape[:2] != (size, size):
-            raise ValueError(f"the checkpoint's mean image is {self.mean_image.shape[0]} x "
-                             f"{self.mean_image.shape[1]}, the images are {size} x {size}")
+            raise ValueError(
+                f"the checkpoint's mean image is {self.mean_image.shape[0]} x "
+                f"{self.mean_image.shape[1]}, the images are {size} x {size}"
+            )
         return self.mean_image
 
     def to_network(self, x):
@@ -79,17 +85,29 @@ class InputSpec:
 
     def describe(self):
         if self.mean_pixel is not None:
-            mean = "mean pixel " + ",".join(f"{v:g}" for v in self.mean_pixel) + f" ({self.channel_order.upper()})"
+            mean = (
+                "mean pixel "
+                + ",".join(f"{v:g}" for v in self.mean_pixel)
+                + f" ({self.channel_order.upper()})"
+            )
         else:
             mean = f"mean image {self.mean_image.shape[0]}x{self.mean_image.shape[1]}"
-        text = (f"{self.channel_order.upper()} input, 0..255 minus the {mean}, divided by {self.input_scale:g}; "
-                f"shorter side {self.image_size}, central {self.crop} x {self.crop} crop")
+        text = (
+            f"{self.channel_order.upper()} input, 0..255 minus the {mean}, divided by {self.input_scale:g}; "
+            f"shorter side {self.image_size}, central {self.crop} x {self.crop} crop"
+        )
         return text + (f" [{self.mean_source}]" if self.mean_source else "")
 
     def to_meta(self):
         """The JSON form stored in a checkpoint's ``meta["preprocessing"]`` (without a mean image)."""
-        meta = {"channel_order": self.channel_order, "mean": self.mean_kind, "input_scale": float(self.input_scale),
-                "image_size": int(self.image_size), "crop": int(self.crop), "pixel_range": [0, 255]}
+        meta = {
+            "channel_order": self.channel_order,
+            "mean": self.mean_kind,
+            "input_scale": float(self.input_scale),
+            "image_size": int(self.image_size),
+            "crop": int(self.crop),
+            "pixel_range": [0, 255],
+        }
         if self.mean_pixel is not None:
             meta["mean_pixel"] = [float(v) for v in self.mean_pixel]
         if self.mean_source:
@@ -102,8 +120,10 @@ def spec_from_meta(meta, crop, mean_image=None):
     pre = meta.get("preprocessing")
     if pre is None:  # trained here: RGB, the mean image, the run's input scale
         if mean_image is None:
-            raise ValueError("the checkpoint has neither a mean image nor preprocessing settings; "
-                             "it cannot preprocess new photographs")
+            raise ValueError(
+                "the checkpoint has neither a mean image nor preprocessing settings; "
+                "it cannot preprocess new photographs"
+            )
         image_size = int(meta.get("image_size", mean_image.shape[0]))
         scale = float((meta.get("args") or {}).get("input_scale", 1.0))
         return InputSpec(image_size, int(crop), "rgb", scale, mean_image=np.asarray(mean_image, np.float32))
@@ -122,8 +142,14 @@ def spec_from_meta(meta, crop, mean_image=None):
     else:
         raise ValueError(f"unknown mean kind {kind!r} (expected 'image' or 'pixel')")
     image_size = int(pre.get("image_size", meta.get("image_size", 256)))
-    return InputSpec(image_size, int(crop), pre.get("channel_order", "rgb"), float(pre.get("input_scale", 1.0)),
-                     mean_source=pre.get("mean_source", ""), **mean)
+    return InputSpec(
+        image_size,
+        int(crop),
+        pre.get("channel_order", "rgb"),
+        float(pre.get("input_scale", 1.0)),
+        mean_source=pre.get("mean_source", ""),
+        **mean,
+    )
 
 
 def checkpoint_spec(checkpoint):
@@ -160,11 +186,15 @@ def dataset_for(spec, dataset, model_wnids=None):
         index = {w: i for i, w in enumerate(model_wnids)}
         missing = [w for w in wnids if w not in index]
         if missing:
-            raise ValueError(f"the dataset has classes the model does not know ({', '.join(missing[:5])}"
-                             f"{', ...' if len(missing) > 5 else ''}); the model has {len(model_wnids)} classes")
+            raise ValueError(
+                f"the dataset has classes the model does not know ({', '.join(missing[:5])}"
+                f"{', ...' if len(missing) > 5 else ''}); the model has {len(model_wnids)} classes"
+            )
         labels = np.asarray([index[w] for w in wnids], np.int64)[np.asarray(dataset.labels)]
-        note = (f"the dataset's {len(wnids)} classes are mapped by WordNet ID onto the model's "
-                f"{len(model_wnids)} classes (top-1/top-5 over all of the model's classes)")
+        note = (
+            f"the dataset's {len(wnids)} classes are mapped by WordNet ID onto the model's "
+            f"{len(model_wnids)} classes (top-1/top-5 over all of the model's classes)"
+        )
     if mean is None and labels is None:
         return dataset, note
     return DatasetView(dataset, mean, labels), note

@@ -22,6 +22,7 @@ were typed (as opposed to defaults) is the caller's ``given``: ``{field: flag}``
 line (``alexnet.cli.given_options``, with ``--preset``'s fields), or ``TrainConfig.non_defaults()`` for a
 config built in code.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -42,8 +43,9 @@ def saved_arguments(checkpoint: Checkpoint) -> dict:
     saved = dict(checkpoint.meta.get("args", {}))
     config = checkpoint.config
     if "lrn_across_towers" not in saved:
-        saved["lrn_across_towers"] = (int(config.get("groups", 1)) == 2
-                                      and int(config.get("lrn_groups", 1)) == 1)
+        saved["lrn_across_towers"] = (
+            int(config.get("groups", 1)) == 2 and int(config.get("lrn_groups", 1)) == 1
+        )
     for key, default in defaults().items():
         saved.setdefault(key, default)
     return saved
@@ -65,9 +67,11 @@ def check_resume_flags(config: TrainConfig, saved: dict, given: dict[str, str]) 
     refused = refused_changes(config, saved, given)
     if refused:
         listed = ", ".join(f"{flag} {value!r} (the run has {old!r})" for flag, old, value in refused)
-        raise ValueError(f"--resume continues a run with its own settings; these flags would change it: "
-                         f"{listed}. Drop them, or start a new run (another --out, or --overwrite). "
-                         f"On resume only {resumable_flags()} may be given")
+        raise ValueError(
+            f"--resume continues a run with its own settings; these flags would change it: "
+            f"{listed}. Drop them, or start a new run (another --out, or --overwrite). "
+            f"On resume only {resumable_flags()} may be given"
+        )
 
 
 def resume_config(config: TrainConfig, given: dict[str, str]) -> tuple[TrainConfig, Checkpoint | None, bool]:
@@ -81,20 +85,26 @@ def resume_config(config: TrainConfig, given: dict[str, str]) -> tuple[TrainConf
         config = config.replace(resume=str(Path(config.out) / "checkpoint.npz"))
     resumed = load_checkpoint(config.resume)
     if not resumed.optimizer_state:
-        raise ValueError(f"{config.resume} has no training state (is it a best.npz?); "
-                         f"resume from checkpoint.npz")
+        raise ValueError(
+            f"{config.resume} has no training state (is it a best.npz?); resume from checkpoint.npz"
+        )
     saved = saved_arguments(resumed)
-    check_resume_flags(config, saved, given)   # refuses flags that would change the run, naming them
+    check_resume_flags(config, saved, given)  # refuses flags that would change the run, naming them
     check_data_still_there(saved, given)
     lr_changed = "lr" in given and "lr" in saved and config.lr != saved["lr"]
     fields = defaults()
-    taken = {key: value for key, value in saved.items()
-             if key in fields and key not in CHANGEABLE
-             and not (key in given and (key in RECORDED or key in CHECKED))}   # a new --lr, a moved --data
+    taken = {
+        key: value
+        for key, value in saved.items()
+        if key in fields
+        and key not in CHANGEABLE
+        and not (key in given and (key in RECORDED or key in CHECKED))
+    }  # a new --lr, a moved --data
     return config.replace(**taken), resumed, lr_changed
 
 
 # -- the prepared subset ---------------------------------------------------------------------------
+
 
 def _array_sha256(array):
     return hashlib.sha256(np.ascontiguousarray(np.asarray(array, np.float32)).tobytes()).hexdigest()
@@ -117,7 +127,7 @@ def subset_differences(checkpoint, path, found=None):
     if recorded:
         differ = data.subset_differences(recorded, found)
         expected_mean = recorded.get("mean_image_sha256")
-    else:   # written before fingerprints: the classes, S and mean image the checkpoint holds
+    else:  # written before fingerprints: the classes, S and mean image the checkpoint holds
         differ = []
         if checkpoint.meta.get("wnids") not in (None, found["wnids"]):
             differ.append("classes differ")
@@ -135,8 +145,10 @@ def check_same_subset(checkpoint, path):
     found = subset_fingerprint(path)
     differ = subset_differences(checkpoint, path, found)
     if differ:
-        raise ValueError(f"--data {path} is not the subset this run was trained on ({'; '.join(differ)}); "
-                         f"resume with the run's own prepared subset, or start a new run")
+        raise ValueError(
+            f"--data {path} is not the subset this run was trained on ({'; '.join(differ)}); "
+            f"resume with the run's own prepared subset, or start a new run"
+        )
     return found
 
 
@@ -146,8 +158,10 @@ def check_data_still_there(saved: dict, given: dict[str, str]) -> None:
         return
     spec = str(saved.get("data", ""))
     if spec and not spec.lower().startswith("imagenette") and not Path(spec).expanduser().exists():
-        raise FileNotFoundError(f"the run's data {spec} no longer exists; if the prepared subset moved, "
-                                f"resume with --data NEW (accepted when it is the same subset)")
+        raise FileNotFoundError(
+            f"the run's data {spec} no longer exists; if the prepared subset moved, "
+            f"resume with --data NEW (accepted when it is the same subset)"
+        )
 
 
 def lr_notes(lr_changes, epoch):

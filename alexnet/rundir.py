@@ -28,6 +28,7 @@ Everything here touches files, so under MPI only rank 0 builds a ``RunDir``; the
 cause. The atomic writers (``nn.save_npz_atomic``, the log's and the figure's temporary files)
 leave the previous file as it was.
 """
+
 import contextlib
 import errno
 import os
@@ -49,8 +50,13 @@ RUN_FILES = ("checkpoint.npz", "best.npz", "log.jsonl")
 OUTPUT_FILES = RUN_FILES + ("curves.png",)
 #: Temporary names of our own atomic writers (nn.save_npz_atomic, Trainer.write_log, plot_curves,
 #: the write probe). Nothing else is ever removed.
-TEMPORARY_PATTERNS = ("checkpoint.npz.*.tmp", "best.npz.*.tmp", "log.jsonl.tmp", "curves.png.tmp.png",
-                      ".write-probe-*")
+TEMPORARY_PATTERNS = (
+    "checkpoint.npz.*.tmp",
+    "best.npz.*.tmp",
+    "log.jsonl.tmp",
+    "curves.png.tmp.png",
+    ".write-probe-*",
+)
 LOCK_NAME = ".lock"
 ASIDE_PREFIX = "overwritten-"
 
@@ -66,8 +72,9 @@ class SaveFailed(RuntimeError):
         cause = error.strerror or str(error)
         if error.errno in errno.errorcode:
             cause += f" ({errno.errorcode[error.errno]})"
-        super().__init__(f"could not write {path}: {cause}; the previous {Path(path).name} (if any) is "
-                         f"left as it was")
+        super().__init__(
+            f"could not write {path}: {cause}; the previous {Path(path).name} (if any) is left as it was"
+        )
         self.path, self.error = Path(path), error
 
 
@@ -93,8 +100,10 @@ def check_writable(out):
             os.close(fd)
         os.unlink(probe)
     except OSError as exc:
-        raise RunDirError(f"--out {out} is not writable: {exc.strerror or exc} "
-                          f"(choose another --out or fix its permissions)") from exc
+        raise RunDirError(
+            f"--out {out} is not writable: {exc.strerror or exc} "
+            f"(choose another --out or fix its permissions)"
+        ) from exc
     return out
 
 
@@ -123,7 +132,7 @@ class RunLock:
                 except OSError as exc:
                     if exc.errno not in (errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS):
                         raise
-                    self._check_pid_file()   # a filesystem without flock: the PID file alone
+                    self._check_pid_file()  # a filesystem without flock: the PID file alone
             else:  # pragma: no cover
                 self._check_pid_file()
             os.ftruncate(fd, 0)
@@ -144,8 +153,10 @@ class RunLock:
         holder = f"PID {pid}" if pid is not None else "another process"
         if pid is not None and not pid_alive(pid):  # e.g. its image-decoding workers outlived it
             holder += ", no longer running: a child process of it still holds the lock"
-        return RunDirError(f"{self.path.parent} is in use by another training run ({holder} holds "
-                           f"{self.path}); wait for it to finish, stop it, or choose another --out")
+        return RunDirError(
+            f"{self.path.parent} is in use by another training run ({holder} holds "
+            f"{self.path}); wait for it to finish, stop it, or choose another --out"
+        )
 
     def release(self):
         if self._fd is None:
@@ -224,7 +235,9 @@ class RunDir:
         """Check, lock and clean ``out``; refuse to replace a run unless ``overwrite``."""
         continuing = continues_run(self.out, resume)
         if overwrite and continuing:
-            raise RunDirError("--overwrite starts a new run and --resume continues the old one: give only one")
+            raise RunDirError(
+                "--overwrite starts a new run and --resume continues the old one: give only one"
+            )
         check_writable(self.out)
         self.lock.acquire()
         try:
@@ -234,7 +247,8 @@ class RunDir:
                 if not overwrite:
                     raise RunDirError(
                         f"{self.out} already holds a training run ({', '.join(present)}): use --resume to "
-                        f"continue it, or --overwrite (or another --out) to start afresh")
+                        f"continue it, or --overwrite (or another --out) to start afresh"
+                    )
                 self.pending_overwrite = True
         except BaseException:
             self.lock.release()
@@ -274,6 +288,8 @@ def guarded_out(out, resume=None, overwrite=False, write=True):
         return
     with RunDir(out).open(resume=resume, overwrite=overwrite) as run_dir:
         if run_dir.removed:
-            print(f"removed leftovers of an interrupted save from {out}: {', '.join(run_dir.removed)}",
-                  file=sys.stderr)
+            print(
+                f"removed leftovers of an interrupted save from {out}: {', '.join(run_dir.removed)}",
+                file=sys.stderr,
+            )
         yield run_dir

@@ -10,6 +10,7 @@ parameters, and the multiply-adds (MACs) it costs per image:
 The shapes are computed from the layers' arithmetic, without running the
 network, so the table of the full 61-million-parameter model costs nothing.
 """
+
 from dataclasses import dataclass
 
 from nn import Conv2d, Dropout, Flatten, Linear, LocalResponseNorm, MaxPool2d
@@ -70,16 +71,19 @@ def layer_rows(model):
 def totals(rows):
     """(parameters, MACs, neurons of the eight learned layers) summed over ``rows``."""
     learned = [r for r in rows if r.kind.startswith(("conv", "fc"))]
-    return (sum(r.parameters for r in rows), sum(r.macs for r in rows),
-            sum(r.neurons for r in learned))
+    return (sum(r.parameters for r in rows), sum(r.macs for r in rows), sum(r.neurons for r in learned))
 
 
 def format_summary(model):
     """The table as text, with totals and a note on 224 vs 227 (§3.5)."""
     rows = layer_rows(model)
     header = f"{'layer':<8} {'type':<16} {'output shape':<16} {'parameters':>12} {'MACs/image':>15}"
-    lines = [f"AlexNet (§3.5, Figure 2): input 3 x {model.crop} x {model.crop}, groups={model.groups}, "
-             f"width={model.width:g}, {model.num_classes} classes", header, "-" * len(header)]
+    lines = [
+        f"AlexNet (§3.5, Figure 2): input 3 x {model.crop} x {model.crop}, groups={model.groups}, "
+        f"width={model.width:g}, {model.num_classes} classes",
+        header,
+        "-" * len(header),
+    ]
     for row in rows:
         shape = " x ".join(str(s) for s in row.output_shape)
         params = f"{row.parameters:,}" if row.parameters else ""
@@ -89,9 +93,13 @@ def format_summary(model):
     lines.append("-" * len(header))
     lines.append(f"{'total':<42} {params:>12,} {macs:>15,}")
     lines.append(f"neurons (outputs of the 8 learned layers): {neurons:,}  (paper: about 650,000)")
-    lines.append(f"parameters: {params:,}  (paper: about 60 million; exactly 60,965,224 at 227 with "
-                 f"2 groups and 1000 classes)")
+    lines.append(
+        f"parameters: {params:,}  (paper: about 60 million; exactly 60,965,224 at 227 with "
+        f"2 groups and 1000 classes)"
+    )
     if model.crop == 227:
-        lines.append("input 227, not the paper's 224: conv1 (11x11, stride 4, no padding) gives "
-                     "55 x 55 only from 227; 224 would give 54 x 54.")
+        lines.append(
+            "input 227, not the paper's 224: conv1 (11x11, stride 4, no padding) gives "
+            "55 x 55 only from 227; 224 would give 54 x 54."
+        )
     return "\n".join(lines)

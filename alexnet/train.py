@@ -29,6 +29,7 @@ alexnet/config.py) locks ``--out`` (alexnet/rundir.py) and applies ``--resume``
 schedule, parallel wrapper and loaders; ``Trainer.run`` is the epoch loop, with ``train_epoch``,
 ``validate`` and ``end_epoch`` (checkpoints, log, curves, the printed line).
 """
+
 from __future__ import annotations
 
 import json
@@ -74,7 +75,8 @@ class NonFiniteLoss(RuntimeError):
         super().__init__(
             f"the loss became {loss} at epoch {epoch + 1}, step {step + 1}: training diverged "
             f"(try a smaller --lr, or --init kaiming with --input-scale 64). Stopped without saving; "
-            f"the last good checkpoint is left as it was.")
+            f"the last good checkpoint is left as it was."
+        )
         self.epoch, self.step, self.loss = epoch, step, loss
 
 
@@ -87,7 +89,7 @@ class StopFlag:
 
     def __init__(self, announce=True):
         self.signal = None
-        self.announce = announce   # data-parallel: only rank 0 says it
+        self.announce = announce  # data-parallel: only rank 0 says it
         self._previous = {}
 
     def __enter__(self):
@@ -103,8 +105,11 @@ class StopFlag:
             raise KeyboardInterrupt
         self.signal = signum
         if self.announce:
-            print(f"\n{signal.Signals(signum).name} received: finishing this step and saving a checkpoint "
-                  f"(Ctrl-C again to abort without saving)", file=sys.stderr)
+            print(
+                f"\n{signal.Signals(signum).name} received: finishing this step and saving a checkpoint "
+                f"(Ctrl-C again to abort without saving)",
+                file=sys.stderr,
+            )
 
     def __exit__(self, *exc):
         for sig, handler in self._previous.items():
@@ -128,7 +133,7 @@ def evaluate_center(model, loader, criterion, dp=None):
     model.eval()
     stats = RunningStats()
     for x, y in loader:
-        if len(y) == 0:   # this rank's share of a last, small batch
+        if len(y) == 0:  # this rank's share of a last, small batch
             continue
         logits = model.forward(x)
         stats.update(criterion.forward(logits, y), logits, y)
@@ -154,8 +159,14 @@ class LoopClock:
     def record(self, tick, got_batch, stepped, counted):
         """Close one step that began at ``tick``; returns now (the next step's ``tick``)."""
         now = time.perf_counter()
-        self.steps.append({"data": got_batch - tick, "step": stepped - got_batch,
-                           "metrics": counted - stepped, "progress": now - counted})
+        self.steps.append(
+            {
+                "data": got_batch - tick,
+                "step": stepped - got_batch,
+                "metrics": counted - stepped,
+                "progress": now - counted,
+            }
+        )
         return now
 
 
@@ -167,11 +178,24 @@ class Trainer:
     crops), and ``end_epoch`` hangs off it: history, schedule, ``save_best``/``save``
     (checkpoints), ``write_log`` (log.jsonl and curves.png), ``print_epoch``."""
 
-    def __init__(self, config: TrainConfig, *, model: Module, optimizer: SGD, schedule: Any,
-                 loader: data.Loader, val_loader: data.Loader | None, train_set: data.PreparedDataset,
-                 val_set: data.PreparedDataset | None, comm: Any, dp: Any, device: str = "cpu",
-                 data_path: Path | str | None = None, data_fingerprint: dict | None = None,
-                 run_dir: RunDir | None = None):
+    def __init__(
+        self,
+        config: TrainConfig,
+        *,
+        model: Module,
+        optimizer: SGD,
+        schedule: Any,
+        loader: data.Loader,
+        val_loader: data.Loader | None,
+        train_set: data.PreparedDataset,
+        val_set: data.PreparedDataset | None,
+        comm: Any,
+        dp: Any,
+        device: str = "cpu",
+        data_path: Path | str | None = None,
+        data_fingerprint: dict | None = None,
+        run_dir: RunDir | None = None,
+    ):
         """``model``: the AlexNet (or this rank's TowerAlexNet) on ``device``; ``optimizer`` and
         ``schedule`` over its parameters; ``loader``/``val_loader``: this rank's training and
         validation batches of ``train_set``/``val_set``; ``comm``: the communicator (size 1 in one
@@ -212,7 +236,7 @@ class Trainer:
         self.schedule.load_state_dict(meta["schedule"])
         self.start_epoch, self.start_step = int(meta["epoch"]), int(meta.get("step", 0))
         self.partial = RunningStats(**meta.get("partial", {}))
-        if not self.is_root:   # the checkpoint's sums are all ranks' together: count them once
+        if not self.is_root:  # the checkpoint's sums are all ranks' together: count them once
             self.partial = RunningStats()
         self.history = list(meta["history"])
         self.best_error = float(meta["best_error"]) if meta.get("best_error") is not None else math.inf
@@ -225,21 +249,33 @@ class Trainer:
         change = {"epoch": self.start_epoch + 1, "step": self.start_step, "from": self.optimizer.lr, "to": lr}
         self.optimizer.lr = lr
         self.lr_changes.append(change)
-        print(f"learning rate changed from {change['from']:g} to {lr:g} at epoch {change['epoch']}, "
-              f"step {change['step'] + 1} (recorded in log.jsonl)", file=sys.stderr)
+        print(
+            f"learning rate changed from {change['from']:g} to {lr:g} at epoch {change['epoch']}, "
+            f"step {change['step'] + 1} (recorded in log.jsonl)",
+            file=sys.stderr,
+        )
 
     # -- saving --------------------------------------------------------------
     def meta(self, epoch: int, step: int = 0, partial: RunningStats | None = None) -> dict:
         """Everything but the arrays: enough to continue at ``epoch``, batch ``step``."""
         partial = self.partial if partial is None else partial
-        return {"epoch": epoch, "step": step, "partial": partial.state_dict() if step else {},
-                "schedule": self.schedule.state_dict(), "loader": {"seed": self.config.seed, "epoch": epoch},
-                "history": self.history,
-                "best_error": None if math.isinf(self.best_error) else self.best_error,
-                "args": self.config.to_dict(), "data_path": str(self.data_path),
-                "class_names": self.train_set.class_names, "wnids": self.train_set.wnids,
-                "image_size": self.train_set.size, "data_fingerprint": self.data_fingerprint,
-                "lr_changes": self.lr_changes, "world_size": self.comm.size}
+        return {
+            "epoch": epoch,
+            "step": step,
+            "partial": partial.state_dict() if step else {},
+            "schedule": self.schedule.state_dict(),
+            "loader": {"seed": self.config.seed, "epoch": epoch},
+            "history": self.history,
+            "best_error": None if math.isinf(self.best_error) else self.best_error,
+            "args": self.config.to_dict(),
+            "data_path": str(self.data_path),
+            "class_names": self.train_set.class_names,
+            "wnids": self.train_set.wnids,
+            "image_size": self.train_set.size,
+            "data_fingerprint": self.data_fingerprint,
+            "lr_changes": self.lr_changes,
+            "world_size": self.comm.size,
+        }
 
     def save(self, epoch: int, step: int = 0) -> None:
         """Write checkpoint.npz (rank 0). Mid-epoch (``step``) every rank must call it: the
@@ -251,8 +287,13 @@ class Trainer:
         if self.run_dir is not None:
             self.run_dir.before_write()
         with saving(self.checkpoint_path):
-            save_checkpoint(self.checkpoint_path, model, self.meta(epoch, step, partial), optimizer,
-                            self.train_set.mean_image)
+            save_checkpoint(
+                self.checkpoint_path,
+                model,
+                self.meta(epoch, step, partial),
+                optimizer,
+                self.train_set.mean_image,
+            )
         if self.run_dir is not None:
             self.run_dir.saved()
 
@@ -277,13 +318,15 @@ class Trainer:
         the towers' shares are gathered into the one-process network's arrays."""
         if not self.towers:
             return self.model, optimizer
-        return (self.model.full_model_view(),
-                None if optimizer is None else self.model.full_optimizer_view(optimizer))
+        return (
+            self.model.full_model_view(),
+            None if optimizer is None else self.model.full_optimizer_view(optimizer),
+        )
 
     def write_log(self) -> None:
         """Rewrite log.jsonl from the history (the checkpoint's copy is the source of truth), then
         redraw curves.png."""
-        tmp = self.log_path.with_suffix(".jsonl.tmp")   # a name rundir.remove_stale_temporaries knows
+        tmp = self.log_path.with_suffix(".jsonl.tmp")  # a name rundir.remove_stale_temporaries knows
         with saving(self.log_path), atomic_write(self.log_path, "w", tmp_path=tmp) as handle:
             handle.write("".join(json.dumps(h) + "\n" for h in self.history))
         try:
@@ -308,6 +351,7 @@ class Trainer:
 
     def parallel_step(self, x: Any, y: Any, epoch: int, step: int) -> tuple[float, Any]:
         """Data-parallel SGD step: this rank's rows, one all-reduce, the same update everywhere."""
+
         def forward_backward(x, y):
             with np.errstate(over="ignore", invalid="ignore"):
                 logits = self.model.forward(x)
@@ -318,24 +362,31 @@ class Trainer:
 
         stop = self._stop is not None and self._stop.signal is not None
         loss, logits, batch_loss = self.dp.step(forward_backward, x, y, self.loader.rows_of(step), stop)
-        if not math.isfinite(batch_loss):   # every rank sees the same reduced loss: all stop together
+        if not math.isfinite(batch_loss):  # every rank sees the same reduced loss: all stop together
             raise NonFiniteLoss(epoch, step, batch_loss)
         self.optimizer.step()
         return loss, logits
 
-    def train_epoch(self, epoch: int, stop: StopFlag,
-                    clock: LoopClock | None = None) -> tuple[RunningStats, float]:
+    def train_epoch(
+        self, epoch: int, stop: StopFlag, clock: LoopClock | None = None
+    ) -> tuple[RunningStats, float]:
         """One pass over the training set; returns (RunningStats, images per second). ``clock``
         (default a new LoopClock) times every step; it is kept as ``self.loop_clock``."""
         from tqdm import tqdm
 
         self.model.train()
         stats, first = self.partial, self.start_step
-        self.loader.set_epoch(epoch, start_batch=first)   # a resumed epoch continues at batch `first`
+        self.loader.set_epoch(epoch, start_batch=first)  # a resumed epoch continues at batch `first`
         self._stop = stop
-        bar = tqdm(total=len(self.loader), initial=first, desc=f"epoch {epoch + 1}/{self.config.epochs}",
-                   unit="batch", dynamic_ncols=True, file=sys.stderr,
-                   disable=self.config.quiet or not self.is_root)
+        bar = tqdm(
+            total=len(self.loader),
+            initial=first,
+            desc=f"epoch {epoch + 1}/{self.config.epochs}",
+            unit="batch",
+            dynamic_ncols=True,
+            file=sys.stderr,
+            disable=self.config.quiet or not self.is_root,
+        )
         clock = self.loop_clock = LoopClock() if clock is None else clock
         start, images = time.perf_counter(), 0
         tick = start
@@ -350,14 +401,20 @@ class Trainer:
                 images += self.loader.batch_size_of(step) if self.dp.active else len(y)
                 rate = images / max(counted - start, 1e-9)
                 bar.update(1)
-                bar.set_postfix(loss=f"{stats.loss:.3f}", top1=f"{100 * (1 - stats.top1_error):.1f}%",
-                                img_s=f"{rate:.0f}", refresh=False)
+                bar.set_postfix(
+                    loss=f"{stats.loss:.3f}",
+                    top1=f"{100 * (1 - stats.top1_error):.1f}%",
+                    img_s=f"{rate:.0f}",
+                    refresh=False,
+                )
                 tick = clock.record(tick, got_batch, stepped, counted)
                 stopping = self.dp.stop_seen if self.dp.active else stop.signal is not None
                 if stopping and step + 1 < len(self.loader):
                     self.save(epoch, step + 1)
-                    raise StopRequested(f"stopped at epoch {epoch + 1}, step {step + 1}; "
-                                        f"checkpoint saved to {self.checkpoint_path}")
+                    raise StopRequested(
+                        f"stopped at epoch {epoch + 1}, step {step + 1}; "
+                        f"checkpoint saved to {self.checkpoint_path}"
+                    )
         finally:
             bar.close()
         self.start_step, self.partial = 0, RunningStats()
@@ -390,13 +447,19 @@ class Trainer:
         say = self.is_root
         if self.start_epoch >= epochs:
             if say:
-                print(f"nothing to do: the checkpoint has finished {self.start_epoch} epochs "
-                      f"(--epochs {epochs})", file=sys.stderr)
+                print(
+                    f"nothing to do: the checkpoint has finished {self.start_epoch} epochs "
+                    f"(--epochs {epochs})",
+                    file=sys.stderr,
+                )
             return 0
         if getattr(self.schedule, "finished", False):
             if say:
-                print("nothing to do: the learning rate was reduced three times and the validation error "
-                      "stalled again (§5)", file=sys.stderr)
+                print(
+                    "nothing to do: the learning rate was reduced three times and the validation error "
+                    "stalled again (§5)",
+                    file=sys.stderr,
+                )
             return 0
         if say:
             self.print_header()
@@ -410,107 +473,172 @@ class Trainer:
                 record.update(lr_notes(self.lr_changes, epoch + 1))
                 self.end_epoch(epoch, record, val.top1_error if val else train_stats.top1_error)
                 if self.dp.any(stop.signal is not None):
-                    raise StopRequested(f"stopped after epoch {epoch + 1}; checkpoint saved to "
-                                        f"{self.checkpoint_path}")
+                    raise StopRequested(
+                        f"stopped after epoch {epoch + 1}; checkpoint saved to {self.checkpoint_path}"
+                    )
                 if getattr(self.schedule, "finished", False):
                     if say:
-                        print("the validation error stalled after three reductions of the learning rate: "
-                              "stopping (§5)", file=sys.stderr)
+                        print(
+                            "the validation error stalled after three reductions of the learning rate: "
+                            "stopping (§5)",
+                            file=sys.stderr,
+                        )
                     break
         return 0
 
     def print_header(self) -> None:
         c = self.config
-        print(f"training AlexNet on {self.data_path}: {len(self.train_set)} train / "
-              f"{len(self.val_set) if self.val_set else 0} val images, {self.train_set.num_classes} classes, "
-              f"S={self.train_set.size}, crop {c.crop}; "
-              f"{getattr(self.model, 'full_num_parameters', None) or self.model.num_parameters():,} "
-              f"parameters; "
-              f"device {self.device}; batch {c.batch_size}, lr {self.optimizer.lr:g}, momentum {c.momentum}, "
-              f"wd {c.wd}, init {c.init}, input scale {c.input_scale:g}", file=sys.stderr)
+        print(
+            f"training AlexNet on {self.data_path}: {len(self.train_set)} train / "
+            f"{len(self.val_set) if self.val_set else 0} val images, {self.train_set.num_classes} classes, "
+            f"S={self.train_set.size}, crop {c.crop}; "
+            f"{getattr(self.model, 'full_num_parameters', None) or self.model.num_parameters():,} "
+            f"parameters; "
+            f"device {self.device}; batch {c.batch_size}, lr {self.optimizer.lr:g}, momentum {c.momentum}, "
+            f"wd {c.wd}, init {c.init}, input scale {c.input_scale:g}",
+            file=sys.stderr,
+        )
         if self.towers:
-            print(f"two towers (§3.2) on two processes: rank 0 holds tower 0 "
-                  f"({self.model.num_parameters():,} of {self.model.full_num_parameters:,} parameters), "
-                  f"rank 1 tower 1; they exchange conv3's, fc6's, fc7's and fc8's inputs and the logits",
-                  file=sys.stderr)
+            print(
+                f"two towers (§3.2) on two processes: rank 0 holds tower 0 "
+                f"({self.model.num_parameters():,} of {self.model.full_num_parameters:,} parameters), "
+                f"rank 1 tower 1; they exchange conv3's, fc6's, fc7's and fc8's inputs and the logits",
+                file=sys.stderr,
+            )
         if self.start_epoch or self.start_step:
             print(f"resuming at epoch {self.start_epoch + 1}, step {self.start_step + 1}", file=sys.stderr)
 
     def print_epoch(self, r: dict, improved: bool) -> None:
         def pct(value):
             return "  n/a " if value is None else f"{100 * value:5.1f}%"
-        print(f"epoch {r['epoch']:3d}  lr {r['lr']:.2g}  train loss {r['train_loss']:.4f} "
-              f"top-1 err {pct(r['train_top1_error'])} top-5 err {pct(r['train_top5_error'])}  |  "
-              f"val loss {r['val_loss'] if r['val_loss'] is None else round(r['val_loss'], 4)} "
-              f"top-1 err {pct(r['val_top1_error'])} top-5 err {pct(r['val_top5_error'])}  |  "
-              f"{r['images_per_s']:.1f} img/s, {r['seconds']:.1f} s" + ("  *best*" if improved else ""),
-              flush=True)
+
+        print(
+            f"epoch {r['epoch']:3d}  lr {r['lr']:.2g}  train loss {r['train_loss']:.4f} "
+            f"top-1 err {pct(r['train_top1_error'])} top-5 err {pct(r['train_top5_error'])}  |  "
+            f"val loss {r['val_loss'] if r['val_loss'] is None else round(r['val_loss'], 4)} "
+            f"top-1 err {pct(r['val_top1_error'])} top-5 err {pct(r['val_top5_error'])}  |  "
+            f"{r['images_per_s']:.1f} img/s, {r['seconds']:.1f} s" + ("  *best*" if improved else ""),
+            flush=True,
+        )
 
 
-def epoch_record(epoch: int, lr: float, train: RunningStats, val: RunningStats | None, rate: float,
-                 seconds: float) -> dict:
+def epoch_record(
+    epoch: int, lr: float, train: RunningStats, val: RunningStats | None, rate: float, seconds: float
+) -> dict:
     """The line of log.jsonl for epoch ``epoch`` (0-based)."""
-    return {"epoch": epoch + 1, "lr": lr, "train_loss": train.loss,
-            "train_top1_error": train.top1_error, "train_top5_error": train.top5_error,
-            "val_loss": val.loss if val else None,
-            "val_top1_error": val.top1_error if val else None,
-            "val_top5_error": val.top5_error if val else None,
-            "images_per_s": rate, "seconds": seconds}
+    return {
+        "epoch": epoch + 1,
+        "lr": lr,
+        "train_loss": train.loss,
+        "train_top1_error": train.top1_error,
+        "train_top5_error": train.top5_error,
+        "val_loss": val.loss if val else None,
+        "val_top1_error": val.top1_error if val else None,
+        "val_top5_error": val.top5_error if val else None,
+        "images_per_s": rate,
+        "seconds": seconds,
+    }
 
 
-def build_trainer(config: TrainConfig, resumed: Checkpoint | None = None, *, lr_changed: bool = False,
-                  run_dir: RunDir | None = None, comm: Any = None) -> Trainer:
+def build_trainer(
+    config: TrainConfig,
+    resumed: Checkpoint | None = None,
+    *,
+    lr_changed: bool = False,
+    run_dir: RunDir | None = None,
+    comm: Any = None,
+) -> Trainer:
     """Assemble the Trainer of ``config``: communicator, output folder, device, data, model (with
     ``resumed``'s weights), the towers' share of it, optimizer and schedule, the parallel wrapper,
     loaders. ``resumed``: a loaded checkpoint to continue from (``resume.resume_config``), with a
     new --lr applied when ``lr_changed``; ``run_dir``: the locked rundir.RunDir of ``config.out``
     (None on MPI ranks that write nothing); ``comm``: default ``get_communicator()``."""
-    comm = get_communicator() if comm is None else comm   # size 1 unless started by mpiexec -n N
-    if config.towers:   # §3.2 model-parallel: rank g holds tower g
+    comm = get_communicator() if comm is None else comm  # size 1 unless started by mpiexec -n N
+    if config.towers:  # §3.2 model-parallel: rank g holds tower g
         check_towers_args(config, comm)
     else:
         check_global_batch(config.batch_size, comm.size)
-    if comm.is_root:   # rank 0 alone owns the output folder (any lock/overwrite check goes here)
+    if comm.is_root:  # rank 0 alone owns the output folder (any lock/overwrite check goes here)
         Path(config.out).mkdir(parents=True, exist_ok=True)
     device = check_device(config.device)
     if device == "cuda" and comm.size > 1:
-        select_gpu(comm)   # one GPU per rank on each machine
+        select_gpu(comm)  # one GPU per rank on each machine
 
     train_set, val_set, data_path = open_data(config, comm)
-    fingerprint = (check_same_subset(resumed, data_path) if resumed is not None   # the same subset, wherever
-                   else subset_fingerprint(data_path))                           # it is now
+    fingerprint = (
+        check_same_subset(resumed, data_path)
+        if resumed is not None  # the same subset, wherever
+        else subset_fingerprint(data_path)
+    )  # it is now
 
-    model = AlexNet(num_classes=train_set.num_classes, crop=config.crop, groups=config.groups,
-                    init=config.init, width=config.width, dropout=config.dropout, seed=config.seed,
-                    lrn_groups=1 if config.lrn_across_towers else None)
+    model = AlexNet(
+        num_classes=train_set.num_classes,
+        crop=config.crop,
+        groups=config.groups,
+        init=config.init,
+        width=config.width,
+        dropout=config.dropout,
+        seed=config.seed,
+        lrn_groups=1 if config.lrn_across_towers else None,
+    )
     # The images need no gradient: let conv1 skip dL/dx (the col2im of the largest layer).
     model.conv1.input_grad = False
     if resumed is not None:
         model.load_state_dict(resumed.model_state)
         model.set_rng_state(resumed.meta["dropout_rng"])
-    if config.towers:   # keep this rank's tower of the one-process network
+    if config.towers:  # keep this rank's tower of the one-process network
         model = TowerAlexNet(comm, reference=model)
     model.to(device)
     optimizer = SGD(model.parameters(), lr=config.lr, momentum=config.momentum, weight_decay=config.wd)
     schedule = make_schedule(config.schedule, optimizer, config.step_size)
 
-    shard = (comm.rank, comm.size)   # data-parallel: this rank's rows of every batch
+    shard = (comm.rank, comm.size)  # data-parallel: this rank's rows of every batch
     dp = DataParallel(comm, model, optimizer)
-    if config.towers:   # both towers read the whole batch; they agree on stops and on rank 0's sums
+    if config.towers:  # both towers read the whole batch; they agree on stops and on rank 0's sums
         shard, dp = (0, 1), TowerSync(comm)
-    loader = data.Loader(train_set, config.batch_size, crop=config.crop, train=True, seed=config.seed,
-                         device=device, input_scale=config.input_scale, workers=config.workers,
-                         lighting_std=config.lighting_std, shard=shard)
+    loader = data.Loader(
+        train_set,
+        config.batch_size,
+        crop=config.crop,
+        train=True,
+        seed=config.seed,
+        device=device,
+        input_scale=config.input_scale,
+        workers=config.workers,
+        lighting_std=config.lighting_std,
+        shard=shard,
+    )
     val_loader = None
     if val_set is not None:
-        val_loader = data.Loader(val_set, config.batch_size, crop=config.crop, train=False, device=device,
-                                 input_scale=config.input_scale, workers=config.workers, shard=shard)
-    trainer = Trainer(config, model=model, optimizer=optimizer, schedule=schedule, loader=loader,
-                      val_loader=val_loader, train_set=train_set, val_set=val_set, comm=comm, dp=dp,
-                      device=device, data_path=data_path, data_fingerprint=fingerprint, run_dir=run_dir)
+        val_loader = data.Loader(
+            val_set,
+            config.batch_size,
+            crop=config.crop,
+            train=False,
+            device=device,
+            input_scale=config.input_scale,
+            workers=config.workers,
+            shard=shard,
+        )
+    trainer = Trainer(
+        config,
+        model=model,
+        optimizer=optimizer,
+        schedule=schedule,
+        loader=loader,
+        val_loader=val_loader,
+        train_set=train_set,
+        val_set=val_set,
+        comm=comm,
+        dp=dp,
+        device=device,
+        data_path=data_path,
+        data_fingerprint=fingerprint,
+        run_dir=run_dir,
+    )
     if resumed is not None:
         trainer.restore(resumed, lr=config.lr if lr_changed else None)
-    dp.broadcast_state()   # rank 0's weights and velocities everywhere
+    dp.broadcast_state()  # rank 0's weights and velocities everywhere
     return trainer
 
 
@@ -519,8 +647,15 @@ def open_data(config: TrainConfig, comm: Any) -> tuple:
     rank 0 first, the other ranks then find it."""
     if not comm.is_root:
         comm.barrier()
-    data_path = resolve_data(config.data, config.image_size, config.classes, config.per_class,
-                             config.val_per_class, config.workers, config.quiet or not comm.is_root)
+    data_path = resolve_data(
+        config.data,
+        config.image_size,
+        config.classes,
+        config.per_class,
+        config.val_per_class,
+        config.workers,
+        config.quiet or not comm.is_root,
+    )
     if comm.is_root:
         comm.barrier()
     train_set = data.PreparedDataset(data_path, "train")
@@ -548,8 +683,9 @@ def keep_freed_memory():
     if not sys.platform.startswith("linux"):
         return False
     import ctypes
+
     try:
-        mallopt = ctypes.CDLL(None).mallopt   # glibc; other C libraries (musl) have no mallopt
+        mallopt = ctypes.CDLL(None).mallopt  # glibc; other C libraries (musl) have no mallopt
     except (OSError, AttributeError):
         return False
     mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
@@ -570,23 +706,26 @@ def train(config: TrainConfig, given: dict[str, str] | None = None) -> int:
     given = config.non_defaults() if given is None else given
     comm = get_communicator()
     keep_freed_memory()
-    with abort_on_error(comm, brief=(ValueError, FileNotFoundError, KeyError, KeyboardInterrupt, SaveFailed),
-                        prefix="python -m alexnet train: error"):
+    with abort_on_error(
+        comm,
+        brief=(ValueError, FileNotFoundError, KeyError, KeyboardInterrupt, SaveFailed),
+        prefix="python -m alexnet train: error",
+    ):
         try:
             with guarded_out(config.out, config.resume, config.overwrite, write=comm.is_root) as run_dir:
                 config, resumed, lr_changed = resume_config(config, given)
                 trainer = build_trainer(config, resumed, lr_changed=lr_changed, run_dir=run_dir, comm=comm)
                 return trainer.run()
-        except SaveFailed as exc:      # rank 0 only; under mpiexec abort_on_error stops every rank
+        except SaveFailed as exc:  # rank 0 only; under mpiexec abort_on_error stops every rank
             if comm.size > 1:
                 raise
             print(f"error: {exc}", file=sys.stderr)
             return EXIT_SAVE_FAILED
-        except NonFiniteLoss as exc:   # raised on every rank at the same step (the loss is reduced)
+        except NonFiniteLoss as exc:  # raised on every rank at the same step (the loss is reduced)
             if comm.is_root:
                 print(f"error: {exc}", file=sys.stderr)
             return EXIT_NONFINITE
-        except StopRequested as exc:   # likewise agreed by every rank
+        except StopRequested as exc:  # likewise agreed by every rank
             if comm.is_root:
                 print(str(exc), file=sys.stderr)
             return EXIT_INTERRUPTED

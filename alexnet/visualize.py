@@ -16,6 +16,7 @@ Euclidean separation, we can say that the higher levels of the neural network
 consider them to be similar." The features are fc7's 4096 outputs after its ReLU
 (``AlexNet.fc7_features``), computed on the centre crop of every image.
 """
+
 import sys
 from pathlib import Path
 
@@ -46,7 +47,7 @@ def kernel_mosaic(tiles, columns=16, gap=1):
     mosaic = np.ones((rows * (k + gap) - gap, cols * (k + gap) - gap, 3))
     for i, tile in enumerate(tiles):
         r, c = divmod(i, columns)
-        mosaic[r * (k + gap):r * (k + gap) + k, c * (k + gap):c * (k + gap) + k] = tile
+        mosaic[r * (k + gap) : r * (k + gap) + k, c * (k + gap) : c * (k + gap) + k] = tile
     return mosaic
 
 
@@ -77,12 +78,13 @@ def fc7_features(model, dataset, crop, input_scale, indices, batch_size=64, devi
     """fc7 features (len(indices) x 4096·width, NumPy float32) of the centre crops of ``indices``."""
     features = []
     for start in range(0, len(indices), batch_size):
-        chunk = indices[start:start + batch_size]
+        chunk = indices[start : start + batch_size]
         x = data.center_crop_batch(dataset.images, dataset.mean_image, crop, chunk, input_scale)
         if to_network is not None:
             x = to_network(x)
         if device != "cpu":
             from nn import to_device
+
             x = to_device(x, device)
         features.append(asnumpy(model.fc7_features(x)).astype(np.float32))
     return np.concatenate(features)
@@ -115,8 +117,10 @@ def draw_neighbours(val_set, train_set, queries, neighbours, path):
             axes[row, col].set_title(train_names[train_set.labels[t]][:16], fontsize=7)
     for ax in axes.ravel():
         ax.axis("off")
-    fig.suptitle("Validation images (left) and their nearest training images by fc7 features (Figure 4, right)",
-                 fontsize=9)
+    fig.suptitle(
+        "Validation images (left) and their nearest training images by fc7 features (Figure 4, right)",
+        fontsize=9,
+    )
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     return path
@@ -138,8 +142,14 @@ def main(args):
     if spec is None or args.queries == 0:
         print("no --data: skipping the nearest-neighbour figure", file=sys.stderr)
         return 0
-    path = resolve_data(spec, meta.get("image_size", 256), saved.get("classes"), saved.get("per_class"),
-                        saved.get("val_per_class"), args.workers)
+    path = resolve_data(
+        spec,
+        meta.get("image_size", 256),
+        saved.get("classes"),
+        saved.get("per_class"),
+        saved.get("val_per_class"),
+        args.workers,
+    )
     train_set = open_split(path, "train")
     val_set = open_split(path, "val") or train_set
     crop, scale = checkpoint.config["crop"], input_spec.input_scale
@@ -154,11 +164,15 @@ def main(args):
     if args.max_train and len(train_idx) > args.max_train:
         train_idx = np.sort(rng.choice(train_idx, args.max_train, replace=False))
     queries = np.sort(rng.choice(len(val_set), min(args.queries, len(val_set)), replace=False))
-    train_features = fc7_features(model, train_set, crop, scale, train_idx, device=device,
-                                  to_network=input_spec.to_network)
-    query_features = fc7_features(model, val_set, crop, scale, queries, device=device,
-                                  to_network=input_spec.to_network)
+    train_features = fc7_features(
+        model, train_set, crop, scale, train_idx, device=device, to_network=input_spec.to_network
+    )
+    query_features = fc7_features(
+        model, val_set, crop, scale, queries, device=device, to_network=input_spec.to_network
+    )
     order, _ = nearest_neighbours(query_features, train_features, min(args.neighbours, len(train_idx)))
     nn_path = draw_neighbours(val_set, train_set, queries, train_idx[order], out / "nearest_neighbours.png")
-    print(f"nearest neighbours in fc7 space (Figure 4, right), among {len(train_idx)} training images: {nn_path}")
+    print(
+        f"nearest neighbours in fc7 space (Figure 4, right), among {len(train_idx)} training images: {nn_path}"
+    )
     return 0

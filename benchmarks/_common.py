@@ -6,6 +6,7 @@ torch.  Timings on a shared machine are noisy: every number a benchmark prints
 is a MEDIAN of several repetitions taken after warm-up runs, and comparisons are
 ratios measured in the same process, one right after the other.
 """
+
 import json
 import os
 import platform
@@ -81,8 +82,10 @@ def interleaved_split(candidates, reps=5, warmup=1):
                 per_step[name][index].append(elapsed)
                 total += elapsed
             totals[name].append(total)
-    return {name: ([statistics.median(t) for t in per_step[name]], statistics.median(totals[name]))
-            for name in names}
+    return {
+        name: ([statistics.median(t) for t in per_step[name]], statistics.median(totals[name]))
+        for name in names
+    }
 
 
 def numpy_matmul_rate(n=2048, reps=7, dtype=np.float32, xp=None, synchronize=None):
@@ -99,7 +102,7 @@ def numpy_matmul_rate(n=2048, reps=7, dtype=np.float32, xp=None, synchronize=Non
     out = xp.empty((n, n), dtype=dtype)
     wait = synchronize or (lambda: None)
     seconds, _ = median_time(lambda: (xp.matmul(a, b, out=out), wait()), reps=reps, warmup=2)
-    return 2.0 * n ** 3 / seconds / 1e9
+    return 2.0 * n**3 / seconds / 1e9
 
 
 def torch_matmul_rate(torch, n=2048, reps=7, device="cpu"):
@@ -109,7 +112,7 @@ def torch_matmul_rate(torch, n=2048, reps=7, device="cpu"):
     out = torch.empty(n, n, device=device)
     wait = torch.cuda.synchronize if device == "cuda" else (lambda: None)
     seconds, _ = median_time(lambda: (torch.matmul(a, b, out=out), wait()), reps=reps, warmup=2)
-    return 2.0 * n ** 3 / seconds / 1e9
+    return 2.0 * n**3 / seconds / 1e9
 
 
 def numpy_blas_info():
@@ -127,11 +130,15 @@ def numpy_blas_info():
         info["blas"] = f"unknown ({exc})"
     try:
         import threadpoolctl
+
         pools = threadpoolctl.threadpool_info()
         info["threadpools"] = [
-            {k: p.get(k) for k in ("internal_api", "version", "num_threads", "architecture",
-                                    "threading_layer")}
-            for p in pools]
+            {
+                k: p.get(k)
+                for k in ("internal_api", "version", "num_threads", "architecture", "threading_layer")
+            }
+            for p in pools
+        ]
     except Exception:
         pass
     return info
@@ -152,19 +159,26 @@ def environment_info():
         cores = len(os.sched_getaffinity(0))
     except AttributeError:
         cores = os.cpu_count()
-    env = {k: v for k, v in os.environ.items()
-           if k.startswith(("OPENBLAS", "OMP_", "MKL_", "GOTO", "BLIS"))}
+    env = {k: v for k, v in os.environ.items() if k.startswith(("OPENBLAS", "OMP_", "MKL_", "GOTO", "BLIS"))}
     blas = sys.modules.get("nn.blas")
     if blas is not None and blas.OPENBLAS_THREAD_TIMEOUT and "OPENBLAS_THREAD_TIMEOUT" not in env:
-        env["OPENBLAS_THREAD_TIMEOUT"] = f"{blas.OPENBLAS_THREAD_TIMEOUT} (at NumPy's load, nn.configure_blas)"
-    return {"python": sys.version.split()[0], "executable": sys.executable, "cpu": cpu,
-            "cores": cores, "env": env}
+        env["OPENBLAS_THREAD_TIMEOUT"] = (
+            f"{blas.OPENBLAS_THREAD_TIMEOUT} (at NumPy's load, nn.configure_blas)"
+        )
+    return {
+        "python": sys.version.split()[0],
+        "executable": sys.executable,
+        "cpu": cpu,
+        "cores": cores,
+        "env": env,
+    }
 
 
 def try_import_torch():
     """torch, or None when it is not installed (the benchmark then omits its columns)."""
     try:
         import torch
+
         return torch
     except Exception:
         return None
@@ -186,11 +200,15 @@ def _json_default(value):
 
 def format_table(headers, rows, align=None):
     """Plain-text table: ``rows`` are lists of already formatted strings."""
-    widths = [max(len(str(h)), *(len(str(r[i])) for r in rows)) if rows else len(str(h))
-              for i, h in enumerate(headers)]
+    widths = [
+        max(len(str(h)), *(len(str(r[i])) for r in rows)) if rows else len(str(h))
+        for i, h in enumerate(headers)
+    ]
     align = align or ["<"] + [">"] * (len(headers) - 1)
+
     def line(cells):
         return "  ".join(f"{str(c):{a}{w}}" for c, a, w in zip(cells, align, widths))
+
     out = [line(headers), "  ".join("-" * w for w in widths)]
     out.extend(line(r) for r in rows)
     return "\n".join(out)

@@ -6,6 +6,7 @@ Preparation decodes Imagenette (the shared ``imagenette-224`` copy, or ``--src``
 all cores; the loader builds training batches of 224 x 224 random crops with reflections and PCA
 lighting from the prepared arrays.
 """
+
 import argparse
 import os
 import shutil
@@ -21,8 +22,12 @@ from data import Loader, PreparedDataset, prepare_subset  # noqa: E402
 
 
 def main():
-    default_src = Path(os.environ.get("ALEXNET_DATA") or Path(__file__).resolve().parents[2] / "shared" / "data")
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    default_src = Path(
+        os.environ.get("ALEXNET_DATA") or Path(__file__).resolve().parents[2] / "shared" / "data"
+    )
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--src", default=str(default_src / "imagenette-224"), help="raw image folder")
     parser.add_argument("--images", type=int, default=500, help="training images to prepare (default 500)")
     parser.add_argument("--size", type=int, default=256, help="S (default 256)")
@@ -40,12 +45,21 @@ def main():
     tmp = Path(tempfile.mkdtemp(prefix="bench-data-"))
     try:
         start = time.perf_counter()
-        out = prepare_subset(src, tmp / "prepared", size=args.size, per_class=per_class, val_per_class=0,
-                             workers=args.workers, quiet=True)
+        out = prepare_subset(
+            src,
+            tmp / "prepared",
+            size=args.size,
+            per_class=per_class,
+            val_per_class=0,
+            workers=args.workers,
+            quiet=True,
+        )
         seconds = time.perf_counter() - start
         ds = PreparedDataset(out)
-        print(f"prepare: {len(ds)} images at S={args.size} in {seconds:.2f} s = "
-              f"{len(ds) / seconds:.0f} images/s ({os.cpu_count()} cores)")
+        print(
+            f"prepare: {len(ds)} images at S={args.size} in {seconds:.2f} s = "
+            f"{len(ds) / seconds:.0f} images/s ({os.cpu_count()} cores)"
+        )
 
         loader = Loader(ds, args.batch, crop=args.crop, train=True, workers=args.workers, drop_last=True)
         rates = []
@@ -56,9 +70,11 @@ def main():
             for x, _ in loader:
                 count += len(x)
             rates.append(count / (time.perf_counter() - start))
-        print(f"loader (train, {args.crop} crops, flips, PCA lighting, batch {args.batch}, "
-              f"{loader.workers} threads): median {np.median(rates):.0f} images/s "
-              f"(reps: {', '.join(f'{r:.0f}' for r in rates)})")
+        print(
+            f"loader (train, {args.crop} crops, flips, PCA lighting, batch {args.batch}, "
+            f"{loader.workers} threads): median {np.median(rates):.0f} images/s "
+            f"(reps: {', '.join(f'{r:.0f}' for r in rates)})"
+        )
         for name, kw in (("eval centre crop", {}), ("eval ten crops", {"ten_crop": True})):
             ev = Loader(ds, 32, crop=args.crop, train=False, workers=args.workers, **kw)
             start = time.perf_counter()

@@ -31,6 +31,7 @@ and add ``"myscheme": Scheme(ranks, threads, run_myscheme, "description")`` to `
 On a 2-core machine nothing gets faster with more processes; the numbers show what each scheme
 costs. Every time is a median after one warm-up step; trust ratios within one run.
 """
+
 import argparse
 import json
 import os
@@ -56,7 +57,7 @@ def _model_and_data(args, rows, seed=0):
     from nn import SGD, SoftmaxCrossEntropyLoss
 
     model = AlexNet(num_classes=1000, crop=args.crop, groups=2, init="kaiming", seed=seed)
-    model.conv1.input_grad = False   # as the trainer does
+    model.conv1.input_grad = False  # as the trainer does
     optimizer = SGD(model.parameters(), lr=0.001, momentum=0.9, weight_decay=5e-4)
     rng = np.random.default_rng(seed + 1)
     x = rng.standard_normal((rows, 3, args.crop, args.crop), dtype=np.float32)
@@ -68,16 +69,25 @@ def _summary(step_times, comm_times, wait_times, payload, ranks, batch, params):
     step = statistics.median(step_times)
     comm = statistics.median(comm_times) if comm_times else 0.0
     wait = statistics.median(wait_times) if wait_times else 0.0
-    return {"step_s": step, "images_per_s": batch / step, "comm_s": comm, "comm_share": comm / step,
-            "wait_s": wait, "wait_share": wait / step, "payload_bytes": payload,
-            "sent_bytes_per_rank": 2 * (ranks - 1) / ranks * payload if ranks > 1 else 0,
-            "parameters": params, "step_times": step_times}
+    return {
+        "step_s": step,
+        "images_per_s": batch / step,
+        "comm_s": comm,
+        "comm_share": comm / step,
+        "wait_s": wait,
+        "wait_share": wait / step,
+        "payload_bytes": payload,
+        "sent_bytes_per_rank": 2 * (ranks - 1) / ranks * payload if ranks > 1 else 0,
+        "parameters": params,
+        "step_times": step_times,
+    }
 
 
 def _timed_collective(comm, real, timings):
     """``real`` (a collective of ``comm``) wrapped to add, per call, the time spent at a barrier
     first to ``timings["wait"]`` (waiting for the slower rank, not communication) and the
     collective's own time to ``timings["comm"]``."""
+
     def call(*args, **kwargs):
         t0 = time.perf_counter()
         comm.barrier()
@@ -86,6 +96,7 @@ def _timed_collective(comm, real, timings):
         timings["wait"] += t1 - t0
         timings["comm"] += time.perf_counter() - t1
         return result
+
     return call
 
 
@@ -107,7 +118,7 @@ def _timed_steps(args, comm, timings, one_step):
             comms.append(timings["comm"])
             waits.append(timings["wait"])
     payload = comm.bytes_reduced - payload_before
-    steps = [max(comm.comm.allgather(t)) for t in steps]   # the step time of the job is the slowest rank's
+    steps = [max(comm.comm.allgather(t)) for t in steps]  # the step time of the job is the slowest rank's
     return steps, comms, waits, payload
 
 
@@ -197,28 +208,51 @@ def worker(args):
     comm = get_communicator()
     result = SCHEMES[args.worker].run(args, comm)
     if comm.is_root:
-        result.update(scheme=args.worker, crop=args.crop, batch=args.batch, ranks=comm.size,
-                      threads=os.environ.get("OPENBLAS_NUM_THREADS"))
+        result.update(
+            scheme=args.worker,
+            crop=args.crop,
+            batch=args.batch,
+            ranks=comm.size,
+            threads=os.environ.get("OPENBLAS_NUM_THREADS"),
+        )
         print(MARKER + json.dumps(result), flush=True)
 
 
 def launch(name, crop, args):
     scheme = SCHEMES[name]
     threads = str(scheme.threads)
-    env = dict(os.environ, OMP_NUM_THREADS=threads, OPENBLAS_NUM_THREADS=threads, MKL_NUM_THREADS=threads,
-               PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]))
+    env = dict(
+        os.environ,
+        OMP_NUM_THREADS=threads,
+        OPENBLAS_NUM_THREADS=threads,
+        MKL_NUM_THREADS=threads,
+        PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]),
+    )
     reps = args.reps if crop < 200 else args.reps_227
-    command = [sys.executable, __file__, "--worker", name, "--crop", str(crop), "--batch", str(args.batch),
-               "--reps", str(reps), "--warmup", str(args.warmup)]
+    command = [
+        sys.executable,
+        __file__,
+        "--worker",
+        name,
+        "--crop",
+        str(crop),
+        "--batch",
+        str(args.batch),
+        "--reps",
+        str(reps),
+        "--warmup",
+        str(args.warmup),
+    ]
     if scheme.ranks > 1:
         import shutil
+
         mpiexec = shutil.which("mpiexec") or str(Path(sys.executable).parent / "mpiexec")
         command = [mpiexec, "-n", str(scheme.ranks)] + command
     result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=args.timeout)
     lines = [line for line in result.stdout.splitlines() if line.startswith(MARKER)]
     if result.returncode or not lines:
         raise RuntimeError(f"{name} at crop {crop} failed ({result.returncode}):\n{result.stderr[-3000:]}")
-    return json.loads(lines[0][len(MARKER):])
+    return json.loads(lines[0][len(MARKER) :])
 
 
 def pool(parts):
@@ -262,27 +296,49 @@ def projection(compute_s, nbytes, batch=128):
     for name, gpus, bandwidth, latency in NETWORKS:
         comm = ring_allreduce_seconds(nbytes, gpus, bandwidth, latency)
         weak, strong = compute_s, compute_s / gpus
-        rows.append({"network": name, "gpus": gpus, "allreduce_s": comm,
-                     "weak_step_s": weak + comm, "weak_efficiency": weak / (weak + comm),
-                     "strong_step_s": strong + comm, "strong_efficiency": strong / (strong + comm),
-                     "strong_speedup": compute_s / (strong + comm)})
+        rows.append(
+            {
+                "network": name,
+                "gpus": gpus,
+                "allreduce_s": comm,
+                "weak_step_s": weak + comm,
+                "weak_efficiency": weak / (weak + comm),
+                "strong_step_s": strong + comm,
+                "strong_efficiency": strong / (strong + comm),
+                "strong_speedup": compute_s / (strong + comm),
+            }
+        )
     return rows
 
 
 def print_projection(compute_s, nbytes):
     rows = projection(compute_s, nbytes)
-    print(f"\nprojection: compute {1e3 * compute_s:.1f} ms per 128 images, all-reduce of {nbytes / 1e6:.1f} MB")
-    print(format_table_plain(["network", "all-reduce ms", "weak: ms/step", "eff", "strong: ms/step", "eff",
-                              "speed-up"],
-                             [[r["network"], f"{1e3 * r['allreduce_s']:.2f}", f"{1e3 * r['weak_step_s']:.1f}",
-                               f"{100 * r['weak_efficiency']:.1f}%", f"{1e3 * r['strong_step_s']:.2f}",
-                               f"{100 * r['strong_efficiency']:.1f}%", f"{r['strong_speedup']:.2f}x"]
-                              for r in rows]))
+    print(
+        f"\nprojection: compute {1e3 * compute_s:.1f} ms per 128 images, all-reduce of {nbytes / 1e6:.1f} MB"
+    )
+    print(
+        format_table_plain(
+            ["network", "all-reduce ms", "weak: ms/step", "eff", "strong: ms/step", "eff", "speed-up"],
+            [
+                [
+                    r["network"],
+                    f"{1e3 * r['allreduce_s']:.2f}",
+                    f"{1e3 * r['weak_step_s']:.1f}",
+                    f"{100 * r['weak_efficiency']:.1f}%",
+                    f"{1e3 * r['strong_step_s']:.2f}",
+                    f"{100 * r['strong_efficiency']:.1f}%",
+                    f"{r['strong_speedup']:.2f}x",
+                ]
+                for r in rows
+            ],
+        )
+    )
     return rows
 
 
 def format_table_plain(headers, rows):
     from _common import format_table
+
     return format_table(headers, rows)
 
 
@@ -293,15 +349,29 @@ def main(argv=None):
     parser.add_argument("--reps", type=int, default=3, help="timed steps per row at crops < 200 (median)")
     parser.add_argument("--reps-227", type=int, default=2, dest="reps_227", help="timed steps at crop 227")
     parser.add_argument("--warmup", type=int, default=1, help="untimed steps first")
-    parser.add_argument("--rounds", type=int, default=1,
-                        help="run every row this many times, the schemes taking turns (medians pooled)")
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="run every row this many times, the schemes taking turns (medians pooled)",
+    )
     parser.add_argument("--schemes", default=",".join(SCHEMES), help=f"subset of {','.join(SCHEMES)}")
     parser.add_argument("--timeout", type=int, default=900, help="seconds per row before giving up")
     parser.add_argument("--json", default=None, metavar="PATH", help="also save the results as JSON")
-    parser.add_argument("--project", type=float, default=None, metavar="MS",
-                        help="only print the projection to 8 and 64 GPUs for a compute time of MS ms per 128 images")
-    parser.add_argument("--project-bytes", type=float, default=60_965_224 * 4, metavar="B",
-                        help="bytes all-reduced per step in the projection (default: AlexNet's 60,965,224 float32)")
+    parser.add_argument(
+        "--project",
+        type=float,
+        default=None,
+        metavar="MS",
+        help="only print the projection to 8 and 64 GPUs for a compute time of MS ms per 128 images",
+    )
+    parser.add_argument(
+        "--project-bytes",
+        type=float,
+        default=60_965_224 * 4,
+        metavar="B",
+        help="bytes all-reduced per step in the projection (default: AlexNet's 60,965,224 float32)",
+    )
     parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--crop", type=int, default=112, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -320,22 +390,54 @@ def main(argv=None):
     runs = {}
     for round_ in range(args.rounds):
         for crop in [int(c) for c in args.crops.split(",")]:
-            for name in names:   # taking turns, so a burst of load from elsewhere hits every scheme
-                print(f"round {round_ + 1}/{args.rounds}, crop {crop}: {name} ({SCHEMES[name].description}) ...",
-                      file=sys.stderr, flush=True)
+            for name in names:  # taking turns, so a burst of load from elsewhere hits every scheme
+                print(
+                    f"round {round_ + 1}/{args.rounds}, crop {crop}: {name} ({SCHEMES[name].description}) ...",
+                    file=sys.stderr,
+                    flush=True,
+                )
                 runs.setdefault((crop, name), []).append(launch(name, crop, args))
     results = [pool(parts) for parts in runs.values()]
     rows = []
     for r in results:
-        base = next(b for b in results if b["crop"] == r["crop"] and b["scheme"] == "one-process") \
-            if any(b["scheme"] == "one-process" for b in results) else r
-        rows.append([r["scheme"], str(r["crop"]), f"{r['ranks']}x{r['threads']}", f"{r['step_s']:.2f}",
-                     f"{r['images_per_s']:.1f}", f"{base['step_s'] / r['step_s']:.2f}",
-                     f"{100 * r['comm_share']:.1f}%", f"{100 * r['wait_share']:.1f}%",
-                     f"{r['payload_bytes'] / 1e6:.1f}", f"{r['sent_bytes_per_rank'] / 1e6:.1f}",
-                     f"{r['parameters'] / 1e6:.1f}M"])
-    print(format_table(["scheme", "crop", "ranks x thr", "s/step", "img/s", "speed vs 1", "allreduce",
-                        "wait", "payload MB", "sent MB/rank", "params"], rows))
+        base = (
+            next(b for b in results if b["crop"] == r["crop"] and b["scheme"] == "one-process")
+            if any(b["scheme"] == "one-process" for b in results)
+            else r
+        )
+        rows.append(
+            [
+                r["scheme"],
+                str(r["crop"]),
+                f"{r['ranks']}x{r['threads']}",
+                f"{r['step_s']:.2f}",
+                f"{r['images_per_s']:.1f}",
+                f"{base['step_s'] / r['step_s']:.2f}",
+                f"{100 * r['comm_share']:.1f}%",
+                f"{100 * r['wait_share']:.1f}%",
+                f"{r['payload_bytes'] / 1e6:.1f}",
+                f"{r['sent_bytes_per_rank'] / 1e6:.1f}",
+                f"{r['parameters'] / 1e6:.1f}M",
+            ]
+        )
+    print(
+        format_table(
+            [
+                "scheme",
+                "crop",
+                "ranks x thr",
+                "s/step",
+                "img/s",
+                "speed vs 1",
+                "allreduce",
+                "wait",
+                "payload MB",
+                "sent MB/rank",
+                "params",
+            ],
+            rows,
+        )
+    )
     if args.json:
         write_json(args.json, {"environment": environment_info(), "batch": args.batch, "results": results})
     return 0

@@ -40,6 +40,7 @@ Threads: NumPy's BLAS uses its default thread count unless ``--threads N`` is
 given (then OPENBLAS/OMP/MKL_NUM_THREADS are set before NumPy is imported);
 PyTorch is set to the same count (default: the cores this process may use).
 """
+
 import argparse
 import json
 import os
@@ -48,44 +49,86 @@ import subprocess
 import sys
 
 LAYER_NAMES = [
-    "conv1", "relu1", "lrn1", "pool1",
-    "conv2", "relu2", "lrn2", "pool2",
-    "conv3", "relu3", "conv4", "relu4", "conv5", "relu5", "pool5",
-    "fc6", "relu6", "drop6", "fc7", "relu7", "drop7", "fc8", "loss",
+    "conv1",
+    "relu1",
+    "lrn1",
+    "pool1",
+    "conv2",
+    "relu2",
+    "lrn2",
+    "pool2",
+    "conv3",
+    "relu3",
+    "conv4",
+    "relu4",
+    "conv5",
+    "relu5",
+    "pool5",
+    "fc6",
+    "relu6",
+    "drop6",
+    "fc7",
+    "relu7",
+    "drop7",
+    "fc8",
+    "loss",
     "sgd",
 ]
 EXTRA_NAMES = ["step", "infer"]
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--batch", type=int, default=32, help="batch size (default 32)")
     parser.add_argument("--crop", type=int, default=227, help="input size (default 227)")
     parser.add_argument("--reps", type=int, default=5, help="timed repetitions per row (median; default 5)")
     parser.add_argument("--warmup", type=int, default=1, help="untimed runs before timing (default 1)")
-    parser.add_argument("--layers", default="all",
-                        help="comma-separated subset of: " + ",".join(LAYER_NAMES + EXTRA_NAMES)
-                             + " (default all)")
-    parser.add_argument("--threads", type=int, default=None,
-                        help="BLAS/torch threads (default: NumPy's default; torch = usable cores)")
+    parser.add_argument(
+        "--layers",
+        default="all",
+        help="comma-separated subset of: " + ",".join(LAYER_NAMES + EXTRA_NAMES) + " (default all)",
+    )
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="BLAS/torch threads (default: NumPy's default; torch = usable cores)",
+    )
     parser.add_argument("--matmul-size", type=int, default=2048, help="n of the reference n x n sgemm")
     parser.add_argument("--no-torch", action="store_true", help="skip the PyTorch columns")
-    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
-                        help="cpu (NumPy vs PyTorch CPU) or cuda (CuPy vs PyTorch CUDA/cuDNN)")
-    parser.add_argument("--tf32", choices=("off", "on"), default="off",
-                        help="cuda only: off = strict FP32 for both libraries (default), on = TF32 for both")
+    parser.add_argument(
+        "--device",
+        choices=("cpu", "cuda"),
+        default="cpu",
+        help="cpu (NumPy vs PyTorch CPU) or cuda (CuPy vs PyTorch CUDA/cuDNN)",
+    )
+    parser.add_argument(
+        "--tf32",
+        choices=("off", "on"),
+        default="off",
+        help="cuda only: off = strict FP32 for both libraries (default), on = TF32 for both",
+    )
     parser.add_argument("--json", default=None, metavar="PATH", help="also save the results as JSON")
-    parser.add_argument("--separate", type=int, default=0, metavar="ROUNDS",
-                        help="time the step and infer rows with each library in a fresh process of its "
-                             "own, ROUNDS times in alternating order (default 0: in this process, "
-                             "taking turns)")
+    parser.add_argument(
+        "--separate",
+        type=int,
+        default=0,
+        metavar="ROUNDS",
+        help="time the step and infer rows with each library in a fresh process of its "
+        "own, ROUNDS times in alternating order (default 0: in this process, "
+        "taking turns)",
+    )
     parser.add_argument("--child", choices=("ours", "torch"), default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.separate < 0:
         parser.error("--separate must be >= 0")
-    wanted = LAYER_NAMES + EXTRA_NAMES if args.layers == "all" else \
-        [name.strip() for name in args.layers.split(",") if name.strip()]
+    wanted = (
+        LAYER_NAMES + EXTRA_NAMES
+        if args.layers == "all"
+        else [name.strip() for name in args.layers.split(",") if name.strip()]
+    )
     unknown = [name for name in wanted if name not in LAYER_NAMES + EXTRA_NAMES]
     if unknown:
         parser.error(f"unknown layer(s) {unknown}; choose from {LAYER_NAMES + EXTRA_NAMES}")
@@ -99,7 +142,7 @@ if __name__ == "__main__":
     if _ARGS.threads:
         for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
             os.environ[_var] = str(_ARGS.threads)
-    if _ARGS.device == "cuda":          # CuPy reads CUPY_TF32 when it loads
+    if _ARGS.device == "cuda":  # CuPy reads CUPY_TF32 when it loads
         os.environ["CUPY_TF32"] = "1" if _ARGS.tf32 == "on" else "0"
 
 _REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -109,7 +152,7 @@ if _REPO not in sys.path:
 import nn  # noqa: E402  (loads no NumPy)
 
 if __name__ == "__main__":
-    nn.configure_blas()     # before NumPy loads: OpenBLAS's idle threads sleep at once (nn/blas.py)
+    nn.configure_blas()  # before NumPy loads: OpenBLAS's idle threads sleep at once (nn/blas.py)
 
 import numpy as np  # noqa: E402
 
@@ -150,8 +193,8 @@ def pool5_size(crop):
 
 
 def alexnet_layers(rng, crop=227):
-    conv = lambda *a, **k: nn.Conv2d(*a, rng=rng, **k)       # noqa: E731
-    lin = lambda *a, **k: nn.Linear(*a, rng=rng, **k)        # noqa: E731
+    conv = lambda *a, **k: nn.Conv2d(*a, rng=rng, **k)  # noqa: E731
+    lin = lambda *a, **k: nn.Linear(*a, rng=rng, **k)  # noqa: E731
     lrn = lambda: nn.LocalResponseNorm(size=5, alpha=1e-4, beta=0.75, k=2.0)  # noqa: E731
     drop = lambda: nn.Dropout(0.5, rng=np.random.default_rng(1))  # noqa: E731
     return [
@@ -216,8 +259,9 @@ def torch_layer_fn(torch, name, layer, kind, device):
     if kind == "conv":
         w = device.tensor(layer.weight.data).requires_grad_()
         b = device.tensor(layer.bias.data).requires_grad_()
-        return (lambda x: F.conv2d(x, w, b, stride=layer.stride, padding=layer.padding,
-                                   groups=layer.groups)), [w, b]
+        return (
+            lambda x: F.conv2d(x, w, b, stride=layer.stride, padding=layer.padding, groups=layer.groups)
+        ), [w, b]
     if kind == "linear":
         w = device.tensor(layer.weight.data).requires_grad_()
         b = device.tensor(layer.bias.data).requires_grad_()
@@ -226,8 +270,11 @@ def torch_layer_fn(torch, name, layer, kind, device):
         return F.relu, []
     if kind == "lrn":
         # nn's alpha multiplies the SUM of squares (the paper); torch's the mean: alpha * n.
-        return (lambda x: F.local_response_norm(x, layer.size, alpha=layer.alpha * layer.size,
-                                                beta=layer.beta, k=layer.k)), []
+        return (
+            lambda x: F.local_response_norm(
+                x, layer.size, alpha=layer.alpha * layer.size, beta=layer.beta, k=layer.k
+            )
+        ), []
     if kind == "pool":
         return (lambda x: F.max_pool2d(x, layer.kernel_size, layer.stride)), []
     if kind == "dropout":
@@ -241,15 +288,22 @@ def torch_alexnet(torch, layers):
     mods = []
     for _name, layer, kind in layers:
         if kind == "conv":
-            mod = tnn.Conv2d(layer.in_channels, layer.out_channels, layer.kernel_size,
-                             stride=layer.stride, padding=layer.padding, groups=layer.groups)
+            mod = tnn.Conv2d(
+                layer.in_channels,
+                layer.out_channels,
+                layer.kernel_size,
+                stride=layer.stride,
+                padding=layer.padding,
+                groups=layer.groups,
+            )
         elif kind == "linear":
             mod = tnn.Linear(layer.in_features, layer.out_features)
         elif kind == "relu":
             mod = tnn.ReLU(inplace=False)
         elif kind == "lrn":
-            mod = tnn.LocalResponseNorm(layer.size, alpha=layer.alpha * layer.size,
-                                        beta=layer.beta, k=layer.k)
+            mod = tnn.LocalResponseNorm(
+                layer.size, alpha=layer.alpha * layer.size, beta=layer.beta, k=layer.k
+            )
         elif kind == "pool":
             mod = tnn.MaxPool2d(layer.kernel_size, layer.stride)
         elif kind == "flatten":
@@ -285,12 +339,14 @@ class Device:
         self.name, self.torch = name, torch
         self.cupy = None
         if name == "cuda":
-            nn.backend.check_device("cuda")              # a clear error when CuPy or the GPU is missing
+            nn.backend.check_device("cuda")  # a clear error when CuPy or the GPU is missing
             import cupy
+
             self.cupy = cupy
             if torch is not None and not torch.cuda.is_available():
-                raise RuntimeError("--device cuda: this torch has no CUDA; run with --no-torch "
-                                   "or a CUDA build of torch")
+                raise RuntimeError(
+                    "--device cuda: this torch has no CUDA; run with --no-torch or a CUDA build of torch"
+                )
 
     def array(self, values):
         return values if self.cupy is None else self.cupy.asarray(values)
@@ -309,7 +365,7 @@ class Device:
         """``candidates`` with a synchronization after every callable (nothing added on the CPU)."""
         if self.cupy is None:
             return candidates
-        wrap = lambda fn: (lambda: (fn(), self.synchronize()))     # noqa: E731
+        wrap = lambda fn: lambda: (fn(), self.synchronize())  # noqa: E731
         return {name: [wrap(fn) for fn in fns] for name, fns in candidates.items()}
 
     def precision(self):
@@ -318,9 +374,11 @@ class Device:
         mode = "TF32 allowed" if os.environ.get("CUPY_TF32") == "1" else "strict FP32 (TF32 off)"
         text = f"CuPy {self.cupy.__version__}: {mode} (CUPY_TF32={os.environ.get('CUPY_TF32', 'unset')})"
         if self.torch is not None:
-            text += (f"; torch: matmul.allow_tf32={self.torch.backends.cuda.matmul.allow_tf32}, "
-                     f"cudnn.allow_tf32={self.torch.backends.cudnn.allow_tf32}, "
-                     f"cudnn {self.torch.backends.cudnn.version()}")
+            text += (
+                f"; torch: matmul.allow_tf32={self.torch.backends.cuda.matmul.allow_tf32}, "
+                f"cudnn.allow_tf32={self.torch.backends.cudnn.allow_tf32}, "
+                f"cudnn {self.torch.backends.cudnn.version()}"
+            )
         return text
 
 
@@ -334,12 +392,17 @@ def _timed(device, candidates, args):
 def bench_layer(name, layer, kind, in_shape, out_shape, args, torch, rng, device):
     x = rng.standard_normal(in_shape, dtype=np.float32)
     if kind in ("lrn", "pool"):
-        np.maximum(x, 0, out=x)                      # they follow a ReLU in AlexNet
+        np.maximum(x, 0, out=x)  # they follow a ReLU in AlexNet
     grad = rng.standard_normal(out_shape, dtype=np.float32) * np.float32(1e-3)
     x, grad = device.array(x), device.array(grad)
     layer.train()
-    row = {"layer": name, "kind": kind, "in_shape": list(in_shape), "out_shape": list(out_shape),
-           "flops_fwd": forward_flops(layer, in_shape, out_shape)}
+    row = {
+        "layer": name,
+        "kind": kind,
+        "in_shape": list(in_shape),
+        "out_shape": list(out_shape),
+        "flops_fwd": forward_flops(layer, in_shape, out_shape),
+    }
     candidates = {"ours": [lambda: layer.forward(x), lambda: layer.backward(grad)]}
     if torch is None:
         return _record(row, _timed(device, candidates, args))
@@ -351,7 +414,7 @@ def bench_layer(name, layer, kind, in_shape, out_shape, args, torch, rng, device
 
     def t_forward():
         for p in params:
-            p.grad = None                            # optimizer.zero_grad(set_to_none=True)
+            p.grad = None  # optimizer.zero_grad(set_to_none=True)
         tx.grad = None
         state["y"] = fn(tx)
 
@@ -361,7 +424,7 @@ def bench_layer(name, layer, kind, in_shape, out_shape, args, torch, rng, device
     candidates["torch"] = [t_forward, t_backward]
     _record(row, _timed(device, candidates, args))
 
-    if kind != "dropout":                            # different random masks: nothing to compare
+    if kind != "dropout":  # different random masks: nothing to compare
         ours_y = layer.forward(x)
         ours_dx = layer.backward(grad)
         t_forward()
@@ -415,7 +478,7 @@ def bench_sgd(layers, args, torch, device):
         tp.grad = torch.full_like(tp, 1e-3)
     topt = torch.optim.SGD(tparams, lr=1e-5, momentum=0.9, weight_decay=5e-4)
 
-    def t_zero_grad():               # keep .grad allocated, as ours does (set_to_none=False)
+    def t_zero_grad():  # keep .grad allocated, as ours does (set_to_none=False)
         topt.zero_grad(set_to_none=False)
 
     candidates["torch"] = [topt.step, t_zero_grad]
@@ -441,9 +504,16 @@ def bench_step(layers, batch, crop, args, torch, rng, device, only=None):
         model.backward(loss_fn.backward())
         opt.step()
 
-    flops = sum(forward_flops(layer, s_in, s_out) for (layer, s_in, s_out) in _gemm_shapes(layers, batch, crop))
-    row = {"layer": "step", "kind": "step", "in_shape": [batch, 3, crop, crop], "out_shape": [],
-           "flops_fwd": flops}
+    flops = sum(
+        forward_flops(layer, s_in, s_out) for (layer, s_in, s_out) in _gemm_shapes(layers, batch, crop)
+    )
+    row = {
+        "layer": "step",
+        "kind": "step",
+        "in_shape": [batch, 3, crop, crop],
+        "out_shape": [],
+        "flops_fwd": flops,
+    }
     candidates = {"ours": [ours]}
     layers[0][1].input_grad = False
     if torch is None:
@@ -476,9 +546,16 @@ def bench_infer(layers, batch, crop, args, torch, rng, device, only=None):
     model = nn.Sequential(*[layer for _, layer, _ in layers])
     model.eval()
     x = device.array(rng.standard_normal((batch, 3, crop, crop), dtype=np.float32))
-    flops = sum(forward_flops(layer, s_in, s_out) for (layer, s_in, s_out) in _gemm_shapes(layers, batch, crop))
-    row = {"layer": "infer", "kind": "infer", "in_shape": [batch, 3, crop, crop], "out_shape": [],
-           "flops_fwd": flops}
+    flops = sum(
+        forward_flops(layer, s_in, s_out) for (layer, s_in, s_out) in _gemm_shapes(layers, batch, crop)
+    )
+    row = {
+        "layer": "infer",
+        "kind": "infer",
+        "in_shape": [batch, 3, crop, crop],
+        "out_shape": [],
+        "flops_fwd": flops,
+    }
     candidates = {"ours": [lambda: model.forward(x)]}
     if torch is not None:
         tmodel = torch_alexnet(torch, layers).to("cuda" if device.cupy is not None else "cpu")
@@ -522,23 +599,32 @@ def main(args):
     blas = numpy_blas_info()
 
     print(f"python {env['python']} ({env['executable']}), CPU: {env['cpu']}, {env['cores']} usable cores")
-    print(f"numpy {blas['numpy']}: BLAS {blas.get('blas')} {blas.get('blas_version')} "
-          f"[{blas.get('blas_config')}]" + (f" threadpools={blas['threadpools']}" if "threadpools" in blas else ""))
+    print(
+        f"numpy {blas['numpy']}: BLAS {blas.get('blas')} {blas.get('blas_version')} "
+        f"[{blas.get('blas_config')}]"
+        + (f" threadpools={blas['threadpools']}" if "threadpools" in blas else "")
+    )
     if env["env"]:
         print(f"environment: {env['env']}")
     if torch is not None:
-        print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
-              f"mkldnn={torch.backends.mkldnn.is_available()}")
+        print(
+            f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
+            f"mkldnn={torch.backends.mkldnn.is_available()}"
+        )
     else:
         print("torch not importable (or --no-torch): PyTorch columns omitted")
 
     print(f"device {args.device}, precision: {device.precision()}")
     mm = numpy_matmul_rate(args.matmul_size, xp=device.cupy, synchronize=device.synchronize)
     mm_torch = torch_matmul_rate(torch, args.matmul_size, device=args.device) if torch is not None else None
-    print(f"reference: {'CuPy' if device.cupy else 'NumPy'} float32 {args.matmul_size}x{args.matmul_size} matmul = {mm:.1f} GFLOP/s"
-          + (f"   (torch.matmul: {mm_torch:.1f} GFLOP/s)" if mm_torch else ""))
-    print(f"batch {args.batch}, input {args.crop}x{args.crop}, median of {args.reps} reps after "
-          f"{args.warmup} warm-up\n")
+    print(
+        f"reference: {'CuPy' if device.cupy else 'NumPy'} float32 {args.matmul_size}x{args.matmul_size} matmul = {mm:.1f} GFLOP/s"
+        + (f"   (torch.matmul: {mm_torch:.1f} GFLOP/s)" if mm_torch else "")
+    )
+    print(
+        f"batch {args.batch}, input {args.crop}x{args.crop}, median of {args.reps} reps after "
+        f"{args.warmup} warm-up\n"
+    )
 
     rng = np.random.default_rng(0)
     layers = alexnet_layers(rng, args.crop)
@@ -576,24 +662,49 @@ def main(args):
     mm_end = numpy_matmul_rate(args.matmul_size, xp=device.cupy, synchronize=device.synchronize)
     print_table(rows, step, mm, torch is not None, args)
     if infer:
-        print(f"\neval-mode forward pass (inference), batch {args.batch}, {infer['flops_fwd'] / 1e9:.1f} GFLOP:")
+        print(
+            f"\neval-mode forward pass (inference), batch {args.batch}, {infer['flops_fwd'] / 1e9:.1f} GFLOP:"
+        )
         for who, key in (("ours ", "ours_ms"), ("torch", "torch_ms")):
             if key in infer:
                 sec = infer[key] * 1e-3
-                print(f"  {who}: {infer[key]:8.0f} ms  {args.batch / sec:7.1f} images/s  "
-                      f"{infer['flops_fwd'] / sec / 1e9:6.1f} GFLOP/s")
+                print(
+                    f"  {who}: {infer[key]:8.0f} ms  {args.batch / sec:7.1f} images/s  "
+                    f"{infer['flops_fwd'] / sec / 1e9:6.1f} GFLOP/s"
+                )
         if "torch_ms" in infer:
             print(f"  torch/ours = {infer['torch_ms'] / infer['ours_ms']:.2f}")
         print_separate(infer)
-    print(f"\nreference matmul rate at the start {mm:.1f}, at the end {mm_end:.1f} GFLOP/s"
-          + ("  -- WARNING: they differ by more than 20%: the machine was busy, trust only the"
-             " ratios (ours and torch take turns within every repetition)"
-             if abs(mm_end - mm) > 0.2 * max(mm, mm_end) else ""))
+    print(
+        f"\nreference matmul rate at the start {mm:.1f}, at the end {mm_end:.1f} GFLOP/s"
+        + (
+            "  -- WARNING: they differ by more than 20%: the machine was busy, trust only the"
+            " ratios (ours and torch take turns within every repetition)"
+            if abs(mm_end - mm) > 0.2 * max(mm, mm_end)
+            else ""
+        )
+    )
     if args.json:
-        write_json(args.json, {"env": env, "blas": blas, "torch": torch.__version__ if torch else None,
-                               "threads": threads, "device": args.device, "precision": device.precision(), "batch": args.batch, "crop": args.crop,
-                               "reps": args.reps, "matmul_gflops": mm, "matmul_gflops_end": mm_end, "torch_matmul_gflops": mm_torch,
-                               "layers": rows, "step": step, "infer": infer})
+        write_json(
+            args.json,
+            {
+                "env": env,
+                "blas": blas,
+                "torch": torch.__version__ if torch else None,
+                "threads": threads,
+                "device": args.device,
+                "precision": device.precision(),
+                "batch": args.batch,
+                "crop": args.crop,
+                "reps": args.reps,
+                "matmul_gflops": mm,
+                "matmul_gflops_end": mm_end,
+                "torch_matmul_gflops": mm_torch,
+                "layers": rows,
+                "step": step,
+                "infer": infer,
+            },
+        )
         print(f"\nsaved {args.json}")
 
 
@@ -605,7 +716,7 @@ def _set_up_torch(torch, args, threads):
     if args.device == "cuda" and torch.cuda.is_available():
         torch.backends.cuda.matmul.allow_tf32 = args.tf32 == "on"
         torch.backends.cudnn.allow_tf32 = args.tf32 == "on"
-        torch.backends.cudnn.benchmark = True            # let cuDNN pick its fastest algorithms
+        torch.backends.cudnn.benchmark = True  # let cuDNN pick its fastest algorithms
 
 
 def separate_rows(layers, args, torch):
@@ -619,27 +730,56 @@ def separate_rows(layers, args, torch):
     wanted = [name for name in ("step", "infer") if name in args.wanted]
     who_all = ["ours"] + (["torch"] if torch is not None else [])
     results = {who: {name: [] for name in wanted} for who in who_all}
-    command = [sys.executable, os.path.abspath(__file__), "--batch", str(args.batch), "--crop", str(args.crop),
-               "--reps", str(args.reps), "--warmup", str(args.warmup), "--layers", ",".join(wanted),
-               "--device", args.device, "--tf32", args.tf32]
+    command = [
+        sys.executable,
+        os.path.abspath(__file__),
+        "--batch",
+        str(args.batch),
+        "--crop",
+        str(args.crop),
+        "--reps",
+        str(args.reps),
+        "--warmup",
+        str(args.warmup),
+        "--layers",
+        ",".join(wanted),
+        "--device",
+        args.device,
+        "--tf32",
+        args.tf32,
+    ]
     if args.threads:
         command += ["--threads", str(args.threads)]
     for round_index in range(args.separate):
         order = who_all if round_index % 2 == 0 else who_all[::-1]
         for who in order:
-            print(f"  round {round_index + 1}/{args.separate}: {who} in a process of its own",
-                  file=sys.stderr, flush=True)
+            print(
+                f"  round {round_index + 1}/{args.separate}: {who} in a process of its own",
+                file=sys.stderr,
+                flush=True,
+            )
             done = subprocess.run(command + ["--child", who], capture_output=True, text=True)
             if done.returncode != 0:
-                raise SystemExit(f"--separate: the {who} child failed (exit {done.returncode}):\n{done.stderr[-2000:]}")
+                raise SystemExit(
+                    f"--separate: the {who} child failed (exit {done.returncode}):\n{done.stderr[-2000:]}"
+                )
             measured = json.loads(done.stdout.strip().splitlines()[-1])
             for name in wanted:
                 results[who][name].append(measured[name])
     rows = {}
-    flops = sum(forward_flops(layer, s_in, s_out) for (layer, s_in, s_out) in _gemm_shapes(layers, args.batch, args.crop))
+    flops = sum(
+        forward_flops(layer, s_in, s_out)
+        for (layer, s_in, s_out) in _gemm_shapes(layers, args.batch, args.crop)
+    )
     for name in wanted:
-        row = {"layer": name, "kind": name, "in_shape": [args.batch, 3, args.crop, args.crop], "out_shape": [],
-               "flops_fwd": flops, "separate_rounds": args.separate}
+        row = {
+            "layer": name,
+            "kind": name,
+            "in_shape": [args.batch, 3, args.crop, args.crop],
+            "out_shape": [],
+            "flops_fwd": flops,
+            "separate_rounds": args.separate,
+        }
         for who in who_all:
             row[f"{who}_ms"] = statistics.median(results[who][name])
             row[f"{who}_rounds_ms"] = results[who][name]
@@ -660,9 +800,13 @@ def child_main(args):
         layer.to(args.device)
     measured = {}
     if "step" in args.wanted:
-        measured["step"] = bench_step(layers, args.batch, args.crop, args, torch, rng, device, only=args.child)[f"{args.child}_ms"]
+        measured["step"] = bench_step(
+            layers, args.batch, args.crop, args, torch, rng, device, only=args.child
+        )[f"{args.child}_ms"]
     if "infer" in args.wanted:
-        measured["infer"] = bench_infer(layers, args.batch, args.crop, args, torch, rng, device, only=args.child)[f"{args.child}_ms"]
+        measured["infer"] = bench_infer(
+            layers, args.batch, args.crop, args, torch, rng, device, only=args.child
+        )[f"{args.child}_ms"]
     print(json.dumps(measured))
 
 
@@ -679,15 +823,27 @@ def print_table(rows, step, mm, with_torch, args):
     for r in rows:
         ours_rate = _rate(r["flops_fwd"], r["ours_ms"])
         out = "x".join(map(str, r["out_shape"][1:])) if r["out_shape"] else "-"
-        cells = [r["layer"], out, f"{r['ours_fwd_ms']:.1f}", f"{r['ours_bwd_ms']:.1f}", f"{r['ours_ms']:.1f}",
-                 f"{ours_rate:.1f}" if ours_rate else "", f"{100 * ours_rate / mm:.0f}%" if ours_rate else ""]
+        cells = [
+            r["layer"],
+            out,
+            f"{r['ours_fwd_ms']:.1f}",
+            f"{r['ours_bwd_ms']:.1f}",
+            f"{r['ours_ms']:.1f}",
+            f"{ours_rate:.1f}" if ours_rate else "",
+            f"{100 * ours_rate / mm:.0f}%" if ours_rate else "",
+        ]
         total_ours += r["ours_ms"]
         if with_torch:
             t_rate = _rate(r["flops_fwd"], r.get("torch_ms"))
             total_torch += r["torch_ms"]
-            cells += [f"{r['torch_ms']:.1f}", f"{t_rate:.1f}" if t_rate else "",
-                      f"{100 * t_rate / mm:.0f}%" if t_rate else "", f"{r['torch_ms'] / r['ours_ms']:.2f}",
-                      f"{r['err_y']:.1e}" if "err_y" in r else "", f"{r['err_dx']:.1e}" if "err_dx" in r else ""]
+            cells += [
+                f"{r['torch_ms']:.1f}",
+                f"{t_rate:.1f}" if t_rate else "",
+                f"{100 * t_rate / mm:.0f}%" if t_rate else "",
+                f"{r['torch_ms'] / r['ours_ms']:.2f}",
+                f"{r['err_y']:.1e}" if "err_y" in r else "",
+                f"{r['err_dx']:.1e}" if "err_dx" in r else "",
+            ]
         table.append(cells)
     if rows:
         cells = ["sum of rows", "", "", "", f"{total_ours:.0f}", "", ""]
@@ -695,24 +851,35 @@ def print_table(rows, step, mm, with_torch, args):
             cells += [f"{total_torch:.0f}", "", "", f"{total_torch / total_ours:.2f}", "", ""]
         table.append(cells)
         print(format_table(headers, table))
-        print("(sgd row: fwd = optimizer step, bwd = zero_grad; torch/ours > 1 means ours is faster;"
-              " err = max |ours - torch| / max |torch|)")
+        print(
+            "(sgd row: fwd = optimizer step, bwd = zero_grad; torch/ours > 1 means ours is faster;"
+            " err = max |ours - torch| / max |torch|)"
+        )
         gemm = [r for r in rows if r["flops_fwd"]]
         if gemm:
             share = sum(r["ours_ms"] for r in gemm) / total_ours
-            print(f"conv+fc layers take {100 * share:.0f}% of our summed time"
-                  + (f" ({100 * sum(r['torch_ms'] for r in gemm) / total_torch:.0f}% of torch's)"
-                     if with_torch else ""))
+            print(
+                f"conv+fc layers take {100 * share:.0f}% of our summed time"
+                + (
+                    f" ({100 * sum(r['torch_ms'] for r in gemm) / total_torch:.0f}% of torch's)"
+                    if with_torch
+                    else ""
+                )
+            )
     if step:
         flops = 3 * step["flops_fwd"]
-        print(f"\nwhole training step (forward, loss, backward, SGD), batch {args.batch}, "
-              f"{flops / 1e9:.1f} GFLOP per step:")
+        print(
+            f"\nwhole training step (forward, loss, backward, SGD), batch {args.batch}, "
+            f"{flops / 1e9:.1f} GFLOP per step:"
+        )
         for who, key in (("ours ", "ours_ms"), ("torch", "torch_ms")):
             if key in step:
                 sec = step[key] * 1e-3
                 rate = flops / sec / 1e9
-                print(f"  {who}: {step[key]:8.0f} ms  {args.batch / sec:7.1f} images/s  "
-                      f"{rate:6.1f} GFLOP/s  {100 * rate / mm:5.1f}% of the matmul rate")
+                print(
+                    f"  {who}: {step[key]:8.0f} ms  {args.batch / sec:7.1f} images/s  "
+                    f"{rate:6.1f} GFLOP/s  {100 * rate / mm:5.1f}% of the matmul rate"
+                )
         if "torch_ms" in step:
             verdict = "faster" if step["torch_ms"] > step["ours_ms"] else "slower"
             print(f"  torch/ours = {step['torch_ms'] / step['ours_ms']:.2f} (ours is {verdict})")
@@ -724,10 +891,15 @@ def print_separate(row):
     if not row.get("separate_rounds"):
         print("  (timed in this process" + (", ours and torch taking turns)" if "torch_ms" in row else ")"))
         return
-    rounds = "; ".join(f"{who} " + ", ".join(f"{ms:.0f}" for ms in row[f"{who}_rounds_ms"])
-                       for who in ("ours", "torch") if f"{who}_rounds_ms" in row)
-    print(f"  (each library in fresh processes of its own, {row['separate_rounds']} rounds in alternating "
-          f"order, median of the rounds; per round, ms: {rounds})")
+    rounds = "; ".join(
+        f"{who} " + ", ".join(f"{ms:.0f}" for ms in row[f"{who}_rounds_ms"])
+        for who in ("ours", "torch")
+        if f"{who}_rounds_ms" in row
+    )
+    print(
+        f"  (each library in fresh processes of its own, {row['separate_rounds']} rounds in alternating "
+        f"order, median of the rounds; per round, ms: {rounds})"
+    )
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ loss, and every parameter's gradient, max |a - b| / max |a|, and exits 1 when
 one is above ``--tolerance`` (default 1e-3: float32 on both sides, different
 summation orders in BLAS and cuBLAS; set CUPY_TF32=0 for this check).
 """
+
 import argparse
 import copy
 import os
@@ -32,7 +33,9 @@ def relative(a, b):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--against", choices=("cuda", "cpu"), default="cuda", help="second device (default cuda)")
+    parser.add_argument(
+        "--against", choices=("cuda", "cpu"), default="cuda", help="second device (default cuda)"
+    )
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--crop", type=int, default=227)
     parser.add_argument("--num-classes", type=int, default=1000)
@@ -70,7 +73,9 @@ def main(argv=None):
     print(f"cpu vs {args.against}: batch {args.batch}, crop {args.crop}, max |a - b| / max |a|")
     for name, value in results:
         print(f"  {name:<{width}}  {value:.2e}  {'ok' if value <= args.tolerance else 'ABOVE TOLERANCE'}")
-    print(f"worst {worst:.2e} (tolerance {args.tolerance:g}): {'pass' if worst <= args.tolerance else 'FAIL'}")
+    print(
+        f"worst {worst:.2e} (tolerance {args.tolerance:g}): {'pass' if worst <= args.tolerance else 'FAIL'}"
+    )
     return 0 if worst <= args.tolerance else 1
 
 

@@ -13,6 +13,7 @@ weights; the training step is as in ``bench_layers.py`` (conv1 computes no image
 gradient), ``--infer`` times the eval-mode forward pass instead. The matmul rate is
 printed at the start and at the end as a gauge of the load.
 """
+
 import argparse
 import importlib.util
 import os
@@ -41,8 +42,9 @@ def load_copy(folder):
     init = os.path.join(folder, "nn", "__init__.py")
     if not os.path.isfile(init):
         raise SystemExit(f"compare_versions: expected a package at {init}")
-    spec = importlib.util.spec_from_file_location("nn_previous", init,
-                                                  submodule_search_locations=[os.path.dirname(init)])
+    spec = importlib.util.spec_from_file_location(
+        "nn_previous", init, submodule_search_locations=[os.path.dirname(init)]
+    )
     module = importlib.util.module_from_spec(spec)
     sys.modules["nn_previous"] = module
     spec.loader.exec_module(module)
@@ -51,12 +53,13 @@ def load_copy(folder):
 
 def main(args):
     import nn
-    nn.configure_blas()     # before NumPy loads (nn/blas.py); one OpenBLAS, shared by both copies
+
+    nn.configure_blas()  # before NumPy loads (nn/blas.py); one OpenBLAS, shared by both copies
     import bench_layers
     import numpy as np
 
     def build(library):
-        bench_layers.nn = library          # alexnet_layers builds with the module's ``nn``
+        bench_layers.nn = library  # alexnet_layers builds with the module's ``nn``
         try:
             return bench_layers.alexnet_layers(np.random.default_rng(0), args.crop)
         finally:
@@ -83,6 +86,7 @@ def main(args):
                 loss_fn.forward(model.forward(x), y)
                 model.backward(loss_fn.backward())
                 opt.step()
+
             candidates[name] = step
     torch = None if args.no_torch else bench_layers.try_import_torch()
     if torch is not None:
@@ -103,11 +107,12 @@ def main(args):
                 topt.zero_grad()
                 torch.nn.functional.cross_entropy(tmodel(tx), ty).backward()
                 topt.step()
+
         candidates["torch"] = theirs
 
     rate_before = bench_layers.numpy_matmul_rate(2048)
     times = {name: [] for name in candidates}
-    for rep in range(args.reps + 1):                  # the first round is a warm-up
+    for rep in range(args.reps + 1):  # the first round is a warm-up
         for name, run in candidates.items():
             start = time.perf_counter()
             run()
@@ -116,13 +121,17 @@ def main(args):
     rate_after = bench_layers.numpy_matmul_rate(2048)
     ms = {name: 1000 * float(np.median(values)) for name, values in times.items()}
     what = "eval-mode forward" if args.infer else "training step"
-    print(f"{what}, batch {args.batch}, crop {args.crop}, median of {args.reps}; "
-          f"matmul {rate_before:.0f} -> {rate_after:.0f} GFLOP/s")
+    print(
+        f"{what}, batch {args.batch}, crop {args.crop}, median of {args.reps}; "
+        f"matmul {rate_before:.0f} -> {rate_after:.0f} GFLOP/s"
+    )
     for name in candidates:
         print(f"  {name:8s} {ms[name]:8.0f} ms   per repetition: {[round(1000 * t) for t in times[name]]}")
     print(f"  previous / this = {ms['previous'] / ms['this']:.3f} (> 1: this copy is faster)")
     if "torch" in ms:
-        print(f"  torch / previous = {ms['torch'] / ms['previous']:.2f}, torch / this = {ms['torch'] / ms['this']:.2f}")
+        print(
+            f"  torch / previous = {ms['torch'] / ms['previous']:.2f}, torch / this = {ms['torch'] / ms['this']:.2f}"
+        )
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ Runs are ``LABEL=LOG`` pairs (``--run``), or by default the folders ``ours-kaimi
 ``torch-kaiming``, ``ours-paper``, ``torch-paper`` under ``--root`` (missing ones are skipped).
 Colour = initialization, line style = implementation (solid: ours, dashed: PyTorch).
 """
+
 import argparse
 import json
 import math
@@ -38,12 +39,23 @@ def read_log(path):
 
 def style(label):
     text = label.lower()
-    colour = COLOURS["same"] if ("2nd draw" in text or "same" in text) else \
-        COLOURS["kaiming"] if ("kaiming" in text or "he init" in text) else \
-        COLOURS["paper"] if "paper" in text else "tab:gray"
+    colour = (
+        COLOURS["same"]
+        if ("2nd draw" in text or "same" in text)
+        else COLOURS["kaiming"]
+        if ("kaiming" in text or "he init" in text)
+        else COLOURS["paper"]
+        if "paper" in text
+        else "tab:gray"
+    )
     dashed = "torch" in text
-    return {"color": colour, "linestyle": "--" if dashed else "-", "marker": "s" if dashed else "o",
-            "markersize": 4, "linewidth": 1.6}
+    return {
+        "color": colour,
+        "linestyle": "--" if dashed else "-",
+        "marker": "s" if dashed else "o",
+        "markersize": 4,
+        "linewidth": 1.6,
+    }
 
 
 def pct(value):
@@ -51,34 +63,47 @@ def pct(value):
 
 
 def table(label, rows):
-    lines = [f"**{label}**", "",
-             "| epoch | lr | train loss | train top-1 err % | train top-5 err % | val loss | val top-1 err % "
-             "| val top-5 err % | images/s | seconds |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    lines = [
+        f"**{label}**",
+        "",
+        "| epoch | lr | train loss | train top-1 err % | train top-5 err % | val loss | val top-1 err % "
+        "| val top-5 err % | images/s | seconds |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
     for r in rows:
         if r.get("train_loss") is None:
-            lines.append(f"| {r['epoch']} | {r['lr']:g} | diverged (non-finite loss at step "
-                         f"{r.get('diverged_at_step', '?')}) | | | | | | | |")
+            lines.append(
+                f"| {r['epoch']} | {r['lr']:g} | diverged (non-finite loss at step "
+                f"{r.get('diverged_at_step', '?')}) | | | | | | | |"
+            )
             continue
         val_loss = "n/a" if r.get("val_loss") is None else f"{r['val_loss']:.3f}"
-        lines.append(f"| {r['epoch']} | {r['lr']:g} | {r['train_loss']:.3f} | {pct(r['train_top1_error'])} | "
-                     f"{pct(r['train_top5_error'])} | {val_loss} | {pct(r.get('val_top1_error'))} | "
-                     f"{pct(r.get('val_top5_error'))} | {r['images_per_s']:.1f} | {r['seconds']:.0f} |")
+        lines.append(
+            f"| {r['epoch']} | {r['lr']:g} | {r['train_loss']:.3f} | {pct(r['train_top1_error'])} | "
+            f"{pct(r['train_top5_error'])} | {val_loss} | {pct(r.get('val_top1_error'))} | "
+            f"{pct(r.get('val_top5_error'))} | {r['images_per_s']:.1f} | {r['seconds']:.0f} |"
+        )
     return "\n".join(lines)
 
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--root", default="/work/runs/recipe", help="folder holding the default run folders")
-    p.add_argument("--run", action="append", default=[], metavar="LABEL=LOG",
-                   help="a run to draw (repeatable); LOG is a log.jsonl or its folder")
+    p.add_argument(
+        "--run",
+        action="append",
+        default=[],
+        metavar="LABEL=LOG",
+        help="a run to draw (repeatable); LOG is a log.jsonl or its folder",
+    )
     p.add_argument("--out", default="docs/figures/recipe_curves.png")
     p.add_argument("--title", default="AlexNet on Imagenette (S=128, crop 112), CPU: ours (NumPy) vs PyTorch")
     p.add_argument("--num-classes", type=int, default=10, help="for the chance lines")
     args = p.parse_args(argv)
 
-    specs = [r.split("=", 1) for r in args.run] or [(label, str(Path(args.root) / name))
-                                                     for name, label in DEFAULT_RUNS.items()]
+    specs = [r.split("=", 1) for r in args.run] or [
+        (label, str(Path(args.root) / name)) for name, label in DEFAULT_RUNS.items()
+    ]
     runs = []
     for label, path in specs:
         path = Path(path)
@@ -93,6 +118,7 @@ def main(argv=None):
         p.error("no logs found")
 
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
@@ -100,9 +126,11 @@ def main(argv=None):
     chance_loss = math.log(args.num_classes)
     chance_top1 = 100 * (1 - 1 / args.num_classes)
     chance_top5 = 100 * (1 - min(5, args.num_classes) / args.num_classes)
-    panels = [("train_loss", "train loss (training mode, per batch before its update)", 1, chance_loss),
-              ("val_top1_error", "val top-1 error % (centre crop)", 100, chance_top1),
-              ("val_top5_error", "val top-5 error % (centre crop)", 100, chance_top5)]
+    panels = [
+        ("train_loss", "train loss (training mode, per batch before its update)", 1, chance_loss),
+        ("val_top1_error", "val top-1 error % (centre crop)", 100, chance_top1),
+        ("val_top5_error", "val top-5 error % (centre crop)", 100, chance_top5),
+    ]
     notes = []
     for ax, (key, title, scale, chance) in zip(axes, panels):
         for label, rows in runs:
@@ -110,8 +138,15 @@ def main(argv=None):
             if pts:
                 ax.plot(*zip(*pts), label=label, **style(label))
         ax.axhline(chance, color="gray", linewidth=0.8, linestyle=":")
-        ax.annotate(f"chance {chance:.3g}", (0.01, chance), xycoords=("axes fraction", "data"),
-                    xytext=(0, 2), textcoords="offset points", color="gray", fontsize=8)
+        ax.annotate(
+            f"chance {chance:.3g}",
+            (0.01, chance),
+            xycoords=("axes fraction", "data"),
+            xytext=(0, 2),
+            textcoords="offset points",
+            color="gray",
+            fontsize=8,
+        )
         ax.set_title(title, fontsize=10)
         ax.set_xlabel("epoch")
         ax.grid(alpha=0.3)
@@ -119,11 +154,21 @@ def main(argv=None):
     for label, rows in runs:
         for r in rows:
             if r.get("train_loss") is None:
-                notes.append(f"{label}:\nloss NaN at epoch {r['epoch']}, step {r.get('diverged_at_step', '?')} "
-                             f"(diverged, no curve)")
+                notes.append(
+                    f"{label}:\nloss NaN at epoch {r['epoch']}, step {r.get('diverged_at_step', '?')} "
+                    f"(diverged, no curve)"
+                )
     if notes:
-        axes[0].text(0.03, 0.03, "\n".join(notes), transform=axes[0].transAxes, ha="left", va="bottom",
-                     fontsize=7, color="tab:red")
+        axes[0].text(
+            0.03,
+            0.03,
+            "\n".join(notes),
+            transform=axes[0].transAxes,
+            ha="left",
+            va="bottom",
+            fontsize=7,
+            color="tab:red",
+        )
     handles, labels = axes[0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="lower center", ncol=3, fontsize=8, frameon=False)
     fig.suptitle(args.title, fontsize=11)

@@ -36,6 +36,7 @@ off), then one SGD step: a direct test that the two implementations compute the 
     python benchmarks/reference_torch.py --data /work/runs/imagenette-128 --crop 112 \\
         --init kaiming --input-scale 64 --epochs 5 --out /work/runs/torch-kaiming
 """
+
 import argparse
 import json
 import math
@@ -98,11 +99,20 @@ class AlexNetTorch(tnn.Module):
         self.fc7 = tnn.Linear(4096, 4096)
         self.fc8 = tnn.Linear(4096, num_classes)
         self.classifier = tnn.Sequential(
-            tnn.Flatten(), self.fc6, tnn.ReLU(), tnn.Dropout(dropout),
-            self.fc7, tnn.ReLU(), tnn.Dropout(dropout), self.fc8)
+            tnn.Flatten(),
+            self.fc6,
+            tnn.ReLU(),
+            tnn.Dropout(dropout),
+            self.fc7,
+            tnn.ReLU(),
+            tnn.Dropout(dropout),
+            self.fc8,
+        )
 
     def learned(self):
-        return [(n, getattr(self, n)) for n in ("conv1", "conv2", "conv3", "conv4", "conv5", "fc6", "fc7", "fc8")]
+        return [
+            (n, getattr(self, n)) for n in ("conv1", "conv2", "conv3", "conv4", "conv5", "fc6", "fc7", "fc8")
+        ]
 
     def reset(self, scheme, generator):
         with torch.no_grad():
@@ -146,7 +156,13 @@ class Plateau:
 
     def __init__(self, opt, factor=0.1, patience=1, threshold=1e-4, max_reductions=3):
         self.opt, self.factor, self.patience, self.threshold = opt, factor, patience, threshold
-        self.max_reductions, self.best, self.bad, self.reductions, self.finished = max_reductions, math.inf, 0, 0, False
+        self.max_reductions, self.best, self.bad, self.reductions, self.finished = (
+            max_reductions,
+            math.inf,
+            0,
+            0,
+            False,
+        )
 
     def step(self, err):
         if err < self.best - self.threshold:
@@ -208,8 +224,11 @@ def train_epoch(model, opt, loader, epoch, max_batches=0, clock=None):
         images += len(y)
         if step % 10 == 0:
             rate = images / (time.perf_counter() - start)
-            print(f"  epoch {epoch + 1} step {step + 1}: loss {stats.loss_sum / stats.n:.4f} "
-                  f"{rate:.1f} img/s", file=sys.stderr, flush=True)
+            print(
+                f"  epoch {epoch + 1} step {step + 1}: loss {stats.loss_sum / stats.n:.4f} {rate:.1f} img/s",
+                file=sys.stderr,
+                flush=True,
+            )
         if clock is not None:
             tick = clock.record(tick, got_batch, stepped, counted)
     return stats, images, None
@@ -230,8 +249,15 @@ def copy_from_ours(model, num_classes, args, dtype=np.float32):
     """Give ``model`` the initial weights of ``alexnet.AlexNet(init=args.init, seed=args.seed)``."""
     from alexnet import AlexNet
 
-    ours = AlexNet(num_classes=num_classes, crop=args.crop, groups=2, init=args.init, dropout=0.0,
-                   dtype=dtype, seed=args.seed)
+    ours = AlexNet(
+        num_classes=num_classes,
+        crop=args.crop,
+        groups=2,
+        init=args.init,
+        dropout=0.0,
+        dtype=dtype,
+        seed=args.seed,
+    )
     params = dict(ours.named_parameters())
     with torch.no_grad():
         for name, layer in model.learned():
@@ -248,8 +274,15 @@ def check_against_ours(args, train_set):
     ref = AlexNetTorch(train_set.num_classes, args.crop, dropout=0.0).to(getattr(torch, dtype.name))
     ours = copy_from_ours(ref, train_set.num_classes, args, dtype)
     params = dict(ours.named_parameters())
-    loader = data.Loader(train_set, args.batch_size, crop=args.crop, train=True, seed=args.seed,
-                         input_scale=args.input_scale, lighting_std=args.lighting_std)
+    loader = data.Loader(
+        train_set,
+        args.batch_size,
+        crop=args.crop,
+        train=True,
+        seed=args.seed,
+        input_scale=args.input_scale,
+        lighting_std=args.lighting_std,
+    )
     x, y = next(iter(loader))
     x = x.astype(dtype)
     ours.train()
@@ -266,8 +299,10 @@ def check_against_ours(args, train_set):
         a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
         return float(np.abs(a - b).max() / max(np.abs(b).max(), 1e-30))
 
-    print(f"batch {tuple(x.shape)}, input range [{x.min():.1f}, {x.max():.1f}], init {args.init}, "
-          f"input scale {args.input_scale:g}")
+    print(
+        f"batch {tuple(x.shape)}, input range [{x.min():.1f}, {x.max():.1f}], init {args.init}, "
+        f"input scale {args.input_scale:g}"
+    )
     print(f"loss: ours {loss:.6f}  torch {tloss.item():.6f}")
     print(f"logits: max |diff| / max |torch| = {rel(logits, tl.detach().numpy()):.2e}")
     worst = 0.0
@@ -275,13 +310,18 @@ def check_against_ours(args, train_set):
         for kind in ("weight", "bias"):
             r = rel(params[f"{name}.{kind}"].grad, getattr(layer, kind).grad.numpy())
             worst = max(worst, r)
-            print(f"  d{name}.{kind:6s} rel diff {r:.2e}  (|g|max torch {getattr(layer, kind).grad.abs().max().item():.3e})")
+            print(
+                f"  d{name}.{kind:6s} rel diff {r:.2e}  (|g|max torch {getattr(layer, kind).grad.abs().max().item():.3e})"
+            )
     opt_ours = SGD(ours.parameters(), lr=args.lr)
     opt_ref = PaperSGD(ref.parameters(), lr=args.lr)
     opt_ours.step()
     opt_ref.step()
-    step = max(rel(params[f"{n}.{k}"].data, getattr(layer, k).detach().numpy())
-               for n, layer in ref.learned() for k in ("weight", "bias"))
+    step = max(
+        rel(params[f"{n}.{k}"].data, getattr(layer, k).detach().numpy())
+        for n, layer in ref.learned()
+        for k in ("weight", "bias")
+    )
     print(f"after one SGD step: worst weight rel diff {step:.2e}")
     # float32: gradients below the pooling/ReLU layers differ by ~2e-3 of their largest entry (rounding
     # near ties flips a few max-pool/ReLU decisions); float64 agrees to ~1e-14.
@@ -295,8 +335,15 @@ def bench(args, train_set, steps):
     from alexnet import AlexNet
     from nn import SGD, SoftmaxCrossEntropyLoss
 
-    loader = data.Loader(train_set, args.batch_size, crop=args.crop, train=True, seed=args.seed,
-                         input_scale=args.input_scale, lighting_std=args.lighting_std)
+    loader = data.Loader(
+        train_set,
+        args.batch_size,
+        crop=args.crop,
+        train=True,
+        seed=args.seed,
+        input_scale=args.input_scale,
+        lighting_std=args.lighting_std,
+    )
     x, y = next(iter(loader))
     ours = AlexNet(num_classes=train_set.num_classes, crop=args.crop, init=args.init, seed=args.seed)
     crit, opt = SoftmaxCrossEntropyLoss(), SGD(ours.parameters(), lr=args.lr)
@@ -328,17 +375,22 @@ def bench(args, train_set, steps):
     for name, ts in times.items():
         med = float(np.median(ts))
         result[name] = {"median_s_per_step": med, "images_per_s": len(y) / med, "steps_s": ts}
-        print(f"{name:5s}: median {med:.2f} s per step of {len(y)} -> {len(y) / med:.1f} images/s "
-              f"(steps: {', '.join(f'{t:.2f}' for t in ts)})")
-    print(f"torch / ours time: {result['ours']['median_s_per_step'] / result['torch']['median_s_per_step']:.2f}x "
-          f"(BLAS threads: torch {torch.get_num_threads()}, NumPy per OPENBLAS_NUM_THREADS="
-          f"{os.environ.get('OPENBLAS_NUM_THREADS', 'default')})")
+        print(
+            f"{name:5s}: median {med:.2f} s per step of {len(y)} -> {len(y) / med:.1f} images/s "
+            f"(steps: {', '.join(f'{t:.2f}' for t in ts)})"
+        )
+    print(
+        f"torch / ours time: {result['ours']['median_s_per_step'] / result['torch']['median_s_per_step']:.2f}x "
+        f"(BLAS threads: torch {torch.get_num_threads()}, NumPy per OPENBLAS_NUM_THREADS="
+        f"{os.environ.get('OPENBLAS_NUM_THREADS', 'default')})"
+    )
     return result
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
+    )
     p.add_argument("--data", required=True, help="a prepared subset (python -m data prepare ...)")
     p.add_argument("--epochs", type=int, default=5)
     p.add_argument("--init", choices=["paper", "kaiming"], default="kaiming")
@@ -348,23 +400,51 @@ def main(argv=None):
     p.add_argument("--wd", type=float, default=5e-4)
     p.add_argument("-b", "--batch-size", type=int, default=128)
     p.add_argument("--crop", type=int, default=112)
-    p.add_argument("--seed", type=int, default=0, help="data order/augmentation (as ours) and torch's generator")
-    p.add_argument("--lighting-std", type=float, default=0.1,
-                   help="std of the PCA colour-shift coefficients (§4.1: 0.1; 0 disables), passed to data.Loader")
+    p.add_argument(
+        "--seed", type=int, default=0, help="data order/augmentation (as ours) and torch's generator"
+    )
+    p.add_argument(
+        "--lighting-std",
+        type=float,
+        default=0.1,
+        help="std of the PCA colour-shift coefficients (§4.1: 0.1; 0 disables), passed to data.Loader",
+    )
     p.add_argument("--threads", type=int, default=2, help="torch.set_num_threads")
-    p.add_argument("--workers", type=int, default=None, help="data loader threads (default: up to 2, as ours)")
+    p.add_argument(
+        "--workers", type=int, default=None, help="data loader threads (default: up to 2, as ours)"
+    )
     p.add_argument("--out", default=None, help="folder for log.jsonl (required unless --check-against-ours)")
-    p.add_argument("--max-batches", type=int, default=0, help="at most this many batches per epoch and per val pass (0: all)")
-    p.add_argument("--check-against-ours", action="store_true",
-                   help="compare one forward/backward/step with alexnet.AlexNet on the same weights and exit")
-    p.add_argument("--same-init-as-ours", action="store_true",
-                   help="start from the initial weights of alexnet.AlexNet(init=--init, seed=--seed) instead of "
-                        "torch's own draw (then only dropout masks and rounding differ from our run)")
-    p.add_argument("--bench", type=int, default=0, metavar="STEPS",
-                   help="time STEPS training steps (forward, loss, backward, SGD) of ours and of torch, "
-                        "interleaved on one real batch, print images/s and exit")
-    p.add_argument("--check-dtype", choices=["float32", "float64"], default="float32",
-                   help="precision of --check-against-ours (float64 separates rounding from real differences)")
+    p.add_argument(
+        "--max-batches",
+        type=int,
+        default=0,
+        help="at most this many batches per epoch and per val pass (0: all)",
+    )
+    p.add_argument(
+        "--check-against-ours",
+        action="store_true",
+        help="compare one forward/backward/step with alexnet.AlexNet on the same weights and exit",
+    )
+    p.add_argument(
+        "--same-init-as-ours",
+        action="store_true",
+        help="start from the initial weights of alexnet.AlexNet(init=--init, seed=--seed) instead of "
+        "torch's own draw (then only dropout masks and rounding differ from our run)",
+    )
+    p.add_argument(
+        "--bench",
+        type=int,
+        default=0,
+        metavar="STEPS",
+        help="time STEPS training steps (forward, loss, backward, SGD) of ours and of torch, "
+        "interleaved on one real batch, print images/s and exit",
+    )
+    p.add_argument(
+        "--check-dtype",
+        choices=["float32", "float64"],
+        default="float32",
+        help="precision of --check-against-ours (float64 separates rounding from real differences)",
+    )
     args = p.parse_args(argv)
 
     torch.set_num_threads(args.threads)
@@ -388,20 +468,38 @@ def main(argv=None):
         copy_from_ours(model, train_set.num_classes, args)
     opt = PaperSGD(model.parameters(), args.lr, args.momentum, args.wd)
     schedule = Plateau(opt)
-    loader = data.Loader(train_set, args.batch_size, crop=args.crop, train=True, seed=args.seed,
-                         input_scale=args.input_scale, lighting_std=args.lighting_std, workers=args.workers)
-    val_loader = data.Loader(val_set, args.batch_size, crop=args.crop, train=False,
-                             input_scale=args.input_scale, workers=args.workers)
+    loader = data.Loader(
+        train_set,
+        args.batch_size,
+        crop=args.crop,
+        train=True,
+        seed=args.seed,
+        input_scale=args.input_scale,
+        lighting_std=args.lighting_std,
+        workers=args.workers,
+    )
+    val_loader = data.Loader(
+        val_set,
+        args.batch_size,
+        crop=args.crop,
+        train=False,
+        input_scale=args.input_scale,
+        workers=args.workers,
+    )
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     log_path = out / "log.jsonl"
     log_path.write_text("")
     (out / "args.json").write_text(json.dumps(vars(args), indent=1) + "\n")
     nparams = sum(q.numel() for q in model.parameters())
-    print(f"torch {torch.__version__} reference AlexNet: {len(train_set)} train / {len(val_set)} val, "
-          f"{train_set.num_classes} classes, crop {args.crop} (pool5 {pool5_side(args.crop)}x{pool5_side(args.crop)}), "
-          f"{nparams:,} parameters, init {args.init}, input scale {args.input_scale:g}, lr {args.lr:g}, "
-          f"batch {args.batch_size}, {torch.get_num_threads()} threads", file=sys.stderr, flush=True)
+    print(
+        f"torch {torch.__version__} reference AlexNet: {len(train_set)} train / {len(val_set)} val, "
+        f"{train_set.num_classes} classes, crop {args.crop} (pool5 {pool5_side(args.crop)}x{pool5_side(args.crop)}), "
+        f"{nparams:,} parameters, init {args.init}, input scale {args.input_scale:g}, lr {args.lr:g}, "
+        f"batch {args.batch_size}, {torch.get_num_threads()} threads",
+        file=sys.stderr,
+        flush=True,
+    )
     model.train()
     for epoch in range(args.epochs):
         lr = opt.lr
@@ -409,24 +507,46 @@ def main(argv=None):
         loader.set_epoch(epoch)
         stats, images, diverged = train_epoch(model, opt, loader, epoch, args.max_batches)
         if diverged is not None:
-            print(f"non-finite loss {diverged[1]} at epoch {epoch + 1}, step {diverged[0] + 1}: diverged",
-                  file=sys.stderr)
+            print(
+                f"non-finite loss {diverged[1]} at epoch {epoch + 1}, step {diverged[0] + 1}: diverged",
+                file=sys.stderr,
+            )
             with open(log_path, "a") as f:
-                f.write(json.dumps({"epoch": epoch + 1, "lr": lr, "diverged_at_step": diverged[0] + 1,
-                                    "train_loss": None}) + "\n")
+                f.write(
+                    json.dumps(
+                        {
+                            "epoch": epoch + 1,
+                            "lr": lr,
+                            "diverged_at_step": diverged[0] + 1,
+                            "train_loss": None,
+                        }
+                    )
+                    + "\n"
+                )
             return 3
         train_s = time.perf_counter() - t0
         tr_loss, tr1, tr5 = stats.result()
         va_loss, va1, va5 = evaluate(model, val_loader, args.max_batches)
-        record = {"epoch": epoch + 1, "lr": lr, "train_loss": tr_loss, "train_top1_error": tr1,
-                  "train_top5_error": tr5, "val_loss": va_loss, "val_top1_error": va1, "val_top5_error": va5,
-                  "images_per_s": images / train_s, "seconds": time.perf_counter() - t0}
+        record = {
+            "epoch": epoch + 1,
+            "lr": lr,
+            "train_loss": tr_loss,
+            "train_top1_error": tr1,
+            "train_top5_error": tr5,
+            "val_loss": va_loss,
+            "val_top1_error": va1,
+            "val_top5_error": va5,
+            "images_per_s": images / train_s,
+            "seconds": time.perf_counter() - t0,
+        }
         with open(log_path, "a") as f:
             f.write(json.dumps(record) + "\n")
-        print(f"epoch {epoch + 1} lr {lr:.2g} train loss {tr_loss:.4f} top-1 err {100 * tr1:.1f}% "
-              f"top-5 err {100 * tr5:.1f}% | val loss {va_loss:.4f} top-1 err {100 * va1:.1f}% "
-              f"top-5 err {100 * va5:.1f}% | {record['images_per_s']:.1f} img/s, {record['seconds']:.0f} s",
-              flush=True)
+        print(
+            f"epoch {epoch + 1} lr {lr:.2g} train loss {tr_loss:.4f} top-1 err {100 * tr1:.1f}% "
+            f"top-5 err {100 * tr5:.1f}% | val loss {va_loss:.4f} top-1 err {100 * va1:.1f}% "
+            f"top-5 err {100 * va5:.1f}% | {record['images_per_s']:.1f} img/s, {record['seconds']:.0f} s",
+            flush=True,
+        )
         schedule.step(va1)
         if schedule.finished:
             print("val error stalled after three reductions: stopping (§5)", file=sys.stderr)

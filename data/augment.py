@@ -20,14 +20,24 @@ Crops are gathered with ``sliding_window_view`` plus fancy indexing (no Python l
 pixels); a reflected crop is the crop of the reflected view ``images[:, :, ::-1]`` at column
 ``W - C - x``, so reflection costs no extra pass.
 """
+
 from __future__ import annotations
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-TEN_CROP_ORDER = ("top-left", "top-right", "bottom-left", "bottom-right", "center",
-                  "top-left flipped", "top-right flipped", "bottom-left flipped",
-                  "bottom-right flipped", "center flipped")
+TEN_CROP_ORDER = (
+    "top-left",
+    "top-right",
+    "bottom-left",
+    "bottom-right",
+    "center",
+    "top-left flipped",
+    "top-right flipped",
+    "bottom-left flipped",
+    "bottom-right flipped",
+    "center flipped",
+)
 
 
 def crop_patches(images, ys, xs, crop: int, flips=None, image_index=None) -> np.ndarray:
@@ -68,8 +78,9 @@ def flip_horizontal(x: np.ndarray) -> np.ndarray:
 PIXEL_RANGE = 255.0
 
 
-def pca_lighting_shift(alpha: np.ndarray, eigvals: np.ndarray, eigvecs: np.ndarray,
-                       pixel_range: float = PIXEL_RANGE) -> np.ndarray:
+def pca_lighting_shift(
+    alpha: np.ndarray, eigvals: np.ndarray, eigvecs: np.ndarray, pixel_range: float = PIXEL_RANGE
+) -> np.ndarray:
     """§4.1 colour shift per image, in the units of the pixels (0..255); alpha (B, 3) -> (B, 3).
 
     The paper adds ``[p1 p2 p3] [a1 l1, a2 l2, a3 l3]^T`` with ``l_i`` the eigenvalues of the RGB
@@ -121,9 +132,20 @@ def _resolve(images, indices):
     return np.asarray(indices, np.intp)
 
 
-def train_batch(images, mean_image, eigvals, eigvecs, crop: int, rng: np.random.Generator,
-                indices=None, lighting_std: float = 0.1, flip: bool = True,
-                input_scale: float = 1.0, return_params: bool = False, rows=None):
+def train_batch(
+    images,
+    mean_image,
+    eigvals,
+    eigvecs,
+    crop: int,
+    rng: np.random.Generator,
+    indices=None,
+    lighting_std: float = 0.1,
+    flip: bool = True,
+    input_scale: float = 1.0,
+    return_params: bool = False,
+    rows=None,
+):
     """Training inputs of §4.1 for ``images[indices]``: float32 NCHW ``(B, 3, crop, crop)``.
 
     Random crop + reflection with p = 0.5 of ``image - mean_image``, plus PCA lighting with
@@ -165,7 +187,9 @@ def center_crop_batch(images, mean_image, crop: int, indices=None, input_scale: 
     if mean_image is None:
         x = patches.astype(np.float32)
     else:  # one mean patch, broadcast over the batch
-        mean_patch = np.moveaxis(np.asarray(mean_image, np.float32)[mid:mid + crop, mid:mid + crop], -1, 0)
+        mean_patch = np.moveaxis(
+            np.asarray(mean_image, np.float32)[mid : mid + crop, mid : mid + crop], -1, 0
+        )
         x = np.subtract(patches, mean_patch[None], dtype=np.float32)
     if input_scale != 1.0:
         x *= np.float32(1.0 / input_scale)
@@ -178,8 +202,9 @@ def ten_crop_batch(images, mean_image, crop: int, indices=None, input_scale: flo
     count, size = len(indices), images.shape[1]
     ys, xs, flips = ten_crop_offsets(size, crop)
     channels = images.shape[3]
-    patches = crop_patches(images, np.tile(ys, count), np.tile(xs, count), crop,
-                           np.tile(flips, count), np.repeat(indices, 10))
+    patches = crop_patches(
+        images, np.tile(ys, count), np.tile(xs, count), crop, np.tile(flips, count), np.repeat(indices, 10)
+    )
     patches = patches.reshape(count, 10, channels, crop, crop)
     if mean_image is None:
         x = patches.astype(np.float32)

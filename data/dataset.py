@@ -19,6 +19,7 @@ expected.  ``meta.json`` also records the SHA-256 of every array at preparation 
 before checksums were recorded open normally and report the checksums as unavailable.
 :func:`same_subset` tells whether two prepared folders hold the same subset.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -30,8 +31,15 @@ import numpy as np
 
 REQUIRED_FILES = ("meta.json", "mean_image.npy", "pca_eigvals.npy", "pca_eigvecs.npy")
 SPLITS = ("train", "val")
-ARRAY_FILES = ("train_images.npy", "train_labels.npy", "val_images.npy", "val_labels.npy",
-               "mean_image.npy", "pca_eigvals.npy", "pca_eigvecs.npy")
+ARRAY_FILES = (
+    "train_images.npy",
+    "train_labels.npy",
+    "val_images.npy",
+    "val_labels.npy",
+    "mean_image.npy",
+    "pca_eigvals.npy",
+    "pca_eigvecs.npy",
+)
 CHECKSUM_ALGORITHM = "sha256"
 _CHUNK = 1 << 20
 _REPAIR = "prepare it again (python -m data prepare SRC OUT --overwrite)"
@@ -49,25 +57,30 @@ def is_prepared(path) -> bool:
 
 # ------------------------------------------------------------------ meta.json
 
+
 def read_meta(path) -> dict:
     """``path/meta.json`` as a dict, checked for the keys and types a prepared subset needs."""
     file = Path(path).expanduser() / "meta.json"
     try:
         text = file.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise PreparedDataError(f"{file} is missing: {file.parent} is not a prepared subset; "
-                                "create one with `python -m data prepare SRC OUT`") from None
+        raise PreparedDataError(
+            f"{file} is missing: {file.parent} is not a prepared subset; "
+            "create one with `python -m data prepare SRC OUT`"
+        ) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise PreparedDataError(f"{file} cannot be read ({_reason(exc)})") from None
     if not text.strip():
-        raise PreparedDataError(f"{file} is empty ({len(text)} bytes); expected the subset's "
-                                f"JSON description; {_REPAIR}")
+        raise PreparedDataError(
+            f"{file} is empty ({len(text)} bytes); expected the subset's JSON description; {_REPAIR}"
+        )
     try:
         meta = json.loads(text)
     except json.JSONDecodeError as exc:
         msg = exc.msg[:-3] if exc.msg.endswith(" at") else exc.msg  # "Invalid control character at"
-        raise PreparedDataError(f"{file} is not valid JSON ({msg} at line {exc.lineno}, "
-                                f"column {exc.colno}); {_REPAIR}") from None
+        raise PreparedDataError(
+            f"{file} is not valid JSON ({msg} at line {exc.lineno}, column {exc.colno}); {_REPAIR}"
+        ) from None
     _check_meta(file, meta)
     return meta
 
@@ -100,8 +113,9 @@ def _check_meta(file, meta):
         if not isinstance(n, int) or isinstance(n, bool) or n < 0:
             bad(f"'counts' must give a non-negative integer for {split!r}, found {n!r}")
     checksums = meta.get("checksums")
-    if checksums is not None and not (isinstance(checksums, dict)
-                                      and all(isinstance(v, str) for v in checksums.values())):
+    if checksums is not None and not (
+        isinstance(checksums, dict) and all(isinstance(v, str) for v in checksums.values())
+    ):
         bad("'checksums' must map file names to hex digests")
 
 
@@ -110,6 +124,7 @@ def _reason(exc) -> str:
 
 
 # ------------------------------------------------------------------ .npy files
+
 
 def read_npy_header(file):
     """``(shape, dtype, fortran_order, data_offset)`` of a ``.npy`` file, after checking that the
@@ -128,8 +143,10 @@ def read_npy_header(file):
                     shape, fortran, dtype = np.lib.format.read_array_header_2_0(fh)
             except (ValueError, EOFError, SyntaxError) as exc:
                 if isinstance(exc, EOFError) or "EOF" in str(exc):
-                    raise PreparedDataError(f"{file} is truncated: {actual} bytes, shorter than its "
-                                            f".npy header ({exc}); {_REPAIR}") from None
+                    raise PreparedDataError(
+                        f"{file} is truncated: {actual} bytes, shorter than its "
+                        f".npy header ({exc}); {_REPAIR}"
+                    ) from None
                 raise PreparedDataError(f"{file} is not a readable .npy array ({exc}); {_REPAIR}") from None
             offset = fh.tell()
     except FileNotFoundError:
@@ -139,13 +156,17 @@ def read_npy_header(file):
     except OSError as exc:
         raise PreparedDataError(f"{file} cannot be read ({_reason(exc)})") from None
     if dtype.hasobject:
-        raise PreparedDataError(f"{file} holds Python objects (dtype {dtype}); a prepared subset "
-                                "holds only numbers (such a file is never loaded)")
+        raise PreparedDataError(
+            f"{file} holds Python objects (dtype {dtype}); a prepared subset "
+            "holds only numbers (such a file is never loaded)"
+        )
     expected = offset + math.prod(shape) * dtype.itemsize
     if actual != expected:
         state = "truncated" if actual < expected else "longer than its header says"
-        raise PreparedDataError(f"{file} is {state}: {actual} bytes, expected {expected} "
-                                f"({dtype} array of shape {tuple(shape)}); {_REPAIR}")
+        raise PreparedDataError(
+            f"{file} is {state}: {actual} bytes, expected {expected} "
+            f"({dtype} array of shape {tuple(shape)}); {_REPAIR}"
+        )
     return tuple(shape), dtype, fortran, offset
 
 
@@ -179,8 +200,13 @@ def check_subset(path, meta=None) -> dict:
     for split in SPLITS:
         n = counts[split]
         images = path / f"{split}_images.npy"
-        _expect(images, read_npy_header(images), "uint8", (n, size, size, 3),
-                f"meta.json: {n} {split} images, S={size}, RGB")
+        _expect(
+            images,
+            read_npy_header(images),
+            "uint8",
+            (n, size, size, 3),
+            f"meta.json: {n} {split} images, S={size}, RGB",
+        )
         labels = path / f"{split}_labels.npy"
         _expect(labels, read_npy_header(labels), "iu", (n,), f"meta.json: {n} {split} images")
     mean = path / "mean_image.npy"
@@ -200,12 +226,15 @@ def check_labels(path, split, meta, labels=None):
     labels = _load(file) if labels is None else labels
     k = len(meta["wnids"])
     if len(labels) and (labels.min() < 0 or labels.max() >= k):
-        raise PreparedDataError(f"{file}: labels must lie in 0..{k - 1} (meta.json lists {k} "
-                                f"classes), found {int(labels.min())}..{int(labels.max())}; {_REPAIR}")
+        raise PreparedDataError(
+            f"{file}: labels must lie in 0..{k - 1} (meta.json lists {k} "
+            f"classes), found {int(labels.min())}..{int(labels.max())}; {_REPAIR}"
+        )
     return labels
 
 
 # ------------------------------------------------------------------ checksums
+
 
 def file_checksum(file) -> str:
     """SHA-256 hex digest of a file, streamed in 1 MiB chunks."""
@@ -272,8 +301,10 @@ def subset_differences(a, b, require_checksums: bool = False) -> list:
             diffs.append("same classes in another label order")
         else:
             only_a, only_b = sorted(set(wa) - set(wb)), sorted(set(wb) - set(wa))
-            diffs.append(f"classes differ ({len(wa)} vs {len(wb)}; only in the first: "
-                         f"{', '.join(only_a[:5]) or '-'}; only in the second: {', '.join(only_b[:5]) or '-'})")
+            diffs.append(
+                f"classes differ ({len(wa)} vs {len(wb)}; only in the first: "
+                f"{', '.join(only_a[:5]) or '-'}; only in the second: {', '.join(only_b[:5]) or '-'})"
+            )
     for split in SPLITS:
         na, nb = fa.get("counts", {}).get(split), fb.get("counts", {}).get(split)
         if na != nb:
@@ -287,8 +318,11 @@ def subset_differences(a, b, require_checksums: bool = False) -> list:
             if sa.get(name) != sb.get(name):
                 diffs.append(f"{name} checksum differs")
     elif require_checksums:
-        diffs.append("checksums unavailable (" + ("neither" if not sa and not sb else
-                     "the first" if not sa else "the second") + " subset records them)")
+        diffs.append(
+            "checksums unavailable ("
+            + ("neither" if not sa and not sb else "the first" if not sa else "the second")
+            + " subset records them)"
+        )
     else:
         va, vb = fa.get("rgb_covariance"), fb.get("rgb_covariance")
         if va is None or vb is None or not np.allclose(va, vb, rtol=1e-9, atol=0):
@@ -303,6 +337,7 @@ def same_subset(a, b, require_checksums: bool = False) -> bool:
 
 
 # ------------------------------------------------------------------ the dataset
+
 
 class PreparedDataset:
     """One split of a prepared subset.
@@ -322,11 +357,16 @@ class PreparedDataset:
             raise ValueError(f"split must be 'train' or 'val', not {split!r}")
         if not self.path.is_dir():
             raise FileNotFoundError(f"prepared subset {self.path} does not exist")
-        missing = [f for f in REQUIRED_FILES + (f"{split}_images.npy", f"{split}_labels.npy")
-                   if not (self.path / f).exists()]
+        missing = [
+            f
+            for f in REQUIRED_FILES + (f"{split}_images.npy", f"{split}_labels.npy")
+            if not (self.path / f).exists()
+        ]
         if missing:
-            raise PreparedDataError(f"{self.path} is not a prepared subset (missing {', '.join(missing)}); "
-                                    "create one with `python -m data prepare SRC OUT`")
+            raise PreparedDataError(
+                f"{self.path} is not a prepared subset (missing {', '.join(missing)}); "
+                "create one with `python -m data prepare SRC OUT`"
+            )
         self.split = split
         self.meta = check_subset(self.path)
         self.images = _load(self.path / f"{split}_images.npy", mmap=True)
@@ -347,5 +387,7 @@ class PreparedDataset:
         return self.images[index], self.labels[index]
 
     def __repr__(self) -> str:
-        return (f"PreparedDataset({str(self.path)!r}, split={self.split!r}: {len(self)} images, "
-                f"{self.num_classes} classes, S={self.size})")
+        return (
+            f"PreparedDataset({str(self.path)!r}, split={self.split!r}: {len(self)} images, "
+            f"{self.num_classes} classes, S={self.size})"
+        )

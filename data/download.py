@@ -4,6 +4,7 @@ Downloads go to ``<dest>.part`` and are renamed only after the size / SHA-256 ch
 interrupted download is never mistaken for a complete one.  Archives are extracted into a
 temporary folder that is renamed when extraction has finished.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -46,14 +47,17 @@ def sha256_of(path, chunk: int = 1 << 20) -> str:
 
 
 def _offline_message(url, exc):
-    return (f"cannot download {url}: {exc}. If this machine is offline, download the archive "
-            "elsewhere, extract it, and point --data at the local folder (e.g. "
-            "--data /path/to/imagenette2-320, a folder with train/<wnid>/ and val/<wnid>/), or "
-            "prepare it with `python -m data prepare SRC OUT` and pass --data OUT.")
+    return (
+        f"cannot download {url}: {exc}. If this machine is offline, download the archive "
+        "elsewhere, extract it, and point --data at the local folder (e.g. "
+        "--data /path/to/imagenette2-320, a folder with train/<wnid>/ and val/<wnid>/), or "
+        "prepare it with `python -m data prepare SRC OUT` and pass --data OUT."
+    )
 
 
-def fetch(url: str, dest, sha256=None, size=None, timeout: float = DEFAULT_TIMEOUT,
-          quiet: bool = False) -> Path:
+def fetch(
+    url: str, dest, sha256=None, size=None, timeout: float = DEFAULT_TIMEOUT, quiet: bool = False
+) -> Path:
     """Download ``url`` to ``dest`` (once) and return ``dest``.
 
     An existing ``dest`` (of the right ``size``/``sha256`` when given) is reused.  The data goes
@@ -81,11 +85,20 @@ def fetch(url: str, dest, sha256=None, size=None, timeout: float = DEFAULT_TIMEO
         length = response.headers.get("Content-Length")
         expected = size if size is not None else (int(length) if length else None)
         from tqdm import tqdm
+
         # atomic_write renames the .part to dest only when the block below succeeds, and removes it
         # when a check fails or the transfer breaks off.
-        with atomic_write(dest, "wb", tmp_path=part) as fh, tqdm(total=expected, unit="B", unit_scale=True,
-                                                                 desc=f"download {dest.name}", disable=quiet,
-                                                                 file=sys.stderr) as bar:
+        with (
+            atomic_write(dest, "wb", tmp_path=part) as fh,
+            tqdm(
+                total=expected,
+                unit="B",
+                unit_scale=True,
+                desc=f"download {dest.name}",
+                disable=quiet,
+                file=sys.stderr,
+            ) as bar,
+        ):
             try:
                 while True:
                     block = response.read(1 << 20)
@@ -96,14 +109,19 @@ def fetch(url: str, dest, sha256=None, size=None, timeout: float = DEFAULT_TIMEO
                     received += len(block)
                     bar.update(len(block))
             except (socket.timeout, OSError) as exc:
-                raise DownloadError(f"download of {url} interrupted after {received} bytes: {exc} "
-                                    f"(the partial file was removed; run again to retry)") from exc
+                raise DownloadError(
+                    f"download of {url} interrupted after {received} bytes: {exc} "
+                    f"(the partial file was removed; run again to retry)"
+                ) from exc
             if expected is not None and received != expected:
-                raise DownloadError(f"download of {url} is incomplete: {received} of {expected} bytes "
-                                    f"(the partial file was removed)")
+                raise DownloadError(
+                    f"download of {url} is incomplete: {received} of {expected} bytes "
+                    f"(the partial file was removed)"
+                )
             if sha256 is not None and digest.hexdigest() != sha256.lower():
-                raise DownloadError(f"checksum mismatch for {url}: got sha256 {digest.hexdigest()}, "
-                                    f"expected {sha256}")
+                raise DownloadError(
+                    f"checksum mismatch for {url}: got sha256 {digest.hexdigest()}, expected {sha256}"
+                )
     return dest
 
 
@@ -140,8 +158,15 @@ def _single_top_folder(folder: Path) -> Path:
     return entries[0] if len(entries) == 1 and entries[0].is_dir() else folder
 
 
-def download_imagenette(variant: str = "320", cache=None, url=None, sha256=None, size=None,
-                        timeout: float = DEFAULT_TIMEOUT, quiet: bool = False) -> Path:
+def download_imagenette(
+    variant: str = "320",
+    cache=None,
+    url=None,
+    sha256=None,
+    size=None,
+    timeout: float = DEFAULT_TIMEOUT,
+    quiet: bool = False,
+) -> Path:
     """Download and extract Imagenette (``variant`` 160, 320 or full) into the cache; returns the
     folder holding ``train/`` and ``val/``.  ``url`` overrides the public address (tests)."""
     variant = str(variant)
@@ -154,14 +179,24 @@ def download_imagenette(variant: str = "320", cache=None, url=None, sha256=None,
     stem = archive_name.split(".")[0]
     extracted = root / "extracted" / stem
     if not extracted.is_dir():
-        archive = fetch(url, root / "downloads" / archive_name, sha256=sha256, size=size,
-                        timeout=timeout, quiet=quiet)
+        archive = fetch(
+            url, root / "downloads" / archive_name, sha256=sha256, size=size, timeout=timeout, quiet=quiet
+        )
         extract_archive(archive, extracted)
     return _single_top_folder(extracted)
 
 
-def resolve(spec, cache=None, size: int = 256, per_class=None, val_per_class=None,
-            num_classes=None, workers=None, quiet: bool = False, **prepare_kwargs) -> Path:
+def resolve(
+    spec,
+    cache=None,
+    size: int = 256,
+    per_class=None,
+    val_per_class=None,
+    num_classes=None,
+    workers=None,
+    quiet: bool = False,
+    **prepare_kwargs,
+) -> Path:
     """Turn a trainer's ``--data`` into a prepared subset folder.
 
     * a prepared subset folder -> itself;
@@ -184,11 +219,23 @@ def resolve(spec, cache=None, size: int = 256, per_class=None, val_per_class=Non
         source = download_imagenette(variant, cache=cache, quiet=quiet)
         label = f"imagenette-{variant}"
     else:
-        raise FileNotFoundError(f"--data {text!r}: no such folder (expected a prepared subset, a raw "
-                                "ImageNet-style folder, or the word 'imagenette')")
-    key_text = repr((str(source.resolve()), size, per_class, val_per_class, num_classes,
-                     sorted(prepare_kwargs.items())))
+        raise FileNotFoundError(
+            f"--data {text!r}: no such folder (expected a prepared subset, a raw "
+            "ImageNet-style folder, or the word 'imagenette')"
+        )
+    key_text = repr(
+        (str(source.resolve()), size, per_class, val_per_class, num_classes, sorted(prepare_kwargs.items()))
+    )
     key = hashlib.sha256(key_text.encode()).hexdigest()[:10]
     out = cache_dir(cache) / "prepared" / f"{label}-S{size}-{key}"
-    return prepare_subset(source, out, size=size, per_class=per_class, val_per_class=val_per_class,
-                          num_classes=num_classes, workers=workers, quiet=quiet, **prepare_kwargs)
+    return prepare_subset(
+        source,
+        out,
+        size=size,
+        per_class=per_class,
+        val_per_class=val_per_class,
+        num_classes=num_classes,
+        workers=workers,
+        quiet=quiet,
+        **prepare_kwargs,
+    )

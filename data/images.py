@@ -26,6 +26,7 @@ How each Pillow mode becomes RGB uint8 (0..255):
 
 Only the first frame of an animated file is used; embedded colour profiles are not applied.
 """
+
 from __future__ import annotations
 
 import os
@@ -50,8 +51,10 @@ def _unscaled_to_8(arr: np.ndarray, mode: str) -> np.ndarray:
     values = arr.astype(np.float64)
     if not np.isfinite(values).all():
         bad = int(values.size - np.isfinite(values).sum())
-        raise ValueError(f"mode {mode} image has {bad} non-finite pixel values (NaN or inf); "
-                         "they cannot be mapped to 0..255")
+        raise ValueError(
+            f"mode {mode} image has {bad} non-finite pixel values (NaN or inf); "
+            "they cannot be mapped to 0..255"
+        )
     low = min(float(values.min()), 0.0)
     high = float(values.max())
     if high <= low:

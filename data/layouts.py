@@ -22,6 +22,7 @@ Class names come from ``synsets.txt``, ``words.txt``, ``classes.txt`` or ``LOC_s
 (``wnid TAB name`` or ``wnid name``); the first comma-separated name is kept. Without such a
 file the wnid is the name.
 """
+
 from __future__ import annotations
 
 import csv
@@ -32,11 +33,23 @@ from pathlib import Path
 IMAGE_EXTENSIONS = {".jpeg", ".jpg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm"}
 WNID_RE = re.compile(r"^n\d{8}$")
 WNID_PREFIX_RE = re.compile(r"^(n\d{8})_")
-NAME_FILES = ("synsets.txt", "LOC_synset_mapping.txt", "classes.txt", "words.txt",
-              "synset_words.txt", "wnids.txt")
-GROUND_TRUTH_NAMES = ("LOC_val_solution.csv", "val_annotations.txt",
-                      "ILSVRC2012_validation_ground_truth.txt", "ILSVRC2010_validation_ground_truth.txt",
-                      "ground_truth.txt", "val_labels.txt", "val.txt")
+NAME_FILES = (
+    "synsets.txt",
+    "LOC_synset_mapping.txt",
+    "classes.txt",
+    "words.txt",
+    "synset_words.txt",
+    "wnids.txt",
+)
+GROUND_TRUTH_NAMES = (
+    "LOC_val_solution.csv",
+    "val_annotations.txt",
+    "ILSVRC2012_validation_ground_truth.txt",
+    "ILSVRC2010_validation_ground_truth.txt",
+    "ground_truth.txt",
+    "val_labels.txt",
+    "val.txt",
+)
 
 EXPECTED_LAYOUTS = """expected one of these layouts:
   SRC/train/<wnid>/*.JPEG and SRC/val/<wnid>/*.JPEG         (ImageNet / Imagenette)
@@ -60,8 +73,10 @@ class SourceTree:
     def wnids(self, split: str = "train") -> list:
         """Sorted wnids that occur in ``split`` (a class folder that cannot be listed counts: it
         must not vanish silently)."""
-        return sorted({w for _, w in self.splits.get(split, [])}
-                      | {w for _, w, _ in self.problems.get(split, []) if w is not None})
+        return sorted(
+            {w for _, w in self.splits.get(split, [])}
+            | {w for _, w, _ in self.problems.get(split, []) if w is not None}
+        )
 
     def name_of(self, wnid: str) -> str:
         return self.class_names.get(wnid, wnid)
@@ -165,8 +180,10 @@ def _parse_label(token: str, index_order: list, one_based: bool) -> str:
     if token.lstrip("-").isdigit():
         idx = int(token) - (1 if one_based else 0)
         if not index_order:
-            raise ValueError("integer ground-truth labels need a synsets.txt (or training class "
-                             "folders) that gives the class order")
+            raise ValueError(
+                "integer ground-truth labels need a synsets.txt (or training class "
+                "folders) that gives the class order"
+            )
         if not 0 <= idx < len(index_order):
             raise ValueError(f"ground-truth label {token} is out of range for {len(index_order)} classes")
         return index_order[idx]
@@ -200,8 +217,10 @@ def _scan_flat_with_ground_truth(split_dir: Path, images: list, gt_path: Path, i
                 items.append((path, _parse_label(tok[1], index_order, one_based=False)))
         return sorted(items)
     if len(lines) != len(images):  # one label per line, for the sorted file names
-        raise ValueError(f"{gt_path} has {len(lines)} labels but {split_dir} holds {len(images)} "
-                         "images; a one-label-per-line file must have one line per sorted image")
+        raise ValueError(
+            f"{gt_path} has {len(lines)} labels but {split_dir} holds {len(images)} "
+            "images; a one-label-per-line file must have one line per sorted image"
+        )
     return [(p, _parse_label(tok[0], index_order, one_based=True)) for p, tok in zip(images, lines)]
 
 
@@ -238,9 +257,11 @@ def scan_split(split_dir: Path, index_order: list = (), problems=None) -> tuple:
         prefixed = _scan_flat_prefixed(images)
         if prefixed:
             return "flat-wnid-prefix", prefixed
-        raise ValueError(f"{split_dir} holds {len(images)} images but no ground-truth file "
-                         f"({', '.join(GROUND_TRUTH_NAMES)}) and the file names do not start with a "
-                         f"wnid\n{EXPECTED_LAYOUTS}")
+        raise ValueError(
+            f"{split_dir} holds {len(images)} images but no ground-truth file "
+            f"({', '.join(GROUND_TRUTH_NAMES)}) and the file names do not start with a "
+            f"wnid\n{EXPECTED_LAYOUTS}"
+        )
     raise ValueError(f"no images found in {split_dir}\n{EXPECTED_LAYOUTS}")
 
 

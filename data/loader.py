@@ -12,6 +12,7 @@ epoch, and this process builds only its rows ``shard_rows(len(batch), rank, size
 contiguous blocks in rank order). The augmentation is still drawn for the whole batch from
 ``default_rng([seed, epoch, k])``, so a rank's rows equal the same rows of the one-process batch.
 """
+
 from __future__ import annotations
 
 import os
@@ -49,10 +50,23 @@ class Loader:
     chooses the epoch explicitly.  ``(seed, epoch)`` determine everything (see module docstring).
     """
 
-    def __init__(self, dataset, batch_size: int, crop: int = 224, train: bool = True,
-                 ten_crop: bool = False, shuffle=None, seed: int = 0, device: str = "cpu",
-                 input_scale: float = 1.0, lighting_std: float = 0.1, drop_last: bool = False,
-                 prefetch: int = 2, workers=None, shard=(0, 1)):
+    def __init__(
+        self,
+        dataset,
+        batch_size: int,
+        crop: int = 224,
+        train: bool = True,
+        ten_crop: bool = False,
+        shuffle=None,
+        seed: int = 0,
+        device: str = "cpu",
+        input_scale: float = 1.0,
+        lighting_std: float = 0.1,
+        drop_last: bool = False,
+        prefetch: int = 2,
+        workers=None,
+        shard=(0, 1),
+    ):
         if batch_size < 1:
             raise ValueError("batch_size must be at least 1")
         if crop > dataset.size:
@@ -106,7 +120,7 @@ class Loader:
 
     def _batches(self, epoch):
         order = self.epoch_order(epoch)
-        return [order[k * self.batch_size:(k + 1) * self.batch_size] for k in range(len(self))]
+        return [order[k * self.batch_size : (k + 1) * self.batch_size] for k in range(len(self))]
 
     def batch_size_of(self, k: int) -> int:
         """How many images global batch ``k`` holds (all ranks together)."""
@@ -124,14 +138,23 @@ class Loader:
         rows = shard_rows(len(indices), *self.shard) if self.shard[1] > 1 else None
         if self.train and not self.ten_crop:
             rng = np.random.default_rng([self.seed, epoch, k])
-            x = train_batch(ds.images, ds.mean_image, ds.eigvals, ds.eigvecs, self.crop, rng,
-                            indices=indices, lighting_std=self.lighting_std,
-                            input_scale=self.input_scale, rows=rows)
+            x = train_batch(
+                ds.images,
+                ds.mean_image,
+                ds.eigvals,
+                ds.eigvecs,
+                self.crop,
+                rng,
+                indices=indices,
+                lighting_std=self.lighting_std,
+                input_scale=self.input_scale,
+                rows=rows,
+            )
             if rows is not None:
-                indices = indices[rows[0]:rows[1]]
+                indices = indices[rows[0] : rows[1]]
             return x, np.asarray(ds.labels[indices], np.int64)
         if rows is not None:
-            indices = indices[rows[0]:rows[1]]
+            indices = indices[rows[0] : rows[1]]
         if self.ten_crop:
             x = ten_crop_batch(ds.images, ds.mean_image, self.crop, indices, self.input_scale)
         else:

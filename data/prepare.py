@@ -18,6 +18,7 @@ A class whose selected training images are all unreadable is never kept empty: `
 otherwise it is dropped with a warning, labels stay contiguous, and meta.json lists it under
 ``dropped_classes``.
 """
+
 from __future__ import annotations
 
 import json
@@ -225,13 +226,19 @@ def _select_classes(available, classes=None, num_classes=None, random_classes=No
         return sorted(set(wanted))
     if num_classes:
         if num_classes > len(available):
-            raise ClassSelectionError("num_classes", num_classes, f"{num_classes} classes asked for, but the "
-                                      f"source has only {len(available)}")
+            raise ClassSelectionError(
+                "num_classes",
+                num_classes,
+                f"{num_classes} classes asked for, but the source has only {len(available)}",
+            )
         return available[:num_classes]
     if random_classes:
         if random_classes > len(available):
-            raise ClassSelectionError("random_classes", random_classes, f"{random_classes} classes asked for, "
-                                      f"but the source has only {len(available)}")
+            raise ClassSelectionError(
+                "random_classes",
+                random_classes,
+                f"{random_classes} classes asked for, but the source has only {len(available)}",
+            )
         rng = np.random.default_rng(seed)
         return sorted(rng.choice(available, size=random_classes, replace=False).tolist())
     return available
@@ -258,8 +265,8 @@ def _split_fraction(chosen, fraction):
     for label in sorted(by_class):
         group = by_class[label]
         n_val = int(round(len(group) * fraction))
-        train.extend(group[:len(group) - n_val])
-        val.extend(group[len(group) - n_val:])
+        train.extend(group[: len(group) - n_val])
+        val.extend(group[len(group) - n_val :])
     return train, val
 
 
@@ -268,8 +275,7 @@ def _progress(total, desc, quiet):
         from tqdm import tqdm
     except ImportError:  # pragma: no cover
         return None
-    return tqdm(total=total, desc=desc, unit="img", disable=quiet, dynamic_ncols=True,
-                file=sys.stderr)
+    return tqdm(total=total, desc=desc, unit="img", disable=quiet, dynamic_ncols=True, file=sys.stderr)
 
 
 def _write_split(out: Path, split: str, chosen, size, pool, stats, skipped, strict, quiet):
@@ -312,13 +318,16 @@ def _compact_images(images_path: Path, keep: np.ndarray):
     """Rewrite ``images_path`` with only the rows where ``keep`` (in order), by chunks."""
     images = np.load(images_path, mmap_mode="r")
     good = np.flatnonzero(keep)
-    header = {"descr": np.lib.format.dtype_to_descr(images.dtype), "fortran_order": False,
-              "shape": (len(good),) + images.shape[1:]}
+    header = {
+        "descr": np.lib.format.dtype_to_descr(images.dtype),
+        "fortran_order": False,
+        "shape": (len(good),) + images.shape[1:],
+    }
     tmp_path = images_path.with_name(images_path.stem + ".compact.npy")
     with atomic_write(images_path, "wb", tmp_path=tmp_path) as out:
         np.lib.format.write_array_header_1_0(out, header)
         for start in range(0, len(good), 256):
-            out.write(np.ascontiguousarray(images[good[start:start + 256]]).tobytes())
+            out.write(np.ascontiguousarray(images[good[start : start + 256]]).tobytes())
     del images
 
 
@@ -331,31 +340,49 @@ def _drop_empty_classes(out: Path, wnids, names, train_files, train_labels, val_
     empty = [i for i in range(k) if per_class[i] == 0]
     if not empty:
         return wnids, train_labels, val_labels, []
-    selected = np.bincount(np.asarray(train_files, np.int64), minlength=k) if len(train_files) else np.zeros(k, int)
-    reasons = {i: (f"all {selected[i]} selected training images are unreadable" if selected[i]
-                   else "no training image was selected or listed") for i in empty}
+    selected = (
+        np.bincount(np.asarray(train_files, np.int64), minlength=k) if len(train_files) else np.zeros(k, int)
+    )
+    reasons = {
+        i: (
+            f"all {selected[i]} selected training images are unreadable"
+            if selected[i]
+            else "no training image was selected or listed"
+        )
+        for i in empty
+    }
     listing = "; ".join(f"{wnids[i]} ({names[i]}): {reasons[i]}" for i in empty)
     if strict:
         raise RuntimeError(f"{len(empty)} class(es) would have no training image: {listing} (--strict)")
     if len(empty) == k:
         raise ValueError(f"every selected training image of {src} was unreadable")
-    warnings.warn(f"dropping {len(empty)} class(es) with no readable training image: {listing}; "
-                  "the remaining classes are relabelled 0..K-1 and meta.json lists the dropped ones",
-                  stacklevel=3)
+    warnings.warn(
+        f"dropping {len(empty)} class(es) with no readable training image: {listing}; "
+        "the remaining classes are relabelled 0..K-1 and meta.json lists the dropped ones",
+        stacklevel=3,
+    )
     kept = [i for i in range(k) if i not in empty]
     new_label = np.full(k, -1, np.int64)
     new_label[kept] = np.arange(len(kept))
     keep_val = ~np.isin(val_labels, empty)
-    dropped = [{"wnid": wnids[i], "name": names[i], "reason": reasons[i],
-                "val_images_dropped": int(np.sum(val_labels == i))} for i in empty]
+    dropped = [
+        {
+            "wnid": wnids[i],
+            "name": names[i],
+            "reason": reasons[i],
+            "val_images_dropped": int(np.sum(val_labels == i)),
+        }
+        for i in empty
+    ]
     if not keep_val.all():
         _compact_images(out / "val_images.npy", keep_val)
         val_labels = val_labels[keep_val]
     return [wnids[i] for i in kept], new_label[train_labels], new_label[val_labels], dropped
 
 
-def _canonical_args(src, size, classes, num_classes, random_classes, seed, per_class,
-                    val_per_class, val_fraction):
+def _canonical_args(
+    src, size, classes, num_classes, random_classes, seed, per_class, val_per_class, val_fraction
+):
     if isinstance(classes, str):
         classes = [c for c in classes.split(",") if c.strip()]
     return {
@@ -372,9 +399,23 @@ def _canonical_args(src, size, classes, num_classes, random_classes, seed, per_c
     }
 
 
-def prepare_subset(src, out, *, classes=None, num_classes=None, random_classes=None, seed=0,
-                   per_class=None, val_per_class=None, size=DEFAULT_SIZE, val_fraction=None,
-                   workers=None, strict=False, overwrite=False, quiet=False) -> Path:
+def prepare_subset(
+    src,
+    out,
+    *,
+    classes=None,
+    num_classes=None,
+    random_classes=None,
+    seed=0,
+    per_class=None,
+    val_per_class=None,
+    size=DEFAULT_SIZE,
+    val_fraction=None,
+    workers=None,
+    strict=False,
+    overwrite=False,
+    quiet=False,
+) -> Path:
     """Prepare a subset of the raw image folder ``src`` into the folder ``out``; returns ``out``.
 
     Classes: ``classes`` (list or comma-separated wnids), else the first ``num_classes`` sorted
@@ -392,8 +433,9 @@ def prepare_subset(src, out, *, classes=None, num_classes=None, random_classes=N
     instead, in both cases).  Stale ``OUT.tmp-<pid>`` folders of killed runs are removed first.
     """
     out = Path(out).expanduser()
-    args = _canonical_args(src, size, classes, num_classes, random_classes, seed, per_class,
-                           val_per_class, val_fraction)
+    args = _canonical_args(
+        src, size, classes, num_classes, random_classes, seed, per_class, val_per_class, val_fraction
+    )
     remove_stale_tmp(out, quiet)
     if out.exists():
         meta_path = out / "meta.json"
@@ -404,8 +446,9 @@ def prepare_subset(src, out, *, classes=None, num_classes=None, random_classes=N
                     check_subset(out)
             except PreparedDataError as exc:
                 if not overwrite:
-                    raise ValueError(f"{out} holds a damaged prepared subset ({exc}); "
-                                     "pass --overwrite to prepare it again") from None
+                    raise ValueError(
+                        f"{out} holds a damaged prepared subset ({exc}); pass --overwrite to prepare it again"
+                    ) from None
                 old = None
             if old == args and not overwrite:
                 if not quiet:
@@ -413,11 +456,15 @@ def prepare_subset(src, out, *, classes=None, num_classes=None, random_classes=N
                 return out
             if not overwrite:
                 diff = sorted(k for k in set(args) | set(old or {}) if (old or {}).get(k) != args.get(k))
-                raise ValueError(f"{out} holds a subset prepared with other arguments (differ in: "
-                                 f"{', '.join(diff)}); choose another OUT or pass --overwrite")
+                raise ValueError(
+                    f"{out} holds a subset prepared with other arguments (differ in: "
+                    f"{', '.join(diff)}); choose another OUT or pass --overwrite"
+                )
         elif not overwrite:
-            raise ValueError(f"{out} exists and is not a prepared subset (no meta.json); "
-                             "choose another OUT or pass --overwrite")
+            raise ValueError(
+                f"{out} exists and is not a prepared subset (no meta.json); "
+                "choose another OUT or pass --overwrite"
+            )
     if size < 1:
         raise ValueError("size must be positive")
 
@@ -472,7 +519,8 @@ def prepare_subset(src, out, *, classes=None, num_classes=None, random_classes=N
                 raise ValueError(f"every selected training image of {src} was unreadable")
             names = [tree.name_of(w) for w in wnids]
             wnids, train_labels, val_labels, dropped = _drop_empty_classes(
-                tmp, wnids, names, [label for _, label in train], train_labels, val_labels, strict, src)
+                tmp, wnids, names, [label for _, label in train], train_labels, val_labels, strict, src
+            )
             np.save(tmp / "train_labels.npy", train_labels)
             np.save(tmp / "val_labels.npy", val_labels)
             eigvals, eigvecs = stats.pca()
@@ -488,8 +536,10 @@ def prepare_subset(src, out, *, classes=None, num_classes=None, random_classes=N
                 "source_layout": tree.layout,
                 "size": int(size),
                 "counts": counts,
-                "class_counts": {"train": np.bincount(train_labels, minlength=k).tolist(),
-                                 "val": np.bincount(val_labels, minlength=k).tolist()},
+                "class_counts": {
+                    "train": np.bincount(train_labels, minlength=k).tolist(),
+                    "val": np.bincount(val_labels, minlength=k).tolist(),
+                },
                 "wnids": wnids,
                 "class_names": [tree.name_of(w) for w in wnids],
                 "dropped_classes": dropped,
@@ -500,7 +550,7 @@ def prepare_subset(src, out, *, classes=None, num_classes=None, random_classes=N
                 "checksums": compute_checksums(tmp),
                 "seconds": round(time.perf_counter() - start, 3),
                 "preprocessing": "§2: shorter side rescaled to S (bicubic), central S x S patch; "
-                                 "uint8 RGB (data.images: 16-bit, float, alpha... mapped as documented)",
+                "uint8 RGB (data.images: 16-bit, float, alpha... mapped as documented)",
             }
             (tmp / "meta.json").write_text(json.dumps(meta, indent=2))
             (tmp / OWNER_FILE).unlink()
@@ -522,8 +572,11 @@ def prepare_subset(src, out, *, classes=None, num_classes=None, random_classes=N
     if not quiet:
         total = counts["train"] + counts["val"]
         seconds = meta["seconds"]
-        print(f"prepared {out}: {counts['train']} train + {counts['val']} val images, "
-              f"{len(wnids)} classes, S={size}, {len(skipped)} skipped"
-              + (f", {len(dropped)} classes dropped" if dropped else "")
-              + f", {total / max(seconds, 1e-9):.0f} images/s", file=sys.stderr)
+        print(
+            f"prepared {out}: {counts['train']} train + {counts['val']} val images, "
+            f"{len(wnids)} classes, S={size}, {len(skipped)} skipped"
+            + (f", {len(dropped)} classes dropped" if dropped else "")
+            + f", {total / max(seconds, 1e-9):.0f} images/s",
+            file=sys.stderr,
+        )
     return out

@@ -6,6 +6,7 @@ rank's rows), and the two towers of §3.2 split every layer's kernels and the cl
 (``alexnet.parallel``). It lives in ``data`` because data flows files -> data -> alexnet: the
 loader cannot import ``alexnet``, while ``alexnet`` may import ``data``.
 """
+
 from __future__ import annotations
 
 

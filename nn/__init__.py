@@ -8,6 +8,7 @@ first use (``nn.Conv2d`` imports nn/conv.py, and NumPy with it; nn/lazy.py). Tha
 leaves a program the moment to call ``nn.configure_blas()`` before NumPy loads
 (nn/blas.py).
 """
+
 from __future__ import annotations
 
 from .blas import configure_blas
@@ -16,19 +17,32 @@ from .lazy import lazy_getattr
 # Where each public name is defined: the package's table of contents.
 _MODULE_OF = {
     "init": "init",
-    "ReLU": "activation", "Tanh": "activation",
-    "asnumpy": "backend", "check_device": "backend", "cupy_available": "backend",
-    "get_array_module": "backend", "to_device": "backend",
-    "Conv2d": "conv", "col2im": "unroll", "im2col": "unroll",
+    "ReLU": "activation",
+    "Tanh": "activation",
+    "asnumpy": "backend",
+    "check_device": "backend",
+    "cupy_available": "backend",
+    "get_array_module": "backend",
+    "to_device": "backend",
+    "Conv2d": "conv",
+    "col2im": "unroll",
+    "im2col": "unroll",
     "Dropout": "dropout",
-    "Flatten": "linear", "Linear": "linear",
-    "SoftmaxCrossEntropyLoss": "loss", "softmax": "loss",
-    "Module": "module", "Parameter": "module", "Sequential": "module",
+    "Flatten": "linear",
+    "Linear": "linear",
+    "SoftmaxCrossEntropyLoss": "loss",
+    "softmax": "loss",
+    "Module": "module",
+    "Parameter": "module",
+    "Sequential": "module",
     "LocalResponseNorm": "normalization",
     "SGD": "optim",
     "MaxPool2d": "pooling",
-    "ReduceLROnPlateau": "schedules", "StepLR": "schedules",
-    "atomic_write": "serialization", "load_npz": "serialization", "save_npz_atomic": "serialization",
+    "ReduceLROnPlateau": "schedules",
+    "StepLR": "schedules",
+    "atomic_write": "serialization",
+    "load_npz": "serialization",
+    "save_npz_atomic": "serialization",
 }
 
 __all__ = ["configure_blas", *_MODULE_OF]

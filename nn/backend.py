@@ -9,6 +9,7 @@ so the same line runs on either device. Nothing here is a global switch: the
 device of a computation is the device of its arrays, and a module is moved with
 ``module.to("cuda")`` / ``module.to("cpu")``.
 """
+
 from __future__ import annotations
 
 from types import ModuleType
@@ -31,6 +32,7 @@ def _import_cupy() -> ModuleType | None:
     if _cupy is None and _cupy_import_error is None:
         try:
             import cupy  # noqa: F401  (optional dependency)
+
             _cupy = cupy
         except Exception as exc:  # ImportError, or a broken CUDA install
             _cupy_import_error = exc
@@ -58,12 +60,14 @@ def check_device(device: str) -> str:
             raise RuntimeError(
                 "device 'cuda' needs CuPy, which could not be imported "
                 f"({_cupy_import_error}). Install it with `pip install -e .[gpu]` "
-                "(cupy-cuda12x) on a machine with an NVIDIA GPU, or use device 'cpu'.")
+                "(cupy-cuda12x) on a machine with an NVIDIA GPU, or use device 'cpu'."
+            )
         try:
             count = cupy.cuda.runtime.getDeviceCount()
         except Exception as exc:
             raise RuntimeError(
-                f"CuPy is installed but no CUDA GPU is usable ({exc}); use device 'cpu'.") from exc
+                f"CuPy is installed but no CUDA GPU is usable ({exc}); use device 'cpu'."
+            ) from exc
         if count == 0:
             raise RuntimeError("CuPy is installed but no CUDA GPU is visible; use device 'cpu'.")
     return device
@@ -78,7 +82,7 @@ def get_array_module(x: Array) -> ModuleType:
 
 
 def device_of(x: Array) -> str:
-    """"cuda" for a CuPy array, "cpu" otherwise."""
+    """ "cuda" for a CuPy array, "cpu" otherwise."""
     return "cuda" if get_array_module(x) is not np else "cpu"
 
 

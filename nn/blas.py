@@ -16,6 +16,7 @@ OpenBLAS reads the variable once, when NumPy loads it, so a program calls this f
 use), and this module imports only ``os`` and ``sys``. The command-line entry points
 (``python -m alexnet``) and the benchmarks call it.
 """
+
 from __future__ import annotations
 
 import os
@@ -40,6 +41,7 @@ def configure_blas(thread_timeout: int = 4) -> str | None:
     if "OPENBLAS_THREAD_TIMEOUT" in os.environ:
         OPENBLAS_THREAD_TIMEOUT = os.environ["OPENBLAS_THREAD_TIMEOUT"]
         import numpy  # noqa: F401  (loads OpenBLAS, which reads the user's value now)
+
         return OPENBLAS_THREAD_TIMEOUT
     os.environ["OPENBLAS_THREAD_TIMEOUT"] = str(thread_timeout)
     try:

@@ -24,6 +24,7 @@ your own (the factory returns a module, or a (module, input[, loss, labels]) tup
 A package built on ``nn`` adds its own cases by calling ``main(extra_cases=...)``:
 ``python -m alexnet.gradcheck`` is this table plus a reduced AlexNet end to end.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -40,10 +41,10 @@ from .backend import asnumpy, cupy_available, get_array_module, to_device
 
 @dataclass
 class TensorCheck:
-    name: str            # "input" or a parameter name
-    checked: int         # entries or directions compared
-    mode: str            # "elementwise" or "directions"
-    error: float         # relative error
+    name: str  # "input" or a parameter name
+    checked: int  # entries or directions compared
+    mode: str  # "elementwise" or "directions"
+    error: float  # relative error
 
 
 @dataclass
@@ -74,12 +75,27 @@ def relative_error(analytic, numeric):
 
 def _generators(module):
     """Every numpy Generator held by the module tree (dropout masks)."""
-    return [value for sub in module.modules() for value in vars(sub).values()
-            if isinstance(value, np.random.Generator)]
+    return [
+        value
+        for sub in module.modules()
+        for value in vars(sub).values()
+        if isinstance(value, np.random.Generator)
+    ]
 
 
-def check_module(module, x, *, loss=None, labels=None, eps=1e-6, max_elements=64, directions=8,
-                 seed=0, check_input=True, tolerance=1e-6):
+def check_module(
+    module,
+    x,
+    *,
+    loss=None,
+    labels=None,
+    eps=1e-6,
+    max_elements=64,
+    directions=8,
+    seed=0,
+    check_input=True,
+    tolerance=1e-6,
+):
     """Check ``module.backward`` against central differences; returns a GradcheckResult.
 
     module: an nn.Module; it is converted to float64 in place (pass a copy to keep yours).
@@ -107,6 +123,7 @@ def check_module(module, x, *, loss=None, labels=None, eps=1e-6, max_elements=64
         def objective(inp):
             return float((forward(inp) * upstream).sum())
     else:
+
         def objective(inp):
             return loss.forward(forward(inp), labels)
 
@@ -118,13 +135,13 @@ def check_module(module, x, *, loss=None, labels=None, eps=1e-6, max_elements=64
     forward(x)
     grad_x = module.backward(upstream)
     targets = []
-    if check_input and grad_x is not None:       # a first layer may skip its input gradient
+    if check_input and grad_x is not None:  # a first layer may skip its input gradient
         targets.append(("input", x, asnumpy(grad_x)))
     targets += [(name, param.data, asnumpy(param.grad)) for name, param in module.named_parameters()]
 
     result = GradcheckResult(tolerance=tolerance)
     for name, array, analytic in targets:
-        flat = array.reshape(-1)           # a view: perturbing it perturbs the tensor
+        flat = array.reshape(-1)  # a view: perturbing it perturbs the tensor
         if array.size <= max_elements:
             numeric = np.empty(array.size)
             for i in range(array.size):
@@ -135,8 +152,9 @@ def check_module(module, x, *, loss=None, labels=None, eps=1e-6, max_elements=64
                 minus = objective(x)
                 flat[i] = original
                 numeric[i] = (plus - minus) / (2 * eps)
-            result.tensors.append(TensorCheck(name, array.size, "elementwise",
-                                              relative_error(analytic.ravel(), numeric)))
+            result.tensors.append(
+                TensorCheck(name, array.size, "elementwise", relative_error(analytic.ravel(), numeric))
+            )
         else:
             analytic_proj, numeric_proj = [], []
             original = array.copy()
@@ -151,13 +169,15 @@ def check_module(module, x, *, loss=None, labels=None, eps=1e-6, max_elements=64
                 array[...] = original
                 numeric_proj.append((plus - minus) / (2 * eps))
                 analytic_proj.append(float((analytic * direction).sum()))
-            result.tensors.append(TensorCheck(name, directions, "directions",
-                                              relative_error(analytic_proj, numeric_proj)))
+            result.tensors.append(
+                TensorCheck(name, directions, "directions", relative_error(analytic_proj, numeric_proj))
+            )
     return result
 
 
 # ---------------------------------------------------------------------------
 # The command line: every layer of the library, on every available backend.
+
 
 def _standard_cases():
     """(name, factory) pairs; a factory(rng) returns (module, input[, loss, labels])."""
@@ -180,30 +200,66 @@ def _standard_cases():
         return (values - values.mean()) / values.size * 4 + 1e-3 * rng.random(shape)
 
     def small_net(rng):
-        net = Sequential(Conv2d(3, 4, 3, stride=2, padding=1, rng=rng), ReLU(),
-                         LocalResponseNorm(size=3, alpha=0.5, k=1.0), MaxPool2d(3, 2), Flatten(),
-                         Linear(4 * 3 * 3, 5, rng=rng))
+        net = Sequential(
+            Conv2d(3, 4, 3, stride=2, padding=1, rng=rng),
+            ReLU(),
+            LocalResponseNorm(size=3, alpha=0.5, k=1.0),
+            MaxPool2d(3, 2),
+            Flatten(),
+            Linear(4 * 3 * 3, 5, rng=rng),
+        )
         return net, rng.normal(size=(3, 3, 13, 14)), SoftmaxCrossEntropyLoss(), rng.integers(0, 5, 3)
 
     return [
         ("Conv2d 3x3", lambda r: (Conv2d(3, 4, 3, rng=r), r.normal(size=(2, 3, 5, 6)))),
-        ("Conv2d stride 2, pad 1", lambda r: (Conv2d(2, 3, 3, stride=2, padding=1, rng=r), r.normal(size=(2, 2, 7, 8)))),
-        ("Conv2d groups=2, 5x5, pad 2", lambda r: (Conv2d(4, 6, 5, padding=2, groups=2, rng=r), r.normal(size=(2, 4, 6, 5)))),
-        ("Conv2d 11x11 stride 4", lambda r: (Conv2d(3, 4, 11, stride=4, rng=r), r.normal(size=(1, 3, 19, 23)))),
+        (
+            "Conv2d stride 2, pad 1",
+            lambda r: (Conv2d(2, 3, 3, stride=2, padding=1, rng=r), r.normal(size=(2, 2, 7, 8))),
+        ),
+        (
+            "Conv2d groups=2, 5x5, pad 2",
+            lambda r: (Conv2d(4, 6, 5, padding=2, groups=2, rng=r), r.normal(size=(2, 4, 6, 5))),
+        ),
+        (
+            "Conv2d 11x11 stride 4",
+            lambda r: (Conv2d(3, 4, 11, stride=4, rng=r), r.normal(size=(1, 3, 19, 23))),
+        ),
         ("ReLU", lambda r: (ReLU(), distinct(r, (2, 3, 4, 5)))),
         ("Tanh", lambda r: (Tanh(), r.normal(size=(2, 3, 4)))),
         ("MaxPool2d 3/2 (no ties)", lambda r: (MaxPool2d(3, 2), distinct(r, (2, 3, 9, 8)))),
         ("MaxPool2d 2/2", lambda r: (MaxPool2d(2, 2), distinct(r, (2, 2, 6, 6)))),
         ("LRN paper constants", lambda r: (LocalResponseNorm(), r.normal(size=(2, 8, 3, 3)))),
-        ("LRN alpha=1, 4 channels", lambda r: (LocalResponseNorm(size=5, alpha=1.0, beta=0.75, k=2.0), r.normal(size=(2, 4, 3, 3)))),
-        ("LRN groups=2 (one window per tower)", lambda r: (LocalResponseNorm(size=5, alpha=1.0, beta=0.75, k=2.0, groups=2), r.normal(size=(2, 6, 2, 2)))),
-        ("LRN even size 4, alpha=1", lambda r: (LocalResponseNorm(size=4, alpha=1.0, beta=0.75, k=1.0), r.normal(size=(2, 6, 2, 2)))),
-        ("Dropout p=0.5 (train)", lambda r: (Dropout(0.5, rng=np.random.default_rng(1)), r.normal(size=(4, 10)))),
+        (
+            "LRN alpha=1, 4 channels",
+            lambda r: (LocalResponseNorm(size=5, alpha=1.0, beta=0.75, k=2.0), r.normal(size=(2, 4, 3, 3))),
+        ),
+        (
+            "LRN groups=2 (one window per tower)",
+            lambda r: (
+                LocalResponseNorm(size=5, alpha=1.0, beta=0.75, k=2.0, groups=2),
+                r.normal(size=(2, 6, 2, 2)),
+            ),
+        ),
+        (
+            "LRN even size 4, alpha=1",
+            lambda r: (LocalResponseNorm(size=4, alpha=1.0, beta=0.75, k=1.0), r.normal(size=(2, 6, 2, 2))),
+        ),
+        (
+            "Dropout p=0.5 (train)",
+            lambda r: (Dropout(0.5, rng=np.random.default_rng(1)), r.normal(size=(4, 10))),
+        ),
         ("Dropout paper mode (eval)", lambda r: (Dropout(0.5, mode="paper").eval(), r.normal(size=(4, 10)))),
         ("Linear", lambda r: (Linear(7, 5, rng=r), r.normal(size=(3, 7)))),
         ("Flatten", lambda r: (Flatten(), r.normal(size=(2, 3, 2, 2)))),
-        ("Softmax cross-entropy", lambda r: (Sequential(Linear(6, 4, rng=r)), r.normal(size=(5, 6)),
-                                             SoftmaxCrossEntropyLoss(), r.integers(0, 4, 5))),
+        (
+            "Softmax cross-entropy",
+            lambda r: (
+                Sequential(Linear(6, 4, rng=r)),
+                r.normal(size=(5, 6)),
+                SoftmaxCrossEntropyLoss(),
+                r.integers(0, 4, 5),
+            ),
+        ),
         ("Small net (conv-relu-lrn-pool-fc-loss)", small_net),
     ]
 
@@ -236,28 +292,44 @@ def _load_user_factory(spec, input_shape):
         if input_shape is None:
             raise SystemExit("--layer returned a module without an input: also pass --input-shape N,C,H,W")
         return made, rng.normal(size=input_shape)
+
     return wrapped
 
 
-def main(argv: list[str] | None = None, extra_cases: Sequence[tuple[str, Callable]] = (),
-         prog: str = "python -m nn.gradcheck") -> int:
+def main(
+    argv: list[str] | None = None,
+    extra_cases: Sequence[tuple[str, Callable]] = (),
+    prog: str = "python -m nn.gradcheck",
+) -> int:
     """The command line. ``extra_cases``: (name, factory(rng)) pairs checked after the layers
     (``--no-alexnet`` skips them), e.g. a whole network from a package built on ``nn``."""
     parser = argparse.ArgumentParser(
         prog=prog,
         description="Check every layer's backward pass against central differences (float64).",
         epilog="The reduced AlexNet end to end: python -m alexnet.gradcheck (these layers and the network), "
-               "or --layer alexnet.gradcheck:reduced_alexnet (the network alone).")
-    parser.add_argument("--device", choices=["cpu", "cuda", "all"], default="all",
-                        help="backend(s) to check; 'all' = cpu, plus cuda when CuPy sees a GPU (default)")
-    parser.add_argument("--layer", help="check your own layer: package.module:factory, where factory() returns "
-                                        "a Module or a (module, input) tuple")
+        "or --layer alexnet.gradcheck:reduced_alexnet (the network alone).",
+    )
+    parser.add_argument(
+        "--device",
+        choices=["cpu", "cuda", "all"],
+        default="all",
+        help="backend(s) to check; 'all' = cpu, plus cuda when CuPy sees a GPU (default)",
+    )
+    parser.add_argument(
+        "--layer",
+        help="check your own layer: package.module:factory, where factory() returns "
+        "a Module or a (module, input) tuple",
+    )
     parser.add_argument("--input-shape", help="input shape for --layer, e.g. 2,3,8,8")
-    parser.add_argument("--tolerance", type=float, default=1e-6, help="largest relative error that passes (1e-6)")
+    parser.add_argument(
+        "--tolerance", type=float, default=1e-6, help="largest relative error that passes (1e-6)"
+    )
     parser.add_argument("--eps", type=float, default=1e-6, help="finite-difference step (1e-6)")
-    parser.add_argument("--no-alexnet", action="store_true",
-                        help="skip the end-to-end cases after the layers (python -m alexnet.gradcheck: the reduced "
-                             "AlexNet)")
+    parser.add_argument(
+        "--no-alexnet",
+        action="store_true",
+        help="skip the end-to-end cases after the layers (python -m alexnet.gradcheck: the reduced AlexNet)",
+    )
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
 
@@ -279,12 +351,18 @@ def main(argv: list[str] | None = None, extra_cases: Sequence[tuple[str, Callabl
         for name, factory in cases:
             result = run_case(factory, device=device, seed=args.seed, eps=args.eps, tolerance=args.tolerance)
             failures += not result.passed
-            print(f"{name:<{width}}{backend:<9}{'float64':<9}{result.max_error:>15.2e}  "
-                  f"{'pass' if result.passed else 'FAIL'}", flush=True)
-            if args.layer or not result.passed:      # say which tensor is wrong
+            print(
+                f"{name:<{width}}{backend:<9}{'float64':<9}{result.max_error:>15.2e}  "
+                f"{'pass' if result.passed else 'FAIL'}",
+                flush=True,
+            )
+            if args.layer or not result.passed:  # say which tensor is wrong
                 print("    " + str(result).replace("\n", "\n    "))
-    print(f"\n{len(cases) * len(devices) - failures} passed, {failures} failed "
-          f"(tolerance {args.tolerance:g})" + ("" if "cuda" in devices else "; cuda: no GPU available, not checked"))
+    print(
+        f"\n{len(cases) * len(devices) - failures} passed, {failures} failed "
+        f"(tolerance {args.tolerance:g})"
+        + ("" if "cuda" in devices else "; cuda: no GPU available, not checked")
+    )
     return 1 if failures else 0
 
 

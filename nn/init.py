@@ -13,6 +13,7 @@ stacks start learning at once instead of waiting for tiny signals to grow.
 Each initializer fills a Parameter (or array) in place and draws from a
 ``numpy.random.Generator`` so that a seed fixes the network.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -50,8 +51,9 @@ def fan_in(shape: tuple[int, ...]) -> int:
     return int(np.prod(shape[1:]))
 
 
-def normal_(param: Parameter | Array, std: float = 0.01,
-            rng: np.random.Generator | None = None) -> Parameter | Array:
+def normal_(
+    param: Parameter | Array, std: float = 0.01, rng: np.random.Generator | None = None
+) -> Parameter | Array:
     """Zero-mean Gaussian with standard deviation ``std`` (the paper's 0.01, §5)."""
     return _gaussian(param, std, rng)
 
@@ -61,7 +63,6 @@ def constant_(param: Parameter | Array, value: float) -> Parameter | Array:
     return _fill(param, np.full(_shape(param), value))
 
 
-def kaiming_normal_(param: Parameter | Array,
-                    rng: np.random.Generator | None = None) -> Parameter | Array:
+def kaiming_normal_(param: Parameter | Array, rng: np.random.Generator | None = None) -> Parameter | Array:
     """He initialization for ReLU networks: N(0, 2 / fan_in)."""
     return _gaussian(param, np.sqrt(2.0 / fan_in(_shape(param))), rng)

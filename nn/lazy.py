@@ -4,6 +4,7 @@
 to call ``nn.configure_blas()`` first (nn/blas.py). This module imports nothing but the standard
 library.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -22,7 +23,7 @@ def lazy_getattr(package: str, module_of: dict[str, str]) -> Callable[[str], Any
             module = importlib.import_module(module_name)
         except ModuleNotFoundError as error:
             if error.name != module_name:
-                raise                               # the module exists but failed to import something
+                raise  # the module exists but failed to import something
             raise AttributeError(f"module {package!r} has no attribute {name!r}") from None
         value = module if name not in module_of or module_of[name] == name else getattr(module, name)
         setattr(sys.modules[package], name, value)

@@ -10,6 +10,7 @@ The convention (the same names as PyTorch, so readers' habits carry over):
 Sub-modules and parameters are found by looking at the object's attributes (in
 the order they were assigned), so a layer needs no registration code.
 """
+
 from __future__ import annotations
 
 from collections import OrderedDict
@@ -133,13 +134,16 @@ class Module:
         missing = sorted(set(params) - set(state))
         unexpected = sorted(set(state) - set(params))
         if missing or unexpected:
-            raise KeyError(f"{type(self).__name__}.load_state_dict: missing {missing}, unexpected {unexpected}")
+            raise KeyError(
+                f"{type(self).__name__}.load_state_dict: missing {missing}, unexpected {unexpected}"
+            )
         for name, param in params.items():
             value = state[name]
             if tuple(value.shape) != tuple(param.data.shape):
                 raise ValueError(
                     f"{type(self).__name__}.load_state_dict: {name} has shape {tuple(value.shape)}, "
-                    f"expected {tuple(param.data.shape)}")
+                    f"expected {tuple(param.data.shape)}"
+                )
             xp = get_array_module(param.data)
             param.data = xp.asarray(value, dtype=param.data.dtype).copy()
         return self
@@ -155,7 +159,8 @@ class Module:
         if tuple(grad_out.shape) != tuple(out_shape):
             raise ValueError(
                 f"{type(self).__name__}.backward: grad_out has shape {tuple(grad_out.shape)}, "
-                f"expected the output shape {tuple(out_shape)}")
+                f"expected the output shape {tuple(out_shape)}"
+            )
 
     def extra_repr(self) -> str:
         return ""
@@ -173,13 +178,23 @@ def check_integers(layer_name: str, minimum: int, **values) -> None:
     kernel size pair) is an integer >= ``minimum``. Booleans are not integers here."""
     for name, value in values.items():
         items = value if isinstance(value, tuple) else (value,)
-        if not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) and v >= minimum for v in items):
-            raise ValueError(f"{layer_name}: {name} must be {'an integer' if len(items) == 1 else 'integers'} "
-                             f">= {minimum}, got {value!r}")
+        if not all(
+            isinstance(v, (int, np.integer)) and not isinstance(v, bool) and v >= minimum for v in items
+        ):
+            raise ValueError(
+                f"{layer_name}: {name} must be {'an integer' if len(items) == 1 else 'integers'} "
+                f">= {minimum}, got {value!r}"
+            )
 
 
-def check_input(layer: Module, x: Array, ndim: int, channels: int | None = None, channel_axis: int = 1,
-                what: str = "channels") -> None:
+def check_input(
+    layer: Module,
+    x: Array,
+    ndim: int,
+    channels: int | None = None,
+    channel_axis: int = 1,
+    what: str = "channels",
+) -> None:
     """Raise a ValueError naming ``layer`` unless ``x`` has the expected shape and dtype."""
     name = type(layer).__name__
     if not hasattr(x, "shape") or not hasattr(x, "dtype"):
@@ -190,12 +205,14 @@ def check_input(layer: Module, x: Array, ndim: int, channels: int | None = None,
         raise ValueError(f"{name} expects a floating-point input (float32 or float64), got {x.dtype}")
     if channels is not None and x.shape[channel_axis] != channels:
         raise ValueError(
-            f"{name} expects {channels} {what} on axis {channel_axis}, got input of shape {tuple(x.shape)}")
+            f"{name} expects {channels} {what} on axis {channel_axis}, got input of shape {tuple(x.shape)}"
+        )
     params = layer.parameters()
     if params and params[0].data.dtype != x.dtype:
         raise ValueError(
             f"{name} has {params[0].data.dtype} parameters but got a {x.dtype} input; "
-            f"cast one of them (module.astype(...) or x.astype(...))")
+            f"cast one of them (module.astype(...) or x.astype(...))"
+        )
 
 
 class Sequential(Module):

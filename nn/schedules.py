@@ -6,6 +6,7 @@ learning rate was initialized at 0.01 and reduced three times prior to
 termination." ``ReduceLROnPlateau`` automates that hand-made rule;
 ``StepLR`` is the common fixed alternative (divide every ``step_size`` epochs).
 """
+
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
@@ -23,8 +24,14 @@ class ReduceLROnPlateau:
     after the last reduction sets ``finished`` (the paper stopped there).
     """
 
-    def __init__(self, optimizer: SGD, factor: float = 0.1, patience: int = 1, threshold: float = 1e-4,
-                 max_reductions: int = 3) -> None:
+    def __init__(
+        self,
+        optimizer: SGD,
+        factor: float = 0.1,
+        patience: int = 1,
+        threshold: float = 1e-4,
+        max_reductions: int = 3,
+    ) -> None:
         self.optimizer = optimizer
         self.factor, self.patience, self.threshold = factor, patience, threshold
         self.max_reductions = max_reductions
@@ -48,8 +55,12 @@ class ReduceLROnPlateau:
                 self.finished = True
 
     def state_dict(self) -> dict:
-        return {"best": self.best, "bad_epochs": self.bad_epochs,
-                "reductions": self.reductions, "finished": self.finished}
+        return {
+            "best": self.best,
+            "bad_epochs": self.bad_epochs,
+            "reductions": self.reductions,
+            "finished": self.finished,
+        }
 
     def load_state_dict(self, state: dict) -> None:
         self.best = float(state["best"])

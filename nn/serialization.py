@@ -5,6 +5,7 @@ temporary file in the destination folder, flush it to disk, and only then rename
 destination, so a reader sees either the old file or the complete new one. If anything fails
 on the way, the temporary file is removed and the destination is untouched.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -17,8 +18,9 @@ import numpy as np
 
 
 @contextlib.contextmanager
-def atomic_write(path: str | os.PathLike, mode: str = "wb",
-                 tmp_path: str | os.PathLike | None = None) -> Iterator[IO]:
+def atomic_write(
+    path: str | os.PathLike, mode: str = "wb", tmp_path: str | os.PathLike | None = None
+) -> Iterator[IO]:
     """Open a temporary file for writing; on a clean exit, fsync it and rename it to ``path``.
 
     ``tmp_path``: the temporary file's name (in ``path``'s folder, so the rename is atomic); by

@@ -20,6 +20,7 @@ workers would spin for ~0.1 s waiting for the next one, on the very cores these
 passes want; ``nn.configure_blas()`` (nn/blas.py), called before NumPy loads,
 asks them to sleep at once instead.
 """
+
 from __future__ import annotations
 
 import os
@@ -48,6 +49,7 @@ def _blas_threads():
     """How many threads BLAS uses in this process."""
     try:
         from threadpoolctl import threadpool_info
+
         counts = [pool["num_threads"] for pool in threadpool_info() if pool.get("user_api") == "blas"]
         if counts:
             return max(counts)
@@ -106,7 +108,9 @@ def over_batch(function: Callable[..., object], *arrays: Array) -> None:
         return
     count = min(batch, max(threads, -(-arrays[0].nbytes // SLICE_BYTES)))
     bounds = np.linspace(0, batch, count + 1).astype(int)
-    futures = [_pool().submit(function, *(array[start:stop] for array in arrays))
-               for start, stop in zip(bounds[:-1], bounds[1:])]
+    futures = [
+        _pool().submit(function, *(array[start:stop] for array in arrays))
+        for start, stop in zip(bounds[:-1], bounds[1:])
+    ]
     for future in futures:
         future.result()

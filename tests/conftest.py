@@ -1,4 +1,5 @@
 """Shared fixtures: the backend parametrization and the real-data location."""
+
 import os
 from pathlib import Path
 
@@ -26,11 +27,19 @@ def prepare_tiny72(tmp_path_factory):
     """A prepared 10-class subset of Imagenette: 5 train + 2 val images per class, S = 72 (skips the
     test when the photographs are absent)."""
     import data
+
     source = imagenette_dir()
     if source is None:
         pytest.skip("real ImageNet photographs not found: set ALEXNET_DATA or put them in ../shared/data")
-    return data.prepare_subset(source, tmp_path_factory.mktemp("data") / "tiny72", per_class=5,
-                               val_per_class=2, size=72, workers=1, quiet=True)
+    return data.prepare_subset(
+        source,
+        tmp_path_factory.mktemp("data") / "tiny72",
+        per_class=5,
+        val_per_class=2,
+        size=72,
+        workers=1,
+        quiet=True,
+    )
 
 
 @pytest.fixture

@@ -1,4 +1,5 @@
 """AlexNet's architecture (§3.5, Figure 2), initialization (§5), summary and gradients."""
+
 import copy
 
 import numpy as np
@@ -21,31 +22,69 @@ def test_parameter_count_is_60965224(full_model):
 
 def test_conv1_output_is_55_at_227_not_224():
     assert spatial_sizes(227)["conv1"] == 55
-    assert spatial_sizes(224)["conv1"] == 54     # why the default crop is 227
+    assert spatial_sizes(224)["conv1"] == 54  # why the default crop is 227
     sizes = spatial_sizes(227)
-    assert (sizes["pool1"], sizes["conv2"], sizes["pool2"], sizes["conv5"], sizes["pool5"]) == (27, 27, 13, 13, 6)
+    assert (sizes["pool1"], sizes["conv2"], sizes["pool2"], sizes["conv5"], sizes["pool5"]) == (
+        27,
+        27,
+        13,
+        13,
+        6,
+    )
 
 
 def test_layers_follow_figure_2(full_model):
     m = full_model
     expected = {  # name: (in, out, kernel, stride, padding, groups)
-        "conv1": (3, 96, 11, 4, 0, 1), "conv2": (96, 256, 5, 1, 2, 2), "conv3": (256, 384, 3, 1, 1, 1),
-        "conv4": (384, 384, 3, 1, 1, 2), "conv5": (384, 256, 3, 1, 1, 2)}
+        "conv1": (3, 96, 11, 4, 0, 1),
+        "conv2": (96, 256, 5, 1, 2, 2),
+        "conv3": (256, 384, 3, 1, 1, 1),
+        "conv4": (384, 384, 3, 1, 1, 2),
+        "conv5": (384, 256, 3, 1, 1, 2),
+    }
     for name, (cin, cout, k, s, p, g) in expected.items():
         conv = getattr(m, name)
         assert isinstance(conv, Conv2d)
-        assert (conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride, conv.padding, conv.groups) == \
-            (cin, cout, (k, k), (s, s), (p, p), g)
-    assert m.conv2.weight.shape == (256, 48, 5, 5)          # 5x5x48 (§3.5)
-    assert m.conv4.weight.shape == (384, 192, 3, 3)         # 3x3x192
+        assert (
+            conv.in_channels,
+            conv.out_channels,
+            conv.kernel_size,
+            conv.stride,
+            conv.padding,
+            conv.groups,
+        ) == (cin, cout, (k, k), (s, s), (p, p), g)
+    assert m.conv2.weight.shape == (256, 48, 5, 5)  # 5x5x48 (§3.5)
+    assert m.conv4.weight.shape == (384, 192, 3, 3)  # 3x3x192
     assert (m.fc6.in_features, m.fc6.out_features) == (256 * 6 * 6, 4096)
     assert (m.fc7.out_features, m.fc8.out_features) == (4096, 1000)
     names = [name for name, _ in m.named_children()]
-    assert names == ["conv1", "relu1", "norm1", "pool1", "conv2", "relu2", "norm2", "pool2", "conv3", "relu3",
-                     "conv4", "relu4", "conv5", "relu5", "pool5", "flatten", "fc6", "relu6", "drop6",
-                     "fc7", "relu7", "drop7", "fc8"]
-    assert (m.norm1.size, m.norm1.alpha, m.norm1.beta, m.norm1.k) == (5, 1e-4, 0.75, 2.0)   # §3.3
-    assert m.drop6.p == m.drop7.p == 0.5                                                  # §4.2
+    assert names == [
+        "conv1",
+        "relu1",
+        "norm1",
+        "pool1",
+        "conv2",
+        "relu2",
+        "norm2",
+        "pool2",
+        "conv3",
+        "relu3",
+        "conv4",
+        "relu4",
+        "conv5",
+        "relu5",
+        "pool5",
+        "flatten",
+        "fc6",
+        "relu6",
+        "drop6",
+        "fc7",
+        "relu7",
+        "drop7",
+        "fc8",
+    ]
+    assert (m.norm1.size, m.norm1.alpha, m.norm1.beta, m.norm1.k) == (5, 1e-4, 0.75, 2.0)  # §3.3
+    assert m.drop6.p == m.drop7.p == 0.5  # §4.2
 
 
 def test_summary_numbers(full_model):
@@ -59,7 +98,7 @@ def test_summary_numbers(full_model):
     params, macs, neurons = totals(layer_rows(full_model))
     assert params == 60_965_224
     assert macs == 724_406_816
-    assert neurons == 659_272                # "about 650,000 neurons" (§3.5)
+    assert neurons == 659_272  # "about 650,000 neurons" (§3.5)
     text = full_model.summary(verbose=False)
     assert "60,965,224" in text and "96 x 55 x 55" in text and "227" in text
 
@@ -89,25 +128,32 @@ def test_seed_fixes_weights_and_dropout():
         assert na == nb and np.array_equal(va, vb)
     assert a.rng_state() == b.rng_state()
     x = np.random.default_rng(0).normal(size=(2, 3, 67, 67)).astype(np.float32)
-    assert np.array_equal(a.forward(x), b.forward(x))      # same dropout masks in train mode
+    assert np.array_equal(a.forward(x), b.forward(x))  # same dropout masks in train mode
 
 
 def test_reduced_width_single_tower_and_other_crops():
     m = AlexNet(num_classes=10, crop=112, width=0.25, groups=1, seed=0)
     assert all(getattr(m, f"conv{i}").groups == 1 for i in range(1, 6))
     assert m.conv1.out_channels == 24 and m.fc6.out_features == 1024
-    assert m.fc6.in_features == m.conv5.out_channels * 2 * 2      # 112 -> 2 x 2 after pool5
+    assert m.fc6.in_features == m.conv5.out_channels * 2 * 2  # 112 -> 2 x 2 after pool5
     x = np.random.default_rng(0).normal(size=(3, 3, 112, 112)).astype(np.float32)
     out = m.forward(x)
     assert out.shape == (3, 10) and out.dtype == np.float32
-    assert m.backward(np.ones_like(out)).shape == x.shape        # Sequential semantics
+    assert m.backward(np.ones_like(out)).shape == x.shape  # Sequential semantics
     two = AlexNet(num_classes=10, crop=112, width=0.3, groups=2)
     assert all(getattr(two, f"conv{i}").out_channels % 2 == 0 for i in range(1, 6))
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    ({"crop": 64}, "too small"), ({"init": "xavier"}, "init"), ({"groups": 3}, "groups"),
-    ({"width": 0}, "width"), ({"num_classes": 0}, "num_classes")])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"crop": 64}, "too small"),
+        ({"init": "xavier"}, "init"),
+        ({"groups": 3}, "groups"),
+        ({"width": 0}, "width"),
+        ({"num_classes": 0}, "num_classes"),
+    ],
+)
 def test_bad_arguments_are_explained(kwargs, message):
     with pytest.raises(ValueError, match=message):
         AlexNet(**{"num_classes": 10, "crop": 67, "width": 1 / 16, **kwargs})
@@ -118,11 +164,11 @@ def test_fc7_features_are_the_last_hidden_layer_in_eval_mode():
     x = np.random.default_rng(1).normal(size=(4, 3, 67, 67)).astype(np.float32)
     f1, f2 = m.fc7_features(x), m.fc7_features(x)
     assert f1.shape == (4, m.fc7.out_features)
-    assert np.array_equal(f1, f2) and (f1 >= 0).all()           # eval mode (no dropout), after the ReLU
-    assert m.training                                           # mode restored
+    assert np.array_equal(f1, f2) and (f1 >= 0).all()  # eval mode (no dropout), after the ReLU
+    assert m.training  # mode restored
     m.eval()
     logits = m.forward(x)
-    assert np.allclose(logits, m.fc8.forward(f1), atol=1e-5)    # fc8 reads exactly these features
+    assert np.allclose(logits, m.fc8.forward(f1), atol=1e-5)  # fc8 reads exactly these features
 
 
 def test_gradient_check_end_to_end_float64():
@@ -183,15 +229,17 @@ def test_lrn_windows_stay_inside_each_tower_unless_asked(tmp_path):
     across = AlexNet(num_classes=3, crop=67, width=1 / 16, seed=0, lrn_groups=1)
     assert across.norm1.groups == 1
     assert AlexNet(num_classes=3, crop=67, width=1 / 16, groups=1).norm1.groups == 1
-    maps = np.abs(np.random.default_rng(0).normal(size=(2, 6, 4, 4))) * 100   # conv1's 6 maps, 3 per tower
-    assert not np.allclose(towers.norm1(maps), across.norm1(maps))             # a different function
+    maps = np.abs(np.random.default_rng(0).normal(size=(2, 6, 4, 4))) * 100  # conv1's 6 maps, 3 per tower
+    assert not np.allclose(towers.norm1(maps), across.norm1(maps))  # a different function
     with pytest.raises(ValueError, match="lrn_groups"):
         AlexNet(num_classes=3, crop=67, width=1 / 16, lrn_groups=3)
     # A checkpoint from before the option existed (no lrn_groups in its config) loads cross-tower.
     from alexnet.checkpoint import Checkpoint, save_checkpoint
+
     path = tmp_path / "old.npz"
     save_checkpoint(path, across, {"epoch": 0})
     import json
+
     arrays = dict(np.load(path))
     meta = json.loads(str(arrays["meta"]))
     del meta["model_config"]["lrn_groups"]

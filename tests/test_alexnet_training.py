@@ -4,6 +4,7 @@ predicts and visualizes, on a tiny subset of real ImageNet photographs (Imagenet
 The subset: 10 classes x 5 training (+ 2 validation) images, prepared at S = 72 with crops of
 67 (the smallest crop that leaves a map after pool5), and an AlexNet of width 1/16 or 1/8.
 """
+
 import json
 import os
 import signal
@@ -24,8 +25,21 @@ from nn import SGD, SoftmaxCrossEntropyLoss, load_npz
 
 REPO = Path(__file__).resolve().parents[1]
 CROP = 67
-SMALL = ["--crop", str(CROP), "--width", "0.0625", "-b", "16", "--init", "kaiming", "--input-scale", "64",
-         "--seed", "3", "--quiet"]
+SMALL = [
+    "--crop",
+    str(CROP),
+    "--width",
+    "0.0625",
+    "-b",
+    "16",
+    "--init",
+    "kaiming",
+    "--input-scale",
+    "64",
+    "--seed",
+    "3",
+    "--quiet",
+]
 
 
 @pytest.fixture(scope="module")
@@ -49,8 +63,9 @@ def _one_blas_thread():
 def sigterm_at_first_checkpoint(command, out, env):
     """Start ``command``, send it SIGTERM as soon as ``out/checkpoint.npz`` exists, and return its
     (exit status, stderr); skip the test when the run finished before the signal arrived."""
-    proc = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                            text=True)
+    proc = subprocess.Popen(
+        command, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+    )
     deadline = time.time() + 120
     while not (out / "checkpoint.npz").exists() and proc.poll() is None and time.time() < deadline:
         time.sleep(0.01)
@@ -62,15 +77,26 @@ def sigterm_at_first_checkpoint(command, out, env):
 
 
 def _env(tmp):
-    env = dict(os.environ, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1", MPLBACKEND="Agg",
-               ALEXNET_CACHE=str(tmp / "cache"))
+    env = dict(
+        os.environ,
+        OPENBLAS_NUM_THREADS="1",
+        OMP_NUM_THREADS="1",
+        MPLBACKEND="Agg",
+        ALEXNET_CACHE=str(tmp / "cache"),
+    )
     env["PYTHONPATH"] = os.pathsep.join([str(REPO), env.get("PYTHONPATH", "")])
     return env
 
 
 def alexnet_cli(tmp, *args, timeout=120):
-    return subprocess.run([sys.executable, "-m", "alexnet", *map(str, args)], cwd=REPO, env=_env(tmp),
-                          capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "alexnet", *map(str, args)],
+        cwd=REPO,
+        env=_env(tmp),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def _arrays_equal(a, b):
@@ -81,11 +107,14 @@ def _arrays_equal(a, b):
 
 
 def _history(path):
-    return [{k: v for k, v in h.items() if k not in ("images_per_s", "seconds")}
-            for h in load_checkpoint(path).meta["history"]]
+    return [
+        {k: v for k, v in h.items() if k not in ("images_per_s", "seconds")}
+        for h in load_checkpoint(path).meta["history"]
+    ]
 
 
 # -- it learns ------------------------------------------------------------------------
+
 
 def test_overfits_a_small_real_subset(tiny):
     """50 real photographs (centre crops, mean subtracted) are fitted to 100 % training accuracy
@@ -114,6 +143,7 @@ def test_overfits_a_small_real_subset(tiny):
 
 # -- the command line --------------------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def reference_run(tiny, tmp_path_factory):
     """Three uninterrupted epochs: the run every interrupted one must reproduce exactly."""
@@ -128,8 +158,15 @@ def test_train_writes_log_curves_and_checkpoints(reference_run):
     assert {"checkpoint.npz", "best.npz", "log.jsonl", "curves.png"} <= {p.name for p in out.iterdir()}
     lines = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
     assert [line["epoch"] for line in lines] == [1, 2, 3]
-    for key in ("train_loss", "train_top1_error", "train_top5_error", "val_top1_error", "val_top5_error",
-                "images_per_s", "lr"):
+    for key in (
+        "train_loss",
+        "train_top1_error",
+        "train_top5_error",
+        "val_top1_error",
+        "val_top5_error",
+        "images_per_s",
+        "lr",
+    ):
         assert all(np.isfinite(line[key]) for line in lines), key
     assert "img/s" in result.stdout and "top-5 err" in result.stdout
     meta = load_checkpoint(out / "checkpoint.npz").meta
@@ -141,10 +178,22 @@ def test_sigkill_and_resume_gives_identical_weights(tiny, reference_run, tmp_pat
     """Killed (SIGKILL) after its first checkpoint, then resumed: the same weights, velocities
     and history as the run never interrupted (CPU, same seed, exact equality)."""
     out = tmp_path / "run"
-    cmd = [sys.executable, "-m", "alexnet", "train", "--data", str(tiny), *SMALL, "--epochs", "3",
-           "--out", str(out)]
-    proc = subprocess.Popen(cmd, cwd=REPO, env=_env(tmp_path), stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+    cmd = [
+        sys.executable,
+        "-m",
+        "alexnet",
+        "train",
+        "--data",
+        str(tiny),
+        *SMALL,
+        "--epochs",
+        "3",
+        "--out",
+        str(out),
+    ]
+    proc = subprocess.Popen(
+        cmd, cwd=REPO, env=_env(tmp_path), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     deadline = time.time() + 120
     while not (out / "checkpoint.npz").exists() and proc.poll() is None and time.time() < deadline:
         time.sleep(0.01)
@@ -162,8 +211,19 @@ def test_sigkill_and_resume_gives_identical_weights(tiny, reference_run, tmp_pat
 
 def test_sigterm_saves_mid_epoch_and_resume_is_exact(tiny, reference_run, tmp_path):
     out = tmp_path / "run"
-    cmd = [sys.executable, "-m", "alexnet", "train", "--data", str(tiny), *SMALL, "--epochs", "3",
-           "--out", str(out)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "alexnet",
+        "train",
+        "--data",
+        str(tiny),
+        *SMALL,
+        "--epochs",
+        "3",
+        "--out",
+        str(out),
+    ]
     returncode, stderr = sigterm_at_first_checkpoint(cmd, out, _env(tmp_path))
     assert returncode == 130, stderr
     assert "checkpoint saved" in stderr
@@ -175,8 +235,20 @@ def test_sigterm_saves_mid_epoch_and_resume_is_exact(tiny, reference_run, tmp_pa
 
 
 def test_nonfinite_loss_stops_with_a_clear_message(tiny, tmp_path, capsys):
-    status = cli_main(["train", "--data", str(tiny), *SMALL, "--epochs", "2", "--lr", "1e12",
-                       "--out", str(tmp_path / "run")])
+    status = cli_main(
+        [
+            "train",
+            "--data",
+            str(tiny),
+            *SMALL,
+            "--epochs",
+            "2",
+            "--lr",
+            "1e12",
+            "--out",
+            str(tmp_path / "run"),
+        ]
+    )
     err = capsys.readouterr().err
     assert status == 3, err
     assert "epoch 1, step" in err and "diverged" in err
@@ -204,34 +276,54 @@ def test_evaluate_predict_visualize_summary(tiny, reference_run, tmp_path):
     run, _ = reference_run
     evaluated = alexnet_cli(tmp_path, "evaluate", "--checkpoint", run / "best.npz", "--data", tiny, "--quiet")
     assert evaluated.returncode == 0, evaluated.stderr
-    assert "center crop" in evaluated.stdout and "10 crops" in evaluated.stdout and "Top-5" in evaluated.stdout
+    assert (
+        "center crop" in evaluated.stdout and "10 crops" in evaluated.stdout and "Top-5" in evaluated.stdout
+    )
 
     images = sorted((imagenette_dir() / "val").glob("*/*.JPEG"))[:2]
-    predicted = alexnet_cli(tmp_path, "predict", "--checkpoint", run / "best.npz", *images,
-                            "--figure", tmp_path / "fig4.png")
+    predicted = alexnet_cli(
+        tmp_path, "predict", "--checkpoint", run / "best.npz", *images, "--figure", tmp_path / "fig4.png"
+    )
     assert predicted.returncode == 0, predicted.stderr
     assert predicted.stdout.count("%") == 10 and (tmp_path / "fig4.png").stat().st_size > 0
     names = set(data.PreparedDataset(tiny, "train").class_names)
     assert any(name in predicted.stdout for name in names)
 
-    shown = alexnet_cli(tmp_path, "visualize", "--checkpoint", run / "checkpoint.npz", "--out", tmp_path / "vis",
-                        "--queries", 3, "--neighbours", 4)
+    shown = alexnet_cli(
+        tmp_path,
+        "visualize",
+        "--checkpoint",
+        run / "checkpoint.npz",
+        "--out",
+        tmp_path / "vis",
+        "--queries",
+        3,
+        "--neighbours",
+        4,
+    )
     assert shown.returncode == 0, shown.stderr
-    assert (tmp_path / "vis" / "conv1_kernels.png").exists() and (tmp_path / "vis" / "nearest_neighbours.png").exists()
+    assert (tmp_path / "vis" / "conv1_kernels.png").exists() and (
+        tmp_path / "vis" / "nearest_neighbours.png"
+    ).exists()
 
     summary = alexnet_cli(tmp_path, "summary")
     assert summary.returncode == 0 and "60,965,224" in summary.stdout
 
 
-@pytest.mark.parametrize("args, message", [
-    (["train", "--data", "/no/such/folder"], "no such folder"),
-    (["train", "--data", "{tiny}", "--crop", "80"], "larger than the prepared images"),
-    (["train", "--data", "{tiny}", "--crop", "60"], "too small"),
-    (["train", "--data", "{tiny}", "--device", "cuda"], "cuda"),
-    (["evaluate", "--checkpoint", "/no/such.npz"], "does not exist"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["train", "--data", "/no/such/folder"], "no such folder"),
+        (["train", "--data", "{tiny}", "--crop", "80"], "larger than the prepared images"),
+        (["train", "--data", "{tiny}", "--crop", "60"], "too small"),
+        (["train", "--data", "{tiny}", "--device", "cuda"], "cuda"),
+        (["evaluate", "--checkpoint", "/no/such.npz"], "does not exist"),
+    ],
+)
 def test_bad_input_gives_a_clear_error(tiny, tmp_path, capsys, args, message):
-    args = [a.replace("{tiny}", str(tiny)) for a in args] + (["--out", str(tmp_path)] if args[0] == "train" else [])
+    args = [a.replace("{tiny}", str(tiny)) for a in args] + (
+        ["--out", str(tmp_path)] if args[0] == "train" else []
+    )
     assert cli_main(args) == 1
     assert message in capsys.readouterr().err
 

@@ -6,6 +6,7 @@ Measured, not assumed: a fresh process does a matrix product on two BLAS threads
 worker. With NumPy loaded the default way (also after a plain ``import nn``) the worker spins
 through most of that sleep; after ``nn.configure_blas()`` it must not.
 """
+
 import os
 import subprocess
 import sys
@@ -40,8 +41,9 @@ def run_python(script, **env):
     """stdout of ``python -c script`` with this environment minus OPENBLAS_THREAD_TIMEOUT, plus ``env``."""
     environment = {key: value for key, value in os.environ.items() if key != "OPENBLAS_THREAD_TIMEOUT"}
     environment.update(env)
-    done = subprocess.run([sys.executable, "-c", script], env=environment, capture_output=True, text=True,
-                          timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-c", script], env=environment, capture_output=True, text=True, timeout=120
+    )
     assert done.returncode == 0, done.stderr
     return done.stdout
 
@@ -58,8 +60,10 @@ def default_spin():
         pytest.skip("needs Linux and at least 2 cores for two BLAS threads")
     spin = idle_cpu_seconds("")
     if spin < 0.03:
-        pytest.skip(f"this BLAS's idle threads do not spin by default here ({spin:.3f} s of CPU in "
-                    f"0.1 s of sleep), so there is nothing to measure")
+        pytest.skip(
+            f"this BLAS's idle threads do not spin by default here ({spin:.3f} s of CPU in "
+            f"0.1 s of sleep), so there is nothing to measure"
+        )
     return spin
 
 
@@ -85,8 +89,12 @@ def script(body):
 
 
 def test_the_variable_is_removed_again_and_recorded():
-    out = run_python(script("import nn; print(nn.configure_blas(), nn.blas.OPENBLAS_THREAD_TIMEOUT, "
-                            "os.environ.get('OPENBLAS_THREAD_TIMEOUT'))"))
+    out = run_python(
+        script(
+            "import nn; print(nn.configure_blas(), nn.blas.OPENBLAS_THREAD_TIMEOUT, "
+            "os.environ.get('OPENBLAS_THREAD_TIMEOUT'))"
+        )
+    )
     assert out.split() == ["4", "4", "None"]
 
 
@@ -97,16 +105,24 @@ def test_a_users_setting_is_recorded_and_too_late_is_none():
 
 
 def test_plain_import_nn_changes_no_environment_and_loads_no_numpy():
-    out = run_python(script("before = dict(os.environ); import nn; import alexnet; "
-                            "print(dict(os.environ) == before, 'numpy' in sys.modules)"))
+    out = run_python(
+        script(
+            "before = dict(os.environ); import nn; import alexnet; "
+            "print(dict(os.environ) == before, 'numpy' in sys.modules)"
+        )
+    )
     assert out.split() == ["True", "False"]
 
 
 def test_python_m_alexnet_configures_blas_before_numpy_loads():
     """What ``python -m alexnet --help`` runs, with a look at the record afterwards."""
     quietly = "contextlib.suppress(SystemExit), contextlib.redirect_stdout(io.StringIO())"
-    out = run_python(script("import runpy, contextlib, io; sys.argv = ['alexnet', '--help']\n"
-                            f"with {quietly}:\n"
-                            "    runpy.run_module('alexnet', run_name='__main__', alter_sys=True)\n"
-                            "import nn; print(nn.blas.OPENBLAS_THREAD_TIMEOUT, 'numpy' in sys.modules)"))
+    out = run_python(
+        script(
+            "import runpy, contextlib, io; sys.argv = ['alexnet', '--help']\n"
+            f"with {quietly}:\n"
+            "    runpy.run_module('alexnet', run_name='__main__', alter_sys=True)\n"
+            "import nn; print(nn.blas.OPENBLAS_THREAD_TIMEOUT, 'numpy' in sys.modules)"
+        )
+    )
     assert out.split() == ["4", "True"]

@@ -1,4 +1,5 @@
 """Values of the §4.1 crops, reflections and PCA lighting (data.augment)."""
+
 import numpy as np
 import pytest
 
@@ -71,27 +72,41 @@ def test_train_batch_values_match_parameters():
     q, _ = np.linalg.qr(rng_img.normal(size=(3, 3)))
     eigvecs = q.astype(np.float32)
     idx = np.array([4, 0, 5, 2])
-    x, params = train_batch(imgs, mean, eigvals, eigvecs, 7, np.random.default_rng(5), indices=idx,
-                            input_scale=4.0, return_params=True)
+    x, params = train_batch(
+        imgs,
+        mean,
+        eigvals,
+        eigvecs,
+        7,
+        np.random.default_rng(5),
+        indices=idx,
+        input_scale=4.0,
+        return_params=True,
+    )
     assert x.shape == (4, 3, 7, 7) and x.dtype == np.float32
     for k, i in enumerate(idx):
         y0, x0 = params["ys"][k], params["xs"][k]
-        patch = (imgs[i].astype(np.float64) - mean)[y0:y0 + 7, x0:x0 + 7]
+        patch = (imgs[i].astype(np.float64) - mean)[y0 : y0 + 7, x0 : x0 + 7]
         if params["flips"][k]:
             patch = patch[:, ::-1]
         shift = eigvecs.astype(np.float64) @ (params["alpha"][k] * eigvals) / 255.0
         np.testing.assert_allclose(x[k], nchw((patch + shift) / 4.0), rtol=1e-5, atol=1e-4)
     # same seed -> same batch; other seed -> different
-    again = train_batch(imgs, mean, eigvals, eigvecs, 7, np.random.default_rng(5), indices=idx, input_scale=4.0)
+    again = train_batch(
+        imgs, mean, eigvals, eigvecs, 7, np.random.default_rng(5), indices=idx, input_scale=4.0
+    )
     np.testing.assert_array_equal(x, again)
-    other = train_batch(imgs, mean, eigvals, eigvecs, 7, np.random.default_rng(6), indices=idx, input_scale=4.0)
+    other = train_batch(
+        imgs, mean, eigvals, eigvecs, 7, np.random.default_rng(6), indices=idx, input_scale=4.0
+    )
     assert not np.array_equal(x, other)
 
 
 def test_flips_happen_about_half_the_time():
     imgs = np.zeros((2000, 4, 4, 3), np.uint8)
-    _, params = train_batch(imgs, None, np.ones(3), np.eye(3), 4, np.random.default_rng(0),
-                            return_params=True)
+    _, params = train_batch(
+        imgs, None, np.ones(3), np.eye(3), 4, np.random.default_rng(0), return_params=True
+    )
     assert 0.45 < params["flips"].mean() < 0.55
 
 
@@ -100,8 +115,9 @@ def test_pca_lighting_is_constant_per_image_with_paper_std():
     imgs = np.zeros((n, 3, 3, 3), np.uint8)
     eigvals = np.array([400.0, 30.0, 2.0])
     q, _ = np.linalg.qr(np.random.default_rng(2).normal(size=(3, 3)))
-    x, params = train_batch(imgs, np.zeros((3, 3, 3), np.float32), eigvals, q, 2,
-                            np.random.default_rng(3), return_params=True)
+    x, params = train_batch(
+        imgs, np.zeros((3, 3, 3), np.float32), eigvals, q, 2, np.random.default_rng(3), return_params=True
+    )
     # the same shift eigvecs @ (alpha * eigvals) is added to every pixel; eigvals are those of
     # 0..255 pixels, the shift uses those of [0, 1] intensities expressed in 0..255 units (/ 255)
     expected = params["alpha"] * eigvals @ q.T / 255.0
@@ -112,7 +128,9 @@ def test_pca_lighting_is_constant_per_image_with_paper_std():
     np.testing.assert_allclose(along.std(axis=0), 0.1 * eigvals / 255.0, rtol=0.05)
     np.testing.assert_allclose(along.mean(axis=0), 0, atol=0.1 * eigvals.max() / 255.0 * 0.05)
     # the literal formula on 0..255 eigenvalues is still available
-    np.testing.assert_allclose(pca_lighting_shift(params["alpha"], eigvals, q, pixel_range=1.0), expected * 255.0)
+    np.testing.assert_allclose(
+        pca_lighting_shift(params["alpha"], eigvals, q, pixel_range=1.0), expected * 255.0
+    )
 
 
 def test_pca_lighting_moves_a_real_image_by_a_few_grey_levels():

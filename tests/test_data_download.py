@@ -1,4 +1,5 @@
 """data.download against a local HTTP server on 127.0.0.1 (never the internet)."""
+
 import hashlib
 import http.server
 import io
@@ -113,7 +114,9 @@ def test_download_extract_and_resolve(server, tmp_path, monkeypatch):
     assert root.name == "imagenette2-test" and (root / "train" / "n00000001").is_dir()
     assert not [p for p in (tmp_path / "cache" / "extracted").iterdir() if ".tmp-" in p.name]
     start = hits["count"]
-    assert download_imagenette(url=f"{base}/imagenette2-test.tgz", cache=tmp_path / "cache", quiet=True) == root
+    assert (
+        download_imagenette(url=f"{base}/imagenette2-test.tgz", cache=tmp_path / "cache", quiet=True) == root
+    )
     assert hits["count"] == start
     prepared = resolve(root, cache=tmp_path / "cache", size=8, workers=0, quiet=True)
     assert len(PreparedDataset(prepared)) == 6 and len(PreparedDataset(prepared, "val")) == 2

@@ -1,4 +1,5 @@
 """data.Loader: shapes, order, reproducibility per (seed, epoch), evaluation crops."""
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -67,8 +68,9 @@ def test_evaluation_center_and_ten_crop(dataset):
     np.testing.assert_allclose(x, center_crop_batch(dataset.images, dataset.mean_image, 12, input_scale=2.0))
     ten = collect(Loader(dataset, 8, crop=12, train=False, ten_crop=True))
     assert ten[0][0].shape == (8, 10, 3, 12, 12)
-    np.testing.assert_allclose(ten[1][0], ten_crop_batch(dataset.images, dataset.mean_image, 12,
-                                                         indices=np.arange(8, 16)))
+    np.testing.assert_allclose(
+        ten[1][0], ten_crop_batch(dataset.images, dataset.mean_image, 12, indices=np.arange(8, 16))
+    )
     # an eval loader is deterministic across epochs
     np.testing.assert_array_equal(collect(loader)[0][0], batches[0][0])
 
@@ -102,4 +104,4 @@ def test_starting_mid_epoch_gives_the_remaining_batches(dataset, workers):
     for (xa, ya), (xb, yb) in zip(whole[2:], rest):
         np.testing.assert_array_equal(xa, xb)
         np.testing.assert_array_equal(ya, yb)
-    assert resumed.epoch == 4 and resumed.start_batch == 0      # the next epoch starts from its first batch
+    assert resumed.epoch == 4 and resumed.start_batch == 0  # the next epoch starts from its first batch

@@ -1,4 +1,5 @@
 """Layouts, §2 preprocessing, statistics, atomic/reusable output, real shared data."""
+
 import os
 import warnings
 from pathlib import Path
@@ -130,8 +131,9 @@ def test_reuse_different_arguments_and_overwrite(tmp_path, capsys):
         assert "reusing" in capsys.readouterr().err
         with pytest.raises(ValueError, match="per_class"):
             prepare_subset(tmp_path / "src", tmp_path / "out", size=8, per_class=3, workers=0, quiet=True)
-        prepare_subset(tmp_path / "src", tmp_path / "out", size=8, per_class=3, workers=0, quiet=True,
-                       overwrite=True)
+        prepare_subset(
+            tmp_path / "src", tmp_path / "out", size=8, per_class=3, workers=0, quiet=True, overwrite=True
+        )
     assert len(PreparedDataset(out)) == 6
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out", "src"]
 
@@ -140,12 +142,19 @@ def test_class_selection(tmp_path):
     for w in ("n00000003", "n00000001", "n00000002"):
         solid(tmp_path / "src" / w / "a.png", (1, 2, 3))
     kw = dict(size=4, workers=0, quiet=True)
-    assert PreparedDataset(prepare_subset(tmp_path / "src", tmp_path / "a", num_classes=2, **kw)).wnids == \
-        ["n00000001", "n00000002"]
-    assert PreparedDataset(prepare_subset(tmp_path / "src", tmp_path / "b", classes="n00000003,n00000001",
-                                          **kw)).wnids == ["n00000001", "n00000003"]
-    r1 = PreparedDataset(prepare_subset(tmp_path / "src", tmp_path / "c", random_classes=2, seed=4, **kw)).wnids
-    r2 = PreparedDataset(prepare_subset(tmp_path / "src", tmp_path / "d", random_classes=2, seed=4, **kw)).wnids
+    assert PreparedDataset(prepare_subset(tmp_path / "src", tmp_path / "a", num_classes=2, **kw)).wnids == [
+        "n00000001",
+        "n00000002",
+    ]
+    assert PreparedDataset(
+        prepare_subset(tmp_path / "src", tmp_path / "b", classes="n00000003,n00000001", **kw)
+    ).wnids == ["n00000001", "n00000003"]
+    r1 = PreparedDataset(
+        prepare_subset(tmp_path / "src", tmp_path / "c", random_classes=2, seed=4, **kw)
+    ).wnids
+    r2 = PreparedDataset(
+        prepare_subset(tmp_path / "src", tmp_path / "d", random_classes=2, seed=4, **kw)
+    ).wnids
     assert r1 == r2 and len(r1) == 2
     with pytest.raises(ValueError, match="n09999999"):
         prepare_subset(tmp_path / "src", tmp_path / "e", classes="n09999999", **kw)
@@ -161,9 +170,11 @@ def test_flat_val_layouts(tmp_path):
         solid(tmp_path / "tiny" / "val" / "images" / f"val_{i}.JPEG", (0, 0, 0))
     (tmp_path / "ilsvrc" / "LOC_val_solution.csv").write_text(
         "ImageId,PredictionString\nILSVRC2012_val_00000000,n00000002 1 2 3 4\n"
-        f"ILSVRC2012_val_00000001,{w1} 1 2 3 4 {w1} 5 6 7 8\nILSVRC2012_val_00000002,{w2} 0 0 1 1\n")
+        f"ILSVRC2012_val_00000001,{w1} 1 2 3 4 {w1} 5 6 7 8\nILSVRC2012_val_00000002,{w2} 0 0 1 1\n"
+    )
     (tmp_path / "tiny" / "val" / "val_annotations.txt").write_text(
-        f"val_0.JPEG\t{w2}\t0\t0\t5\t5\nval_1.JPEG\t{w1}\t0\t0\t5\t5\nval_2.JPEG\t{w1}\t1\t1\t4\t4\n")
+        f"val_0.JPEG\t{w2}\t0\t0\t5\t5\nval_1.JPEG\t{w1}\t0\t0\t5\t5\nval_2.JPEG\t{w1}\t1\t1\t4\t4\n"
+    )
     tree = scan_source(tmp_path / "ilsvrc")
     assert [w for _, w in tree.splits["val"]] == [w2, w1, w2]
     tree = scan_source(tmp_path / "tiny")
@@ -174,7 +185,9 @@ def test_flat_val_layouts(tmp_path):
     (tmp_path / "ilsvrc" / "ILSVRC2012_validation_ground_truth.txt").write_text("1\n2\n1\n")
     tree = scan_source(tmp_path / "ilsvrc")
     assert [w for _, w in tree.splits["val"]] == [w2, w1, w2] and tree.name_of(w1) == "a"
-    out = PreparedDataset(prepare_subset(tmp_path / "ilsvrc", tmp_path / "o", size=4, workers=0, quiet=True), "val")
+    out = PreparedDataset(
+        prepare_subset(tmp_path / "ilsvrc", tmp_path / "o", size=4, workers=0, quiet=True), "val"
+    )
     assert out.labels.tolist() == [0, 1, 1]  # stored grouped by class
 
 
@@ -207,14 +220,33 @@ def test_clear_errors(tmp_path):
 
 def test_real_tiny_imagenet(tmp_path):
     src = shared("tiny-imagenet-10")
-    assert cli_main(["prepare", str(src), str(tmp_path / "t"), "--size", "64", "--per-class", "5",
-                     "--val-per-class", "2", "--workers", "2", "--quiet"]) == 0
+    assert (
+        cli_main(
+            [
+                "prepare",
+                str(src),
+                str(tmp_path / "t"),
+                "--size",
+                "64",
+                "--per-class",
+                "5",
+                "--val-per-class",
+                "2",
+                "--workers",
+                "2",
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     ds, val = PreparedDataset(tmp_path / "t"), PreparedDataset(tmp_path / "t", "val")
     assert len(ds) == 50 and len(val) == 20 and ds.num_classes == 10
     assert ds.class_names[ds.wnids.index("n02124075")] == "Egyptian cat"
     # Tiny-ImageNet is already 64x64: S=64 keeps the pixels (up to resampling of JPEG decode)
     first = sorted((src / "train" / ds.wnids[0] / "images").glob("*.JPEG"))[0]
-    np.testing.assert_allclose(ds.images[0].astype(float), np.asarray(Image.open(first).convert("RGB"), float), atol=2)
+    np.testing.assert_allclose(
+        ds.images[0].astype(float), np.asarray(Image.open(first).convert("RGB"), float), atol=2
+    )
     assert ds.eigvals[0] > ds.eigvals[1] > ds.eigvals[2] > 0
 
 
@@ -228,7 +260,13 @@ def test_real_imagenette(tmp_path):
 
 def test_real_imagenet_samples_grayscale_and_small(tmp_path):
     src = shared("imagenet-samples")
-    picked = ["n01871265", "n02096051", "n03866082", "n04254680", "n01440764"]  # small, gray, 68x121, gray, rgb
+    picked = [
+        "n01871265",
+        "n02096051",
+        "n03866082",
+        "n04254680",
+        "n01440764",
+    ]  # small, gray, 68x121, gray, rgb
     out = prepare_subset(src, tmp_path / "s", classes=picked, size=64, workers=0, quiet=True)
     ds = PreparedDataset(out)
     assert len(ds) == 5 and ds.images.shape == (5, 64, 64, 3)

@@ -1,5 +1,6 @@
 """The Communicator (alexnet/parallel/communicator.py): its values under ``mpiexec -n 2`` (run from
 pytest in a subprocess), the size-1 stand-in, and the error without mpi4py."""
+
 import os
 import shutil
 import subprocess
@@ -33,7 +34,9 @@ def mpi_available():
     return MPIEXEC is not None
 
 
-needs_mpi = pytest.mark.skipif(not mpi_available(), reason="needs mpi4py and mpiexec: pip install -e \".[mpi]\"")
+needs_mpi = pytest.mark.skipif(
+    not mpi_available(), reason='needs mpi4py and mpiexec: pip install -e ".[mpi]"'
+)
 
 
 def mpi_env():
@@ -43,8 +46,14 @@ def mpi_env():
 
 
 def mpiexec(n, *args, timeout=120, env=None):
-    return subprocess.run([MPIEXEC, "-n", str(n), sys.executable, *map(str, args)], cwd=REPO,
-                          env=env or mpi_env(), capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [MPIEXEC, "-n", str(n), sys.executable, *map(str, args)],
+        cwd=REPO,
+        env=env or mpi_env(),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 @needs_mpi
@@ -73,11 +82,14 @@ def test_without_a_launcher_no_mpi_is_imported(monkeypatch):
 
 
 def test_two_processes_without_mpi4py_say_how_to_install_it():
-    code = ("import sys; sys.modules['mpi4py'] = None\n"
-            "from alexnet.parallel import get_communicator\nget_communicator()")
+    code = (
+        "import sys; sys.modules['mpi4py'] = None\n"
+        "from alexnet.parallel import get_communicator\nget_communicator()"
+    )
     env = dict(mpi_env(), PMI_SIZE="2", PMI_RANK="0")
-    result = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True,
-                            timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True, timeout=60
+    )
     assert result.returncode != 0
     assert 'pip install -e ".[mpi]"' in result.stderr and "2 processes" in result.stderr
 
@@ -93,15 +105,27 @@ def test_shard_rows_cover_the_batch_in_rank_order(total, size):
 
 # -- each rank's share, without MPI: the shares put together are the one-process batch ----------
 
+
 def _prepared(tmp_path_factory):
     from conftest import imagenette_dir
 
     import data
+
     source = imagenette_dir()
     if source is None:
         pytest.skip("real ImageNet photographs not found: set ALEXNET_DATA or put them in ../shared/data")
-    return data.PreparedDataset(data.prepare_subset(source, tmp_path_factory.mktemp("d") / "s40", per_class=3,
-                                                    val_per_class=1, size=40, workers=1, quiet=True), "train")
+    return data.PreparedDataset(
+        data.prepare_subset(
+            source,
+            tmp_path_factory.mktemp("d") / "s40",
+            per_class=3,
+            val_per_class=1,
+            size=40,
+            workers=1,
+            quiet=True,
+        ),
+        "train",
+    )
 
 
 @pytest.fixture(scope="module")
@@ -112,21 +136,27 @@ def small_set(tmp_path_factory):
 @pytest.mark.parametrize("train, size", [(True, 2), (True, 3), (False, 2)])
 def test_rank_shares_of_a_batch_are_the_rows_of_the_one_process_batch(small_set, train, size):
     import data
-    whole = data.Loader(small_set, 8, crop=32, train=train, seed=4, workers=0)   # 30 images: 8, 8, 8, 6
-    shares = [data.Loader(small_set, 8, crop=32, train=train, seed=4, workers=0, shard=(r, size))
-              for r in range(size)]
+
+    whole = data.Loader(small_set, 8, crop=32, train=train, seed=4, workers=0)  # 30 images: 8, 8, 8, 6
+    shares = [
+        data.Loader(small_set, 8, crop=32, train=train, seed=4, workers=0, shard=(r, size))
+        for r in range(size)
+    ]
     for loader in [whole] + shares:
         loader.set_epoch(2)
     batches = [list(loader) for loader in shares]
     for k, (x, y) in enumerate(whole):
         parts = [b[k] for b in batches]
-        assert [len(p[1]) for p in parts] == [shares[r].rows_of(k)[1] - shares[r].rows_of(k)[0] for r in range(size)]
+        assert [len(p[1]) for p in parts] == [
+            shares[r].rows_of(k)[1] - shares[r].rows_of(k)[0] for r in range(size)
+        ]
         assert np.array_equal(np.concatenate([p[0] for p in parts]), x)
         assert np.array_equal(np.concatenate([p[1] for p in parts]), y)
 
 
 def test_dropout_shards_draw_the_rows_of_the_whole_batch_mask():
     from nn import Dropout
+
     x = np.ones((7, 5), np.float32)
     whole = Dropout(0.5, rng=np.random.default_rng(1))
     expected = [whole.forward(x) for _ in range(2)]
@@ -136,7 +166,7 @@ def test_dropout_shards_draw_the_rows_of_the_whole_batch_mask():
         for step in range(2):
             assert np.array_equal(layer.forward(x[start:stop]), expected[step][start:stop])
     skipper = Dropout(0.5, rng=np.random.default_rng(1))
-    skipper.draw_mask((7, 5))              # what DataParallel.step draws on a rank with no rows
+    skipper.draw_mask((7, 5))  # what DataParallel.step draws on a rank with no rows
     assert np.array_equal(skipper.forward(x), expected[1])
     with pytest.raises(ValueError, match="rows 0:4 of the batch do not match a batch of 3"):
         BatchRowsMask(skipper, 0, 4, 7)((3, 5), np.float32)
@@ -148,7 +178,7 @@ def test_a_rank_without_rows_keeps_its_dropout_generators_in_step():
     from alexnet import AlexNet
     from nn import SGD
 
-    class TwoRanks(SingleProcessCommunicator):   # size 2 for the bookkeeping; the sums are local
+    class TwoRanks(SingleProcessCommunicator):  # size 2 for the bookkeeping; the sums are local
         size = 2
 
     def fresh():
@@ -166,6 +196,7 @@ def test_a_rank_without_rows_keeps_its_dropout_generators_in_step():
     def model_step(xs, ys):
         model.forward(xs)
         return 0.0, None
-    dp.step(model_step, x[:0], None, (3, 3, 3), False)       # batch 1: no rows here
-    dp.step(model_step, x[1:], None, (1, 3, 3), False)       # batch 2: rows 1:3
+
+    dp.step(model_step, x[:0], None, (3, 3, 3), False)  # batch 1: no rows here
+    dp.step(model_step, x[1:], None, (1, 3, 3), False)  # batch 2: rows 1:3
     np.testing.assert_array_equal(model.drop6._mask, masks[1][1:])

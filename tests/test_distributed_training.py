@@ -1,6 +1,7 @@
 """Data-parallel training under ``mpiexec -n 2`` (run from pytest in subprocesses) against one
 process, on a tiny real subset (10 classes x 5 train + 2 val images, S = 72, crop 67, width 1/16).
 """
+
 import json
 import subprocess
 import sys
@@ -17,8 +18,21 @@ from nn import load_npz
 
 pytestmark = needs_mpi
 
-SMALL = ["--crop", "67", "--width", "0.0625", "-b", "16", "--init", "kaiming", "--input-scale", "64",
-         "--seed", "3", "--quiet"]
+SMALL = [
+    "--crop",
+    "67",
+    "--width",
+    "0.0625",
+    "-b",
+    "16",
+    "--init",
+    "kaiming",
+    "--input-scale",
+    "64",
+    "--seed",
+    "3",
+    "--quiet",
+]
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +55,9 @@ def train_cli(tmp, *args, ranks=1, timeout=120):
     command = [sys.executable, "-m", "alexnet", "train", *map(str, args)]
     if ranks > 1:
         command = [MPIEXEC, "-n", str(ranks)] + command
-    return subprocess.run(command, cwd=REPO, env=env_for(tmp), capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        command, cwd=REPO, env=env_for(tmp), capture_output=True, text=True, timeout=timeout
+    )
 
 
 def worst_relative_difference(path_a, path_b):
@@ -51,8 +67,10 @@ def worst_relative_difference(path_a, path_b):
 
 
 def history(path):
-    return [{k: v for k, v in h.items() if k not in ("images_per_s", "seconds")}
-            for h in load_checkpoint(path).meta["history"]]
+    return [
+        {k: v for k, v in h.items() if k not in ("images_per_s", "seconds")}
+        for h in load_checkpoint(path).meta["history"]
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -78,16 +96,24 @@ def test_two_ranks_train_the_same_run_as_one_process(tiny, one_process_run, tmp_
     out = tmp_path / "run"
     result = train_cli(tmp_path, "--data", tiny, *SMALL, "--epochs", EPOCHS, "--out", out, ranks=2)
     assert result.returncode == 0, result.stderr
-    assert worst_relative_difference(out / "checkpoint.npz", one_process_run / "checkpoint.npz") < FLOAT32_TOLERANCE
+    assert (
+        worst_relative_difference(out / "checkpoint.npz", one_process_run / "checkpoint.npz")
+        < FLOAT32_TOLERANCE
+    )
     # rank 0 alone printed and wrote: one header, one line per epoch, the usual files and nothing else
     assert result.stderr.count("training AlexNet on") == 1
     assert result.stdout.count("epoch   1 ") == 1 and result.stdout.count(f"epoch {EPOCHS:3d} ") == 1
-    assert {p.name for p in out.iterdir()} == {"checkpoint.npz", "best.npz", "log.jsonl", "curves.png",
-                                              ".lock"}   # rank 0's run lock (alexnet/rundir.py)
+    assert {p.name for p in out.iterdir()} == {
+        "checkpoint.npz",
+        "best.npz",
+        "log.jsonl",
+        "curves.png",
+        ".lock",
+    }  # rank 0's run lock (alexnet/rundir.py)
     lines = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
     assert [line["epoch"] for line in lines] == list(range(1, EPOCHS + 1))
     ours, alone = history(out / "checkpoint.npz"), history(one_process_run / "checkpoint.npz")
-    for mine, theirs in zip(ours, alone):   # exact counts: every image counted once, on one rank
+    for mine, theirs in zip(ours, alone):  # exact counts: every image counted once, on one rank
         for key in ("train_top1_error", "train_top5_error", "val_top1_error", "val_top5_error"):
             assert mine[key] == pytest.approx(theirs[key], abs=1e-12), key
         assert mine["train_loss"] == pytest.approx(theirs["train_loss"], rel=1e-4)
@@ -99,23 +125,54 @@ def test_sigterm_to_mpiexec_then_resume_on_one_rank(tiny, one_process_run, tmp_p
     """SIGTERM to mpiexec leaves one consistent checkpoint (mid-epoch or at an epoch's end); one
     process resumes it and ends where the uninterrupted one-process run ended."""
     out = tmp_path / "run"
-    command = [MPIEXEC, "-n", "2", sys.executable, "-m", "alexnet", "train", "--data", str(tiny), *SMALL,
-               "--epochs", str(EPOCHS), "--out", str(out)]
+    command = [
+        MPIEXEC,
+        "-n",
+        "2",
+        sys.executable,
+        "-m",
+        "alexnet",
+        "train",
+        "--data",
+        str(tiny),
+        *SMALL,
+        "--epochs",
+        str(EPOCHS),
+        "--out",
+        str(out),
+    ]
     returncode, stderr = sigterm_at_first_checkpoint(command, out, env_for(tmp_path))
     assert returncode == 130, stderr
-    assert stderr.count("checkpoint saved") == 1, stderr   # said once, by rank 0
+    assert stderr.count("checkpoint saved") == 1, stderr  # said once, by rank 0
     meta = load_checkpoint(out / "checkpoint.npz").meta
     assert meta["world_size"] == 2 and meta["epoch"] < EPOCHS
     resumed = train_cli(tmp_path, "--data", tiny, *SMALL, "--epochs", EPOCHS, "--out", out, "--resume")
     assert resumed.returncode == 0, resumed.stderr
-    assert worst_relative_difference(out / "checkpoint.npz", one_process_run / "checkpoint.npz") < FLOAT32_TOLERANCE
+    assert (
+        worst_relative_difference(out / "checkpoint.npz", one_process_run / "checkpoint.npz")
+        < FLOAT32_TOLERANCE
+    )
     assert [h["epoch"] for h in history(out / "checkpoint.npz")] == list(range(1, EPOCHS + 1))
 
 
 def test_a_rank_that_raises_ends_every_rank_within_seconds(tiny, tmp_path):
     start = time.time()
-    result = mpiexec(2, "tests/mpi/raise_on_rank.py", 1, "--", "train", "--data", tiny, *SMALL,
-                     "--epochs", 50, "--out", tmp_path / "run", timeout=60, env=env_for(tmp_path))
+    result = mpiexec(
+        2,
+        "tests/mpi/raise_on_rank.py",
+        1,
+        "--",
+        "train",
+        "--data",
+        tiny,
+        *SMALL,
+        "--epochs",
+        50,
+        "--out",
+        tmp_path / "run",
+        timeout=60,
+        env=env_for(tmp_path),
+    )
     elapsed = time.time() - start
     assert result.returncode != 0
     assert "injected failure on rank 1" in result.stderr and "rank 1 of 2" in result.stderr
@@ -133,8 +190,9 @@ def test_a_batch_that_does_not_split_is_a_clear_error(tiny, tmp_path):
 
 
 def test_a_diverging_run_stops_every_rank_at_the_same_step(tiny, tmp_path):
-    result = train_cli(tmp_path, "--data", tiny, *SMALL, "--epochs", 2, "--lr", "1e12", "--out", tmp_path / "run",
-                       ranks=2)
+    result = train_cli(
+        tmp_path, "--data", tiny, *SMALL, "--epochs", 2, "--lr", "1e12", "--out", tmp_path / "run", ranks=2
+    )
     assert result.returncode == 3, result.stderr
     assert result.stderr.count("diverged") == 1 and "epoch 1, step" in result.stderr
     assert not (tmp_path / "run" / "checkpoint.npz").exists()
@@ -145,8 +203,24 @@ def test_sigterm_on_one_rank_stops_all_after_the_same_step(tiny, one_process_run
     after that step; the checkpoint holds both ranks' running sums (2 batches of 16); one process
     resumes it and ends where the uninterrupted run ends."""
     out = tmp_path / "run"
-    result = mpiexec(2, "tests/mpi/sigterm_on_rank.py", 1, 1, 1, "--", "train", "--data", tiny, *SMALL,
-                     "--epochs", EPOCHS, "--out", out, timeout=120, env=env_for(tmp_path))
+    result = mpiexec(
+        2,
+        "tests/mpi/sigterm_on_rank.py",
+        1,
+        1,
+        1,
+        "--",
+        "train",
+        "--data",
+        tiny,
+        *SMALL,
+        "--epochs",
+        EPOCHS,
+        "--out",
+        out,
+        timeout=120,
+        env=env_for(tmp_path),
+    )
     assert result.returncode == 130, result.stderr
     assert result.stderr.count("stopped at epoch 2, step 2") == 1, result.stderr
     meta = load_checkpoint(out / "checkpoint.npz").meta
@@ -154,6 +228,11 @@ def test_sigterm_on_one_rank_stops_all_after_the_same_step(tiny, one_process_run
     assert meta["partial"]["count"] == 32
     resumed = train_cli(tmp_path, "--data", tiny, *SMALL, "--epochs", EPOCHS, "--out", out, "--resume")
     assert resumed.returncode == 0, resumed.stderr
-    assert worst_relative_difference(out / "checkpoint.npz", one_process_run / "checkpoint.npz") < FLOAT32_TOLERANCE
+    assert (
+        worst_relative_difference(out / "checkpoint.npz", one_process_run / "checkpoint.npz")
+        < FLOAT32_TOLERANCE
+    )
     ours, alone = history(out / "checkpoint.npz"), history(one_process_run / "checkpoint.npz")
-    assert [h["train_top1_error"] for h in ours] == pytest.approx([h["train_top1_error"] for h in alone], abs=1e-12)
+    assert [h["train_top1_error"] for h in ours] == pytest.approx(
+        [h["train_top1_error"] for h in alone], abs=1e-12
+    )

@@ -9,6 +9,7 @@ Edges are module to module: ``from .conv import Conv2d`` in ``nn/__init__.py`` i
 (a submodule). Importing a submodule also runs its package's ``__init__``, but that is not an
 edge here: otherwise every package that imports its own submodules would be a cycle.
 """
+
 import ast
 from pathlib import Path
 
@@ -41,14 +42,18 @@ def imported_names(module, path):
         elif isinstance(node, ast.ImportFrom):
             if node.level:
                 base = package.split(".")
-                base = base[:len(base) - (node.level - 1)]
+                base = base[: len(base) - (node.level - 1)]
                 prefix = ".".join(base + ([node.module] if node.module else []))
             else:
                 prefix = node.module
             # each name is a submodule (prefix.name) or something defined in prefix
             names += [f"{prefix}.{alias.name}" for alias in node.names]
-        elif (isinstance(node, ast.Assign) and is_package and isinstance(node.value, ast.Dict)
-              and any(isinstance(t, ast.Name) and t.id == "_MODULE_OF" for t in node.targets)):
+        elif (
+            isinstance(node, ast.Assign)
+            and is_package
+            and isinstance(node.value, ast.Dict)
+            and any(isinstance(t, ast.Name) and t.id == "_MODULE_OF" for t in node.targets)
+        ):
             # a lazily loading package (nn/lazy.py): its table says which submodule defines each name
             names += [f"{module}.{value.value}" for value in node.value.values]
     return names
@@ -107,18 +112,21 @@ def find_cycles(graph):
 def test_the_graph_sees_relative_lazy_and_package_imports():
     graph, modules = import_graph()
     assert {"nn", "nn.conv", "alexnet.model", "data.prepare"} <= set(modules)
-    assert "nn.conv" in graph["nn"]                   # _MODULE_OF: "Conv2d": "conv" (lazy)
-    assert "nn" in graph["alexnet.model"]             # from nn import ...
-    assert "nn.init" in graph["nn.conv"] and "nn" not in graph["nn.conv"]   # from . import init
+    assert "nn.conv" in graph["nn"]  # _MODULE_OF: "Conv2d": "conv" (lazy)
+    assert "nn" in graph["alexnet.model"]  # from nn import ...
+    assert "nn.init" in graph["nn.conv"] and "nn" not in graph["nn.conv"]  # from . import init
     # a made-up cycle through a lazy import inside a function is found
     assert find_cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
     assert find_cycles({"a": {"b"}, "b": set()}) == []
 
 
-@pytest.mark.parametrize("package, forbidden", [
-    ("nn", ("alexnet", "data", "mpi4py")),
-    ("data", ("alexnet", "mpi4py")),
-])
+@pytest.mark.parametrize(
+    "package, forbidden",
+    [
+        ("nn", ("alexnet", "data", "mpi4py")),
+        ("data", ("alexnet", "mpi4py")),
+    ],
+)
 def test_a_package_imports_only_what_lies_below_it(package, forbidden):
     modules = project_modules()
     offending = []

@@ -1,4 +1,5 @@
 """Conv2d unrolls the batch in chunks with reused buffers: the result must not depend on the chunking."""
+
 import numpy as np
 import pytest
 
@@ -17,13 +18,12 @@ def _run(layer, x, grad):
 @pytest.mark.parametrize("groups,padding,stride", [(1, 0, 4), (2, 2, 1), (2, 1, 2)])
 def test_chunked_conv_equals_one_chunk(monkeypatch, groups, padding, stride):
     rng = np.random.default_rng(0)
-    layer = nn.Conv2d(4, 6, 3, stride=stride, padding=padding, groups=groups,
-                      dtype=np.float64, rng=rng)
+    layer = nn.Conv2d(4, 6, 3, stride=stride, padding=padding, groups=groups, dtype=np.float64, rng=rng)
     x = rng.standard_normal((7, 4, 11, 11))
     grad = rng.standard_normal(layer.output_shape(x.shape))
     whole = _run(layer, x, grad)
     per_image = 4 * 9 * np.prod(layer.output_shape(x.shape)[2:]) * 8
-    monkeypatch.setattr(Unroller, "CHUNK_BYTES", int(3 * per_image))   # chunks of 3, 3, 1 images
+    monkeypatch.setattr(Unroller, "CHUNK_BYTES", int(3 * per_image))  # chunks of 3, 3, 1 images
     assert [p.stop - p.start for p in layer.unroller.chunks(x)] == [3, 3, 1]
     chunked = _run(layer, x, grad)
     for a, b in zip(whole, chunked):
@@ -46,8 +46,11 @@ def test_two_threads_do_not_share_scratch_buffers():
     """Two models stepped at once in two threads (as alexnet.parallel.ThreadGroup runs the towers) give
     what each gives alone: the reused buffers belong to a thread, not to the module."""
     import threading
+
     rng = np.random.default_rng(1)
-    layers = [nn.Conv2d(3, 8, 3, padding=1, dtype=np.float64, rng=np.random.default_rng(seed)) for seed in (2, 3)]
+    layers = [
+        nn.Conv2d(3, 8, 3, padding=1, dtype=np.float64, rng=np.random.default_rng(seed)) for seed in (2, 3)
+    ]
     inputs = [rng.standard_normal((4, 3, 24, 24)) for _ in layers]
     grads = [rng.standard_normal(layer.output_shape(x.shape)) for layer, x in zip(layers, inputs)]
     alone = [_run(layer, x, g) for layer, x, g in zip(layers, inputs, grads)]
@@ -56,7 +59,7 @@ def test_two_threads_do_not_share_scratch_buffers():
 
     def work(i):
         barrier.wait()
-        results = [_run(layers[i], inputs[i], grads[i]) for _ in range(20)]   # interleave many times
+        results = [_run(layers[i], inputs[i], grads[i]) for _ in range(20)]  # interleave many times
         together[i] = results
 
     threads = [threading.Thread(target=work, args=(i,)) for i in range(2)]
@@ -76,10 +79,10 @@ def test_kept_columns_give_the_recomputed_gradients(monkeypatch, groups, padding
     also when another layer runs in between and when backward runs twice after one forward."""
     rng = np.random.default_rng(4)
     layer = nn.Conv2d(4, 6, 3, stride=stride, padding=padding, groups=groups, dtype=np.float64, rng=rng)
-    other = nn.Conv2d(4, 4, 3, padding=1, dtype=np.float64, rng=rng)      # shares the scratch buffers
+    other = nn.Conv2d(4, 4, 3, padding=1, dtype=np.float64, rng=rng)  # shares the scratch buffers
     x = rng.standard_normal((3, 4, 11, 9))
     grad = rng.standard_normal(layer.output_shape(x.shape))
-    recomputed = _run(layer, x, grad)                                      # default: kept (tiny)
+    recomputed = _run(layer, x, grad)  # default: kept (tiny)
     assert layer.unroller.kept is not None
     layer.weight.grad[...] = 0
     layer.bias.grad[...] = 0

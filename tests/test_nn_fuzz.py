@@ -6,6 +6,7 @@ Configurations: batch 1-3, 1-7 channels, groups, kernels larger than the unpadde
 larger than the kernel, 1 x 1 maps, non-square maps and kernels. The example budget is fixed and
 derandomized (the same examples every run), so the file's time is bounded (a few seconds).
 """
+
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, Phase, given, settings
@@ -14,8 +15,13 @@ from test_nn_layers import naive_conv
 
 import nn
 
-BUDGET = settings(max_examples=150, deadline=None, derandomize=True, database=None,
-                  suppress_health_check=[HealthCheck.too_slow])
+BUDGET = settings(
+    max_examples=150,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
 #: For the broken layers: stop at the first failing example (no shrinking, which only costs time here).
 NO_SHRINK = settings(BUDGET, phases=[Phase.explicit, Phase.reuse, Phase.generate])
 RTOL, ATOL = 1e-9, 1e-11
@@ -28,13 +34,14 @@ def close(actual, expected):
 # -- naive references (loops over every output element, float64; the convolution's forward is
 # test_nn_layers.naive_conv) ------------------------------------------------------------------
 
+
 def conv_backward_naive(x, w, grad, stride, padding, groups):
     """dL/dx, dL/dw, dL/db by sending every output's gradient back through the window it read."""
     n, c, h, wd = x.shape
     f, cg, kh, kw = w.shape
     (sh, sw), (ph, pw) = stride, padding
     xp = np.zeros((n, c, h + 2 * ph, wd + 2 * pw))
-    xp[:, :, ph:ph + h, pw:pw + wd] = x
+    xp[:, :, ph : ph + h, pw : pw + wd] = x
     dxp, dw, db = np.zeros_like(xp), np.zeros_like(w), np.zeros(f)
     per_group = f // groups
     for i in range(n):
@@ -42,11 +49,16 @@ def conv_backward_naive(x, w, grad, stride, padding, groups):
             g = k // per_group
             for y in range(grad.shape[2]):
                 for z in range(grad.shape[3]):
-                    region = (i, slice(g * cg, (g + 1) * cg), slice(y * sh, y * sh + kh), slice(z * sw, z * sw + kw))
+                    region = (
+                        i,
+                        slice(g * cg, (g + 1) * cg),
+                        slice(y * sh, y * sh + kh),
+                        slice(z * sw, z * sw + kw),
+                    )
                     dw[k] += grad[i, k, y, z] * xp[region]
                     dxp[region] += grad[i, k, y, z] * w[k]
                     db[k] += grad[i, k, y, z]
-    return dxp[:, :, ph:ph + h, pw:pw + wd], dw, db
+    return dxp[:, :, ph : ph + h, pw : pw + wd], dw, db
 
 
 def maxpool_naive(x, kernel, stride):
@@ -59,7 +71,7 @@ def maxpool_naive(x, kernel, stride):
         for k in range(c):
             for y in range(ho):
                 for z in range(wo):
-                    window = x[i, k, y * sh:y * sh + kh, z * sw:z * sw + kw]
+                    window = x[i, k, y * sh : y * sh + kh, z * sw : z * sw + kw]
                     r, q = np.unravel_index(np.argmax(window), window.shape)
                     out[i, k, y, z] = window[r, q]
                     where[i, k, y, z] = (y * sh + r, z * sw + q)
@@ -99,6 +111,7 @@ def lrn_backward_naive(x, grad, size, alpha, beta, k, groups):
 
 # -- strategies ---------------------------------------------------------------------------------
 
+
 @st.composite
 def conv_configs(draw):
     groups = draw(st.integers(1, 3))
@@ -110,28 +123,51 @@ def conv_configs(draw):
     # The input may be smaller than the kernel as long as the padded input is not.
     h = draw(st.integers(max(1, kh - 2 * ph), 8))
     w = draw(st.integers(max(1, kw - 2 * pw), 8))
-    return dict(n=draw(st.integers(1, 3)), cin=cin, cout=cout, groups=groups, kernel=(kh, kw), stride=(sh, sw),
-                padding=(ph, pw), hw=(h, w), bias=draw(st.booleans()), seed=draw(st.integers(0, 2 ** 31)))
+    return dict(
+        n=draw(st.integers(1, 3)),
+        cin=cin,
+        cout=cout,
+        groups=groups,
+        kernel=(kh, kw),
+        stride=(sh, sw),
+        padding=(ph, pw),
+        hw=(h, w),
+        bias=draw(st.booleans()),
+        seed=draw(st.integers(0, 2**31)),
+    )
 
 
 @st.composite
 def pool_configs(draw):
     kh, kw = draw(st.integers(1, 4)), draw(st.integers(1, 4))
-    return dict(n=draw(st.integers(1, 3)), c=draw(st.integers(1, 7)), kernel=(kh, kw),
-                stride=(draw(st.integers(1, 5)), draw(st.integers(1, 5))),
-                hw=(draw(st.integers(kh, 9)), draw(st.integers(kw, 9))), seed=draw(st.integers(0, 2 ** 31)))
+    return dict(
+        n=draw(st.integers(1, 3)),
+        c=draw(st.integers(1, 7)),
+        kernel=(kh, kw),
+        stride=(draw(st.integers(1, 5)), draw(st.integers(1, 5))),
+        hw=(draw(st.integers(kh, 9)), draw(st.integers(kw, 9))),
+        seed=draw(st.integers(0, 2**31)),
+    )
 
 
 @st.composite
 def lrn_configs(draw):
     groups = draw(st.integers(1, 3))
-    return dict(n=draw(st.integers(1, 3)), c=groups * draw(st.integers(1, 7 // groups)), groups=groups,
-                size=draw(st.integers(1, 7)), alpha=draw(st.sampled_from([1e-4, 0.1, 1.0])),
-                beta=draw(st.sampled_from([0.75, 0.5, 1.0])), k=draw(st.sampled_from([2.0, 1.0, 0.5])),
-                hw=(draw(st.integers(1, 3)), draw(st.integers(1, 3))), seed=draw(st.integers(0, 2 ** 31)))
+    return dict(
+        n=draw(st.integers(1, 3)),
+        c=groups * draw(st.integers(1, 7 // groups)),
+        groups=groups,
+        size=draw(st.integers(1, 7)),
+        alpha=draw(st.sampled_from([1e-4, 0.1, 1.0])),
+        beta=draw(st.sampled_from([0.75, 0.5, 1.0])),
+        k=draw(st.sampled_from([2.0, 1.0, 0.5])),
+        hw=(draw(st.integers(1, 3)), draw(st.integers(1, 3))),
+        seed=draw(st.integers(0, 2**31)),
+    )
 
 
 # -- the properties (each one a function of the layer class, so a broken class can be fed in) ----------
+
 
 def conv_property(layer_class, budget=BUDGET, seen=None):
     @budget
@@ -140,12 +176,31 @@ def conv_property(layer_class, budget=BUDGET, seen=None):
         rng = np.random.default_rng(cfg["seed"])
         if seen is not None:
             (h, w), (kh, kw), (sh, sw) = cfg["hw"], cfg["kernel"], cfg["stride"]
-            seen.update(name for name, case in [
-                ("kernel larger than the input", kh > h or kw > w), ("stride larger than the kernel", sh > kh or sw > kw),
-                ("groups", cfg["groups"] > 1), ("1x1 map", (h, w) == (1, 1)), ("non-square map", h != w),
-                ("non-square kernel", kh != kw), ("batch 3", cfg["n"] == 3), ("7 channels", cfg["cin"] == 7)] if case)
-        layer = layer_class(cfg["cin"], cfg["cout"], cfg["kernel"], stride=cfg["stride"], padding=cfg["padding"],
-                            groups=cfg["groups"], bias=cfg["bias"], dtype=np.float64, rng=rng)
+            seen.update(
+                name
+                for name, case in [
+                    ("kernel larger than the input", kh > h or kw > w),
+                    ("stride larger than the kernel", sh > kh or sw > kw),
+                    ("groups", cfg["groups"] > 1),
+                    ("1x1 map", (h, w) == (1, 1)),
+                    ("non-square map", h != w),
+                    ("non-square kernel", kh != kw),
+                    ("batch 3", cfg["n"] == 3),
+                    ("7 channels", cfg["cin"] == 7),
+                ]
+                if case
+            )
+        layer = layer_class(
+            cfg["cin"],
+            cfg["cout"],
+            cfg["kernel"],
+            stride=cfg["stride"],
+            padding=cfg["padding"],
+            groups=cfg["groups"],
+            bias=cfg["bias"],
+            dtype=np.float64,
+            rng=rng,
+        )
         layer.weight.data[...] = rng.normal(size=layer.weight.data.shape)
         if layer.bias is not None:
             layer.bias.data[...] = rng.normal(size=layer.bias.data.shape)
@@ -156,12 +211,14 @@ def conv_property(layer_class, budget=BUDGET, seen=None):
         grad = rng.normal(size=out.shape)
         layer.zero_grad()
         dx = layer.backward(grad)
-        ref_dx, ref_dw, ref_db = conv_backward_naive(x, layer.weight.data, grad, cfg["stride"], cfg["padding"],
-                                                     cfg["groups"])
+        ref_dx, ref_dw, ref_db = conv_backward_naive(
+            x, layer.weight.data, grad, cfg["stride"], cfg["padding"], cfg["groups"]
+        )
         close(dx, ref_dx)
         close(layer.weight.grad, ref_dw)
         if layer.bias is not None:
             close(layer.bias.grad, ref_db)
+
     return check
 
 
@@ -172,12 +229,22 @@ def pool_property(layer_class, budget=BUDGET, seen=None):
         rng = np.random.default_rng(cfg["seed"])
         if seen is not None:
             (h, w), (kh, kw), (sh, sw) = cfg["hw"], cfg["kernel"], cfg["stride"]
-            seen.update(name for name, case in [
-                ("stride larger than the kernel", sh > kh or sw > kw), ("overlapping", sh < kh or sw < kw),
-                ("1x1 map", (h, w) == (1, 1) or layer_class(cfg["kernel"], cfg["stride"]).output_shape(
-                    (1, 1, h, w))[2:] == (1, 1)), ("non-square", h != w or kh != kw)] if case)
+            seen.update(
+                name
+                for name, case in [
+                    ("stride larger than the kernel", sh > kh or sw > kw),
+                    ("overlapping", sh < kh or sw < kw),
+                    (
+                        "1x1 map",
+                        (h, w) == (1, 1)
+                        or layer_class(cfg["kernel"], cfg["stride"]).output_shape((1, 1, h, w))[2:] == (1, 1),
+                    ),
+                    ("non-square", h != w or kh != kw),
+                ]
+                if case
+            )
         layer = layer_class(cfg["kernel"], cfg["stride"])
-        x = rng.normal(size=(cfg["n"], cfg["c"], *cfg["hw"]))   # continuous values: no ties
+        x = rng.normal(size=(cfg["n"], cfg["c"], *cfg["hw"]))  # continuous values: no ties
         out = layer.forward(x)
         ref, where = maxpool_naive(x, cfg["kernel"], cfg["stride"])
         close(out, ref)
@@ -186,6 +253,7 @@ def pool_property(layer_class, budget=BUDGET, seen=None):
         for (i, k, y, z), (r, q) in where.items():
             ref_dx[i, k, r, q] += grad[i, k, y, z]
         close(layer.backward(grad), ref_dx)
+
     return check
 
 
@@ -195,10 +263,16 @@ def lrn_property(layer_class, budget=BUDGET, seen=None):
     def check(cfg):
         rng = np.random.default_rng(cfg["seed"])
         if seen is not None:
-            seen.update(name for name, case in [
-                ("groups", cfg["groups"] > 1), ("even size", cfg["size"] % 2 == 0),
-                ("window wider than a group", cfg["size"] > cfg["c"] // cfg["groups"]),
-                ("1x1 map", cfg["hw"] == (1, 1))] if case)
+            seen.update(
+                name
+                for name, case in [
+                    ("groups", cfg["groups"] > 1),
+                    ("even size", cfg["size"] % 2 == 0),
+                    ("window wider than a group", cfg["size"] > cfg["c"] // cfg["groups"]),
+                    ("1x1 map", cfg["hw"] == (1, 1)),
+                ]
+                if case
+            )
         params = {key: cfg[key] for key in ("size", "alpha", "beta", "k", "groups")}
         layer = layer_class(**params)
         x = rng.normal(scale=3.0, size=(cfg["n"], cfg["c"], *cfg["hw"]))
@@ -206,37 +280,56 @@ def lrn_property(layer_class, budget=BUDGET, seen=None):
         close(out, lrn_naive(x, **params)[0])
         grad = rng.normal(size=out.shape)
         close(layer.backward(grad), lrn_backward_naive(x, grad, **params))
+
     return check
 
 
 def linear_property(layer_class, budget=BUDGET, seen=None):
     @budget
-    @given(st.integers(1, 3), st.integers(1, 7), st.integers(1, 7), st.booleans(), st.integers(0, 2 ** 31))
+    @given(st.integers(1, 3), st.integers(1, 7), st.integers(1, 7), st.booleans(), st.integers(0, 2**31))
     def check(n, fin, fout, bias, seed):
         rng = np.random.default_rng(seed)
         layer = layer_class(fin, fout, bias=bias, dtype=np.float64, rng=rng)
         if bias:
             layer.bias.data[...] = rng.normal(size=fout)
         x, w = rng.normal(size=(n, fin)), layer.weight.data
-        ref = np.array([[sum(x[i, j] * w[k, j] for j in range(fin)) + (layer.bias.data[k] if bias else 0.0)
-                         for k in range(fout)] for i in range(n)])
+        ref = np.array(
+            [
+                [
+                    sum(x[i, j] * w[k, j] for j in range(fin)) + (layer.bias.data[k] if bias else 0.0)
+                    for k in range(fout)
+                ]
+                for i in range(n)
+            ]
+        )
         close(layer.forward(x), ref)
         grad = rng.normal(size=(n, fout))
         layer.zero_grad()
         dx = layer.backward(grad)
         close(dx, [[sum(grad[i, k] * w[k, j] for k in range(fout)) for j in range(fin)] for i in range(n)])
-        close(layer.weight.grad, [[sum(grad[i, k] * x[i, j] for i in range(n)) for j in range(fin)]
-                                  for k in range(fout)])
+        close(
+            layer.weight.grad,
+            [[sum(grad[i, k] * x[i, j] for i in range(n)) for j in range(fin)] for k in range(fout)],
+        )
         if bias:
             close(layer.bias.grad, grad.sum(axis=0))
+
     return check
 
 
 def test_conv2d_matches_the_naive_loops():
     seen = set()
     conv_property(nn.Conv2d, seen=seen)()
-    assert seen == {"kernel larger than the input", "stride larger than the kernel", "groups", "1x1 map",
-                    "non-square map", "non-square kernel", "batch 3", "7 channels"}
+    assert seen == {
+        "kernel larger than the input",
+        "stride larger than the kernel",
+        "groups",
+        "1x1 map",
+        "non-square map",
+        "non-square kernel",
+        "batch 3",
+        "7 channels",
+    }
 
 
 def test_maxpool2d_matches_the_naive_loops():
@@ -256,6 +349,7 @@ def test_linear_matches_the_naive_loops():
 
 
 # -- a deliberately broken layer is caught ---------------------------------------------------------
+
 
 class LastRowForgotten(nn.Conv2d):
     """dL/dx with the last input row left out (an off-by-one in a backward loop's range)."""
@@ -285,8 +379,14 @@ class FirstWindowOffByOne(nn.MaxPool2d):
         return np.concatenate([np.zeros_like(grad_in[..., :1]), grad_in[..., :-1]], axis=-1)
 
 
-@pytest.mark.parametrize("prop, broken", [(conv_property, LastRowForgotten), (lrn_property, UnmirroredWindow),
-                                          (pool_property, FirstWindowOffByOne)])
+@pytest.mark.parametrize(
+    "prop, broken",
+    [
+        (conv_property, LastRowForgotten),
+        (lrn_property, UnmirroredWindow),
+        (pool_property, FirstWindowOffByOne),
+    ],
+)
 def test_a_broken_backward_is_caught(prop, broken):
     with pytest.raises(AssertionError):
         prop(broken, budget=NO_SHRINK)()
@@ -294,10 +394,13 @@ def test_a_broken_backward_is_caught(prop, broken):
 
 # -- illegal configurations raise the documented ValueError ------------------------------------------
 
+
 @BUDGET
 @given(st.data())
 def test_illegal_conv_configurations_raise_valueerror(data):
-    bad = data.draw(st.sampled_from(["groups", "divisible", "kernel", "stride", "padding", "channels", "input"]))
+    bad = data.draw(
+        st.sampled_from(["groups", "divisible", "kernel", "stride", "padding", "channels", "input"])
+    )
     cin, cout, groups = 4, 4, 2
     kwargs = dict(kernel_size=3, stride=1, padding=0)
     if bad == "groups":

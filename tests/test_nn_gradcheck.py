@@ -1,4 +1,5 @@
 """Gradient checks: every layer's backward against central differences in float64."""
+
 import subprocess
 import sys
 
@@ -35,7 +36,7 @@ class BrokenLRN(nn.LocalResponseNorm):
 
     def backward(self, grad_out):
         x, scale, out = self._cached(self._input, self._scale, self._out)
-        return grad_out * scale ** -self.beta
+        return grad_out * scale**-self.beta
 
 
 class BrokenConv(nn.Conv2d):
@@ -46,10 +47,13 @@ class BrokenConv(nn.Conv2d):
         return grad * 1.01
 
 
-@pytest.mark.parametrize("module,shape", [
-    (BrokenLRN(5, alpha=1.0), (2, 4, 3, 3)),
-    (BrokenConv(2, 3, 3, dtype=np.float64), (1, 2, 5, 5)),
-])
+@pytest.mark.parametrize(
+    "module,shape",
+    [
+        (BrokenLRN(5, alpha=1.0), (2, 4, 3, 3)),
+        (BrokenConv(2, 3, 3, dtype=np.float64), (1, 2, 5, 5)),
+    ],
+)
 def test_the_check_catches_a_wrong_backward(module, shape):
     x = np.random.default_rng(0).normal(size=shape)
     result = check_module(module, x)
@@ -63,8 +67,12 @@ def test_relative_error():
 
 
 def test_command_line_checks_every_layer():
-    done = subprocess.run([sys.executable, "-m", "nn.gradcheck", "--device", "cpu", "--no-alexnet"],
-                          capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [sys.executable, "-m", "nn.gradcheck", "--device", "cpu", "--no-alexnet"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     assert "LRN alpha=1, 4 channels" in done.stdout
     assert f"{len(CASES)} passed, 0 failed" in done.stdout
@@ -82,15 +90,37 @@ def test_command_line_checks_a_users_layer_and_fails_on_a_bad_one(tmp_path):
         "def good():\n"
         "    return nn.Tanh(), np.linspace(-1, 1, 12).reshape(3, 4)\n"
         "def bad():\n"
-        "    return Square()\n")
+        "    return Square()\n"
+    )
     env_path = {"PYTHONPATH": f"{tmp_path}:{nn.__path__[0]}/.."}
     import os
+
     env = dict(os.environ, **env_path)
-    ok = subprocess.run([sys.executable, "-m", "nn.gradcheck", "--device", "cpu", "--layer", "mylayers:good"],
-                        capture_output=True, text=True, env=env, timeout=120)
+    ok = subprocess.run(
+        [sys.executable, "-m", "nn.gradcheck", "--device", "cpu", "--layer", "mylayers:good"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
     assert ok.returncode == 0, ok.stdout + ok.stderr
-    bad = subprocess.run([sys.executable, "-m", "nn.gradcheck", "--device", "cpu", "--layer", "mylayers:bad",
-                          "--input-shape", "2,3"], capture_output=True, text=True, env=env, timeout=120)
+    bad = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "nn.gradcheck",
+            "--device",
+            "cpu",
+            "--layer",
+            "mylayers:bad",
+            "--input-shape",
+            "2,3",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
     assert bad.returncode == 1 and "FAIL" in bad.stdout
 
 
@@ -98,6 +128,7 @@ def test_the_reduced_alexnet_end_to_end():
     """alexnet.gradcheck's case (``python -m alexnet.gradcheck`` adds it to the table): every
     parameter of the whole network and its input pass."""
     from alexnet.gradcheck import reduced_alexnet
+
     result = run_case(reduced_alexnet, device="cpu")
     assert result.passed, str(result)
     model = reduced_alexnet()[0]
@@ -109,6 +140,7 @@ def test_nn_imports_nothing_from_the_packages_built_on_it():
     function (the import statements themselves, read with ast)."""
     import ast
     from pathlib import Path
+
     found = []
     for path in sorted(Path(nn.__path__[0]).glob("*.py")):
         for node in ast.walk(ast.parse(path.read_text())):
@@ -118,6 +150,9 @@ def test_nn_imports_nothing_from_the_packages_built_on_it():
                 names = [node.module]
             else:
                 continue
-            found += [f"{path.name}: {name}" for name in names
-                      if name.split(".")[0] in ("alexnet", "data", "mpi4py")]
+            found += [
+                f"{path.name}: {name}"
+                for name in names
+                if name.split(".")[0] in ("alexnet", "data", "mpi4py")
+            ]
     assert found == []

@@ -3,6 +3,7 @@
 Every test runs on NumPy and, where a GPU is present, on CuPy (the ``device``
 fixture); the naive references are plain loops over NumPy arrays.
 """
+
 import numpy as np
 import pytest
 
@@ -28,18 +29,21 @@ def naive_conv(x, weight, bias, stride, padding, groups):
             g = k // per_group
             for y in range(ho):
                 for z in range(wo):
-                    window = x_pad[b, g * cg:(g + 1) * cg, y * sh:y * sh + kh, z * sw:z * sw + kw]
+                    window = x_pad[b, g * cg : (g + 1) * cg, y * sh : y * sh + kh, z * sw : z * sw + kw]
                     out[b, k, y, z] = (window * weight[k]).sum() + (bias[k] if bias is not None else 0.0)
     return out
 
 
-@pytest.mark.parametrize("cin,cout,k,stride,pad,groups,h,w", [
-    (3, 4, 3, 1, 0, 1, 5, 6),
-    (2, 6, 3, 2, 1, 1, 7, 8),
-    (4, 6, 5, 1, 2, 2, 6, 5),      # conv2-like: groups=2, pad 2
-    (3, 4, 11, 4, 0, 1, 23, 19),   # conv1-like: 11x11 stride 4, non-square
-    (6, 4, 3, 1, 1, 2, 4, 4),      # conv4/5-like
-])
+@pytest.mark.parametrize(
+    "cin,cout,k,stride,pad,groups,h,w",
+    [
+        (3, 4, 3, 1, 0, 1, 5, 6),
+        (2, 6, 3, 2, 1, 1, 7, 8),
+        (4, 6, 5, 1, 2, 2, 6, 5),  # conv2-like: groups=2, pad 2
+        (3, 4, 11, 4, 0, 1, 23, 19),  # conv1-like: 11x11 stride 4, non-square
+        (6, 4, 3, 1, 1, 2, 4, 4),  # conv4/5-like
+    ],
+)
 def test_conv_matches_naive_loops(device, to_dev, cin, cout, k, stride, pad, groups, h, w):
     rng = np.random.default_rng(0)
     conv = nn.Conv2d(cin, cout, k, stride=stride, padding=pad, groups=groups, dtype=np.float64, rng=rng)
@@ -68,11 +72,14 @@ def test_im2col_and_col2im_are_adjoint(device, to_dev):
     assert np.isclose((cols * c).sum(), (x * back).sum(), rtol=1e-12)
 
 
-@pytest.mark.parametrize("shape,kernel,stride,groups", [
-    ((1, 3, 7, 6), (5, 5), (1, 1), 1),      # conv2-like offsets, batch 1, non-square
-    ((2, 4, 9, 8), (3, 2), (2, 3), 2),      # strided, rectangular kernel, two groups
-    ((3, 40, 5, 5), (3, 3), (1, 1), 2),     # enough channels to be split between threads
-])
+@pytest.mark.parametrize(
+    "shape,kernel,stride,groups",
+    [
+        ((1, 3, 7, 6), (5, 5), (1, 1), 1),  # conv2-like offsets, batch 1, non-square
+        ((2, 4, 9, 8), (3, 2), (2, 3), 2),  # strided, rectangular kernel, two groups
+        ((3, 40, 5, 5), (3, 3), (1, 1), 2),  # enough channels to be split between threads
+    ],
+)
 def test_col2im_matches_a_naive_loop(shape, kernel, stride, groups):
     """Every column entry is added back to the pixel it was copied from (overlaps accumulate)."""
     rng = np.random.default_rng(2)
@@ -94,7 +101,7 @@ def test_col2im_matches_a_naive_loop(shape, kernel, stride, groups):
 
 def test_im2col_column_is_a_window():
     x = np.arange(2 * 2 * 5 * 5, dtype=np.float64).reshape(2, 2, 5, 5)
-    cols = im2col(x, (3, 3), (2, 2), 1)          # (1, 2*3*3, 2*2*2)
+    cols = im2col(x, (3, 3), (2, 2), 1)  # (1, 2*3*3, 2*2*2)
     # column (n=1, y=1, x=0) is the window at rows 2..4, cols 0..2 of image 1
     column = cols[0][:, 1 * 4 + 1 * 2 + 0]
     np.testing.assert_array_equal(column, x[1, :, 2:5, 0:3].ravel())
@@ -116,7 +123,7 @@ def naive_maxpool(x, k, s):
     out = np.zeros((n, c, ho, wo))
     for y in range(ho):
         for z in range(wo):
-            out[:, :, y, z] = x[:, :, y * s:y * s + k, z * s:z * s + k].max(axis=(2, 3))
+            out[:, :, y, z] = x[:, :, y * s : y * s + k, z * s : z * s + k].max(axis=(2, 3))
     return out
 
 
@@ -138,17 +145,16 @@ def test_maxpool_output_size_is_floor():
 
 def test_maxpool_gradient_goes_to_one_maximum_and_overlaps_accumulate(device, to_dev):
     # one 5x5 map, two overlapping 3x3 windows per axis; the 9 is the max of all four windows
-    x = np.array([[1, 2, 3, 0, 0],
-                  [0, 0, 0, 0, 0],
-                  [0, 0, 9, 0, 0],
-                  [0, 0, 0, 0, 0],
-                  [4, 4, 0, 0, 5]], dtype=np.float64)[None, None]
+    x = np.array(
+        [[1, 2, 3, 0, 0], [0, 0, 0, 0, 0], [0, 0, 9, 0, 0], [0, 0, 0, 0, 0], [4, 4, 0, 0, 5]],
+        dtype=np.float64,
+    )[None, None]
     pool = nn.MaxPool2d(3, 2)
     out = pool(to_dev(x))
     np.testing.assert_array_equal(asnumpy(out)[0, 0], [[9, 9], [9, 9]])
     grad = pool.backward(to_dev(np.array([[[[1.0, 2.0], [3.0, 4.0]]]])))
     expected = np.zeros((5, 5))
-    expected[2, 2] = 10.0                       # all four windows send their gradient to the shared maximum
+    expected[2, 2] = 10.0  # all four windows send their gradient to the shared maximum
     np.testing.assert_array_equal(asnumpy(grad)[0, 0], expected)
 
 
@@ -158,7 +164,7 @@ def test_maxpool_ties_send_gradient_to_a_single_input(device, to_dev):
     pool(to_dev(x))
     grad = asnumpy(pool.backward(to_dev(np.full((1, 1, 1, 1), 7.0))))
     assert grad.sum() == 7.0 and np.count_nonzero(grad) == 1
-    assert grad[0, 0, 0, 0] == 7.0              # the first maximum in row-major order
+    assert grad[0, 0, 0, 0] == 7.0  # the first maximum in row-major order
 
 
 def naive_lrn(a, n, alpha, beta, k):
@@ -167,7 +173,7 @@ def naive_lrn(a, n, alpha, beta, k):
     channels = a.shape[1]
     for i in range(channels):
         lo, hi = max(0, i - n // 2), min(channels - 1, i + n // 2)
-        total = (a[:, lo:hi + 1] ** 2).sum(axis=1)
+        total = (a[:, lo : hi + 1] ** 2).sum(axis=1)
         out[:, i] = a[:, i] / (k + alpha * total) ** beta
     return out
 
@@ -183,7 +189,9 @@ def test_lrn_groups_keep_the_window_inside_each_tower(device, to_dev):
     """groups=2: each half of the channels is normalized on its own (§3.2: one GPU's maps)."""
     a = np.abs(np.random.default_rng(5).normal(size=(2, 12, 3, 2))) * 3
     lrn = nn.LocalResponseNorm(5, alpha=0.5, beta=0.75, k=2.0, groups=2)
-    expected = np.concatenate([naive_lrn(a[:, :6], 5, 0.5, 0.75, 2.0), naive_lrn(a[:, 6:], 5, 0.5, 0.75, 2.0)], axis=1)
+    expected = np.concatenate(
+        [naive_lrn(a[:, :6], 5, 0.5, 0.75, 2.0), naive_lrn(a[:, 6:], 5, 0.5, 0.75, 2.0)], axis=1
+    )
     np.testing.assert_allclose(asnumpy(lrn(to_dev(a))), expected, rtol=1e-12)
     # ...which differs from the window running across all 12 maps at the two towers' border
     across = naive_lrn(a, 5, 0.5, 0.75, 2.0)
@@ -220,7 +228,7 @@ def test_dropout_train_and_eval(device, to_dev):
     out = asnumpy(drop(to_dev(x)))
     kept = out != 0
     assert 0.45 < kept.mean() < 0.55
-    np.testing.assert_array_equal(out[kept], 2.0)            # inverted: kept units are divided by 1 - p
+    np.testing.assert_array_equal(out[kept], 2.0)  # inverted: kept units are divided by 1 - p
     grad = asnumpy(drop.backward(to_dev(np.full_like(x, 3.0))))
     np.testing.assert_array_equal(grad, np.where(kept, 6.0, 0.0))
     drop.eval()
@@ -245,12 +253,12 @@ def test_dropout_is_reproducible_with_a_seed():
 def test_dropout_draws_its_mask_with_draw_mask_unless_given_a_mask_source():
     x = np.arange(1.0, 13.0).reshape(3, 4)
     drawn = nn.Dropout(0.25, rng=np.random.default_rng(9)).draw_mask((3, 4), np.float64)
-    u = np.random.default_rng(9).random((3, 4), dtype=np.float32)        # the same numbers, by hand
+    u = np.random.default_rng(9).random((3, 4), dtype=np.float32)  # the same numbers, by hand
     np.testing.assert_array_equal(drawn, (u >= 0.25) / 0.75)
     layer = nn.Dropout(0.25, rng=np.random.default_rng(9))
     np.testing.assert_array_equal(layer(x), x * drawn)
     given = np.array([[0.0, 2.0, 0.0, 2.0]] * 3)
-    layer.mask_source = lambda shape, dtype: given                        # e.g. rows of a larger draw
+    layer.mask_source = lambda shape, dtype: given  # e.g. rows of a larger draw
     np.testing.assert_array_equal(layer(x), x * given)
     np.testing.assert_array_equal(layer.backward(np.ones((3, 4))), given)
 
@@ -301,7 +309,7 @@ def test_softmax_cross_entropy_hand_computed(device, to_dev):
 def test_softmax_cross_entropy_is_stable_for_large_logits():
     loss = nn.SoftmaxCrossEntropyLoss()
     value = loss.forward(np.array([[1000.0, 0.0], [0.0, 1000.0]]), np.array([0, 0]))
-    assert value == pytest.approx(500.0)                 # (0 + 1000) / 2
+    assert value == pytest.approx(500.0)  # (0 + 1000) / 2
     assert np.isfinite(loss.backward()).all()
 
 
@@ -315,7 +323,7 @@ def test_sgd_is_the_papers_update_rule(device, to_dev):
     v1 = -0.0005 * 0.1 * w0 - 0.1 * g1
     w1 = w0 + v1
     np.testing.assert_allclose(asnumpy(param.data), w1)
-    opt.lr = 0.01                                          # the rate is divided by 10
+    opt.lr = 0.01  # the rate is divided by 10
     param.grad[...] = to_dev(g2)
     opt.step()
     v2 = 0.9 * v1 - 0.0005 * 0.01 * w1 - 0.01 * g2

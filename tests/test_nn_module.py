@@ -1,4 +1,5 @@
 """The Module machinery: parameters, modes, saving, devices and clear errors."""
+
 import os
 
 import numpy as np
@@ -10,8 +11,14 @@ from nn import backend
 
 def small_net():
     rng = np.random.default_rng(0)
-    return nn.Sequential(nn.Conv2d(3, 4, 3, rng=rng), nn.ReLU(), nn.MaxPool2d(2, 2), nn.Flatten(),
-                         nn.Dropout(0.5), nn.Linear(4 * 3 * 3, 2, rng=rng))
+    return nn.Sequential(
+        nn.Conv2d(3, 4, 3, rng=rng),
+        nn.ReLU(),
+        nn.MaxPool2d(2, 2),
+        nn.Flatten(),
+        nn.Dropout(0.5),
+        nn.Linear(4 * 3 * 3, 2, rng=rng),
+    )
 
 
 def test_named_parameters_and_count():
@@ -38,7 +45,7 @@ def test_state_dict_round_trip_through_an_atomic_file(tmp_path):
     other.load_state_dict(nn.load_npz(path))
     for (name, a), (_, b) in zip(net.named_parameters(), other.named_parameters()):
         np.testing.assert_array_equal(a.data, b.data, err_msg=name)
-    assert os.listdir(tmp_path) == ["model.npz"]          # no temporary file left behind
+    assert os.listdir(tmp_path) == ["model.npz"]  # no temporary file left behind
 
 
 def test_failed_save_leaves_the_old_file_intact(tmp_path):
@@ -66,15 +73,26 @@ def test_load_state_dict_rejects_wrong_names_and_shapes():
         net.load_state_dict(state)
 
 
-@pytest.mark.parametrize("layer,x,pattern", [
-    (nn.Conv2d(3, 8, 3), np.zeros((2, 4, 9, 9), np.float32), r"Conv2d expects 3 channels.*\(2, 4, 9, 9\)"),
-    (nn.Conv2d(3, 8, 3), np.zeros((4, 9, 9), np.float32), r"Conv2d expects a 4-D input.*\(4, 9, 9\)"),
-    (nn.Conv2d(3, 8, 3), np.zeros((1, 3, 9, 9), np.float64), r"Conv2d has float32 parameters but got a float64"),
-    (nn.Conv2d(3, 8, 5), np.zeros((1, 3, 4, 4), np.float32), r"smaller than the kernel"),
-    (nn.Linear(10, 2), np.zeros((3, 11), np.float32), r"Linear expects 10 features.*\(3, 11\)"),
-    (nn.MaxPool2d(3, 2), np.zeros((1, 1, 2, 2), np.float32), r"smaller than the window"),
-    (nn.LocalResponseNorm(), np.zeros((2, 3), np.float32), r"LocalResponseNorm expects a 4-D input"),
-])
+@pytest.mark.parametrize(
+    "layer,x,pattern",
+    [
+        (
+            nn.Conv2d(3, 8, 3),
+            np.zeros((2, 4, 9, 9), np.float32),
+            r"Conv2d expects 3 channels.*\(2, 4, 9, 9\)",
+        ),
+        (nn.Conv2d(3, 8, 3), np.zeros((4, 9, 9), np.float32), r"Conv2d expects a 4-D input.*\(4, 9, 9\)"),
+        (
+            nn.Conv2d(3, 8, 3),
+            np.zeros((1, 3, 9, 9), np.float64),
+            r"Conv2d has float32 parameters but got a float64",
+        ),
+        (nn.Conv2d(3, 8, 5), np.zeros((1, 3, 4, 4), np.float32), r"smaller than the kernel"),
+        (nn.Linear(10, 2), np.zeros((3, 11), np.float32), r"Linear expects 10 features.*\(3, 11\)"),
+        (nn.MaxPool2d(3, 2), np.zeros((1, 1, 2, 2), np.float32), r"smaller than the window"),
+        (nn.LocalResponseNorm(), np.zeros((2, 3), np.float32), r"LocalResponseNorm expects a 4-D input"),
+    ],
+)
 def test_bad_input_gives_a_clear_error(layer, x, pattern):
     with pytest.raises(ValueError, match=pattern):
         layer(x)
@@ -85,8 +103,19 @@ def test_integer_input_is_rejected():
         nn.Conv2d(3, 4, 3)(np.zeros((1, 3, 5, 5), np.uint8))
 
 
-@pytest.mark.parametrize("layer", [nn.Conv2d(3, 4, 3), nn.ReLU(), nn.MaxPool2d(3, 2), nn.LocalResponseNorm(),
-                                   nn.Dropout(), nn.Linear(3, 2), nn.Flatten(), nn.SoftmaxCrossEntropyLoss()])
+@pytest.mark.parametrize(
+    "layer",
+    [
+        nn.Conv2d(3, 4, 3),
+        nn.ReLU(),
+        nn.MaxPool2d(3, 2),
+        nn.LocalResponseNorm(),
+        nn.Dropout(),
+        nn.Linear(3, 2),
+        nn.Flatten(),
+        nn.SoftmaxCrossEntropyLoss(),
+    ],
+)
 def test_backward_before_forward_is_a_clear_error(layer):
     with pytest.raises(RuntimeError, match=f"{type(layer).__name__}.backward called before forward"):
         layer.backward(np.zeros((1, 2), np.float32))

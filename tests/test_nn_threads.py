@@ -1,4 +1,5 @@
 """nn.threads: splitting element-wise passes over the batch gives the same numbers as one thread."""
+
 import numpy as np
 import pytest
 
@@ -42,17 +43,20 @@ def test_set_num_threads_rejects_nonsense():
 
 def test_blas_thread_setting_sizes_the_pool(monkeypatch):
     monkeypatch.setattr(threads, "_num_threads", None)
-    monkeypatch.setitem(__import__("sys").modules, "threadpoolctl", None)   # force the variables
+    monkeypatch.setitem(__import__("sys").modules, "threadpoolctl", None)  # force the variables
     monkeypatch.setenv("OPENBLAS_NUM_THREADS", "1")
     assert threads.get_num_threads() == 1
 
 
-@pytest.mark.parametrize("layer", [nn.ReLU(), nn.MaxPool2d(3, 2), nn.LocalResponseNorm(5, groups=2)],
-                         ids=["relu", "maxpool", "lrn"])
+@pytest.mark.parametrize(
+    "layer",
+    [nn.ReLU(), nn.MaxPool2d(3, 2), nn.LocalResponseNorm(5, groups=2)],
+    ids=["relu", "maxpool", "lrn"],
+)
 def test_layers_give_the_same_result_with_one_and_two_threads(thread_count, layer):
     rng = np.random.default_rng(0)
     x = rng.standard_normal((6, 8, 27, 27)).astype(np.float32)
-    x[:, :, 3, 4] = x[:, :, 3, 5] = 9.0                 # ties: first maximum wins either way
+    x[:, :, 3, 4] = x[:, :, 3, 5] = 9.0  # ties: first maximum wins either way
     results = []
     for count in (1, 2):
         thread_count(count)

@@ -1,6 +1,7 @@
 """Conv2d's fast path (nn/unroll.py: strided im2col, two-pass col2im, chunks, scratch buffers, kept
 columns) against the plain reference: nn.im2col / nn.col2im and nn.conv.conv2d_reference, which are
 themselves checked against test_nn_layers.naive_conv and the adjoint identities of a linear map."""
+
 import numpy as np
 import pytest
 from test_nn_layers import naive_conv
@@ -33,8 +34,12 @@ def test_strided_im2col_and_two_pass_col2im_equal_the_plain_ones(shape, f, kerne
     cols = im2col(x, kernel, stride, groups)
     np.testing.assert_array_equal(im2col_strided(x, kernel, stride, groups), cols)
     c = rng.standard_normal(cols.shape)
-    np.testing.assert_allclose(col2im_two_pass(c, x.shape, kernel, stride),
-                               col2im(c, x.shape, kernel, stride), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(
+        col2im_two_pass(c, x.shape, kernel, stride),
+        col2im(c, x.shape, kernel, stride),
+        rtol=1e-12,
+        atol=1e-12,
+    )
 
 
 def test_nn_im2col_and_col2im_are_the_plain_ones():
@@ -44,8 +49,12 @@ def test_nn_im2col_and_col2im_are_the_plain_ones():
 @pytest.mark.parametrize("shape,f,kernel,stride,padding,groups", CASES)
 def test_reference_forward_is_the_naive_convolution(shape, f, kernel, stride, padding, groups):
     _, x, weight, bias = _case(shape, f, kernel, stride, padding, groups)
-    np.testing.assert_allclose(conv2d_reference(x, weight, bias, stride, padding, groups),
-                               naive_conv(x, weight, bias, stride, padding, groups), rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(
+        conv2d_reference(x, weight, bias, stride, padding, groups),
+        naive_conv(x, weight, bias, stride, padding, groups),
+        rtol=1e-10,
+        atol=1e-10,
+    )
 
 
 @pytest.mark.parametrize("shape,f,kernel,stride,padding,groups", CASES)
@@ -56,10 +65,12 @@ def test_reference_gradients_are_the_adjoints(shape, f, kernel, stride, padding,
     grad_out = rng.standard_normal(naive_conv(x, weight, None, stride, padding, groups).shape)
     dx, dw, db = conv2d_reference_backward(x, weight, grad_out, stride, padding, groups)
     u, v = rng.standard_normal(x.shape), rng.standard_normal(weight.shape)
-    np.testing.assert_allclose(np.sum(grad_out * naive_conv(u, weight, None, stride, padding, groups)),
-                               np.sum(dx * u), rtol=1e-10)
-    np.testing.assert_allclose(np.sum(grad_out * naive_conv(x, v, None, stride, padding, groups)),
-                               np.sum(dw * v), rtol=1e-10)
+    np.testing.assert_allclose(
+        np.sum(grad_out * naive_conv(u, weight, None, stride, padding, groups)), np.sum(dx * u), rtol=1e-10
+    )
+    np.testing.assert_allclose(
+        np.sum(grad_out * naive_conv(x, v, None, stride, padding, groups)), np.sum(dw * v), rtol=1e-10
+    )
     np.testing.assert_allclose(np.sum(grad_out * bias.reshape(1, -1, 1, 1)), np.sum(db * bias), rtol=1e-10)
 
 
@@ -73,8 +84,9 @@ def _layer(shape, f, kernel, stride, padding, groups, weight, bias):
 @pytest.mark.parametrize("keep", [True, False], ids=["kept-columns", "unrolled-again"])
 @pytest.mark.parametrize("chunk_images", [None, 1, 2], ids=["one-chunk", "chunks-of-1", "chunks-of-2"])
 @pytest.mark.parametrize("shape,f,kernel,stride,padding,groups", CASES)
-def test_conv2d_equals_the_reference(monkeypatch, shape, f, kernel, stride, padding, groups,
-                                     chunk_images, keep):
+def test_conv2d_equals_the_reference(
+    monkeypatch, shape, f, kernel, stride, padding, groups, chunk_images, keep
+):
     rng, x, weight, bias = _case(shape, f, kernel, stride, padding, groups)
     layer = _layer(shape, f, kernel, stride, padding, groups, weight, bias)
     if chunk_images is not None:
@@ -85,11 +97,12 @@ def test_conv2d_equals_the_reference(monkeypatch, shape, f, kernel, stride, padd
         monkeypatch.setattr(Unroller, "KEEP_COLUMNS_BYTES", 0)
     out = layer.forward(x)
     assert (layer.unroller.kept is not None) == (keep and len(layer.unroller.chunks(x)) == 1)
-    np.testing.assert_allclose(out, conv2d_reference(x, weight, bias, stride, padding, groups),
-                               rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(
+        out, conv2d_reference(x, weight, bias, stride, padding, groups), rtol=1e-12, atol=1e-12
+    )
     grad_out = rng.standard_normal(out.shape)
     dx, dw, db = conv2d_reference_backward(x, weight, grad_out, stride, padding, groups)
-    for _ in range(2):      # backward twice after one forward: the kept columns must survive the first
+    for _ in range(2):  # backward twice after one forward: the kept columns must survive the first
         layer.zero_grad()
         np.testing.assert_allclose(layer.backward(grad_out), dx, rtol=1e-12, atol=1e-12)
         np.testing.assert_allclose(layer.weight.grad, dw, rtol=1e-12, atol=1e-12)
@@ -101,8 +114,9 @@ def test_conv2d_in_eval_mode_and_without_input_gradient_equals_the_reference():
     rng, x, weight, bias = _case(shape, f, kernel, stride, padding, groups, seed=3)
     layer = _layer(shape, f, kernel, stride, padding, groups, weight, bias)
     layer.eval()
-    np.testing.assert_allclose(layer.forward(x), conv2d_reference(x, weight, bias, stride, padding, groups),
-                               rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(
+        layer.forward(x), conv2d_reference(x, weight, bias, stride, padding, groups), rtol=1e-12, atol=1e-12
+    )
     assert layer.unroller.kept is None
     layer.train()
     layer.input_grad = False

@@ -13,6 +13,7 @@
 * Bad files (unknown op, wrong shapes, truncated, CaffeNet's layer order): one-line errors.
 * The preprocessing of an imported Caffe model: BGR and the mean pixel, checked on a hand case.
 """
+
 import shutil
 from pathlib import Path
 
@@ -39,8 +40,9 @@ CROP, SIZE = 67, 72
 
 def _session(path_or_model):
     source = path_or_model if isinstance(path_or_model, (str, Path)) else path_or_model.SerializeToString()
-    return ort.InferenceSession(str(source) if isinstance(source, Path) else source,
-                                providers=["CPUExecutionProvider"])
+    return ort.InferenceSession(
+        str(source) if isinstance(source, Path) else source, providers=["CPUExecutionProvider"]
+    )
 
 
 def _assert_float32_equal(theirs, ours):
@@ -58,8 +60,9 @@ def _photos(data_dir, count=4):
 
 
 def _ours(model, crop=CROP, num_classes=10, seed=0, lrn_groups=2):
-    return AlexNet(num_classes=num_classes, crop=crop, width=WIDTH, init="kaiming", seed=seed,
-                   lrn_groups=lrn_groups).eval()
+    return AlexNet(
+        num_classes=num_classes, crop=crop, width=WIDTH, init="kaiming", seed=seed, lrn_groups=lrn_groups
+    ).eval()
 
 
 def _pixel_inputs(count, crop, seed=0):
@@ -108,33 +111,55 @@ def test_export_import_round_trip_is_exact(tmp_path):
     mean = np.random.default_rng(2).uniform(0, 255, (SIZE, SIZE, 3)).astype(np.float32)
     wnids = imagenet_wnids()[10:17]
     names = [f"name {i}" for i in range(7)]
-    save_checkpoint(tmp_path / "ours.npz", model, {"class_names": names, "wnids": wnids, "image_size": SIZE,
-                                                    "args": {"input_scale": 64.0}}, mean_image=mean)
-    assert cli_main(["export", "--checkpoint", str(tmp_path / "ours.npz"), "--onnx",
-                     str(tmp_path / "ours.onnx")]) == 0
+    save_checkpoint(
+        tmp_path / "ours.npz",
+        model,
+        {"class_names": names, "wnids": wnids, "image_size": SIZE, "args": {"input_scale": 64.0}},
+        mean_image=mean,
+    )
+    assert (
+        cli_main(
+            ["export", "--checkpoint", str(tmp_path / "ours.npz"), "--onnx", str(tmp_path / "ours.onnx")]
+        )
+        == 0
+    )
     assert cli_main(["import-onnx", str(tmp_path / "ours.onnx"), "--out", str(tmp_path / "back.npz")]) == 0
     back = load_checkpoint(tmp_path / "back.npz")
     original = model.state_dict()
     imported = back.build_model().state_dict()
     assert original.keys() == imported.keys()
     for key in original:
-        assert original[key].dtype == imported[key].dtype and np.array_equal(original[key], imported[key]), key
+        assert original[key].dtype == imported[key].dtype and np.array_equal(original[key], imported[key]), (
+            key
+        )
     assert back.config == model.config
     assert back.class_names == names and back.meta["wnids"] == wnids
     spec = checkpoint_spec(back)
     assert spec.channel_order == "rgb" and spec.input_scale == 64.0 and np.array_equal(spec.mean_image, mean)
     # Exporting the imported checkpoint writes the same graph again.
     first = onnx.load(str(tmp_path / "ours.onnx"))
-    assert cli_main(["export", "--checkpoint", str(tmp_path / "back.npz"), "--onnx",
-                     str(tmp_path / "again.onnx")]) == 0
+    assert (
+        cli_main(
+            ["export", "--checkpoint", str(tmp_path / "back.npz"), "--onnx", str(tmp_path / "again.onnx")]
+        )
+        == 0
+    )
     assert onnx.load(str(tmp_path / "again.onnx")).graph == first.graph
 
 
 # ---------------------------------------------------------------------------------------------
 # Import of graphs shaped like the model zoo's bvlcalexnet
 # ---------------------------------------------------------------------------------------------
-def zoo_alexnet(rng, width=WIDTH, num_classes=1000, input_side=224, opset=12, pool_end_pads=(1, 0, 0),
-                caffenet_order=False, dynamic=False):
+def zoo_alexnet(
+    rng,
+    width=WIDTH,
+    num_classes=1000,
+    input_side=224,
+    opset=12,
+    pool_end_pads=(1, 0, 0),
+    caffenet_order=False,
+    dynamic=False,
+):
     """A graph laid out like bvlcalexnet-{9,12}.onnx (Caffe -> Caffe2 -> ONNX), with random weights."""
     c1, c2, c3, c4, c5 = (max(2, int(round(c * width / 2)) * 2) for c in (96, 256, 384, 384, 256))
     hidden = int(round(4096 * width))
@@ -147,33 +172,67 @@ def zoo_alexnet(rng, width=WIDTH, num_classes=1000, input_side=224, opset=12, po
     def conv(index, inp, cin, cout, k, stride, pad, group):
         weight(f"conv{index}_w_0", cout, cin // group, k, k, scale=np.sqrt(2 / (cin // group * k * k)))
         weight(f"conv{index}_b_0", cout, scale=0.1)
-        nodes.append(helper.make_node("Conv", [inp, f"conv{index}_w_0", f"conv{index}_b_0"], [f"conv{index}_1"],
-                                      name=f"conv{index}_1", kernel_shape=[k, k], strides=[stride, stride],
-                                      pads=[pad] * 4, dilations=[1, 1], group=group))
+        nodes.append(
+            helper.make_node(
+                "Conv",
+                [inp, f"conv{index}_w_0", f"conv{index}_b_0"],
+                [f"conv{index}_1"],
+                name=f"conv{index}_1",
+                kernel_shape=[k, k],
+                strides=[stride, stride],
+                pads=[pad] * 4,
+                dilations=[1, 1],
+                group=group,
+            )
+        )
         nodes.append(helper.make_node("Relu", [f"conv{index}_1"], [f"conv{index}_2"], name=f"conv{index}_2"))
         return f"conv{index}_2"
 
     def lrn(index, inp):
-        nodes.append(helper.make_node("LRN", [inp], [f"norm{index}_1"], name=f"norm{index}_1", size=5,
-                                      alpha=1e-4, beta=0.75, bias=1.0))
+        nodes.append(
+            helper.make_node(
+                "LRN",
+                [inp],
+                [f"norm{index}_1"],
+                name=f"norm{index}_1",
+                size=5,
+                alpha=1e-4,
+                beta=0.75,
+                bias=1.0,
+            )
+        )
         return f"norm{index}_1"
 
     def pool(index, inp, end_pad):
-        nodes.append(helper.make_node("MaxPool", [inp], [f"pool{index}_1"], name=f"pool{index}_1",
-                                      kernel_shape=[3, 3], strides=[2, 2], pads=[0, 0, end_pad, end_pad]))
+        nodes.append(
+            helper.make_node(
+                "MaxPool",
+                [inp],
+                [f"pool{index}_1"],
+                name=f"pool{index}_1",
+                kernel_shape=[3, 3],
+                strides=[2, 2],
+                pads=[0, 0, end_pad, end_pad],
+            )
+        )
         return f"pool{index}_1"
 
     def fc(name, inp, fan_in, fan_out):
         weight(f"{name}_w_0", fan_out, fan_in, scale=np.sqrt(2 / fan_in))
         weight(f"{name}_b_0", fan_out, scale=0.1)
         attrs = {"transB": 1, **({"broadcast": 1} if opset < 7 else {})}
-        nodes.append(helper.make_node("Gemm", [inp, f"{name}_w_0", f"{name}_b_0"], [f"{name}_1"], name=f"{name}_1",
-                                      **attrs))
+        nodes.append(
+            helper.make_node(
+                "Gemm", [inp, f"{name}_w_0", f"{name}_b_0"], [f"{name}_1"], name=f"{name}_1", **attrs
+            )
+        )
         return f"{name}_1"
 
     def dropout(name, inp):
         attrs = {"ratio": 0.5} if opset < 12 else {}
-        nodes.append(helper.make_node("Dropout", [inp], [f"{name}_3", f"_{name}_mask_1"], name=f"{name}_3", **attrs))
+        nodes.append(
+            helper.make_node("Dropout", [inp], [f"{name}_3", f"_{name}_mask_1"], name=f"{name}_3", **attrs)
+        )
         return f"{name}_3"
 
     x = conv(1, "data_0", 3, c1, 11, 4, 0, 1)
@@ -190,12 +249,20 @@ def zoo_alexnet(rng, width=WIDTH, num_classes=1000, input_side=224, opset=12, po
     x = fc("fc8", x, hidden, num_classes)
     nodes.append(helper.make_node("Softmax", [x], ["prob_1"], name="prob_1", axis=1))
     side = "height" if dynamic else input_side
-    graph = helper.make_graph(nodes, "bvlc_alexnet",
-                              [helper.make_tensor_value_info("data_0", TensorProto.FLOAT,
-                                                             [1, 3, side, side if not dynamic else "width"])],
-                              [helper.make_tensor_value_info("prob_1", TensorProto.FLOAT, [1, num_classes])],
-                              initializer=inits)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)], producer_name="onnx-caffe2")
+    graph = helper.make_graph(
+        nodes,
+        "bvlc_alexnet",
+        [
+            helper.make_tensor_value_info(
+                "data_0", TensorProto.FLOAT, [1, 3, side, side if not dynamic else "width"]
+            )
+        ],
+        [helper.make_tensor_value_info("prob_1", TensorProto.FLOAT, [1, num_classes])],
+        initializer=inits,
+    )
+    model = helper.make_model(
+        graph, opset_imports=[helper.make_opsetid("", opset)], producer_name="onnx-caffe2"
+    )
     model.ir_version = 7 if opset >= 12 else 4
     onnx.checker.check_model(model)
     return model
@@ -227,13 +294,20 @@ def test_import_zoo_shaped_alexnet_matches_onnxruntime(opset, pool_end_pads, tmp
     model, spec, meta, notes = import_onnx(path, quiet=True)
     config = model.config
     assert (config["crop"], config["groups"], config["lrn_groups"], config["width"]) == (227, 2, 1, WIDTH)
-    assert config["lrn"] == {"size": 5, "alpha": 2e-5, "beta": 0.75, "k": 1.0}  # Caffe's alpha 1e-4 / 5, k = 1
+    assert config["lrn"] == {
+        "size": 5,
+        "alpha": 2e-5,
+        "beta": 0.75,
+        "k": 1.0,
+    }  # Caffe's alpha 1e-4 / 5, k = 1
     assert any("224 x 224" in n and "227" in n for n in notes)
     assert spec.channel_order == "bgr" and spec.mean_pixel == (104.0, 117.0, 123.0) and spec.input_scale == 1
     assert any("no preprocessing metadata" in n for n in notes)
     assert meta["wnids"] == imagenet_wnids() and meta["class_names"][:2] == ["tench", "goldfish"]
-    np.testing.assert_array_equal(model.conv2.weight.data, numpy_helper.to_array(
-        next(i for i in zoo.graph.initializer if i.name == "conv2_w_0")))
+    np.testing.assert_array_equal(
+        model.conv2.weight.data,
+        numpy_helper.to_array(next(i for i in zoo.graph.initializer if i.name == "conv2_w_0")),
+    )
 
     # The same inputs through ONNX Runtime (the file re-declared at 227, where its padded pooling
     # is our pooling) and through our layers: random pixels and photographs preprocessed the
@@ -254,8 +328,9 @@ def test_import_dynamic_input_and_declared_227(tmp_path):
     for kwargs, crop in (({"dynamic": True}, 227), ({"input_side": 227, "pool_end_pads": (0, 0, 0)}, 227)):
         zoo = zoo_alexnet(np.random.default_rng(0), num_classes=12, **kwargs)
         onnx.save(zoo, str(tmp_path / "m.onnx"))
-        model, spec, meta, notes = import_onnx(tmp_path / "m.onnx", quiet=True, channel_order="rgb",
-                                               mean_pixel=[120, 115, 100])
+        model, spec, meta, notes = import_onnx(
+            tmp_path / "m.onnx", quiet=True, channel_order="rgb", mean_pixel=[120, 115, 100]
+        )
         assert model.config["crop"] == crop and model.config["num_classes"] == 12
         assert spec.channel_order == "rgb" and spec.mean_pixel == (120, 115, 100)
         assert meta["class_names"] == [str(i) for i in range(12)] and meta["wnids"] is None
@@ -273,8 +348,19 @@ def test_imported_caffe_model_through_predict_evaluate_visualize(tmp_path, data_
     err = capsys.readouterr().err
     assert "BGR" in err and "104,117,123" in err
     photos = sorted(samples.glob("n0*_*.JPEG"))[:5]
-    assert cli_main(["predict", "--checkpoint", str(tmp_path / "zoo.npz"), str(photos[0]),
-                     "--figure", str(tmp_path / "fig4.png")]) == 0
+    assert (
+        cli_main(
+            [
+                "predict",
+                "--checkpoint",
+                str(tmp_path / "zoo.npz"),
+                str(photos[0]),
+                "--figure",
+                str(tmp_path / "fig4.png"),
+            ]
+        )
+        == 0
+    )
     out, err = capsys.readouterr()
     assert "true class: tench (rank" in out and "n0" not in out.replace(str(photos[0]), "")
     assert "input: BGR" in err and (tmp_path / "fig4.png").stat().st_size > 0
@@ -293,11 +379,30 @@ def test_imported_caffe_model_through_predict_evaluate_visualize(tmp_path, data_
     for p in photos:
         shutil.copy(p, flat / p.name)
     monkeypatch.setenv("ALEXNET_CACHE", str(tmp_path / "cache"))
-    assert cli_main(["evaluate", "--checkpoint", str(tmp_path / "zoo.npz"), "--data", str(flat), "--split", "train",
-                     "--center-only", "--quiet", "-j", "0"]) == 0
+    assert (
+        cli_main(
+            [
+                "evaluate",
+                "--checkpoint",
+                str(tmp_path / "zoo.npz"),
+                "--data",
+                str(flat),
+                "--split",
+                "train",
+                "--center-only",
+                "--quiet",
+                "-j",
+                "0",
+            ]
+        )
+        == 0
+    )
     out, err = capsys.readouterr()
     assert "5 images" in out and "onto the model's 1000 classes" in err
-    assert cli_main(["visualize", "--checkpoint", str(tmp_path / "zoo.npz"), "--out", str(tmp_path / "vis")]) == 0
+    assert (
+        cli_main(["visualize", "--checkpoint", str(tmp_path / "zoo.npz"), "--out", str(tmp_path / "vis")])
+        == 0
+    )
     assert (tmp_path / "vis" / "conv1_kernels.png").stat().st_size > 0
 
 
@@ -306,6 +411,7 @@ def test_evaluate_feeds_bgr_minus_the_mean_pixel_and_maps_labels(tmp_path, data_
     the centre crops minus the mean pixel with the channels reversed; labels follow the model's classes."""
     from alexnet.evaluate import evaluate_model
     from alexnet.preprocessing import dataset_for
+
     photos = sorted((data_dir / "imagenet-samples").glob("n0*_*.JPEG"))[100:104]
     if len(photos) < 4:
         pytest.skip("imagenet-samples not found")
@@ -313,8 +419,9 @@ def test_evaluate_feeds_bgr_minus_the_mean_pixel_and_maps_labels(tmp_path, data_
     flat.mkdir()
     for p in photos:
         shutil.copy(p, flat / p.name)
-    dataset = data.PreparedDataset(data.prepare_subset(flat, tmp_path / "prepared", size=SIZE, workers=0,
-                                                       quiet=True), "train")
+    dataset = data.PreparedDataset(
+        data.prepare_subset(flat, tmp_path / "prepared", size=SIZE, workers=0, quiet=True), "train"
+    )
     spec = InputSpec(SIZE, CROP, "bgr", 2.0, mean_pixel=(104.0, 117.0, 123.0))
     view, note = dataset_for(spec, dataset, imagenet_wnids())
     assert "1000 classes" in note
@@ -330,12 +437,13 @@ def test_evaluate_feeds_bgr_minus_the_mean_pixel_and_maps_labels(tmp_path, data_
             self.seen.append(np.array(x))
             return np.zeros((len(x), 1000), np.float32)
 
-    evaluate_model(Recorder(), view, CROP, spec.input_scale, batch_size=3, ten_crop=False,
-                   to_network=spec.to_network)
+    evaluate_model(
+        Recorder(), view, CROP, spec.input_scale, batch_size=3, ten_crop=False, to_network=spec.to_network
+    )
     images = dataset.images.astype(np.float32)
     mid = (SIZE - CROP) // 2
-    rgb = images[:, mid:mid + CROP, mid:mid + CROP] - np.array([123.0, 117.0, 104.0], np.float32)
-    expected = (rgb[..., ::-1] / 2.0).transpose(0, 3, 1, 2)      # B, G, R channels first
+    rgb = images[:, mid : mid + CROP, mid : mid + CROP] - np.array([123.0, 117.0, 104.0], np.float32)
+    expected = (rgb[..., ::-1] / 2.0).transpose(0, 3, 1, 2)  # B, G, R channels first
     np.testing.assert_allclose(np.concatenate(Recorder.seen), expected, rtol=0, atol=1e-4)
 
 
@@ -343,10 +451,13 @@ def test_caffe_preprocessing_hand_case(tmp_path):
     """A solid R=200, G=100, B=50 image, BGR with the mean pixel B,G,R = 104,117,123: the network's
     channel 0 is blue - 104, channel 1 green - 117, channel 2 red - 123."""
     from PIL import Image
+
     Image.new("RGB", (80, 90), (200, 100, 50)).save(tmp_path / "solid.png")
     spec = InputSpec(72, 67, "bgr", 1.0, mean_pixel=(104.0, 117.0, 123.0))
     _, x = preprocess([tmp_path / "solid.png"], 72, spec.mean_image_rgb(), 67, 1.0, "bgr")
-    assert np.allclose(x[0, 0], 50 - 104) and np.allclose(x[0, 1], 100 - 117) and np.allclose(x[0, 2], 200 - 123)
+    assert (
+        np.allclose(x[0, 0], 50 - 104) and np.allclose(x[0, 1], 100 - 117) and np.allclose(x[0, 2], 200 - 123)
+    )
     _, rgb = preprocess([tmp_path / "solid.png"], 72, spec.mean_image_rgb(), 67, 1.0, "rgb")
     np.testing.assert_array_equal(spec.to_network(rgb), x)
     with pytest.raises(ValueError, match="channel order"):
@@ -358,7 +469,9 @@ def test_caffe_preprocessing_hand_case(tmp_path):
 # ---------------------------------------------------------------------------------------------
 def _import_error(tmp_path, model_or_bytes, capsys):
     path = tmp_path / "bad.onnx"
-    path.write_bytes(model_or_bytes if isinstance(model_or_bytes, bytes) else model_or_bytes.SerializeToString())
+    path.write_bytes(
+        model_or_bytes if isinstance(model_or_bytes, bytes) else model_or_bytes.SerializeToString()
+    )
     status = cli_main(["import-onnx", str(path), "--out", str(tmp_path / "bad.npz")])
     err = capsys.readouterr().err.strip()
     assert status == 1 and not (tmp_path / "bad.npz").exists()
@@ -380,8 +493,9 @@ def test_bad_files_get_one_line_errors(tmp_path, capsys):
     wrong.CopyFrom(good)
     index = next(i for i, t in enumerate(wrong.graph.initializer) if t.name == "conv1_w_0")
     shape = numpy_helper.to_array(wrong.graph.initializer[index]).shape
-    wrong.graph.initializer[index].CopyFrom(numpy_helper.from_array(
-        np.zeros((shape[0], 3, 7, 7), np.float32), "conv1_w_0"))
+    wrong.graph.initializer[index].CopyFrom(
+        numpy_helper.from_array(np.zeros((shape[0], 3, 7, 7), np.float32), "conv1_w_0")
+    )
     conv1 = next(n for n in wrong.graph.node if n.name == "conv1_1")
     next(a for a in conv1.attribute if a.name == "kernel_shape").ints[:] = [7, 7]
     assert "wrong shapes: conv1" in _import_error(tmp_path, wrong, capsys)
@@ -390,19 +504,22 @@ def test_bad_files_get_one_line_errors(tmp_path, capsys):
     fc6.CopyFrom(good)
     index = next(i for i, t in enumerate(fc6.graph.initializer) if t.name == "fc6_w_0")
     w = numpy_helper.to_array(fc6.graph.initializer[index])
-    fc6.graph.initializer[index].CopyFrom(numpy_helper.from_array(np.zeros((w.shape[0], w.shape[1] + 1),
-                                                                           np.float32), "fc6_w_0"))
+    fc6.graph.initializer[index].CopyFrom(
+        numpy_helper.from_array(np.zeros((w.shape[0], w.shape[1] + 1), np.float32), "fc6_w_0")
+    )
     assert "wrong shapes" in _import_error(tmp_path, fc6, capsys)
 
     data_bytes = good.SerializeToString()
-    assert "truncated or corrupt" in _import_error(tmp_path, data_bytes[:len(data_bytes) // 2], capsys)
+    assert "truncated or corrupt" in _import_error(tmp_path, data_bytes[: len(data_bytes) // 2], capsys)
     assert "truncated or corrupt" in _import_error(tmp_path, data_bytes[:200], capsys)
 
     caffenet = zoo_alexnet(np.random.default_rng(0), caffenet_order=True)
     assert "CaffeNet" in _import_error(tmp_path, caffenet, capsys)
 
     # Preprocessing a checkpoint cannot express: per-channel standard deviations (torchvision style).
-    ours = build_onnx_model(_ours(None), InputSpec(SIZE, CROP, "rgb", 1.0, mean_pixel=(124, 116, 104)), None, None)
+    ours = build_onnx_model(
+        _ours(None), InputSpec(SIZE, CROP, "rgb", 1.0, mean_pixel=(124, 116, 104)), None, None
+    )
     pre = next(p for p in ours.metadata_props if p.key == "alexnet.preprocessing")
     pre.value = pre.value.replace('"input_scale"', '"std": [58.4, 57.1, 57.4], "input_scale"')
     assert "divides the channels by different values" in _import_error(tmp_path, ours, capsys)
@@ -438,6 +555,7 @@ def test_per_tower_lrn_imports_as_lrn_groups_2(tmp_path):
 
 def test_without_onnx_the_commands_say_what_to_install(tmp_path, monkeypatch, capsys):
     import sys
+
     monkeypatch.setitem(sys.modules, "onnx", None)  # import onnx now raises ImportError
     assert cli_main(["import-onnx", str(tmp_path / "m.onnx"), "--out", str(tmp_path / "m.npz")]) == 1
     err = capsys.readouterr().err.strip()
@@ -461,6 +579,7 @@ def test_packaged_imagenet_class_names(data_dir):
     assert wnid_of_path("val/n01440764/ILSVRC2012_val_1.JPEG") == "n01440764"
     assert wnid_of_path("photos/cat.jpg") is None
     import configparser
+
     cfg = configparser.ConfigParser()
     cfg.read(Path(__file__).resolve().parents[1] / "setup.cfg")
     assert "imagenet_classes.txt" in cfg["options.package_data"]["alexnet"]

@@ -1,6 +1,7 @@
 """Issue 10, data side: every Pillow mode to RGB, checks when a prepared subset is opened,
 checksums and `verify`, the subset-identity check, empty classes, unreadable entries, and
 interrupted `prepare` runs.  Tiny images made in tmp_path; no shared data needed."""
+
 import json
 import os
 import signal
@@ -34,8 +35,12 @@ def png16(path, arr):
     def chunk(tag, body):
         return struct.pack(">I", len(body)) + tag + body + struct.pack(">I", zlib.crc32(tag + body))
 
-    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 16, ctype, 0, 0, 0))
-                     + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
+    path.write_bytes(
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 16, ctype, 0, 0, 0))
+        + chunk(b"IDAT", zlib.compress(raw))
+        + chunk(b"IEND", b"")
+    )
     return path
 
 
@@ -55,6 +60,7 @@ def load(path):
 
 
 # ---------------------------------------------------------------- item 1: Pillow modes
+
 
 def test_sixteen_bit_grayscale_png_is_the_photo_not_white(tmp_path):
     # the issue's case: a real photo scaled x257 stored as a 16-bit grayscale PNG (mode I;16)
@@ -211,11 +217,13 @@ def test_prepare_and_predict_share_the_conversion(tmp_path):
     out = prepare_subset(tmp_path / "src", tmp_path / "out", size=6, workers=0, quiet=True)
     np.testing.assert_array_equal(PreparedDataset(out).images[0], gray3(GRAY))
     from alexnet.predict import preprocess
+
     images, _ = preprocess([src / "g16.png"], 6, np.zeros((6, 6, 3), np.float32), 4)
     np.testing.assert_array_equal(images[0], gray3(GRAY))
 
 
 # ---------------------------------------------------------------- items 4, 9: checks on opening
+
 
 def make_source(root, classes=("n00000001", "n00000002"), train=3, val=1, size=(10, 8)):
     rng = np.random.default_rng(1)
@@ -224,7 +232,8 @@ def make_source(root, classes=("n00000001", "n00000002"), train=3, val=1, size=(
             (root / split / w).mkdir(parents=True, exist_ok=True)
             for i in range(n):
                 Image.fromarray(rng.integers(0, 256, size[::-1] + (3,), dtype=np.uint8)).save(
-                    root / split / w / f"{i}.png")
+                    root / split / w / f"{i}.png"
+                )
     return root
 
 
@@ -246,49 +255,94 @@ def truncate(file, keep):
 
 DAMAGE = {
     # the issue's cases
-    "mean image of another size": (lambda p: np.save(p / "mean_image.npy", np.zeros((16, 16, 3), np.float32)),
-                                   r"mean_image.npy has shape \(16, 16, 3\), expected \(8, 8, 3\)"),
-    "truncated images": (lambda p: truncate(p / "train_images.npy", 500),
-                         r"train_images.npy is truncated: 500 bytes, expected 1280"),
+    "mean image of another size": (
+        lambda p: np.save(p / "mean_image.npy", np.zeros((16, 16, 3), np.float32)),
+        r"mean_image.npy has shape \(16, 16, 3\), expected \(8, 8, 3\)",
+    ),
+    "truncated images": (
+        lambda p: truncate(p / "train_images.npy", 500),
+        r"train_images.npy is truncated: 500 bytes, expected 1280",
+    ),
     "zero-byte labels": (lambda p: truncate(p / "val_labels.npy", 0), r"val_labels.npy is empty \(0 bytes\)"),
-    "invalid JSON": (lambda p: (p / "meta.json").write_text('{"size": 8, "wnids": ["a\tb"]}'),
-                     r"meta.json is not valid JSON \(Invalid control character at line 1"),
-    "size disagrees": (lambda p: rewrite_meta(p, size=16),
-                       r"train_images.npy has shape \(6, 8, 8, 3\), expected \(6, 16, 16, 3\)"),
+    "invalid JSON": (
+        lambda p: (p / "meta.json").write_text('{"size": 8, "wnids": ["a\tb"]}'),
+        r"meta.json is not valid JSON \(Invalid control character at line 1",
+    ),
+    "size disagrees": (
+        lambda p: rewrite_meta(p, size=16),
+        r"train_images.npy has shape \(6, 8, 8, 3\), expected \(6, 16, 16, 3\)",
+    ),
     # and the other ways each file can be wrong
-    "count disagrees": (lambda p: rewrite_meta(p, counts={"train": 7, "val": 2}),
-                        r"train_images.npy has shape \(6, 8, 8, 3\), expected \(7, 8, 8, 3\) \(meta.json: 7 train"),
-    "labels out of range": (lambda p: np.save(p / "train_labels.npy", np.array([0, 0, 0, 1, 1, 2])),
-                            r"train_labels.npy: labels must lie in 0..1 .* found 0..2"),
-    "negative label": (lambda p: np.save(p / "train_labels.npy", np.array([0, 0, 0, 1, 1, -1])),
-                       r"train_labels.npy: labels must lie in 0..1 .* found -1..1"),
-    "labels of another length": (lambda p: np.save(p / "val_labels.npy", np.array([0])),
-                                 r"val_labels.npy has shape \(1,\), expected \(2,\)"),
-    "float labels": (lambda p: np.save(p / "train_labels.npy", np.zeros(6)),
-                     r"train_labels.npy holds float64, expected integers or unsigned"),
-    "float images": (lambda p: np.save(p / "val_images.npy", np.zeros((2, 8, 8, 3), np.float32)),
-                     r"val_images.npy holds float32, expected uint8"),
-    "pickled objects": (lambda p: np.save(p / "train_labels.npy", np.array([{}] * 6, dtype=object)),
-                        r"train_labels.npy holds Python objects"),
-    "not a .npy": (lambda p: (p / "pca_eigvals.npy").write_bytes(b"hello world, not numpy"),
-                   r"pca_eigvals.npy is not a readable .npy array"),
-    "padded file": (lambda p: (p / "train_labels.npy").write_bytes((p / "train_labels.npy").read_bytes() + b"xx"),
-                    r"train_labels.npy is longer than its header says: \d+ bytes, expected"),
-    "eigenvectors shape": (lambda p: np.save(p / "pca_eigvecs.npy", np.eye(4, dtype=np.float32)),
-                           r"pca_eigvecs.npy has shape \(4, 4\), expected \(3, 3\)"),
-    "eigenvalues NaN": (lambda p: np.save(p / "pca_eigvals.npy", np.array([1, np.nan, 0], np.float32)),
-                        r"pca_eigvals.npy holds NaN"),
+    "count disagrees": (
+        lambda p: rewrite_meta(p, counts={"train": 7, "val": 2}),
+        r"train_images.npy has shape \(6, 8, 8, 3\), expected \(7, 8, 8, 3\) \(meta.json: 7 train",
+    ),
+    "labels out of range": (
+        lambda p: np.save(p / "train_labels.npy", np.array([0, 0, 0, 1, 1, 2])),
+        r"train_labels.npy: labels must lie in 0..1 .* found 0..2",
+    ),
+    "negative label": (
+        lambda p: np.save(p / "train_labels.npy", np.array([0, 0, 0, 1, 1, -1])),
+        r"train_labels.npy: labels must lie in 0..1 .* found -1..1",
+    ),
+    "labels of another length": (
+        lambda p: np.save(p / "val_labels.npy", np.array([0])),
+        r"val_labels.npy has shape \(1,\), expected \(2,\)",
+    ),
+    "float labels": (
+        lambda p: np.save(p / "train_labels.npy", np.zeros(6)),
+        r"train_labels.npy holds float64, expected integers or unsigned",
+    ),
+    "float images": (
+        lambda p: np.save(p / "val_images.npy", np.zeros((2, 8, 8, 3), np.float32)),
+        r"val_images.npy holds float32, expected uint8",
+    ),
+    "pickled objects": (
+        lambda p: np.save(p / "train_labels.npy", np.array([{}] * 6, dtype=object)),
+        r"train_labels.npy holds Python objects",
+    ),
+    "not a .npy": (
+        lambda p: (p / "pca_eigvals.npy").write_bytes(b"hello world, not numpy"),
+        r"pca_eigvals.npy is not a readable .npy array",
+    ),
+    "padded file": (
+        lambda p: (p / "train_labels.npy").write_bytes((p / "train_labels.npy").read_bytes() + b"xx"),
+        r"train_labels.npy is longer than its header says: \d+ bytes, expected",
+    ),
+    "eigenvectors shape": (
+        lambda p: np.save(p / "pca_eigvecs.npy", np.eye(4, dtype=np.float32)),
+        r"pca_eigvecs.npy has shape \(4, 4\), expected \(3, 3\)",
+    ),
+    "eigenvalues NaN": (
+        lambda p: np.save(p / "pca_eigvals.npy", np.array([1, np.nan, 0], np.float32)),
+        r"pca_eigvals.npy holds NaN",
+    ),
     "empty meta.json": (lambda p: (p / "meta.json").write_text(""), r"meta.json is empty"),
-    "meta.json not an object": (lambda p: (p / "meta.json").write_text("[1, 2]"),
-                                r"meta.json: expected a JSON object, found list"),
-    "meta.json without wnids": (lambda p: rewrite_meta(p, wnids=[]), r"meta.json: 'wnids' must be a non-empty"),
-    "meta.json bad count": (lambda p: rewrite_meta(p, counts={"train": -1, "val": 2}),
-                            r"meta.json: 'counts' must give a non-negative integer for 'train'"),
-    "meta.json names": (lambda p: rewrite_meta(p, class_names=["x"]), r"'class_names' must list one name per class"),
-    "meta.json not UTF-8": (lambda p: (p / "meta.json").write_bytes(b'{"size": "\xff"}'), r"meta.json cannot be read"),
+    "meta.json not an object": (
+        lambda p: (p / "meta.json").write_text("[1, 2]"),
+        r"meta.json: expected a JSON object, found list",
+    ),
+    "meta.json without wnids": (
+        lambda p: rewrite_meta(p, wnids=[]),
+        r"meta.json: 'wnids' must be a non-empty",
+    ),
+    "meta.json bad count": (
+        lambda p: rewrite_meta(p, counts={"train": -1, "val": 2}),
+        r"meta.json: 'counts' must give a non-negative integer for 'train'",
+    ),
+    "meta.json names": (
+        lambda p: rewrite_meta(p, class_names=["x"]),
+        r"'class_names' must list one name per class",
+    ),
+    "meta.json not UTF-8": (
+        lambda p: (p / "meta.json").write_bytes(b'{"size": "\xff"}'),
+        r"meta.json cannot be read",
+    ),
     "other split missing": (lambda p: (p / "val_images.npy").unlink(), r"val_images.npy is missing"),
-    "folder instead of file": (lambda p: ((p / "val_labels.npy").unlink(), (p / "val_labels.npy").mkdir()),
-                               r"val_labels.npy is a folder"),
+    "folder instead of file": (
+        lambda p: ((p / "val_labels.npy").unlink(), (p / "val_labels.npy").mkdir()),
+        r"val_labels.npy is a folder",
+    ),
 }
 
 
@@ -307,6 +361,7 @@ def test_a_damaged_subset_names_the_file_and_what_was_expected(subset, case, cap
 
 def test_damage_is_reported_where_the_trainer_opens_data(subset):
     from alexnet.datasets import open_split
+
     np.save(subset / "mean_image.npy", np.zeros((16, 16, 3), np.float32))
     with pytest.raises(ValueError, match="mean_image.npy has shape"):
         open_split(subset, "val")
@@ -316,7 +371,9 @@ def test_a_damaged_subset_is_not_reused_silently(tmp_path):
     src = make_source(tmp_path / "src")
     out = prepare_subset(src, tmp_path / "out", size=8, workers=0, quiet=True)
     truncate(out / "train_images.npy", 300)
-    with pytest.raises(ValueError, match="damaged prepared subset .*train_images.npy is truncated.*--overwrite"):
+    with pytest.raises(
+        ValueError, match="damaged prepared subset .*train_images.npy is truncated.*--overwrite"
+    ):
         prepare_subset(src, out, size=8, workers=0, quiet=True)
     prepare_subset(src, out, size=8, workers=0, quiet=True, overwrite=True)
     assert len(PreparedDataset(out)) == 6
@@ -324,8 +381,10 @@ def test_a_damaged_subset_is_not_reused_silently(tmp_path):
 
 # ---------------------------------------------------------------- item 4: checksums and verify
 
+
 def test_checksums_are_recorded_and_verified(subset, capsys):
     import hashlib
+
     meta = json.loads((subset / "meta.json").read_text())
     assert meta["checksum_algorithm"] == "sha256" and len(meta["checksums"]) == 7
     for name, digest in meta["checksums"].items():
@@ -358,11 +417,13 @@ def test_subsets_prepared_before_checksums_still_open(subset, capsys):
 
 # ---------------------------------------------------------------- item 8: same subset
 
+
 def test_same_subset_after_the_folder_moved(tmp_path):
     import shutil
 
     from data import PreparedDataset as PD
     from data import same_subset, subset_differences, subset_fingerprint
+
     src = make_source(tmp_path / "src")
     a = prepare_subset(src, tmp_path / "a", size=8, workers=0, quiet=True)
     fingerprint = subset_fingerprint(a)
@@ -394,18 +455,21 @@ def test_same_subset_after_the_folder_moved(tmp_path):
 
 def test_same_subset_without_checksums_compares_the_covariance(tmp_path):
     from data import same_subset, subset_differences
+
     src = make_source(tmp_path / "src")
     a = prepare_subset(src, tmp_path / "a", size=8, workers=0, quiet=True)
     old = json.loads((a / "meta.json").read_text())
     del old["checksums"]
     assert same_subset(old, a)
     assert subset_differences(old, a, require_checksums=True) == [
-        "checksums unavailable (the first subset records them)"]
+        "checksums unavailable (the first subset records them)"
+    ]
     old["rgb_covariance"][0][0] += 1.0
     assert not same_subset(old, a)
 
 
 # ---------------------------------------------------------------- item 10: no silent empty class
+
 
 def test_a_class_whose_images_are_all_unreadable_is_dropped_and_recorded(tmp_path):
     src = make_source(tmp_path / "src", classes=("n00000001", "n00000002", "n00000003"), train=2, val=1)
@@ -420,7 +484,8 @@ def test_a_class_whose_images_are_all_unreadable_is_dropped_and_recorded(tmp_pat
     assert [m for m in messages if m.startswith("dropping")] == [
         "dropping 1 class(es) with no readable training image: n00000002 (second): all 2 selected "
         "training images are unreadable; the remaining classes are relabelled 0..K-1 and meta.json "
-        "lists the dropped ones"]
+        "lists the dropped ones"
+    ]
     ds, val = PreparedDataset(out), PreparedDataset(out, "val")
     assert ds.wnids == ["n00000001", "n00000003"] and ds.num_classes == 2
     assert ds.labels.tolist() == [0, 0, 1, 1] and val.labels.tolist() == [0, 1]  # contiguous
@@ -429,8 +494,14 @@ def test_a_class_whose_images_are_all_unreadable_is_dropped_and_recorded(tmp_pat
     expected = load_image_square(src / "val" / "n00000003" / "0.png", 8)
     np.testing.assert_array_equal(val.images[1], expected)
     meta = ds.meta
-    assert meta["dropped_classes"] == [{"wnid": "n00000002", "name": "second", "val_images_dropped": 1,
-                                        "reason": "all 2 selected training images are unreadable"}]
+    assert meta["dropped_classes"] == [
+        {
+            "wnid": "n00000002",
+            "name": "second",
+            "val_images_dropped": 1,
+            "reason": "all 2 selected training images are unreadable",
+        }
+    ]
     assert meta["class_counts"] == {"train": [2, 2], "val": [1, 1]}
     assert len(meta["skipped"]) == 2
     with pytest.raises(RuntimeError, match=r"cannot read .*n00000002.*--strict"):
@@ -453,6 +524,7 @@ def test_a_class_left_without_training_images_by_val_fraction(tmp_path):
 
 
 # ---------------------------------------------------------------- item 11: unreadable entries listed
+
 
 def test_symlink_loops_and_other_unreadable_entries_are_listed(tmp_path, monkeypatch):
     src = make_source(tmp_path / "src", classes=("n00000001", "n00000002", "n00000003"), train=2, val=0)
@@ -484,14 +556,18 @@ def test_symlink_loops_and_other_unreadable_entries_are_listed(tmp_path, monkeyp
     assert "No such file or directory" in reasons["broken.png"]
     assert "is a folder" in reasons["dir.JPEG"]
     assert "not a regular file" in reasons["fifo.png"]
-    assert "cannot list the class folder" in reasons["n00000003"] and "Permission denied" in reasons["n00000003"]
+    assert (
+        "cannot list the class folder" in reasons["n00000003"] and "Permission denied" in reasons["n00000003"]
+    )
     if os.geteuid() != 0:
         assert "Permission denied" in reasons["denied.png"]
     # the class that could not be listed is dropped with a warning, not silently absent
     assert meta["wnids"] == ["n00000001", "n00000002"]
     assert meta["dropped_classes"][0]["wnid"] == "n00000003"
     assert sum("loop_a.png" in str(w.message) for w in caught) == 1
-    with pytest.raises(RuntimeError, match=r"cannot read .*n00000003: cannot list the class folder.*--strict"):
+    with pytest.raises(
+        RuntimeError, match=r"cannot read .*n00000003: cannot list the class folder.*--strict"
+    ):
         prepare_subset(src, tmp_path / "strict", size=8, workers=0, quiet=True, strict=True)
     monkeypatch.undo()
     with pytest.raises(RuntimeError, match=r"cannot read .*broken.png: FileNotFoundError.*--strict"):
@@ -516,9 +592,25 @@ sys.exit(main(sys.argv[1:]))
 def start_slow_prepare(tmp_path, out, workers=2):
     src = make_source(tmp_path / "src", train=40, val=0, size=(8, 8))
     env = dict(os.environ, PYTHONPATH=str(REPO))
-    proc = subprocess.Popen([sys.executable, "-c", SLOW_PREPARE, "prepare", str(src), str(out), "--size", "8",
-                             "--workers", str(workers), "--quiet"], env=env, stderr=subprocess.PIPE,
-                            text=True, start_new_session=True)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            SLOW_PREPARE,
+            "prepare",
+            str(src),
+            str(out),
+            "--size",
+            "8",
+            "--workers",
+            str(workers),
+            "--quiet",
+        ],
+        env=env,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
     tmp = out.parent / f"{out.name}.tmp-{proc.pid}"
     deadline = time.time() + 30
     while not (tmp / "train_images.npy").exists():
@@ -535,7 +627,9 @@ def test_sigterm_removes_the_partial_output(tmp_path):
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=30)
     assert proc.returncode == 143
-    assert err.strip().splitlines() == ["python -m data prepare: stopped by SIGTERM; the partial output was removed"]
+    assert err.strip().splitlines() == [
+        "python -m data prepare: stopped by SIGTERM; the partial output was removed"
+    ]
     assert not tmp.exists() and not out.exists()
 
 

@@ -4,6 +4,7 @@ carelessly or unluckily. Each test failed on main before the fix it names.
 Runs on a tiny prepared subset (4 classes x 4 training + 1 validation real photographs, S = 72,
 crop 67, width 1/16): one epoch is one SGD step.
 """
+
 import errno
 import json
 import os
@@ -27,8 +28,21 @@ from alexnet.rundir import RunDir, RunDirError, RunLock
 from alexnet.train import EXIT_SAVE_FAILED
 
 REPO = Path(__file__).resolve().parents[1]
-SMALL = ["--crop", "67", "--width", "0.0625", "-b", "16", "--init", "kaiming", "--input-scale", "64",
-         "--seed", "3", "--quiet"]
+SMALL = [
+    "--crop",
+    "67",
+    "--width",
+    "0.0625",
+    "-b",
+    "16",
+    "--init",
+    "kaiming",
+    "--input-scale",
+    "64",
+    "--seed",
+    "3",
+    "--quiet",
+]
 
 
 def _four_class_subset(tmp_path_factory, name, per_class):
@@ -36,8 +50,16 @@ def _four_class_subset(tmp_path_factory, name, per_class):
     source = imagenette_dir()
     if source is None:
         pytest.skip("real ImageNet photographs not found: set ALEXNET_DATA or put them in ../shared/data")
-    return data.prepare_subset(source, tmp_path_factory.mktemp("data") / name, num_classes=4, per_class=per_class,
-                               val_per_class=1, size=72, workers=1, quiet=True)
+    return data.prepare_subset(
+        source,
+        tmp_path_factory.mktemp("data") / name,
+        num_classes=4,
+        per_class=per_class,
+        val_per_class=1,
+        size=72,
+        workers=1,
+        quiet=True,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -82,6 +104,7 @@ def _one_line_error(err):
 
 # -- 2. an existing run is not overwritten ------------------------------------------------------
 
+
 def test_an_existing_run_is_refused(tiny, run, capsys):
     before = _snapshot(run)
     assert train("--data", tiny, *SMALL, "--epochs", 1, "--out", run) == 1
@@ -100,7 +123,9 @@ def test_resuming_another_checkpoint_into_a_run_folder_is_refused(tiny, run, tmp
     other = tmp_path / "other"
     shutil.copytree(run, other)
     before = _snapshot(run)
-    assert train("--data", tiny, *SMALL, "--epochs", 2, "--out", run, "--resume", other / "checkpoint.npz") == 1
+    assert (
+        train("--data", tiny, *SMALL, "--epochs", 2, "--out", run, "--resume", other / "checkpoint.npz") == 1
+    )
     assert "already holds a training run" in capsys.readouterr().err
     assert _snapshot(run) == before
 
@@ -113,8 +138,7 @@ def test_overwrite_keeps_the_old_run_until_the_new_one_saves(tiny, run, capsys):
     assert _snapshot(run) == before
     assert not list(run.glob("overwritten-*"))
     # A new run that saves replaces it, and nothing of the old run is left behind.
-    assert train("--data", tiny, *SMALL, "--seed", 5, "--epochs", 1, "--out", run,
-                 "--overwrite") == 0
+    assert train("--data", tiny, *SMALL, "--seed", 5, "--epochs", 1, "--out", run, "--overwrite") == 0
     capsys.readouterr()
     assert load_checkpoint(run / "checkpoint.npz").meta["args"]["seed"] == 5
     assert (run / "checkpoint.npz").read_bytes() != before["checkpoint.npz"]
@@ -126,7 +150,7 @@ def test_overwrite_moves_all_old_files_at_the_first_write(run):
     before = _snapshot(run)
     folder = RunDir(run).open(overwrite=True)
     try:
-        assert _snapshot(run) == before          # nothing moved yet
+        assert _snapshot(run) == before  # nothing moved yet
         folder.before_write()
         existing = list(run.glob("overwritten-*"))
         assert len(existing) == 1 and _snapshot(existing[0]) == before and not rundir.existing_run_files(run)
@@ -143,17 +167,20 @@ def test_overwrite_and_resume_together_are_refused(tiny, run, capsys):
 
 # -- 3. one run per folder ------------------------------------------------------------------
 
-HOLDER = ("import sys, time\n"
-          "from alexnet.rundir import RunDir\n"
-          "RunDir(sys.argv[1]).open()\n"
-          "print('locked', flush=True)\n"
-          "time.sleep(120)\n")
+HOLDER = (
+    "import sys, time\n"
+    "from alexnet.rundir import RunDir\n"
+    "RunDir(sys.argv[1]).open()\n"
+    "print('locked', flush=True)\n"
+    "time.sleep(120)\n"
+)
 
 
 def _hold_lock(folder):
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]))
-    proc = subprocess.Popen([sys.executable, "-c", HOLDER, str(folder)], stdout=subprocess.PIPE, text=True,
-                            env=env, cwd=REPO)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, str(folder)], stdout=subprocess.PIPE, text=True, env=env, cwd=REPO
+    )
     assert proc.stdout.readline().strip() == "locked"
     return proc
 
@@ -177,17 +204,36 @@ def test_a_second_run_fails_at_once_naming_the_pid(tiny, tmp_path, capsys):
 def test_two_real_runs_on_one_folder(tiny, tmp_path):
     """Two CLI processes at once on the same --out: exactly one trains, the other names its PID."""
     out = tmp_path / "run"
-    env = dict(os.environ, OPENBLAS_NUM_THREADS="1", MPLBACKEND="Agg",
-               PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]))
-    cmd = [sys.executable, "-m", "alexnet", "train", "--data", str(tiny), *SMALL, "--epochs", "8",
-           "--out", str(out)]
-    first = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    env = dict(
+        os.environ,
+        OPENBLAS_NUM_THREADS="1",
+        MPLBACKEND="Agg",
+        PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]),
+    )
+    cmd = [
+        sys.executable,
+        "-m",
+        "alexnet",
+        "train",
+        "--data",
+        str(tiny),
+        *SMALL,
+        "--epochs",
+        "8",
+        "--out",
+        str(out),
+    ]
+    first = subprocess.Popen(
+        cmd, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+    )
     deadline = time.time() + 60
     while not out.exists() and first.poll() is None and time.time() < deadline:
         time.sleep(0.005)
     if first.poll() is not None:
         pytest.skip("the first run ended before the second could start")
-    second = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    second = subprocess.Popen(
+        cmd, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+    )
     errors = {proc.pid: proc.communicate(timeout=180)[1] for proc in (first, second)}
     assert sorted([first.returncode, second.returncode]) == [0, 1], errors
     winner = first if first.returncode == 0 else second
@@ -212,6 +258,7 @@ def test_a_lock_left_by_a_killed_run_does_not_block(tiny, tmp_path, capsys):
 def test_pid_file_fallback_without_flock(tmp_path, monkeypatch):
     """On a filesystem without flock (ENOLCK), the PID in .lock is the lock: a live one blocks, a
     dead one (stale) is taken over."""
+
     def no_flock(fd, op):
         raise OSError(errno.ENOLCK, "No locks available")
 
@@ -233,6 +280,7 @@ def test_pid_file_fallback_without_flock(tmp_path, monkeypatch):
 
 
 # -- 5. an unwritable --out fails before training -------------------------------------------
+
 
 def test_out_under_a_file_fails_before_training(tiny, tmp_path, capsys):
     (tmp_path / "afile").write_text("")
@@ -269,13 +317,14 @@ def test_read_only_out_fails_before_training(tiny, tmp_path, monkeypatch, capsys
 
 # -- 6. disk full while saving ---------------------------------------------------------------
 
+
 @pytest.mark.parametrize("code", [errno.ENOSPC, errno.EFBIG])
 def test_disk_full_while_saving_keeps_the_last_checkpoint(tiny, run, monkeypatch, capsys, code):
     before = _snapshot(run)
     real_savez = np.savez
 
     def full_disk(file, *args, **kwargs):
-        file.write(b"PK\x03\x04 half a file")    # something reaches the temporary file first
+        file.write(b"PK\x03\x04 half a file")  # something reaches the temporary file first
         raise OSError(code, os.strerror(code))
 
     monkeypatch.setattr(np, "savez", full_disk)
@@ -293,7 +342,7 @@ def test_a_failed_figure_leaves_no_temporary_file(tiny, tmp_path, monkeypatch, c
     from matplotlib.figure import Figure
 
     def full_disk(self, handle, **kwargs):
-        handle.write(b"\x89PNG half")   # plot_curves saves into atomic_write's temporary file
+        handle.write(b"\x89PNG half")  # plot_curves saves into atomic_write's temporary file
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
     monkeypatch.setattr(Figure, "savefig", full_disk)
@@ -305,10 +354,28 @@ def test_a_failed_figure_leaves_no_temporary_file(tiny, tmp_path, monkeypatch, c
 
 # -- 7. flags on --resume ------------------------------------------------------------------
 
+
 def test_resume_refuses_flags_that_change_the_run(tiny, run, capsys):
     before = _snapshot(run)
-    assert train("--data", tiny, *SMALL[:2], "--width", 0.5, "--seed", 9, "--dropout", 0.2, "--epochs", 2,
-                 "--out", run, "--resume") == 1
+    assert (
+        train(
+            "--data",
+            tiny,
+            *SMALL[:2],
+            "--width",
+            0.5,
+            "--seed",
+            9,
+            "--dropout",
+            0.2,
+            "--epochs",
+            2,
+            "--out",
+            run,
+            "--resume",
+        )
+        == 1
+    )
     line = _one_line_error(capsys.readouterr().err)
     assert "--width 0.5 (the run has 0.0625)" in line and "--seed 9 (the run has 3)" in line
     assert "--dropout" in line
@@ -334,6 +401,7 @@ def test_a_checkpoint_older_than_a_flag_resumes_as_it_was_trained(tiny, run, cap
     """A checkpoint written before --lighting-std and --lrn-across-towers existed: it ran with the
     default lighting and the cross-tower LRN window, and a resume keeps both (and refuses to change them)."""
     from nn import load_npz, save_npz_atomic
+
     arrays = load_npz(run / "checkpoint.npz")
     meta = json.loads(str(arrays["meta"]))
     for key in ("lighting_std", "lrn_across_towers"):
@@ -356,6 +424,7 @@ def test_typed_flags_are_told_from_defaults():
 
 
 # -- 8. resume after the prepared folder moved ----------------------------------------------------
+
 
 def test_resume_after_the_data_moved(tiny, other_subset, tmp_path, capsys):
     first = tmp_path / "first"
@@ -389,6 +458,7 @@ def test_resume_after_the_data_moved(tiny, other_subset, tmp_path, capsys):
 def test_a_checkpoint_without_a_fingerprint_is_checked_on_what_it_holds(tiny, other_subset, run, capsys):
     """Checkpoints written before this change hold the classes, S and the mean image only."""
     from alexnet.resume import check_same_subset
+
     checkpoint = load_checkpoint(run / "checkpoint.npz")
     del checkpoint.meta["data_fingerprint"]
     check_same_subset(checkpoint, tiny)
@@ -402,6 +472,7 @@ def test_data_is_required_without_resume(tmp_path, capsys):
 
 
 # -- 12. leftovers of a killed save -------------------------------------------------------------
+
 
 def test_stale_temporaries_are_removed_at_the_next_start(tiny, run, capsys):
     leftovers = ["checkpoint.npz.k3j_9x.tmp", "best.npz.abc.tmp", "log.jsonl.tmp", "curves.png.tmp.png"]
@@ -431,6 +502,7 @@ def test_a_live_run_s_temporaries_are_not_touched(tmp_path):
 
 # -- 13. messages name the flags of the command that was run --------------------------------
 
+
 def test_train_classes_error_names_train_s_flag(tmp_path, capsys, monkeypatch):
     source = imagenette_dir()
     if source is None:
@@ -446,6 +518,7 @@ def test_prepare_error_names_prepare_s_flag(tmp_path, capsys):
     if source is None:
         pytest.skip("real ImageNet photographs not found")
     from data.__main__ import main as data_main
+
     assert data_main(["prepare", str(source), str(tmp_path / "out"), "--num-classes", "17"]) == 2
     assert "--num-classes 17" in capsys.readouterr().err
     assert data_main(["prepare", str(source), str(tmp_path / "out"), "--random-classes", "12"]) == 2
@@ -454,10 +527,11 @@ def test_prepare_error_names_prepare_s_flag(tmp_path, capsys):
 
 # -- under MPI only rank 0 guards and writes ----------------------------------------------------
 
+
 def test_a_process_that_writes_nothing_takes_no_lock(tmp_path):
     out = tmp_path / "run"
     with rundir.guarded_out(out, write=False) as nothing:
         assert nothing is None and not out.exists()
-        with rundir.guarded_out(out) as run_dir:      # rank 0 beside it
+        with rundir.guarded_out(out) as run_dir:  # rank 0 beside it
             assert run_dir.lock.held and (out / ".lock").read_text().strip() == str(os.getpid())
         assert not run_dir.lock.held

@@ -4,6 +4,7 @@ The ranks here are threads of one process (alexnet.parallel.ThreadGroup), which 
 collective calls as MPI processes; tests/test_towers_mpi.py repeats the key checks under
 ``mpiexec -n 2``.
 """
+
 import numpy as np
 import pytest
 
@@ -58,12 +59,12 @@ def full():
 def test_each_tower_holds_half_of_every_layer_at_full_size(full):
     towers = [TowerAlexNet(OneRankOfTwo(rank), reference=full) for rank in range(2)]
     shapes = {name: tuple(p.data.shape) for name, p in towers[1].named_parameters()}
-    assert shapes["conv1.weight"] == (48, 3, 11, 11)        # 48 kernels, each seeing the whole image
-    assert shapes["conv2.weight"] == (128, 48, 5, 5)        # group g of conv2
-    assert shapes["conv3.weight"] == (192, 256, 3, 3)       # half of conv3, reading all 256 maps
+    assert shapes["conv1.weight"] == (48, 3, 11, 11)  # 48 kernels, each seeing the whole image
+    assert shapes["conv2.weight"] == (128, 48, 5, 5)  # group g of conv2
+    assert shapes["conv3.weight"] == (192, 256, 3, 3)  # half of conv3, reading all 256 maps
     assert shapes["conv4.weight"] == (192, 192, 3, 3)
     assert shapes["conv5.weight"] == (128, 192, 3, 3)
-    assert shapes["fc6.weight"] == (2048, 9216)             # fc6's input: both pool5 halves
+    assert shapes["fc6.weight"] == (2048, 9216)  # fc6's input: both pool5 halves
     assert shapes["fc7.weight"] == (2048, 4096)
     assert shapes["fc8.weight"] == (500, 4096)
     assert sum(t.num_parameters() for t in towers) == full.num_parameters() == 60_965_224
@@ -94,6 +95,7 @@ def test_split_and_join_are_inverse_and_keep_the_order():
 def run_towers(kwargs, x, y, steps=0, lr=0.01, training=True):
     """On two thread ranks: logits, loss and full gradients of one forward/backward; then ``steps``
     SGD steps on the same batch and the full weights."""
+
     def rank_fn(comm):
         model = TowerAlexNet(comm, **kwargs)
         model.train(training)
@@ -105,6 +107,7 @@ def run_towers(kwargs, x, y, steps=0, lr=0.01, training=True):
             optimizer.step()
             one_process_step(model, x, y)
         return logits, loss, grads, model.full_state_dict(), masks, model.traffic()
+
     return ThreadGroup(2).run(rank_fn)
 
 
@@ -199,9 +202,10 @@ def test_bytes_crossing_each_exchange():
     assert per["gather8"]["bytes_forward"] == 4 * 5 * 8 and per["gather8"]["bytes_backward"] == 0
     for name in ("gather2", "gather5", "gather6", "gather7"):
         assert per[name]["bytes_backward"] == per[name]["bytes_forward"]
-    predicted = exchange_bytes(reference, batch=4, itemsize=8)        # from the shapes alone
-    assert [(p["bytes_forward"], p["bytes_backward"]) for p in predicted] == \
-        [(t["bytes_forward"], t["bytes_backward"]) for t in traffic]
+    predicted = exchange_bytes(reference, batch=4, itemsize=8)  # from the shapes alone
+    assert [(p["bytes_forward"], p["bytes_backward"]) for p in predicted] == [
+        (t["bytes_forward"], t["bytes_backward"]) for t in traffic
+    ]
 
 
 def test_what_crosses_at_full_size_is_small_next_to_fc6_and_fc7(full):
@@ -215,7 +219,9 @@ def test_what_crosses_at_full_size_is_small_next_to_fc6_and_fc7(full):
     assert per["gather6"]["bytes_forward"] == 128 * 2048 * 4
     assert per["gather8"]["bytes_forward"] == 128 * 500 * 4
     total = sum(p["bytes_forward"] + p["bytes_backward"] for p in per.values())
-    fc_weights = (sizes.fc6.weight.size + sizes.fc6.bias.size + sizes.fc7.weight.size + sizes.fc7.bias.size) * 4
+    fc_weights = (
+        sizes.fc6.weight.size + sizes.fc6.bias.size + sizes.fc7.weight.size + sizes.fc7.bias.size
+    ) * 4
     assert 30e6 < total < 32e6 and fc_weights == (9216 * 4096 + 4096 * 4096 + 2 * 4096) * 4
     assert fc_weights > 6.5 * total
 
@@ -234,13 +240,13 @@ def test_checkpoint_from_the_towers_is_a_normal_one_process_checkpoint(tmp_path)
         if comm.is_root:
             save_checkpoint(path, view, {"epoch": 1}, optimizer_view)
         comm.barrier()
-        resumed = load_checkpoint(path)                  # every rank splits the same file again
+        resumed = load_checkpoint(path)  # every rank splits the same file again
         again = TowerAlexNet(comm, reference=resumed.build_model())
         return model.state_dict(), again.state_dict(), optimizer.state_dict(), resumed
 
     results = ThreadGroup(2).run(rank_fn)
     checkpoint = results[0][3]
-    one_process = checkpoint.build_model()                 # the one-process tools load it
+    one_process = checkpoint.build_model()  # the one-process tools load it
     assert one_process.groups == 2 and one_process.config["lrn_groups"] == 2
     reference = AlexNet(**kwargs)
     reference_optimizer = SGD(reference.parameters(), lr=0.01)
@@ -271,6 +277,7 @@ def test_the_towers_refuse_what_they_cannot_be():
 def test_without_a_seed_both_towers_agree_on_one():
     def rank_fn(comm):
         return TowerAlexNet(comm, **dict(SMALL, seed=None)).full_state_dict()
+
     first, second = ThreadGroup(2).run(rank_fn)
     for name in first:
         np.testing.assert_array_equal(first[name], second[name])
@@ -279,11 +286,14 @@ def test_without_a_seed_both_towers_agree_on_one():
 def test_the_tutorial_exercise_solution_matches_the_measured_bytes():
     """The block of tutorials/solutions/12_two_gpus.py (fc6_exchange_bytes) against exchange_bytes' gather5."""
     from pathlib import Path
+
     path = Path(__file__).resolve().parents[1] / "tutorials" / "solutions" / "12_two_gpus.py"
     namespace = {}
     exec(compile(path.read_text(), str(path), "exec"), namespace)
     for batch, crop, width, itemsize in [(4, 67, 1 / 16, 8), (7, 150, 0.5, 2), (3, 99, 0.25, 4)]:
         model = AlexNet(num_classes=10, crop=crop, width=width, seed=0)
-        expected = {t["exchange"]: t for t in exchange_bytes(model, batch, itemsize)}["gather5"]["bytes_forward"]
+        expected = {t["exchange"]: t for t in exchange_bytes(model, batch, itemsize)}["gather5"][
+            "bytes_forward"
+        ]
         assert namespace["fc6_exchange_bytes"](batch, crop, width, itemsize) == expected
     assert namespace["fc6_exchange_bytes"](128, 227) == 128 * 128 * 6 * 6 * 4

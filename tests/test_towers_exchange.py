@@ -3,6 +3,7 @@ in-process ranks (alexnet.parallel.ThreadGroup); also the communicators' one int
 
 (The same checks over real MPI processes are in tests/test_towers_mpi.py.)
 """
+
 import threading
 
 import numpy as np
@@ -25,6 +26,7 @@ def run_allgather(P, xs, grads, **kwargs):
         layer = AllGather(comm, axis=1, **kwargs)
         y = layer.forward(xs[comm.rank])
         return y, layer.backward(grads[comm.rank]), layer.bytes_forward, layer.bytes_backward
+
     return ThreadGroup(P).run(rank_fn)
 
 
@@ -37,7 +39,7 @@ def test_forward_gathers_in_rank_order_and_backward_is_reduce_scatter(P):
     total = grads[0] + sum(grads[1:])
     for rank, (y, dx, sent_fwd, sent_bwd) in enumerate(results):
         np.testing.assert_array_equal(y, np.concatenate(xs, axis=1))
-        np.testing.assert_allclose(dx, total[:, 3 * rank:3 * (rank + 1)], rtol=1e-14)
+        np.testing.assert_allclose(dx, total[:, 3 * rank : 3 * (rank + 1)], rtol=1e-14)
         assert sent_fwd == sent_bwd == (P - 1) * xs[0].nbytes
 
 
@@ -47,7 +49,7 @@ def test_replicated_downstream_keeps_the_slice_without_summing():
     same = rng.standard_normal((4, 10))
     results = run_allgather(2, xs, [same, same], downstream="replicated")
     for rank, (_, dx, _, sent_bwd) in enumerate(results):
-        np.testing.assert_array_equal(dx, same[:, 5 * rank:5 * (rank + 1)])
+        np.testing.assert_array_equal(dx, same[:, 5 * rank : 5 * (rank + 1)])
         assert sent_bwd == 0
 
 
@@ -60,7 +62,7 @@ def test_uneven_pieces_are_padded_for_the_collective_and_trimmed():
     for rank, (y, dx, sent_fwd, _) in enumerate(results):
         np.testing.assert_array_equal(y, np.concatenate(xs, axis=1))
         np.testing.assert_allclose(dx, (grads[0] + grads[1])[:, rank_slice(7, rank, 2)], rtol=1e-14)
-        assert sent_fwd == 2 * 4 * 8          # one padded piece of 2 x 4 float64
+        assert sent_fwd == 2 * 4 * 8  # one padded piece of 2 x 4 float64
 
 
 def test_model_parallel_linear_layers_match_one_process_by_the_chain_rule():
@@ -97,7 +99,7 @@ def test_an_error_on_one_rank_releases_the_other_and_is_reraised():
     def rank_fn(comm):
         if comm.rank == 1:
             raise ValueError("rank 1 failed on purpose")
-        comm.allgather(np.zeros(3), 0)      # would wait forever without the abort
+        comm.allgather(np.zeros(3), 0)  # would wait forever without the abort
 
     with pytest.raises(ValueError, match="on purpose"):
         ThreadGroup(2, timeout=30).run(rank_fn)
@@ -122,6 +124,7 @@ def test_thread_collectives_sum_broadcast_and_mean():
 def test_allgather_rejects_a_wrong_slice_size():
     def rank_fn(comm):
         AllGather(comm, 1, sizes=[3, 2]).forward(np.zeros((1, 3)))
+
     with pytest.raises(ValueError, match="rank 1 expects 2 entries"):
         ThreadGroup(2, timeout=30).run(rank_fn)
 
@@ -133,6 +136,7 @@ def test_thread_group_runs_ranks_concurrently():
         seen.add(threading.current_thread().name)
         comm.barrier()
         return comm.rank
+
     assert ThreadGroup(3).run(rank_fn) == [0, 1, 2]
     assert seen == {"rank0", "rank1", "rank2"}
 
@@ -145,6 +149,7 @@ def test_backward_before_forward_and_a_wrong_gradient_shape_are_explained():
         layer.forward(np.zeros((2, 2)))
         with pytest.raises(ValueError, match="expected the output shape"):
             layer.backward(np.zeros((2, 3)))
+
     ThreadGroup(2).run(rank_fn)
 
 
@@ -158,6 +163,7 @@ def test_every_communicator_has_the_interfaces_signatures():
     import inspect
 
     from alexnet.parallel import Communicator, MPICommunicator, SingleProcessCommunicator, ThreadCommunicator
+
     for name in sorted(Communicator.__abstractmethods__):
         expected = inspect.signature(getattr(Communicator, name)).parameters.keys()
         for cls in (SingleProcessCommunicator, MPICommunicator, ThreadCommunicator):
@@ -175,5 +181,5 @@ def test_thread_reduce_scatter_sums_and_keeps_uneven_blocks():
     (uneven0, even0), (uneven1, even1) = ThreadGroup(2).run(rank_fn)
     np.testing.assert_array_equal(uneven0, total[:, :4])
     np.testing.assert_array_equal(uneven1, total[:, 4:])
-    np.testing.assert_array_equal(even0, total[:, :3])        # the default: split_sizes(5, 2) == [3, 2]
+    np.testing.assert_array_equal(even0, total[:, :3])  # the default: split_sizes(5, 2) == [3, 2]
     np.testing.assert_array_equal(even1, total[:, 3:])

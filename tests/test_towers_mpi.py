@@ -1,5 +1,6 @@
 """The two towers of §3.2 as two real MPI processes: the scripts in tests/mpi/towers_*.py run under
 ``mpiexec -n 2`` from here (skipped, with the reason, when mpi4py or mpiexec is missing)."""
+
 import importlib.util
 import os
 import shutil
@@ -27,9 +28,24 @@ def mpiexec():
 def run_mpi(script, *args, ranks=2, timeout=180):
     """Run ``python -m mpi4py tests/mpi/<script> args`` on ``ranks`` processes (an exception on one
     rank aborts them all) with one BLAS thread each; returns the CompletedProcess, failing on rc != 0."""
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
-               OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1", MPLBACKEND="Agg")
-    cmd = [mpiexec(), "-n", str(ranks), sys.executable, "-m", "mpi4py", str(SCRIPTS / script), *map(str, args)]
+    env = dict(
+        os.environ,
+        PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
+        OMP_NUM_THREADS="1",
+        OPENBLAS_NUM_THREADS="1",
+        MKL_NUM_THREADS="1",
+        MPLBACKEND="Agg",
+    )
+    cmd = [
+        mpiexec(),
+        "-n",
+        str(ranks),
+        sys.executable,
+        "-m",
+        "mpi4py",
+        str(SCRIPTS / script),
+        *map(str, args),
+    ]
     done = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout)
     assert done.returncode == 0, f"{' '.join(cmd)} exited {done.returncode}\n{done.stdout}\n{done.stderr}"
     return done

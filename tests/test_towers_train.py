@@ -4,6 +4,7 @@ checkpoints from rank 0, resume, and end where the one-process ``--groups 2`` ru
 The data: 5 classes (an odd count, so fc8's outputs split 3 + 2) of small synthetic JPEGs,
 prepared at S = 72 and cropped to 67, an AlexNet of width 1/16. Skipped without mpi4py/mpiexec.
 """
+
 import json
 import os
 import shutil
@@ -20,14 +21,30 @@ from alexnet.checkpoint import load_checkpoint
 from nn import load_npz
 
 REPO = Path(__file__).resolve().parents[1]
-ARGS = ["--crop", "67", "--width", "0.0625", "-b", "8", "--init", "kaiming", "--input-scale", "64",
-        "--seed", "3", "--quiet", "-j", "1"]
+ARGS = [
+    "--crop",
+    "67",
+    "--width",
+    "0.0625",
+    "-b",
+    "8",
+    "--init",
+    "kaiming",
+    "--input-scale",
+    "64",
+    "--seed",
+    "3",
+    "--quiet",
+    "-j",
+    "1",
+]
 
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
     """5 classes x (6 train + 2 val) 80 x 96 JPEGs of coloured noise, prepared at S = 72."""
     from PIL import Image
+
     root = tmp_path_factory.mktemp("towers_images")
     rng = np.random.default_rng(0)
     for split, count in (("train", 6), ("val", 2)):
@@ -37,19 +54,32 @@ def tiny(tmp_path_factory):
             for index in range(count):
                 pixels = rng.integers(0, 256, (80, 96, 3)) // 2 + 25 * label
                 Image.fromarray(pixels.astype(np.uint8)).save(folder / f"img{index}.JPEG", quality=90)
-    return data.prepare_subset(root, tmp_path_factory.mktemp("prepared") / "tiny72", size=72, workers=1,
-                               quiet=True)
+    return data.prepare_subset(
+        root, tmp_path_factory.mktemp("prepared") / "tiny72", size=72, workers=1, quiet=True
+    )
 
 
 def env():
-    return dict(os.environ, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", MPLBACKEND="Agg",
-                PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])))
+    return dict(
+        os.environ,
+        OPENBLAS_NUM_THREADS="1",
+        OMP_NUM_THREADS="1",
+        MKL_NUM_THREADS="1",
+        MPLBACKEND="Agg",
+        PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
+    )
 
 
 def train(ranks, *args, timeout=180):
     prefix = [mpiexec(), "-n", str(ranks)] if ranks else []
-    done = subprocess.run(prefix + [sys.executable, "-m", "alexnet", "train", *map(str, args)], cwd=REPO, env=env(),
-                          capture_output=True, text=True, timeout=timeout)
+    done = subprocess.run(
+        prefix + [sys.executable, "-m", "alexnet", "train", *map(str, args)],
+        cwd=REPO,
+        env=env(),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
     return done
 
 
@@ -72,7 +102,7 @@ def test_towers_train_resume_and_match_one_process(tiny, towers_run, tmp_path):
     full, out = towers_run
     assert full.returncode == 0, full.stderr
     assert "two towers (§3.2) on two processes" in full.stderr
-    assert full.stdout.count("epoch ") == 2, full.stdout       # rank 0 alone prints
+    assert full.stdout.count("epoch ") == 2, full.stdout  # rank 0 alone prints
     assert {p.name for p in out.iterdir()} >= {"checkpoint.npz", "best.npz", "log.jsonl", "curves.png"}
     assert len((out / "log.jsonl").read_text().splitlines()) == 2
 
@@ -86,7 +116,9 @@ def test_towers_train_resume_and_match_one_process(tiny, towers_run, tmp_path):
     assert one.returncode == 0, one.stderr
     towers_arrays, one_arrays = arrays(out / "checkpoint.npz"), arrays(tmp_path / "one" / "checkpoint.npz")
     assert sorted(towers_arrays) == sorted(one_arrays)
-    worst = max(rel_error(towers_arrays[k], one_arrays[k]) for k in one_arrays if k.startswith(("model/", "optim")))
+    worst = max(
+        rel_error(towers_arrays[k], one_arrays[k]) for k in one_arrays if k.startswith(("model/", "optim"))
+    )
     assert worst < 1e-4, worst
     history = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
     one_history = [json.loads(line) for line in (tmp_path / "one" / "log.jsonl").read_text().splitlines()]
@@ -99,7 +131,9 @@ def test_towers_train_resume_and_match_one_process(tiny, towers_run, tmp_path):
     assert first.returncode == 0, first.stderr
     after_one_epoch = tmp_path / "after_one_epoch.npz"
     shutil.copy(tmp_path / "resumed" / "checkpoint.npz", after_one_epoch)
-    second = train(2, "--towers", "--data", tiny, *ARGS, "--epochs", "2", "--out", tmp_path / "resumed", "--resume")
+    second = train(
+        2, "--towers", "--data", tiny, *ARGS, "--epochs", "2", "--out", tmp_path / "resumed", "--resume"
+    )
     assert second.returncode == 0, second.stderr
     assert "resuming at epoch 2" in second.stderr
     resumed = arrays(tmp_path / "resumed" / "checkpoint.npz")
@@ -107,8 +141,18 @@ def test_towers_train_resume_and_match_one_process(tiny, towers_run, tmp_path):
         np.testing.assert_array_equal(resumed[key], value, err_msg=key)
 
     # and the towers' one-epoch checkpoint continues in ONE process (the flag may change on resume)
-    third = train(0, "--data", tiny, *ARGS, "--epochs", "2", "--out", tmp_path / "continued",
-                  "--resume", after_one_epoch)
+    third = train(
+        0,
+        "--data",
+        tiny,
+        *ARGS,
+        "--epochs",
+        "2",
+        "--out",
+        tmp_path / "continued",
+        "--resume",
+        after_one_epoch,
+    )
     assert third.returncode == 0, third.stderr
     continued = arrays(tmp_path / "continued" / "checkpoint.npz")
     assert max(rel_error(continued[k], one_arrays[k]) for k in one_arrays if k.startswith("model/")) < 1e-4
@@ -118,15 +162,33 @@ def test_towers_refuse_one_process_and_one_group(tiny, tmp_path):
     alone = train(0, "--towers", "--data", tiny, *ARGS, "--epochs", "1", "--out", tmp_path / "a", timeout=60)
     assert alone.returncode != 0
     assert "mpiexec -n 2" in alone.stderr and "1 process" in alone.stderr
-    one_group = train(2, "--towers", "--groups", "1", "--data", tiny, *ARGS, "--epochs", "1",
-                      "--out", tmp_path / "b", timeout=60)
+    one_group = train(
+        2,
+        "--towers",
+        "--groups",
+        "1",
+        "--data",
+        tiny,
+        *ARGS,
+        "--epochs",
+        "1",
+        "--out",
+        tmp_path / "b",
+        timeout=60,
+    )
     assert one_group.returncode != 0
     assert "cannot be combined with --groups 1" in one_group.stderr
 
 
 def test_help_documents_towers():
-    done = subprocess.run([sys.executable, "-m", "alexnet", "train", "--help"], cwd=REPO, env=env(),
-                          capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        [sys.executable, "-m", "alexnet", "train", "--help"],
+        cwd=REPO,
+        env=env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert "--towers" in done.stdout and "mpiexec -n 2" in done.stdout
 
 
@@ -135,9 +197,33 @@ def test_sigterm_on_one_tower_stops_both_after_the_same_step(tiny, towers_run, t
     to stop after that step, rank 0 writes one mid-epoch checkpoint, and resuming it with --towers ends
     bit-identical to the uninterrupted run."""
     out = tmp_path / "stopped"
-    done = subprocess.run([mpiexec(), "-n", "2", sys.executable, "tests/mpi/sigterm_on_rank.py", "1", "1", "1", "--",
-                           "train", "--towers", "--data", str(tiny), *ARGS, "--epochs", "2", "--out", str(out)],
-                          cwd=REPO, env=env(), capture_output=True, text=True, timeout=180)
+    done = subprocess.run(
+        [
+            mpiexec(),
+            "-n",
+            "2",
+            sys.executable,
+            "tests/mpi/sigterm_on_rank.py",
+            "1",
+            "1",
+            "1",
+            "--",
+            "train",
+            "--towers",
+            "--data",
+            str(tiny),
+            *ARGS,
+            "--epochs",
+            "2",
+            "--out",
+            str(out),
+        ],
+        cwd=REPO,
+        env=env(),
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
     assert done.returncode == 130, done.stderr
     assert done.stderr.count("stopped at epoch 2, step 2") == 1, done.stderr
     meta = load_checkpoint(out / "checkpoint.npz").meta

@@ -1,5 +1,6 @@
 """TrainConfig (alexnet/config.py): the train parser is generated from it, presets, the resume
 policy, and checkpoints written before it existed still resume, evaluate and predict."""
+
 import dataclasses
 import json
 import shutil
@@ -20,8 +21,21 @@ from nn import load_npz
 REPO = Path(__file__).resolve().parents[1]
 OLD_RUN = REPO / "tests" / "data" / "run-42f7efb"
 # The command line that wrote OLD_RUN (tests/data/README.md), but --data and --out.
-OLD_COMMAND = ["--crop", "67", "--width", "0.03125", "-b", "16", "--init", "kaiming", "--input-scale", "64",
-               "--seed", "3", "--quiet"]
+OLD_COMMAND = [
+    "--crop",
+    "67",
+    "--width",
+    "0.03125",
+    "-b",
+    "16",
+    "--init",
+    "kaiming",
+    "--input-scale",
+    "64",
+    "--seed",
+    "3",
+    "--quiet",
+]
 REDUCED = {"image_size": 128, "crop": 112, "init": "kaiming", "input_scale": 64.0, "epochs": 6}
 
 
@@ -52,6 +66,7 @@ def train(*argv):
 
 # -- the parser is TrainConfig's ---------------------------------------------------------------------
 
+
 def test_the_parser_s_defaults_are_the_config_s():
     config, given = parse()
     assert config == TrainConfig() and given == {}
@@ -59,13 +74,38 @@ def test_the_parser_s_defaults_are_the_config_s():
 
 
 def test_typed_flags_reach_the_config_under_their_field_names():
-    config, given = parse("--data", "d", "-b", "7", "--learning-rate", "0.5", "--weight-decay", "0",
-                          "--towers", "-j", "3", "--resume")
-    assert (config.data, config.batch_size, config.lr, config.wd, config.towers, config.workers) == \
-        ("d", 7, 0.5, 0.0, True, 3)
+    config, given = parse(
+        "--data",
+        "d",
+        "-b",
+        "7",
+        "--learning-rate",
+        "0.5",
+        "--weight-decay",
+        "0",
+        "--towers",
+        "-j",
+        "3",
+        "--resume",
+    )
+    assert (config.data, config.batch_size, config.lr, config.wd, config.towers, config.workers) == (
+        "d",
+        7,
+        0.5,
+        0.0,
+        True,
+        3,
+    )
     assert config.resume == "auto"
-    assert given == {"data": "--data", "batch_size": "--batch-size", "lr": "--lr", "wd": "--wd",
-                     "towers": "--towers", "workers": "--workers", "resume": "--resume"}
+    assert given == {
+        "data": "--data",
+        "batch_size": "--batch-size",
+        "lr": "--lr",
+        "wd": "--wd",
+        "towers": "--towers",
+        "workers": "--workers",
+        "resume": "--resume",
+    }
 
 
 def test_field_names_are_what_checkpoints_store():
@@ -86,11 +126,17 @@ def test_resume_does_not_import_the_command_line():
 
 # -- presets ---------------------------------------------------------------------------------------
 
+
 def test_preset_reduced_is_the_readme_recipe():
     config, given = parse("--preset", "reduced")
     assert config == TrainConfig(**REDUCED) == TrainConfig.from_preset("reduced")
-    assert given == {"image_size": "--image-size", "crop": "--crop", "init": "--init",
-                     "input_scale": "--input-scale", "epochs": "--epochs"}
+    assert given == {
+        "image_size": "--image-size",
+        "crop": "--crop",
+        "init": "--init",
+        "input_scale": "--input-scale",
+        "epochs": "--epochs",
+    }
     assert parse("--preset", "paper")[0] == TrainConfig()
 
 
@@ -114,11 +160,16 @@ def test_an_unknown_preset_is_a_clear_error(capsys):
 
 def test_preset_reduced_trains_and_resume_refuses_a_preset_that_changes_the_run(tiny, tmp_path, capsys):
     out = tmp_path / "run"
-    small = ["--crop", 67, "--width", 0.03125, "-b", 16, "--quiet", "--out", out]   # S = 72 < 112
+    small = ["--crop", 67, "--width", 0.03125, "-b", 16, "--quiet", "--out", out]  # S = 72 < 112
     assert train("--data", tiny, "--preset", "reduced", *small, "--epochs", 1) == 0
     meta = load_checkpoint(out / "checkpoint.npz").meta
-    assert {k: meta["args"][k] for k in ("image_size", "init", "input_scale", "crop", "epochs")} == \
-        {"image_size": 128, "init": "kaiming", "input_scale": 64.0, "crop": 67, "epochs": 1}
+    assert {k: meta["args"][k] for k in ("image_size", "init", "input_scale", "crop", "epochs")} == {
+        "image_size": 128,
+        "init": "kaiming",
+        "input_scale": 64.0,
+        "crop": 67,
+        "epochs": 1,
+    }
     assert meta["epoch"] == 1
     capsys.readouterr()
     # --preset paper would change the run: refused, naming the flags it stands for.
@@ -134,6 +185,7 @@ def test_preset_reduced_trains_and_resume_refuses_a_preset_that_changes_the_run(
 
 
 # -- the resume policy -------------------------------------------------------------------------------
+
 
 def test_the_resume_error_lists_exactly_the_changeable_flags(tiny, tmp_path, capsys):
     out = tmp_path / "run"
@@ -157,19 +209,25 @@ def test_the_resume_help_names_the_changeable_flags():
 
 # -- checkpoints written before TrainConfig ----------------------------------------------------------
 
+
 def test_an_old_checkpoint_resumes_evaluates_and_predicts(tiny, tmp_path):
     out = tmp_path / "old"
     out.mkdir()
     shutil.copy(OLD_RUN / "checkpoint.npz", out / "checkpoint.npz")
     old = load_checkpoint(out / "checkpoint.npz")
-    assert old.meta["epoch"] == 1 and "command" in old.meta["args"]   # written by argparse's namespace
+    assert old.meta["epoch"] == 1 and "command" in old.meta["args"]  # written by argparse's namespace
     # One more epoch with the new code, from the old checkpoint ...
     assert train("--data", tiny, "--epochs", 2, "--out", out, "--resume", "--quiet") == 0
     resumed = load_checkpoint(out / "checkpoint.npz")
     assert resumed.meta["epoch"] == 2 and len(resumed.meta["history"]) == 2
     assert resumed.meta["history"][0] == old.meta["history"][0]
-    assert {k: resumed.meta["args"][k] for k in ("width", "seed", "init", "crop", "lr")} == \
-        {"width": 0.03125, "seed": 3, "init": "kaiming", "crop": 67, "lr": 0.01}
+    assert {k: resumed.meta["args"][k] for k in ("width", "seed", "init", "crop", "lr")} == {
+        "width": 0.03125,
+        "seed": 3,
+        "init": "kaiming",
+        "crop": 67,
+        "lr": 0.01,
+    }
     # ... is the run the new code trains in two epochs without stopping (CPU, same seed): on the
     # machine that wrote the old file the arrays are identical; elsewhere BLAS may round differently.
     fresh = tmp_path / "fresh"
@@ -182,17 +240,47 @@ def test_an_old_checkpoint_resumes_evaluates_and_predicts(tiny, tmp_path):
     # The old file itself, as evaluate and predict load it.
     model = old.build_model()
     assert model.config["width"] == 0.03125 and model.num_parameters() > 0
-    evaluated = subprocess.run([sys.executable, "-m", "alexnet", "evaluate", "--checkpoint",
-                                OLD_RUN / "checkpoint.npz", "--data", tiny, "--quiet", "--center-only"],
-                               cwd=REPO, capture_output=True, text=True, timeout=120)
+    evaluated = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "alexnet",
+            "evaluate",
+            "--checkpoint",
+            OLD_RUN / "checkpoint.npz",
+            "--data",
+            tiny,
+            "--quiet",
+            "--center-only",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert evaluated.returncode == 0, evaluated.stderr
     assert "center crop" in evaluated.stdout
     from PIL import Image
+
     image = tmp_path / "photo.png"
     Image.fromarray(np.load(tiny / "val_images.npy")[0]).save(image)
-    predicted = subprocess.run([sys.executable, "-m", "alexnet", "predict", "--checkpoint",
-                                OLD_RUN / "checkpoint.npz", image, "--topk", "3"],
-                               cwd=REPO, capture_output=True, text=True, timeout=120)
+    predicted = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "alexnet",
+            "predict",
+            "--checkpoint",
+            OLD_RUN / "checkpoint.npz",
+            image,
+            "--topk",
+            "3",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert predicted.returncode == 0, predicted.stderr
     assert predicted.stdout.count("%") == 3
     assert json.loads(str(load_npz(OLD_RUN / "checkpoint.npz")["meta"]))["format_version"] == 1

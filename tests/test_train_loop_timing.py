@@ -1,6 +1,7 @@
 """Where the training loop's time goes (alexnet.train.LoopClock, read by
 benchmarks/bench_end_to_end.py) and the malloc setting of ``python -m alexnet train``
 (alexnet.train.keep_freed_memory)."""
+
 import os
 import subprocess
 import sys
@@ -26,10 +27,20 @@ def test_loop_clock_splits_every_step_into_its_parts(tmp_path):
     source = _shared_data()
     if not (source / "train").is_dir():
         pytest.skip("real ImageNet photographs not found: set ALEXNET_DATA or put them in ../shared/data")
-    subset = data.prepare_subset(source, tmp_path / "tiny", size=72, per_class=2, val_per_class=1,
-                                 workers=0, quiet=True)
-    config = TrainConfig(data=str(subset), crop=67, batch_size=4, width=0.25, init="kaiming",
-                         input_scale=64.0, epochs=1, out=str(tmp_path / "run"), quiet=True)
+    subset = data.prepare_subset(
+        source, tmp_path / "tiny", size=72, per_class=2, val_per_class=1, workers=0, quiet=True
+    )
+    config = TrainConfig(
+        data=str(subset),
+        crop=67,
+        batch_size=4,
+        width=0.25,
+        init="kaiming",
+        input_scale=64.0,
+        epochs=1,
+        out=str(tmp_path / "run"),
+        quiet=True,
+    )
     trainer = build_trainer(config)
     start = time.perf_counter()
     with StopFlag(announce=False) as stop:
@@ -66,12 +77,18 @@ def test_keep_freed_memory_serves_the_next_large_array_without_page_faults():
     env = dict(os.environ, PYTHONPATH=str(ROOT), NUMPY_MADVISE_HUGEPAGE="0")  # 4 KB pages: 16,384 per 64 MB
 
     def faults(mode):
-        out = subprocess.run([sys.executable, "-c", PROBE, mode], env=env, capture_output=True, text=True,
-                             timeout=60, check=True).stdout.strip()
+        out = subprocess.run(
+            [sys.executable, "-c", PROBE, mode],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        ).stdout.strip()
         return None if out == "unsupported" else int(out)
 
     kept = faults("keep")
     if kept is None:
         pytest.skip("this C library has no mallopt (not glibc)")
-    assert faults("default") > 10_000   # glibc's default: mmap/munmap for each array above 32 MB
+    assert faults("default") > 10_000  # glibc's default: mmap/munmap for each array above 32 MB
     assert kept < 1_000

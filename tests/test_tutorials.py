@@ -8,6 +8,7 @@ Notebooks are found by glob (``tutorials/NN_*.ipynb``), so a new one is tested a
 must be listed in ``tutorials/README.md``, be in step with its Jupytext script ``tutorials/_src/NN_name.py``,
 and have at least one exercise with a published solution. The mechanism is in ``tutorials/execute.py``.
 """
+
 import importlib.util
 from pathlib import Path
 
@@ -39,18 +40,25 @@ def test_tutorials_exist_and_are_listed():
 def test_notebook_is_in_step_with_its_script(path):
     script = TUTORIALS / "_src" / (path.stem + ".py")
     assert script.exists(), f"{path.name} has no paired script {script} (jupytext --sync {path})"
+
     def cells(nb):
         return [(cell.cell_type, cell.source.strip()) for cell in nb.cells]
 
     assert cells(jupytext.read(script)) == cells(nbformat.read(path, as_version=4)), (
         f"{path.name} and _src/{script.name} differ: run `jupytext --sync` on the one you edited, "
-        f"then `python tutorials/execute.py {path.name[:2]}`")
+        f"then `python tutorials/execute.py {path.name[:2]}`"
+    )
 
 
 def _run(notebook):
     execute.execute(notebook, timeout=240)
-    errors = [f"{out.get('ename')}: {out.get('evalue')}" for cell in notebook.cells if cell.cell_type == "code"
-              for out in cell.get("outputs", []) if out.get("output_type") == "error"]
+    errors = [
+        f"{out.get('ename')}: {out.get('evalue')}"
+        for cell in notebook.cells
+        if cell.cell_type == "code"
+        for out in cell.get("outputs", [])
+        if out.get("output_type") == "error"
+    ]
     assert not errors
     return execute.verdicts(notebook)
 
@@ -94,18 +102,29 @@ def test_grade_reports_pass_fail_and_not_done(capsys):
     assert helpers.grade("d", stub) is None
     assert helpers.grade("e", buggy) is False
     lines = capsys.readouterr().out.splitlines()
-    assert [execute.VERDICT.match(line).group(2) for line in lines] == ["PASS", "FAIL", "FAIL", "not done yet", "FAIL"]
+    assert [execute.VERDICT.match(line).group(2) for line in lines] == [
+        "PASS",
+        "FAIL",
+        "FAIL",
+        "not done yet",
+        "FAIL",
+    ]
     assert "not aligned" in lines[4]
 
 
 def test_solutions_replace_stub_cells_and_missing_ones_are_errors(tmp_path):
-    notebook = nbformat.v4.new_notebook(cells=[
-        nbformat.v4.new_code_cell("# EXERCISE: linear\ndef f():\n    raise NotImplementedError"),
-        nbformat.v4.new_code_cell("print('grader')")])
-    path = NOTEBOOKS[1]                                   # 02: its solutions file defines 'linear'
+    notebook = nbformat.v4.new_notebook(
+        cells=[
+            nbformat.v4.new_code_cell("# EXERCISE: linear\ndef f():\n    raise NotImplementedError"),
+            nbformat.v4.new_code_cell("print('grader')"),
+        ]
+    )
+    path = NOTEBOOKS[1]  # 02: its solutions file defines 'linear'
     assert execute.exercise_names(notebook) == ["linear"]
     filled = execute.with_solutions(notebook, path)
-    assert "NotImplementedError" not in filled.cells[0].source and filled.cells[0].source.startswith("# EXERCISE: linear")
+    assert "NotImplementedError" not in filled.cells[0].source and filled.cells[0].source.startswith(
+        "# EXERCISE: linear"
+    )
     assert filled.cells[1].source == "print('grader')"
     orphan = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("# EXERCISE: nowhere\npass")])
     with pytest.raises(KeyError, match="nowhere"):

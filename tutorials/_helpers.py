@@ -5,6 +5,7 @@ that every cell a reader reads is about the idea.
 The notebooks look, in order, in ``$ALEXNET_DATA``, in ``shared/data`` beside the repository, and in the
 Imagenette folders that ``python -m data download imagenette`` extracts into the cache.
 """
+
 import os
 from pathlib import Path
 
@@ -19,9 +20,10 @@ def data_roots():
     roots.append(REPO.parent / "shared" / "data")
     try:
         from data.download import cache_dir
+
         extracted = cache_dir() / "extracted"
         roots += sorted(extracted.glob("imagenette2*")) if extracted.is_dir() else []
-    except ImportError:        # the repository root is not on the path: only the two folders above
+    except ImportError:  # the repository root is not on the path: only the two folders above
         pass
     return [root for root in roots if root.is_dir()]
 
@@ -60,22 +62,27 @@ def grade(name, check, tolerance=1e-6):
     try:
         error = check()
     except NotImplementedError:
-        print(f"exercise {name}: not done yet (the stub above raises NotImplementedError: "
-              f"write it, then rerun that cell and this one)")
+        print(
+            f"exercise {name}: not done yet (the stub above raises NotImplementedError: "
+            f"write it, then rerun that cell and this one)"
+        )
         return None
-    except Exception as exc:                      # a student's bug: report it, do not stop the notebook
+    except Exception as exc:  # a student's bug: report it, do not stop the notebook
         print(f"exercise {name}: FAIL ({type(exc).__name__}: {exc})")
         return False
     error = float(error)
-    passed = error < tolerance                    # NaN compares False: a NaN fails
-    print(f"exercise {name}: {'PASS' if passed else 'FAIL'} (error {error:.2e}, "
-          f"{'below' if passed else 'not below'} the tolerance {tolerance:.0e})")
+    passed = error < tolerance  # NaN compares False: a NaN fails
+    print(
+        f"exercise {name}: {'PASS' if passed else 'FAIL'} (error {error:.2e}, "
+        f"{'below' if passed else 'not below'} the tolerance {tolerance:.0e})"
+    )
     return passed
 
 
 def relative_error(a, b):
     """||a - b|| / max(||a||, ||b||): 0 when equal, about 1 when unrelated."""
     import numpy as np
+
     a, b = np.asarray(a, dtype=np.float64).ravel(), np.asarray(b, dtype=np.float64).ravel()
     if a.shape != b.shape:
         raise ValueError(f"shapes differ: {a.shape} against the expected {b.shape}")
@@ -108,6 +115,7 @@ def plot_signal_histograms(runs, layers, title):
     legend."""
     import matplotlib.pyplot as plt
     import numpy as np
+
     fig, axes = plt.subplots(len(layers), 2, figsize=(10, 1.25 * len(layers) + 0.8), sharex="col")
     bins = np.linspace(-14, 4, 73)
     for row, name in enumerate(layers):
@@ -117,8 +125,14 @@ def plot_signal_histograms(runs, layers, title):
                 values = np.abs(np.asarray(signals[name][col], dtype=np.float64)).ravel()
                 nonzero = values[values > 0]
                 counts, _ = np.histogram(np.log10(nonzero), bins=bins)
-                ax.plot(bins[:-1], counts / max(len(values), 1), style[2:], color=style[:2], lw=1.2,
-                        label=f"{label} ({1 - len(nonzero) / len(values):.0%} zero)")
+                ax.plot(
+                    bins[:-1],
+                    counts / max(len(values), 1),
+                    style[2:],
+                    color=style[:2],
+                    lw=1.2,
+                    label=f"{label} ({1 - len(nonzero) / len(values):.0%} zero)",
+                )
             ax.set_yticks([])
             ax.text(0.01, 0.85, f"{name} {what}", transform=ax.transAxes, fontsize=8)
             if row == 0:
@@ -138,28 +152,32 @@ def plot_sliding_windows(size=11, kernel=3, stride=2, padding=0):
     import matplotlib.pyplot as plt
     import numpy as np
     from matplotlib.patches import Rectangle
+
     full = size + 2 * padding
     out = (full - kernel) // stride + 1
     positions = [(0, 0), (0, 1), (0, 2), (1, 0)]
     fig, axes = plt.subplots(1, len(positions) + 1, figsize=(2.3 * (len(positions) + 1), 2.5))
     for ax, (row, col) in zip(axes, positions):
         grid = np.zeros((full, full))
-        grid[padding:padding + size, padding:padding + size] = 1
+        grid[padding : padding + size, padding : padding + size] = 1
         ax.imshow(grid, cmap="Greys", vmin=-1, vmax=3)
         y, x = row * stride, col * stride
         ax.add_patch(Rectangle((x - 0.5, y - 0.5), kernel, kernel, fill=True, alpha=0.45, color="C1"))
         ax.set_title(f"output ({row}, {col}): rows {y}-{y + kernel - 1}", fontsize=8)
     axes[-1].imshow(np.zeros((out, out)), cmap="Greys", vmin=-1, vmax=3)
-    for (row, col) in positions:
+    for row, col in positions:
         axes[-1].add_patch(Rectangle((col - 0.5, row - 0.5), 1, 1, color="C1", alpha=0.45))
     axes[-1].set_title(f"the {out} x {out} output", fontsize=8)
     for ax in axes:
         ax.set_xticks(np.arange(-0.5, ax.get_xlim()[1], 1), minor=True)
         ax.set_yticks(np.arange(-0.5, ax.get_ylim()[0], 1), minor=True)
-        ax.grid(which="minor", color="white", lw=0.5); ax.tick_params(which="both", length=0)
-        ax.set_xticklabels([]); ax.set_yticklabels([])
+        ax.grid(which="minor", color="white", lw=0.5)
+        ax.tick_params(which="both", length=0)
+        ax.set_xticklabels([])
+        ax.set_yticklabels([])
     fig.suptitle(f"a {kernel} x {kernel} window, stride {stride}, on a {size} x {size} input", fontsize=9)
-    plt.tight_layout(); plt.show()
+    plt.tight_layout()
+    plt.show()
 
 
 def plot_receptive_fields(fields, image_size=227, image=None):
@@ -167,18 +185,30 @@ def plot_receptive_fields(fields, image_size=227, image=None):
     drawn as nested squares on a ``image_size`` x ``image_size`` input (on ``image`` when given)."""
     import matplotlib.pyplot as plt
     from matplotlib.patches import Rectangle
+
     fig, ax = plt.subplots(figsize=(4.6, 4.6))
     if image is not None:
         ax.imshow(image)
-    ax.set_xlim(-0.5, image_size - 0.5); ax.set_ylim(image_size - 0.5, -0.5)
+    ax.set_xlim(-0.5, image_size - 0.5)
+    ax.set_ylim(image_size - 0.5, -0.5)
     centre = image_size / 2
     for k, (name, size) in enumerate(fields):
         colour = plt.cm.viridis(k / max(len(fields) - 1, 1))
-        ax.add_patch(Rectangle((centre - size / 2, centre - size / 2), size, size, fill=False, color=colour, lw=1.5))
-        ax.text(centre + size / 2 - 2, centre - size / 2 + 2, f"{name} {size}", color=colour, fontsize=7,
-                ha="right", va="top")
+        ax.add_patch(
+            Rectangle((centre - size / 2, centre - size / 2), size, size, fill=False, color=colour, lw=1.5)
+        )
+        ax.text(
+            centre + size / 2 - 2,
+            centre - size / 2 + 2,
+            f"{name} {size}",
+            color=colour,
+            fontsize=7,
+            ha="right",
+            va="top",
+        )
     ax.set_title(f"receptive fields of one central unit, on a {image_size} x {image_size} input", fontsize=9)
-    ax.set_xticks([]); ax.set_yticks([])
+    ax.set_xticks([])
+    ax.set_yticks([])
     plt.show()
 
 
@@ -188,6 +218,7 @@ def plot_activation_race(sweep, best, epochs, target):
     (net, errors, losses); ``best`` maps name to its fastest learning rate."""
     import matplotlib.pyplot as plt
     import numpy as np
+
     x = np.arange(1, epochs + 1)
     colours = {"ReLU": "C0", "tanh": "C1"}
     fig, (ax0, ax1) = plt.subplots(1, 2, figsize=(10, 3.4))
@@ -199,15 +230,22 @@ def plot_activation_race(sweep, best, epochs, target):
         label = f"{name}, lr {best[name]}"
         ax0.plot(x, 100 * err, style, color=colours[name], marker="o", ms=3, label=label)
         ax1.plot(x, loss, style, color=colours[name], marker="o", ms=3, label=label)
-    ax0.axhline(90, color="grey", ls=":", lw=1); ax0.text(epochs, 89, "chance", color="grey", fontsize=8, ha="right", va="top")
-    ax0.axhline(100 * target, color="k", ls=":", lw=1); ax0.text(1, 100 * target - 1, "target", fontsize=8, va="top")
-    ax0.set_xlabel("epoch"); ax0.set_ylabel("training error (%)")
+    ax0.axhline(90, color="grey", ls=":", lw=1)
+    ax0.text(epochs, 89, "chance", color="grey", fontsize=8, ha="right", va="top")
+    ax0.axhline(100 * target, color="k", ls=":", lw=1)
+    ax0.text(1, 100 * target - 1, "target", fontsize=8, va="top")
+    ax0.set_xlabel("epoch")
+    ax0.set_ylabel("training error (%)")
     ax0.set_title("training error (faint: the other learning rates)", fontsize=10)
-    ax1.set_xlabel("epoch"); ax1.set_ylabel("cross-entropy"); ax1.set_title("training loss, fastest runs", fontsize=10)
-    ax0.legend(loc="upper right"); ax1.legend()
+    ax1.set_xlabel("epoch")
+    ax1.set_ylabel("cross-entropy")
+    ax1.set_title("training loss, fastest runs", fontsize=10)
+    ax0.legend(loc="upper right")
+    ax1.legend()
     for ax in (ax0, ax1):
         ax.grid(alpha=0.3)
-    plt.tight_layout(); plt.show()
+    plt.tight_layout()
+    plt.show()
 
 
 def plot_momentum_after_drop(path, A, drop_at):
@@ -216,11 +254,12 @@ def plot_momentum_after_drop(path, A, drop_at):
     lengths and f along the way."""
     import matplotlib.pyplot as plt
     import numpy as np
+
     steps = len(next(iter(path.values()))) - 1
     fig, axes = plt.subplots(2, 2, figsize=(12, 8))
     (ax_path, ax_zoom), (ax_step, ax_f) = axes
     g1, g2 = np.meshgrid(np.linspace(-4.5, 2.3, 300), np.linspace(-1.6, 1.8, 300))
-    f_grid = 0.5 * (A[0, 0] * g1 ** 2 + A[1, 1] * g2 ** 2)
+    f_grid = 0.5 * (A[0, 0] * g1**2 + A[1, 1] * g2**2)
     after = np.concatenate([points[drop_at:] for points in path.values()])
     low, high = after.min(axis=0), after.max(axis=0)
     margin = 0.1 * (high - low)
@@ -231,20 +270,32 @@ def plot_momentum_after_drop(path, A, drop_at):
         ax_zoom.plot(points[drop_at:, 0], points[drop_at:, 1], style, ms=3, lw=1, label=name)
         steps_taken = np.linalg.norm(np.diff(points, axis=0), axis=1)
         ax_step.semilogy(np.arange(1, steps + 1), steps_taken, style, ms=3, lw=1, label=name)
-        ax_f.semilogy(np.arange(steps + 1), 0.5 * np.einsum("ni,ij,nj->n", points, A, points), style, ms=3, lw=1, label=name)
+        ax_f.semilogy(
+            np.arange(steps + 1),
+            0.5 * np.einsum("ni,ij,nj->n", points, A, points),
+            style,
+            ms=3,
+            lw=1,
+            label=name,
+        )
     first = next(iter(path.values()))
     for ax in [ax_path, ax_zoom]:
         ax.plot(*first[drop_at], "k*", ms=12, label="learning rate / 10")
         ax.set(xlabel="$w_1$", ylabel="$w_2$")
     ax_path.set(title="trajectories on the contours of f")
-    ax_zoom.set(title="zoom: after the drop", xlim=(low[0] - margin[0], high[0] + margin[0]),
-                ylim=(low[1] - margin[1], high[1] + margin[1]))
+    ax_zoom.set(
+        title="zoom: after the drop",
+        xlim=(low[0] - margin[0], high[0] + margin[0]),
+        ylim=(low[1] - margin[1], high[1] + margin[1]),
+    )
     ax_step.set(title=r"step length $\|w_{i+1} - w_i\|$ (= |velocity|)", xlabel="iteration")
     ax_f.set(title="f(w)", xlabel="iteration")
     for ax in [ax_step, ax_f]:
         ax.axvline(drop_at, color="k", lw=0.8, ls=":")
-    ax_path.legend(fontsize=9, loc="lower right"); ax_step.legend(fontsize=9)
-    plt.tight_layout(); plt.show()
+    ax_path.legend(fontsize=9, loc="lower right")
+    ax_step.legend(fontsize=9)
+    plt.tight_layout()
+    plt.show()
 
 
 def plot_shift_grid(image, rows, title):
@@ -252,6 +303,7 @@ def plot_shift_grid(image, rows, title):
     [(row label, [panel titles], shifts of shape (panels, 3))]."""
     import matplotlib.pyplot as plt
     import numpy as np
+
     columns = max(len(titles) for _, titles, _ in rows)
     fig, axes = plt.subplots(len(rows), columns, figsize=(2 * columns, 2.12 * len(rows)))
     for r, (name, titles, shifts) in enumerate(rows):
@@ -259,26 +311,36 @@ def plot_shift_grid(image, rows, title):
             axes[r, c].imshow(np.clip(image + d, 0, 255).astype(np.uint8))
             axes[r, c].set_title(f"{panel}\nshift=({d[0]:+.0f},{d[1]:+.0f},{d[2]:+.0f})", fontsize=7)
             axes[r, c].axis("off")
-        axes[r, 0].text(-0.08, 0.5, name, transform=axes[r, 0].transAxes, rotation=90, va="center", ha="right")
+        axes[r, 0].text(
+            -0.08, 0.5, name, transform=axes[r, 0].transAxes, rotation=90, va="center", ha="right"
+        )
     plt.suptitle(title)
-    plt.tight_layout(); plt.show()
+    plt.tight_layout()
+    plt.show()
 
 
 def plot_top5(images, labels, probs, class_names, picks, top_k):
     """Figure 4 (left) in small: for each index in ``picks``, the image with its true class as title and a bar
     chart of its five most probable classes (``top_k(probs, class_names, 5)``), the true class in red."""
     import matplotlib.pyplot as plt
+
     fig, axes = plt.subplots(4, 4, figsize=(10, 7.2), gridspec_kw={"height_ratios": [3, 2, 3, 2]})
     for k, i in enumerate(picks[:8]):
         ax_img, ax_bar = axes[2 * (k // 4), k % 4], axes[2 * (k // 4) + 1, k % 4]
         truth = class_names[labels[i]]
         top = top_k(probs[i], class_names, 5)
-        ax_img.imshow(images[i]); ax_img.axis("off"); ax_img.set_title(truth, fontsize=8)
+        ax_img.imshow(images[i])
+        ax_img.axis("off")
+        ax_img.set_title(truth, fontsize=8)
         names, ps = [n for n, _ in top][::-1], [p for _, p in top][::-1]
         ax_bar.barh(range(len(names)), ps, color=["tab:red" if n == truth else "tab:blue" for n in names])
-        ax_bar.set_yticks(range(len(names))); ax_bar.set_yticklabels([n[:16] for n in names], fontsize=7)
-        ax_bar.set_xlim(0, 1); ax_bar.tick_params(axis="x", labelsize=7)
-    plt.suptitle("top-5 predictions, correct class in red (cf. Figure 4, left)"); plt.tight_layout(); plt.show()
+        ax_bar.set_yticks(range(len(names)))
+        ax_bar.set_yticklabels([n[:16] for n in names], fontsize=7)
+        ax_bar.set_xlim(0, 1)
+        ax_bar.tick_params(axis="x", labelsize=7)
+    plt.suptitle("top-5 predictions, correct class in red (cf. Figure 4, left)")
+    plt.tight_layout()
+    plt.show()
 
 
 def plot_dropout_masks(masks, p):
@@ -287,6 +349,7 @@ def plot_dropout_masks(masks, p):
     an all-ones (batch, units) array."""
     import matplotlib.pyplot as plt
     import numpy as np
+
     paper = masks["paper"]
     units = paper.shape[1]
     kept_fraction = (paper > 0).mean(axis=1)
@@ -297,16 +360,23 @@ def plot_dropout_masks(masks, p):
     for offset, (mode, mask) in zip([-0.1, 0.1], masks.items()):
         values, counts = np.unique(mask, return_counts=True)
         axes[1].bar(values + offset, counts / mask.size, width=0.2, label=f"{mode}: values {values.tolist()}")
-    axes[1].set(title="values taken by the mask", xlabel="mask value", ylabel="fraction of entries", xticks=[0, 1, 2])
+    axes[1].set(
+        title="values taken by the mask", xlabel="mask value", ylabel="fraction of entries", xticks=[0, 1, 2]
+    )
     axes[1].legend(fontsize=9)
     axes[2].hist(kept_fraction, bins=20, density=True, alpha=0.7, label=f"{len(paper)} examples")
     grid = np.linspace(0.47, 0.53, 200)
     std = np.sqrt(p * (1 - p) / units)
-    axes[2].plot(grid, np.exp(-0.5 * ((grid - (1 - p)) / std) ** 2) / (std * np.sqrt(2 * np.pi)), "k",
-                 label="binomial (normal approx.)")
+    axes[2].plot(
+        grid,
+        np.exp(-0.5 * ((grid - (1 - p)) / std) ** 2) / (std * np.sqrt(2 * np.pi)),
+        "k",
+        label="binomial (normal approx.)",
+    )
     axes[2].set(title="fraction of units kept per example", xlabel="fraction kept")
     axes[2].legend(fontsize=9)
-    plt.tight_layout(); plt.show()
+    plt.tight_layout()
+    plt.show()
 
 
 def plot_pooling_overlap(windows_per_pixel, one_map):
@@ -317,6 +387,7 @@ def plot_pooling_overlap(windows_per_pixel, one_map):
     import numpy as np
 
     import nn
+
     fig, axes = plt.subplots(2, 2, figsize=(8, 7.5))
     for col, (z, s) in enumerate([(3, 2), (2, 2)]):
         cover = axes[0, col].imshow(windows_per_pixel(11, z, s), cmap="viridis", vmin=0, vmax=4)
@@ -326,7 +397,8 @@ def plot_pooling_overlap(windows_per_pixel, one_map):
         grad = axes[1, col].imshow(received, cmap="magma", vmin=0, vmax=4)
         axes[1, col].set_title(f"z={z}, s={s}: gradient received", fontsize=10)
         for ax in axes[:, col]:
-            ax.set_xticks([]); ax.set_yticks([])
+            ax.set_xticks([])
+            ax.set_yticks([])
     fig.colorbar(cover, ax=axes[0, :], shrink=0.8)
     fig.colorbar(grad, ax=axes[1, :], shrink=0.8)
     plt.show()

@@ -15,6 +15,7 @@ Exercises: a stub cell starts with the line ``# EXERCISE: <name>``; ``tutorials/
 for each name, a block that starts with the same line and runs to the next marker. ``with_solutions``
 replaces each stub cell's source with its block. Graders call ``_helpers.grade`` and print one verdict line.
 """
+
 import argparse
 import os
 import re
@@ -32,10 +33,14 @@ def notebook_path(name):
     notebook need not exist yet: a new script is enough)."""
     stem = Path(name).stem
     pattern = f"{stem}_*" if len(stem) == 2 else stem
-    stems = sorted({p.stem for p in [*TUTORIALS.glob(pattern + ".ipynb"), *(TUTORIALS / "_src").glob(pattern + ".py")]})
+    stems = sorted(
+        {p.stem for p in [*TUTORIALS.glob(pattern + ".ipynb"), *(TUTORIALS / "_src").glob(pattern + ".py")]}
+    )
     if len(stems) != 1:
-        raise SystemExit(f"expected one notebook tutorials/{pattern}.ipynb or script tutorials/_src/{pattern}.py, "
-                         f"found {stems}")
+        raise SystemExit(
+            f"expected one notebook tutorials/{pattern}.ipynb or script tutorials/_src/{pattern}.py, "
+            f"found {stems}"
+        )
     return TUTORIALS / (stems[0] + ".ipynb")
 
 
@@ -44,6 +49,7 @@ def load(path):
     step (Jupytext keeps the cell ids and outputs of the .ipynb, so the saved notebook's diff stays small)."""
     import nbformat
     from jupytext.cli import jupytext as jupytext_cli
+
     script = TUTORIALS / "_src" / (Path(path).stem + ".py")
     if jupytext_cli(["--sync", "--quiet", str(path if Path(path).exists() else script)]):
         raise SystemExit(f"jupytext --sync {path} failed")
@@ -57,14 +63,21 @@ def solution_blocks(path):
         return {}
     text = solutions.read_text()
     marks = list(MARKER.finditer(text))
-    return {m.group(1): text[m.start():(marks[i + 1].start() if i + 1 < len(marks) else len(text))].strip("\n")
-            for i, m in enumerate(marks)}
+    return {
+        m.group(1): text[m.start() : (marks[i + 1].start() if i + 1 < len(marks) else len(text))].strip("\n")
+        for i, m in enumerate(marks)
+    }
 
 
 def exercise_names(notebook):
     """The names of the notebook's stub cells, in order."""
-    return [m.group(1) for cell in notebook.cells if cell.cell_type == "code"
-            for m in [MARKER.match(cell.source)] if m]
+    return [
+        m.group(1)
+        for cell in notebook.cells
+        if cell.cell_type == "code"
+        for m in [MARKER.match(cell.source)]
+        if m
+    ]
 
 
 def with_solutions(notebook, path):
@@ -74,7 +87,9 @@ def with_solutions(notebook, path):
         match = MARKER.match(cell.source) if cell.cell_type == "code" else None
         if match:
             if match.group(1) not in blocks:
-                raise KeyError(f"no solution for exercise {match.group(1)!r} in tutorials/solutions/{Path(path).stem}.py")
+                raise KeyError(
+                    f"no solution for exercise {match.group(1)!r} in tutorials/solutions/{Path(path).stem}.py"
+                )
             cell.source = blocks[match.group(1)]
     return notebook
 
@@ -83,14 +98,20 @@ def execute(notebook, timeout=600):
     """Runs every cell in a fresh python3 kernel, with ``tutorials/`` as the working directory and the
     repository root on ``PYTHONPATH``. Returns the seconds it took."""
     from nbclient import NotebookClient
+
     env = os.environ
     saved = {key: env.get(key) for key in ("PYTHONPATH", "MPLBACKEND")}
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), saved["PYTHONPATH"]]))
-    env.pop("MPLBACKEND", None)          # the kernel's inline backend draws the figures
+    env.pop("MPLBACKEND", None)  # the kernel's inline backend draws the figures
     try:
         start = time.perf_counter()
-        NotebookClient(notebook, timeout=timeout, kernel_name="python3", record_timing=False,
-                       resources={"metadata": {"path": str(TUTORIALS)}}).execute()
+        NotebookClient(
+            notebook,
+            timeout=timeout,
+            kernel_name="python3",
+            record_timing=False,
+            resources={"metadata": {"path": str(TUTORIALS)}},
+        ).execute()
         return time.perf_counter() - start
     finally:
         for key, value in saved.items():
@@ -105,16 +126,24 @@ VERDICT = re.compile(r"^exercise (\S+): (PASS|FAIL|not done yet)", re.M)
 
 def verdicts(notebook):
     """``[(exercise name, 'PASS' | 'FAIL' | 'not done yet'), ...]`` printed by the graders."""
-    text = "".join(out.get("text", "") for cell in notebook.cells if cell.cell_type == "code"
-                   for out in cell.get("outputs", []) if out.get("output_type") == "stream")
+    text = "".join(
+        out.get("text", "")
+        for cell in notebook.cells
+        if cell.cell_type == "code"
+        for out in cell.get("outputs", [])
+        if out.get("output_type") == "stream"
+    )
     return VERDICT.findall(text)
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description="Executes a tutorial notebook and saves its outputs.")
     parser.add_argument("notebook", help="NN, NN_name, or the path of the notebook or of its script")
-    parser.add_argument("--solutions", action="store_true",
-                        help="fill in tutorials/solutions/NN_name.py, print the verdicts, write nothing")
+    parser.add_argument(
+        "--solutions",
+        action="store_true",
+        help="fill in tutorials/solutions/NN_name.py, print the verdicts, write nothing",
+    )
     parser.add_argument("--timeout", type=int, default=600, help="seconds a cell may take (default 600)")
     args = parser.parse_args(argv)
     path = notebook_path(args.notebook)
@@ -128,6 +157,7 @@ def main(argv=None):
         print(f"{path.name} with solutions: executed in {elapsed:.1f} s (not written)")
         return
     import nbformat
+
     nbformat.write(notebook, path)
     print(f"wrote {path} ({path.stat().st_size / 1e3:.0f} kB), executed in {elapsed:.1f} s")
 

@@ -11,12 +11,26 @@
 The one convention that differs from ours: ONNX's LRN alpha is divided by the window size n,
 the paper's is not (§3.3): alpha_onnx = alpha_paper * n, converted in both directions.
 """
+
 from .export import DEFAULT_OPSET, build_onnx_model, export_checkpoint, main_export, save_onnx_atomic
 from .graph import EXPECTED_LAYERS, LAYER_WORDS, MAPPED_OPS, load_onnx_file
 from .importer import import_onnx, import_to_checkpoint, main_import, parse_mean_pixel
 from .metadata import META_PREFIX, OnnxError
 
-__all__ = ["DEFAULT_OPSET", "build_onnx_model", "export_checkpoint", "main_export", "save_onnx_atomic",
-           "EXPECTED_LAYERS", "LAYER_WORDS", "MAPPED_OPS", "load_onnx_file",
-           "import_onnx", "import_to_checkpoint", "main_import", "parse_mean_pixel",
-           "META_PREFIX", "OnnxError"]
+__all__ = [
+    "DEFAULT_OPSET",
+    "build_onnx_model",
+    "export_checkpoint",
+    "main_export",
+    "save_onnx_atomic",
+    "EXPECTED_LAYERS",
+    "LAYER_WORDS",
+    "MAPPED_OPS",
+    "load_onnx_file",
+    "import_onnx",
+    "import_to_checkpoint",
+    "main_import",
+    "parse_mean_pixel",
+    "META_PREFIX",
+    "OnnxError",
+]

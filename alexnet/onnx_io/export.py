@@ -21,6 +21,7 @@ The preprocessing, class names and model configuration go into ``metadata_props`
 (metadata.py). The file is written atomically (``nn.atomic_write``) and checked by
 ``onnx.checker`` before it is written.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -44,6 +45,7 @@ class _GraphWriter:
 
     def __init__(self):
         from onnx import helper, numpy_helper
+
         self._helper, self._numpy_helper = helper, numpy_helper
         self.nodes, self.initializers = [], []
 
@@ -66,8 +68,17 @@ class _GraphWriter:
 # One helper per layer kind: ``x`` is the layer's input tensor, ``out`` the name of its output.
 def _conv(graph, name, conv, x, out):
     (ph, pw), (sh, sw) = conv.padding, conv.stride
-    graph.node("Conv", [x, *graph.parameters(name, conv)], out, name, kernel_shape=list(conv.kernel_size),
-               strides=[sh, sw], pads=[ph, pw, ph, pw], dilations=[1, 1], group=conv.groups)
+    graph.node(
+        "Conv",
+        [x, *graph.parameters(name, conv)],
+        out,
+        name,
+        kernel_shape=list(conv.kernel_size),
+        strides=[sh, sw],
+        pads=[ph, pw, ph, pw],
+        dilations=[1, 1],
+        group=conv.groups,
+    )
 
 
 def _relu(graph, name, x, out):
@@ -77,11 +88,14 @@ def _relu(graph, name, x, out):
 def _lrn(graph, name, lrn, x, out, channels):
     """LRN (§3.3); per tower (§3.2) as Split -> one LRN per block -> Concat."""
     if lrn.size % 2 == 0:
-        raise ValueError(f"{name}: LRN size {lrn.size} is even; ONNX centres an even window "
-                         "differently from this project, so only odd sizes are exported")
+        raise ValueError(
+            f"{name}: LRN size {lrn.size} is even; ONNX centres an even window "
+            "differently from this project, so only odd sizes are exported"
+        )
     # ONNX divides alpha by the window size n (Caffe's convention); the paper's alpha multiplies the sum.
-    attrs = dict(size=int(lrn.size), alpha=float(lrn.alpha) * lrn.size, beta=float(lrn.beta),
-                 bias=float(lrn.k))
+    attrs = dict(
+        size=int(lrn.size), alpha=float(lrn.alpha) * lrn.size, beta=float(lrn.beta), bias=float(lrn.k)
+    )
     if lrn.groups == 1:
         graph.node("LRN", [x], out, name, **attrs)
         return
@@ -94,8 +108,15 @@ def _lrn(graph, name, lrn, x, out, channels):
 
 
 def _max_pool(graph, name, pool, x, out):
-    graph.node("MaxPool", [x], out, name, kernel_shape=list(pool.kernel_size), strides=list(pool.stride),
-               pads=[0, 0, 0, 0])
+    graph.node(
+        "MaxPool",
+        [x],
+        out,
+        name,
+        kernel_shape=list(pool.kernel_size),
+        strides=list(pool.stride),
+        pads=[0, 0, 0, 0],
+    )
 
 
 def _flatten(graph, name, x, out):
@@ -107,8 +128,14 @@ def _linear(graph, name, linear, x, out):
     graph.node("Gemm", [x, *graph.parameters(name, linear)], out, name, transB=1, alpha=1.0, beta=1.0)
 
 
-def build_onnx_model(model: AlexNet, spec: InputSpec | None = None, class_names: list | None = None,
-                     wnids: list | None = None, softmax: bool = False, opset: int = DEFAULT_OPSET):
+def build_onnx_model(
+    model: AlexNet,
+    spec: InputSpec | None = None,
+    class_names: list | None = None,
+    wnids: list | None = None,
+    softmax: bool = False,
+    opset: int = DEFAULT_OPSET,
+):
     """An ``onnx.ModelProto`` of ``model`` (an AlexNet) in eval mode; float32 weights.
 
     ``spec`` (an InputSpec), ``class_names`` and ``wnids`` go into ``metadata_props``.
@@ -149,17 +176,25 @@ def build_onnx_model(model: AlexNet, spec: InputSpec | None = None, class_names:
         graph.node("Softmax", ["logits"], "prob", "softmax", axis=1)
         outputs.append(helper.make_tensor_value_info("prob", TensorProto.FLOAT, ["batch", num_classes]))
     onnx_graph = helper.make_graph(
-        graph.nodes, "AlexNet",
+        graph.nodes,
+        "AlexNet",
         [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["batch", 3, crop, crop])],
-        outputs, initializer=graph.initializers,
+        outputs,
+        initializer=graph.initializers,
         doc_string="AlexNet (Krizhevsky, Sutskever, Hinton 2012), §3.5 / Figure 2; dropout omitted (identity "
-                   "at test time). Input: see metadata 'alexnet.preprocessing'.")
-    onnx_model = helper.make_model(onnx_graph, opset_imports=[helper.make_opsetid("", int(opset))],
-                                   producer_name="alexnet-from-scratch", producer_version=_version())
+        "at test time). Input: see metadata 'alexnet.preprocessing'.",
+    )
+    onnx_model = helper.make_model(
+        onnx_graph,
+        opset_imports=[helper.make_opsetid("", int(opset))],
+        producer_name="alexnet-from-scratch",
+        producer_version=_version(),
+    )
     # The oldest IR version that can hold this opset: readable by older runtimes too.
     onnx_model.ir_version = helper.find_min_ir_version_for(list(onnx_model.opset_import))
     onnx_model.doc_string = (
-        "AlexNet built by hand in NumPy/CuPy (alexnet-from-scratch); logits, optional softmax.")
+        "AlexNet built by hand in NumPy/CuPy (alexnet-from-scratch); logits, optional softmax."
+    )
     helper.set_model_props(onnx_model, metadata_props(model.config, spec, class_names, wnids))
     onnx.checker.check_model(onnx_model, full_check=True)
     return onnx_model
@@ -168,6 +203,7 @@ def build_onnx_model(model: AlexNet, spec: InputSpec | None = None, class_names:
 def _version():
     try:
         from importlib.metadata import version
+
         return version("alexnet-from-scratch")
     except Exception:  # not installed: the package runs from PYTHONPATH
         return "0.1.0"
@@ -180,8 +216,9 @@ def save_onnx_atomic(onnx_model, path: str | Path) -> Path:
     return Path(path)
 
 
-def export_checkpoint(checkpoint_path: str | Path, onnx_path: str | Path, softmax: bool = False,
-                      opset: int = DEFAULT_OPSET):
+def export_checkpoint(
+    checkpoint_path: str | Path, onnx_path: str | Path, softmax: bool = False, opset: int = DEFAULT_OPSET
+):
     """Export a checkpoint file to an ONNX file; returns the ModelProto."""
     checkpoint = load_checkpoint(checkpoint_path)
     model = checkpoint.build_model("cpu").eval()
@@ -190,8 +227,9 @@ def export_checkpoint(checkpoint_path: str | Path, onnx_path: str | Path, softma
     except ValueError as exc:  # e.g. a checkpoint saved without its mean image: export the network anyway
         print(f"note: {checkpoint_path}: {exc}; the ONNX file records no preprocessing", file=sys.stderr)
         spec = None
-    onnx_model = build_onnx_model(model, spec, checkpoint.class_names, checkpoint.meta.get("wnids"),
-                                  softmax=softmax, opset=opset)
+    onnx_model = build_onnx_model(
+        model, spec, checkpoint.class_names, checkpoint.meta.get("wnids"), softmax=softmax, opset=opset
+    )
     save_onnx_atomic(onnx_model, onnx_path)
     return onnx_model
 
@@ -201,6 +239,8 @@ def main_export(args: argparse.Namespace) -> int:
     onnx_model = export_checkpoint(args.checkpoint, args.onnx, softmax=args.softmax, opset=args.opset)
     size = Path(args.onnx).stat().st_size
     ops = sorted({n.op_type for n in onnx_model.graph.node})
-    print(f"wrote {args.onnx} ({size / 2 ** 20:.1f} MiB, opset {args.opset}, ops: {', '.join(ops)}); "
-          f"checked with onnx.checker")
+    print(
+        f"wrote {args.onnx} ({size / 2**20:.1f} MiB, opset {args.opset}, ops: {', '.join(ops)}); "
+        f"checked with onnx.checker"
+    )
     return 0

@@ -17,6 +17,7 @@ a mean pixel. A file without our metadata is recorded as BGR with Caffe's mean p
 ``--mean-pixel`` override (metadata.py). See alexnet/preprocessing.py for how
 predict/evaluate apply it.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -34,9 +35,14 @@ from .graph import Graph, check_sequence, label, load_onnx_file, walk
 from .metadata import OnnxError, json_metadata, one_line, read_class_names, read_input_spec, read_metadata
 
 
-def import_onnx(path: str | Path, channel_order: str | None = None, mean_pixel: list | None = None,
-                input_scale: float | None = None, image_size: int | None = None,
-                quiet: bool = False) -> tuple[AlexNet, InputSpec, dict, list]:
+def import_onnx(
+    path: str | Path,
+    channel_order: str | None = None,
+    mean_pixel: list | None = None,
+    input_scale: float | None = None,
+    image_size: int | None = None,
+    quiet: bool = False,
+) -> tuple[AlexNet, InputSpec, dict, list]:
     """Read an AlexNet-shaped ONNX file. Returns ``(model, spec, meta, notes)``: our AlexNet with the
     file's weights, its InputSpec, the checkpoint meta (class names, WordNet IDs, source) and the
     notes printed for the user (what was inferred or assumed)."""
@@ -55,12 +61,14 @@ def import_onnx(path: str | Path, channel_order: str | None = None, mean_pixel: 
     input_side = _input_side(path, graph.input)
     layers, last = walk(graph, opset)
     check_sequence(path, layers)
-    convs, lrns, pools, fcs, flatten = ([info for kind, info in layers if kind == k]
-                                        for k in ("conv", "lrn", "pool", "fc", "flatten"))
+    convs, lrns, pools, fcs, flatten = (
+        [info for kind, info in layers if kind == k] for k in ("conv", "lrn", "pool", "fc", "flatten")
+    )
     stray = [name for name in graph.outputs if name not in {fcs[-1]["node"].output[0], last}]
     if stray:
-        raise OnnxError(f"{path}: non-AlexNet structure: graph output {stray[0]!r} is not the classifier's "
-                        "output")
+        raise OnnxError(
+            f"{path}: non-AlexNet structure: graph output {stray[0]!r} is not the classifier's output"
+        )
     _check_pools(path, pools)
     groups = _check_convs(path, convs)
     lrn_groups = _check_lrns(path, lrns, convs, groups)
@@ -73,28 +81,56 @@ def import_onnx(path: str | Path, channel_order: str | None = None, mean_pixel: 
     saved_lrn = saved_config.get("lrn")
     if saved_lrn and all(math.isclose(float(saved_lrn[k]), float(lrn[k]), rel_tol=1e-6) for k in lrn):
         lrn = {k: saved_lrn[k] for k in lrn}  # our own file: the exact values its float32 attributes round
-    config = {"num_classes": num_classes, "crop": crop, "groups": groups, "width": width,
-              "lrn_groups": lrn_groups, "lrn": lrn, "init": saved_config.get("init", "paper"),
-              "dropout": float(saved_config.get("dropout", 0.5))}
+    config = {
+        "num_classes": num_classes,
+        "crop": crop,
+        "groups": groups,
+        "width": width,
+        "lrn_groups": lrn_groups,
+        "lrn": lrn,
+        "init": saved_config.get("init", "paper"),
+        "dropout": float(saved_config.get("dropout", 0.5)),
+    }
     model = _build_model(path, config, convs, fcs)
 
-    spec = read_input_spec(path, meta_props, crop, channel_order, mean_pixel, input_scale, image_size, notes,
-                           ours=bool(saved_config))
+    spec = read_input_spec(
+        path,
+        meta_props,
+        crop,
+        channel_order,
+        mean_pixel,
+        input_scale,
+        image_size,
+        notes,
+        ours=bool(saved_config),
+    )
     names, wnids = read_class_names(path, meta_props, num_classes, notes)
-    meta = {"source": {"onnx": str(path), "sha256": _sha256(path), "producer":
-                       f"{onnx_model.producer_name} {onnx_model.producer_version}".strip(),
-                       "opset": int(opset), "graph": onnx_model.graph.name, "notes": notes},
-            "class_names": names, "wnids": wnids, "image_size": spec.image_size,
-            "args": {"input_scale": spec.input_scale}, "preprocessing": spec.to_meta(),
-            "epoch": None, "history": []}
+    meta = {
+        "source": {
+            "onnx": str(path),
+            "sha256": _sha256(path),
+            "producer": f"{onnx_model.producer_name} {onnx_model.producer_version}".strip(),
+            "opset": int(opset),
+            "graph": onnx_model.graph.name,
+            "notes": notes,
+        },
+        "class_names": names,
+        "wnids": wnids,
+        "image_size": spec.image_size,
+        "args": {"input_scale": spec.input_scale},
+        "preprocessing": spec.to_meta(),
+        "epoch": None,
+        "history": [],
+    }
     if not quiet:
         for note in notes:
             print(f"note: {note}", file=sys.stderr)
     return model, spec, meta, notes
 
 
-def import_to_checkpoint(onnx_path: str | Path, out_path: str | Path,
-                         **kwargs) -> tuple[AlexNet, InputSpec, dict]:
+def import_to_checkpoint(
+    onnx_path: str | Path, out_path: str | Path, **kwargs
+) -> tuple[AlexNet, InputSpec, dict]:
     """Import ``onnx_path`` and write a normal checkpoint to ``out_path``; returns (model, spec, meta)."""
     model, spec, meta, _ = import_onnx(onnx_path, **kwargs)
     mean_image = spec.mean_image if spec.mean_kind == "image" else None
@@ -106,15 +142,20 @@ def _input_side(path, value_info):
     """The declared side of the square input (None when not fixed)."""
     dims = value_info.type.tensor_type.shape.dim
     if len(dims) != 4:
-        raise OnnxError(f"{path}: wrong shapes: input {value_info.name!r} has {len(dims)} dimensions, "
-                        "expected 4 (batch, 3 channels, height, width)")
+        raise OnnxError(
+            f"{path}: wrong shapes: input {value_info.name!r} has {len(dims)} dimensions, "
+            "expected 4 (batch, 3 channels, height, width)"
+        )
     values = [d.dim_value if d.HasField("dim_value") else None for d in dims]
     if values[1] not in (None, 3):
-        raise OnnxError(f"{path}: wrong shapes: input {value_info.name!r} has {values[1]} channels, "
-                        "expected 3")
+        raise OnnxError(
+            f"{path}: wrong shapes: input {value_info.name!r} has {values[1]} channels, expected 3"
+        )
     if values[2] != values[3]:
-        raise OnnxError(f"{path}: wrong shapes: input {value_info.name!r} is {values[2]} x {values[3]}; "
-                        "AlexNet takes square crops")
+        raise OnnxError(
+            f"{path}: wrong shapes: input {value_info.name!r} is {values[2]} x {values[3]}; "
+            "AlexNet takes square crops"
+        )
     return values[2]
 
 
@@ -122,9 +163,11 @@ def _check_pools(path, pools):
     """pool1, pool2, pool5: overlapping 3 x 3 windows, stride 2 (§3.4); padding is checked with the crop."""
     for name, pool in zip(("pool1", "pool2", "pool5"), pools):
         if pool["kernel"] != [3, 3] or pool["strides"] != [2, 2]:
-            raise OnnxError(f"{path}: wrong shapes: {name} node {label(pool['node'])} pools {pool['kernel']} "
-                            f"with stride {pool['strides']}; AlexNet's overlapping pooling is 3 x 3, "
-                            "stride 2 (§3.4)")
+            raise OnnxError(
+                f"{path}: wrong shapes: {name} node {label(pool['node'])} pools {pool['kernel']} "
+                f"with stride {pool['strides']}; AlexNet's overlapping pooling is 3 x 3, "
+                "stride 2 (§3.4)"
+            )
 
 
 def _check_convs(path, convs):
@@ -133,57 +176,79 @@ def _check_convs(path, convs):
     for (name, _, kernel, stride, padding, two_tower_groups), conv in zip(CONV_LAYERS, convs):
         node = conv["node"]
         if list(conv["weight"].shape[2:]) != [kernel, kernel] or conv["kernel"] != [kernel, kernel]:
-            raise OnnxError(f"{path}: wrong shapes: {name} node {label(node)} has {conv['kernel']} kernels "
-                            f"(weight {list(conv['weight'].shape)}), expected {kernel} x {kernel}")
-        if conv["strides"] != [stride, stride] or conv["pads"] != [padding] * 4 or \
-                conv["dilations"] != [1, 1]:
-            raise OnnxError(f"{path}: wrong shapes: {name} node {label(node)} has strides {conv['strides']}, "
-                            f"pads {conv['pads']}, dilations {conv['dilations']}; expected stride {stride}, "
-                            f"padding {padding} (the paper's AlexNet)")
+            raise OnnxError(
+                f"{path}: wrong shapes: {name} node {label(node)} has {conv['kernel']} kernels "
+                f"(weight {list(conv['weight'].shape)}), expected {kernel} x {kernel}"
+            )
+        if (
+            conv["strides"] != [stride, stride]
+            or conv["pads"] != [padding] * 4
+            or conv["dilations"] != [1, 1]
+        ):
+            raise OnnxError(
+                f"{path}: wrong shapes: {name} node {label(node)} has strides {conv['strides']}, "
+                f"pads {conv['pads']}, dilations {conv['dilations']}; expected stride {stride}, "
+                f"padding {padding} (the paper's AlexNet)"
+            )
         if two_tower_groups == 1 and conv["group"] != 1:
-            raise OnnxError(f"{path}: non-AlexNet structure: {name} node {label(node)} has group "
-                            f"{conv['group']}; in AlexNet {name} sees all maps (§3.2)")
+            raise OnnxError(
+                f"{path}: non-AlexNet structure: {name} node {label(node)} has group "
+                f"{conv['group']}; in AlexNet {name} sees all maps (§3.2)"
+            )
         if two_tower_groups == 2:
             groups_seen.append(conv["group"])
     if set(groups_seen) not in ({1}, {2}):
-        raise OnnxError(f"{path}: non-AlexNet structure: conv2, conv4, conv5 have groups {groups_seen}; "
-                        "expected all 1 (one tower) or all 2 (the two GPUs of §3.2)")
+        raise OnnxError(
+            f"{path}: non-AlexNet structure: conv2, conv4, conv5 have groups {groups_seen}; "
+            "expected all 1 (one tower) or all 2 (the two GPUs of §3.2)"
+        )
     return groups_seen[0]
 
 
 def _check_lrns(path, lrns, convs, groups):
     """The same LRN settings in both layers; returns lrn_groups (1: across all maps, 2: per tower)."""
     if lrns[0]["params"] != lrns[1]["params"] or lrns[0]["groups"] != lrns[1]["groups"]:
-        raise OnnxError(f"{path}: the two LRN layers differ ({lrns[0]['params']}, groups {lrns[0]['groups']} "
-                        f"vs {lrns[1]['params']}, groups {lrns[1]['groups']}); this AlexNet uses one setting")
+        raise OnnxError(
+            f"{path}: the two LRN layers differ ({lrns[0]['params']}, groups {lrns[0]['groups']} "
+            f"vs {lrns[1]['params']}, groups {lrns[1]['groups']}); this AlexNet uses one setting"
+        )
     lrn_groups = lrns[0]["groups"]
     if lrn_groups == 2 and groups != 2:
-        raise OnnxError(f"{path}: non-AlexNet structure: LRN per tower (Split/LRN/Concat) in a one-tower "
-                        "network")
+        raise OnnxError(
+            f"{path}: non-AlexNet structure: LRN per tower (Split/LRN/Concat) in a one-tower network"
+        )
     for lrn, conv in zip(lrns, convs[:2]):
         sizes = lrn.get("split_sizes")
         if sizes is not None and sum(sizes) != conv["weight"].shape[0]:
-            raise OnnxError(f"{path}: wrong shapes: {label(lrn['split'])} splits {sum(sizes)} maps, the "
-                            f"convolution before it makes {conv['weight'].shape[0]}")
+            raise OnnxError(
+                f"{path}: wrong shapes: {label(lrn['split'])} splits {sum(sizes)} maps, the "
+                f"convolution before it makes {conv['weight'].shape[0]}"
+            )
     return lrn_groups
 
 
 def _check_classifier(path, fcs, flatten, c5):
     """fc6 -> fc7 -> fc8 chain; returns (hidden units, classes, side of the maps after pool5)."""
-    hidden, num_classes, fc6_in = (int(fcs[0]["weight"].shape[0]), int(fcs[2]["weight"].shape[0]),
-                                   int(fcs[0]["weight"].shape[1]))
+    hidden, num_classes, fc6_in = (
+        int(fcs[0]["weight"].shape[0]),
+        int(fcs[2]["weight"].shape[0]),
+        int(fcs[0]["weight"].shape[1]),
+    )
     if [list(f["weight"].shape) for f in fcs[1:]] != [[hidden, hidden], [num_classes, hidden]]:
-        raise OnnxError(f"{path}: wrong shapes: fc6/fc7/fc8 weights {[list(f['weight'].shape) for f in fcs]} "
-                        "do not chain")
+        raise OnnxError(
+            f"{path}: wrong shapes: fc6/fc7/fc8 weights {[list(f['weight'].shape) for f in fcs]} do not chain"
+        )
     area, rem = divmod(fc6_in, c5)
     pool5_side = math.isqrt(area)
-    if rem or pool5_side ** 2 != area or pool5_side < 1:
+    if rem or pool5_side**2 != area or pool5_side < 1:
         raise OnnxError(f"{path}: wrong shapes: fc6 takes {fc6_in} inputs, not {c5} maps of a square size")
     if flatten["shape"] is not None:
         first, second = flatten["shape"]
         if first not in (0, -1, 1) or second not in (-1, fc6_in) or first == second == -1:
-            raise OnnxError(f"{path}: wrong shapes: node {label(flatten['node'])} reshapes to "
-                            f"{flatten['shape']}; expected (batch, {fc6_in}) before fc6")
+            raise OnnxError(
+                f"{path}: wrong shapes: node {label(flatten['node'])} reshapes to "
+                f"{flatten['shape']}; expected (batch, {fc6_in}) before fc6"
+            )
     return hidden, num_classes, pool5_side
 
 
@@ -192,11 +257,12 @@ def _infer_width(path, channels, hidden, groups, hint):
     for width in candidates:
         if max(1, int(round(FC_WIDTH * width))) != hidden:
             continue
-        if all(scaled_channels(c, width, groups) == got
-               for (_, c, *_), got in zip(CONV_LAYERS, channels)):
+        if all(scaled_channels(c, width, groups) == got for (_, c, *_), got in zip(CONV_LAYERS, channels)):
             return float(width)
-    raise OnnxError(f"{path}: wrong shapes: conv1..conv5 have {channels} maps and fc6/fc7 {hidden} units, "
-                    "which is not AlexNet's 96-256-384-384-256 / 4096 at any single width")
+    raise OnnxError(
+        f"{path}: wrong shapes: conv1..conv5 have {channels} maps and fc6/fc7 {hidden} units, "
+        "which is not AlexNet's 96-256-384-384-256 / 4096 at any single width"
+    )
 
 
 def _infer_crop(path, input_side, pools, convs, pool5_side, meta_crop, notes):
@@ -210,12 +276,16 @@ def _infer_crop(path, input_side, pools, convs, pool5_side, meta_crop, notes):
     if input_side is not None and input_side in candidates:
         return input_side
     if not candidates:
-        raise OnnxError(f"{path}: wrong shapes: fc6 expects {pool5_side} x {pool5_side} maps after pool5 and "
-                        "no input size gives that with this project's pooling")
+        raise OnnxError(
+            f"{path}: wrong shapes: fc6 expects {pool5_side} x {pool5_side} maps after pool5 and "
+            "no input size gives that with this project's pooling"
+        )
     if input_side is None:
         crop = meta_crop if meta_crop in candidates else candidates[0]
-        notes.append(f"the file does not fix the input size; crop {crop} inferred from fc6's input "
-                     f"({pool5_side} x {pool5_side} maps after pool5)")
+        notes.append(
+            f"the file does not fix the input size; crop {crop} inferred from fc6's input "
+            f"({pool5_side} x {pool5_side} maps after pool5)"
+        )
         return crop
     # The file's own sizes at its declared input (Caffe rounds pooling up: extra end pads / ceil_mode).
     side = input_side
@@ -225,13 +295,17 @@ def _infer_crop(path, input_side, pools, convs, pool5_side, meta_crop, notes):
             p = pools[(1, 2, 5).index(i)]
             side = _pool_out(side, p["kernel"][0], p["strides"][0], p["pads"][0], p["pads"][2], p["ceil"])
     if side != pool5_side:
-        raise OnnxError(f"{path}: wrong shapes: a {input_side} x {input_side} input gives {side} x {side} "
-                        f"maps after pool5, but fc6 expects {pool5_side} x {pool5_side}")
+        raise OnnxError(
+            f"{path}: wrong shapes: a {input_side} x {input_side} input gives {side} x {side} "
+            f"maps after pool5, but fc6 expects {pool5_side} x {pool5_side}"
+        )
     crop = min(candidates, key=lambda c: (abs(c - input_side), -c))
-    notes.append(f"the file declares {input_side} x {input_side} inputs with padded (Caffe's rounded-up) "
-                 f"max-pooling; this project pools without padding, which gives the same "
-                 f"{pool5_side} x {pool5_side} maps for fc6 at {crop} x {crop} (Caffe's original crop for "
-                 f"AlexNet is 227), so the checkpoint uses crop {crop}; the weights are unchanged")
+    notes.append(
+        f"the file declares {input_side} x {input_side} inputs with padded (Caffe's rounded-up) "
+        f"max-pooling; this project pools without padding, which gives the same "
+        f"{pool5_side} x {pool5_side} maps for fc6 at {crop} x {crop} (Caffe's original crop for "
+        f"AlexNet is 227), so the checkpoint uses crop {crop}; the weights are unchanged"
+    )
     return crop
 
 
@@ -268,10 +342,12 @@ def _build_model(path, config, convs, fcs):
         for what, value in (("weight", layer["weight"]), ("bias", bias)):
             key = f"{name}.{what}"
             if tuple(value.shape) != tuple(expected[key].shape):
-                raise OnnxError(f"{path}: wrong shapes: {name} ({layer['weight_name']!r}) {what} is "
-                                f"{list(value.shape)}, expected {list(expected[key].shape)} for AlexNet with "
-                                f"groups={config['groups']}, width={config['width']:g}, "
-                                f"{config['num_classes']} classes")
+                raise OnnxError(
+                    f"{path}: wrong shapes: {name} ({layer['weight_name']!r}) {what} is "
+                    f"{list(value.shape)}, expected {list(expected[key].shape)} for AlexNet with "
+                    f"groups={config['groups']}, width={config['width']:g}, "
+                    f"{config['num_classes']} classes"
+                )
             state[key] = np.asarray(value, np.float32)
     return model.load_state_dict(state)
 
@@ -298,14 +374,21 @@ def parse_mean_pixel(text: str) -> list:
 def main_import(args: argparse.Namespace) -> int:
     """``python -m alexnet import-onnx``."""
     mean_pixel = parse_mean_pixel(args.mean_pixel) if args.mean_pixel is not None else None
-    model, spec, meta = import_to_checkpoint(args.onnx, args.out, channel_order=args.channel_order,
-                                             mean_pixel=mean_pixel, input_scale=args.input_scale,
-                                             image_size=args.image_size)
+    model, spec, meta = import_to_checkpoint(
+        args.onnx,
+        args.out,
+        channel_order=args.channel_order,
+        mean_pixel=mean_pixel,
+        input_scale=args.input_scale,
+        image_size=args.image_size,
+    )
     config = model.config
     lrn_mode = "per tower" if config["lrn_groups"] == 2 else "across all maps"
-    print(f"wrote {args.out}: AlexNet with {config['num_classes']} classes, crop {config['crop']}, groups "
-          f"{config['groups']}, width {config['width']:g}, LRN {lrn_mode} "
-          f"(n={config['lrn']['size']}, alpha={config['lrn']['alpha']:g} in the paper's convention, "
-          f"beta={config['lrn']['beta']:g}, k={config['lrn']['k']:g})")
+    print(
+        f"wrote {args.out}: AlexNet with {config['num_classes']} classes, crop {config['crop']}, groups "
+        f"{config['groups']}, width {config['width']:g}, LRN {lrn_mode} "
+        f"(n={config['lrn']['size']}, alpha={config['lrn']['alpha']:g} in the paper's convention, "
+        f"beta={config['lrn']['beta']:g}, k={config['lrn']['k']:g})"
+    )
     print(f"input: {spec.describe()}")
     return 0

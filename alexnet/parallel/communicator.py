@@ -27,6 +27,7 @@ copied back: the pip MPI is not CUDA-aware, and handing it device pointers crash
 path (``cupy.cuda.nccl``), which would keep the buffer on the devices, is described in
 docs/distributed.md and not implemented.
 """
+
 from __future__ import annotations
 
 import os
@@ -44,8 +45,13 @@ from data.shards import split_sizes
 from nn import get_array_module
 
 #: Environment variables through which MPI launchers announce the number of processes.
-LAUNCHER_SIZE_VARIABLES = ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "MV2_COMM_WORLD_SIZE", "PMIX_SIZE",
-                           "MPI_LOCALNRANKS")
+LAUNCHER_SIZE_VARIABLES = (
+    "PMI_SIZE",
+    "OMPI_COMM_WORLD_SIZE",
+    "MV2_COMM_WORLD_SIZE",
+    "PMIX_SIZE",
+    "MPI_LOCALNRANKS",
+)
 INSTALL_HINT = 'pip install -e ".[mpi]"  (mpi4py and the mpich wheel, which provides mpiexec)'
 
 
@@ -80,11 +86,11 @@ def _pack(arrays, scratch=None):
     if flat is None:
         flat = xp.empty(sum(sizes), dtype)
         if scratch is not None:
-            scratch.clear()          # keep one buffer: the gradients' (the same size every step)
+            scratch.clear()  # keep one buffer: the gradients' (the same size every step)
             scratch[key] = flat
     offset = 0
     for a, n in zip(arrays, sizes):
-        flat[offset:offset + n] = a.reshape(-1)
+        flat[offset : offset + n] = a.reshape(-1)
         offset += n
     return flat, sizes
 
@@ -99,11 +105,11 @@ def _unpack(flat, arrays, sizes, scale=None):
     offset = 0
     if scale is not None:
         for a, n in zip(arrays, sizes):
-            xp.multiply(flat[offset:offset + n].reshape(a.shape), flat.dtype.type(scale), out=a)
+            xp.multiply(flat[offset : offset + n].reshape(a.shape), flat.dtype.type(scale), out=a)
             offset += n
         return
     for a, n in zip(arrays, sizes):
-        a[...] = flat[offset:offset + n].reshape(a.shape)
+        a[...] = flat[offset : offset + n].reshape(a.shape)
         offset += n
 
 
@@ -117,7 +123,7 @@ class Communicator(ABC):
 
     rank: int = 0
     size: int = 1
-    local_rank: int = 0      # rank among the processes on this machine (chooses the GPU)
+    local_rank: int = 0  # rank among the processes on this machine (chooses the GPU)
 
     @property
     def is_root(self) -> bool:
@@ -208,7 +214,7 @@ class MPICommunicator(Communicator):
         by_dtype = {}
         for a in arrays:
             by_dtype.setdefault(np.dtype(a.dtype), []).append(a)
-        for group in by_dtype.values():   # one Bcast per dtype (usually one)
+        for group in by_dtype.values():  # one Bcast per dtype (usually one)
             flat, sizes = _pack(group)
             host = np.ascontiguousarray(_to_host(flat))
             self.comm.Bcast(host, root=root)
@@ -222,17 +228,17 @@ class MPICommunicator(Communicator):
             return arrays
         flat, sizes = _pack(arrays, self._scratch)
         xp = get_array_module(flat)
-        host = _to_host(flat)                 # NumPy: the buffer itself; CuPy: one copy to the host
+        host = _to_host(flat)  # NumPy: the buffer itself; CuPy: one copy to the host
         self.comm.Allreduce(self.MPI.IN_PLACE, host, op=self.MPI.SUM)
         self.bytes_reduced += host.nbytes
         if xp is not np:
-            flat.set(host)                    # one copy back to the device
+            flat.set(host)  # one copy back to the device
         _unpack(flat, arrays, sizes, scale=1.0 / self.size)
         return arrays
 
     def allreduce_sum(self, value):
         if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
-            return int(self.comm.allreduce(int(value)))       # Python ints: exact, any size
+            return int(self.comm.allreduce(int(value)))  # Python ints: exact, any size
         xp = get_array_module(value) if hasattr(value, "dtype") else np
         host = np.array(_to_host(value) if hasattr(value, "dtype") else value)
         if host.dtype.kind not in "iufc":
@@ -244,7 +250,7 @@ class MPICommunicator(Communicator):
         host = np.ascontiguousarray(host)
         self.comm.Allreduce(self.MPI.IN_PLACE, host, op=self.MPI.SUM)
         if not hasattr(value, "dtype"):
-            return host.item()                                  # a Python number in, one out
+            return host.item()  # a Python number in, one out
         if host.ndim == 0 and xp is np:
             return host[()]
         return host if xp is np else xp.asarray(host)
@@ -268,8 +274,10 @@ class MPICommunicator(Communicator):
         front = np.ascontiguousarray(np.moveaxis(_to_host(x), axis, 0))
         sizes = split_sizes(front.shape[0], self.size) if sizes is None else [int(s) for s in sizes]
         if len(sizes) != self.size or sum(sizes) != front.shape[0]:
-            raise ValueError(f"reduce_scatter: sizes {sizes} must be {self.size} blocks adding up to "
-                             f"{front.shape[0]} (the length of axis {axis})")
+            raise ValueError(
+                f"reduce_scatter: sizes {sizes} must be {self.size} blocks adding up to "
+                f"{front.shape[0]} (the length of axis {axis})"
+            )
         row = int(np.prod(front.shape[1:], dtype=np.int64))
         out = np.empty((sizes[self.rank],) + front.shape[1:], front.dtype)
         self.comm.Reduce_scatter(front, out, [n * row for n in sizes], op=self.MPI.SUM)
@@ -300,9 +308,11 @@ def get_communicator() -> Communicator:
         from mpi4py import MPI
     except ImportError as exc:
         if requested > 1:
-            raise RuntimeError(f"{requested} processes were started (mpiexec -n {requested}) but mpi4py is "
-                               f"not installed, so they cannot talk to each other; install it with "
-                               f"{INSTALL_HINT}") from exc
+            raise RuntimeError(
+                f"{requested} processes were started (mpiexec -n {requested}) but mpi4py is "
+                f"not installed, so they cannot talk to each other; install it with "
+                f"{INSTALL_HINT}"
+            ) from exc
         _COMMUNICATOR = SingleProcessCommunicator()
         return _COMMUNICATOR
     world = MPI.COMM_WORLD
@@ -342,10 +352,15 @@ def abort_on_error(comm: Communicator, brief: tuple = (), prefix: str = "error")
                 raise
             raise SystemExit(1) from None
         sys.stdout.flush()
-        lines = "" if isinstance(exc, brief) else "".join(
-            traceback.format_exception(type(exc), exc, exc.__traceback__))
-        sys.stderr.write(f"{lines}{prefix} (rank {comm.rank} of {comm.size}): {exc or type(exc).__name__}; "
-                         f"aborting all {comm.size} processes\n")
+        lines = (
+            ""
+            if isinstance(exc, brief)
+            else "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+        )
+        sys.stderr.write(
+            f"{lines}{prefix} (rank {comm.rank} of {comm.size}): {exc or type(exc).__name__}; "
+            f"aborting all {comm.size} processes\n"
+        )
         sys.stderr.flush()
         time.sleep(ABORT_GRACE_SECONDS)
         comm.abort(1)
@@ -382,7 +397,7 @@ class ThreadGroup:
         try:
             result = combine(list(self._slots))
         finally:
-            self._barrier.wait()        # nobody overwrites a slot before every rank has read them
+            self._barrier.wait()  # nobody overwrites a slot before every rank has read them
         return result
 
     def run(self, fn: Callable[[ThreadCommunicator], object]) -> list:
@@ -396,14 +411,18 @@ class ThreadGroup:
                 errors[comm.rank] = exc
                 self._barrier.abort()
 
-        threads = [threading.Thread(target=target, args=(comm,), name=f"rank{comm.rank}")
-                   for comm in self.communicators()]
+        threads = [
+            threading.Thread(target=target, args=(comm,), name=f"rank{comm.rank}")
+            for comm in self.communicators()
+        ]
         for thread in threads:
             thread.start()
         for thread in threads:
             thread.join()
-        first = next((e for e in errors if e is not None and not isinstance(e, threading.BrokenBarrierError)),
-                     next((e for e in errors if e is not None), None))
+        first = next(
+            (e for e in errors if e is not None and not isinstance(e, threading.BrokenBarrierError)),
+            next((e for e in errors if e is not None), None),
+        )
         if first is not None:
             raise first
         return results
@@ -423,7 +442,7 @@ class ThreadCommunicator(Communicator):
 
     def __init__(self, group: ThreadGroup, rank: int) -> None:
         self.group, self.rank, self.size = group, int(rank), group.size
-        self.local_rank = self.rank          # every rank is on this machine
+        self.local_rank = self.rank  # every rank is on this machine
 
     def barrier(self):
         self.group._exchange(self.rank, None, lambda values: None)
@@ -447,6 +466,7 @@ class ThreadCommunicator(Communicator):
             if isinstance(values[0], (list, tuple)):
                 return [_sum([v[i] for v in values]) for i in range(len(values[0]))]
             return _sum(values)
+
         return self.group._exchange(self.rank, value, combine)
 
     def allgather(self, x, axis=0):
@@ -458,12 +478,15 @@ class ThreadCommunicator(Communicator):
         length = x.shape[axis]
         sizes = split_sizes(length, self.size) if sizes is None else [int(s) for s in sizes]
         if len(sizes) != self.size or sum(sizes) != length:
-            raise ValueError(f"reduce_scatter: sizes {sizes} must be {self.size} blocks adding up to "
-                             f"{length} (the length of axis {axis})")
-        start = sum(sizes[:self.rank])
+            raise ValueError(
+                f"reduce_scatter: sizes {sizes} must be {self.size} blocks adding up to "
+                f"{length} (the length of axis {axis})"
+            )
+        start = sum(sizes[: self.rank])
         mine = xp.arange(start, start + sizes[self.rank])
         return self.group._exchange(
-            self.rank, x, lambda values: xp.ascontiguousarray(xp.take(_sum(values), mine, axis=axis)))
+            self.rank, x, lambda values: xp.ascontiguousarray(xp.take(_sum(values), mine, axis=axis))
+        )
 
     def abort(self, code=1):
         self.group._barrier.abort()

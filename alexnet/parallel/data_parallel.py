@@ -16,6 +16,7 @@ means). Only rank 0 prints and writes files. :class:`DataParallel` holds these p
 process (the size-1 Communicator) every method is a no-op or the identity, so the one-process
 trainer runs exactly as before.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -30,9 +31,11 @@ def check_global_batch(batch_size: int, size: int) -> None:
     """``-b`` is the global batch: it must split evenly over the processes (every rank finds the
     same answer, so it is an :class:`AgreedError`: reported once, no abort)."""
     if size > 1 and batch_size % size:
-        raise AgreedError(f"-b/--batch-size {batch_size} is the global batch and must be divisible by the "
-                         f"{size} processes (each takes batch / {size}); try -b "
-                         f"{batch_size - batch_size % size} or -b {batch_size + size - batch_size % size}")
+        raise AgreedError(
+            f"-b/--batch-size {batch_size} is the global batch and must be divisible by the "
+            f"{size} processes (each takes batch / {size}); try -b "
+            f"{batch_size - batch_size % size} or -b {batch_size + size - batch_size % size}"
+        )
 
 
 def select_gpu(comm: Communicator) -> None:
@@ -65,9 +68,10 @@ class BatchRowsMask:
 
     def __call__(self, shape: tuple, dtype) -> np.ndarray:
         if self.stop - self.start != shape[0]:
-            raise ValueError(f"Dropout: rows {self.start}:{self.stop} of the batch do not match a batch of "
-                             f"{shape[0]}")
-        return self.layer.draw_mask((self.total,) + tuple(shape[1:]), dtype)[self.start:self.stop]
+            raise ValueError(
+                f"Dropout: rows {self.start}:{self.stop} of the batch do not match a batch of {shape[0]}"
+            )
+        return self.layer.draw_mask((self.total,) + tuple(shape[1:]), dtype)[self.start : self.stop]
 
 
 class DataParallel:
@@ -76,11 +80,12 @@ class DataParallel:
     def __init__(self, comm: Communicator, model: Module, optimizer) -> None:
         self.comm, self.model, self.optimizer = comm, model, optimizer
         self.params = list(model.parameters())
-        self.dropouts = [(name, layer) for name, layer in model.named_children()
-                         if isinstance(layer, Dropout)]
+        self.dropouts = [
+            (name, layer) for name, layer in model.named_children() if isinstance(layer, Dropout)
+        ]
         self.feature_shapes = dropout_feature_shapes(model)
-        self.stop_seen = False       # did any rank ask to stop in the last step's all-reduce?
-        self.flat = None             # every gradient (+ 2 numbers) in one buffer, see link_gradients
+        self.stop_seen = False  # did any rank ask to stop in the last step's all-reduce?
+        self.flat = None  # every gradient (+ 2 numbers) in one buffer, see link_gradients
         if self.active:
             self.link_gradients()
 
@@ -93,7 +98,7 @@ class DataParallel:
         self.flat = xp.zeros(total + 2, grads[0].dtype)
         offset = 0
         for param, grad in zip(self.params, grads):
-            view = self.flat[offset:offset + grad.size].reshape(grad.shape)
+            view = self.flat[offset : offset + grad.size].reshape(grad.shape)
             view[...] = grad
             param.grad = view
             offset += grad.size
@@ -130,24 +135,24 @@ class DataParallel:
         self.set_rows(start, stop, total)
         if count:
             loss, logits = model_step(x, y)
-        else:   # nothing to compute here, but the dropout generators must stay in step
+        else:  # nothing to compute here, but the dropout generators must stay in step
             for param in self.params:
                 param.grad[...] = 0
-            for name, layer in self.dropouts:   # the draw of the whole batch, none of it kept
+            for name, layer in self.dropouts:  # the draw of the whole batch, none of it kept
                 layer.draw_mask((total,) + tuple(self.feature_shapes[name]))
             loss, logits = 0.0, None
         if not self.active:
             self.stop_seen = stop_requested
             return loss, logits, loss
         if any(p.grad is not v for p, v in zip(self.params, self._views)):
-            self.link_gradients()   # something replaced a gradient array (e.g. model.to): re-link
+            self.link_gradients()  # something replaced a gradient array (e.g. model.to): re-link
         flat, dtype = self.flat, self.flat.dtype
         weight = count * self.comm.size / total
         if weight != 1:
             flat[:-2] *= dtype.type(weight)
         self.extra[0] = loss * weight if count else 0.0
         self.extra[1] = 1.0 if stop_requested else 0.0
-        self.comm.allreduce_mean_([flat])   # ONE all-reduce: every gradient, the loss, the flag
+        self.comm.allreduce_mean_([flat])  # ONE all-reduce: every gradient, the loss, the flag
         extra = np.asarray(self.extra.get() if get_array_module(flat) is not np else self.extra, np.float64)
         self.stop_seen = bool(extra[1] > 0)
         return loss, logits, float(extra[0])
@@ -160,6 +165,7 @@ class DataParallel:
         """The RunningStats of all ranks together (exact sums of losses and counts)."""
         if not self.active:
             return stats
-        total = self.comm.allreduce_sum(np.array([stats.loss_sum, stats.top1, stats.top5, stats.count],
-                                                 np.float64))
+        total = self.comm.allreduce_sum(
+            np.array([stats.loss_sum, stats.top1, stats.top5, stats.count], np.float64)
+        )
         return RunningStats(loss_sum=total[0], top1=int(total[1]), top5=int(total[2]), count=int(total[3]))

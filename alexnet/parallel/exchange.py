@@ -31,6 +31,7 @@ The communicator is any :class:`~alexnet.parallel.communicator.Communicator`: MP
 (``get_communicator()`` under ``mpiexec``) or a ``ThreadGroup``'s, which runs P ranks as threads of
 one Python process for tests and notebooks.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -68,8 +69,10 @@ def reduce_scatter_uneven(comm: Communicator, x, axis: int, sizes: Sequence[int]
         return comm.reduce_scatter(x, axis)
     xp = get_array_module(x)
     bounds = [sum(sizes[:r]) for r in range(len(sizes) + 1)]
-    pieces = [_pad_along(xp.take(x, xp.arange(bounds[r], bounds[r + 1]), axis=axis), axis, longest)
-              for r in range(len(sizes))]
+    pieces = [
+        _pad_along(xp.take(x, xp.arange(bounds[r], bounds[r + 1]), axis=axis), axis, longest)
+        for r in range(len(sizes))
+    ]
     mine = comm.reduce_scatter(xp.concatenate(pieces, axis=axis), axis)
     return xp.take(mine, xp.arange(sizes[comm.rank]), axis=axis)
 
@@ -88,8 +91,9 @@ class AllGather(Module):
 
     DOWNSTREAM = ("split", "replicated")
 
-    def __init__(self, comm: Communicator, axis: int = 1, downstream: str = "split",
-                 sizes: Sequence[int] | None = None):
+    def __init__(
+        self, comm: Communicator, axis: int = 1, downstream: str = "split", sizes: Sequence[int] | None = None
+    ):
         if downstream not in self.DOWNSTREAM:
             raise ValueError(f"AllGather: downstream must be one of {self.DOWNSTREAM}, got {downstream!r}")
         if sizes is not None and len(sizes) != comm.size:
@@ -107,8 +111,10 @@ class AllGather(Module):
         if self.sizes is None:
             return [x.shape[self.axis]] * self.comm.size
         if x.shape[self.axis] != self.sizes[self.comm.rank]:
-            raise ValueError(f"AllGather: rank {self.comm.rank} expects {self.sizes[self.comm.rank]} entries "
-                             f"on axis {self.axis}, got input of shape {tuple(x.shape)}")
+            raise ValueError(
+                f"AllGather: rank {self.comm.rank} expects {self.sizes[self.comm.rank]} entries "
+                f"on axis {self.axis}, got input of shape {tuple(x.shape)}"
+            )
         return self.sizes
 
     def sent_bytes(self, full_shape: tuple, itemsize: int) -> int:
@@ -123,8 +129,9 @@ class AllGather(Module):
 
     def forward(self, x):
         if x.ndim <= self.axis:
-            raise ValueError(f"AllGather: axis {self.axis} does not exist in an input of shape "
-                             f"{tuple(x.shape)}")
+            raise ValueError(
+                f"AllGather: axis {self.axis} does not exist in an input of shape {tuple(x.shape)}"
+            )
         sizes = self._sizes_for(x)
         out = allgather_uneven(self.comm, x, self.axis, sizes)
         self._sizes, self._out_shape = sizes, out.shape

@@ -40,6 +40,7 @@ The towers are built from a one-process reference network, layer by layer in its
 setting from it (kernels, strides, paddings, LRN constants, dropout, widths), so they compute the
 reference's function whatever it was configured with.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -95,15 +96,17 @@ def join_state_dicts(states: list) -> dict:
     names = list(states[0])
     for rank, state in enumerate(states[1:], start=1):
         if list(state) != names:
-            raise KeyError(f"join_state_dicts: tower {rank} has entries {sorted(state)}, "
-                           f"tower 0 has {sorted(names)}")
+            raise KeyError(
+                f"join_state_dicts: tower {rank} has entries {sorted(state)}, tower 0 has {sorted(names)}"
+            )
     out = {}
     for name in names:
         values = [np.asarray(state[name]) for state in states]
         if values[0].ndim == 0:
             if any(v != values[0] for v in values[1:]):
-                raise ValueError(f"join_state_dicts: the towers disagree on {name}: "
-                                 f"{[v.item() for v in values]}")
+                raise ValueError(
+                    f"join_state_dicts: the towers disagree on {name}: {[v.item() for v in values]}"
+                )
             out[name] = values[0].copy()
         else:
             out[name] = np.concatenate(values, axis=0)
@@ -116,8 +119,14 @@ class ColumnDropout(Module):
     the full (N, full_width) mask with ``draw_mask`` and this tower keeps its columns (§4.2 on fc6
     and fc7)."""
 
-    def __init__(self, p: float, full_width: int, columns: slice, mode: str = "inverted",
-                 rng: np.random.Generator | None = None) -> None:
+    def __init__(
+        self,
+        p: float,
+        full_width: int,
+        columns: slice,
+        mode: str = "inverted",
+        rng: np.random.Generator | None = None,
+    ) -> None:
         self.full = Dropout(p, mode=mode, rng=rng)
         self.full_width, self.columns = int(full_width), columns
         self._mask = None
@@ -132,7 +141,7 @@ class ColumnDropout(Module):
     def forward(self, x):
         if not self.training:
             self._mask = None
-            return self.full.forward(x)            # test time does not depend on the width
+            return self.full.forward(x)  # test time does not depend on the width
         xp = get_array_module(x)
         full = self.full.draw_mask((x.shape[0], self.full_width), x.dtype)
         self._mask = xp.asarray(np.ascontiguousarray(full[:, self.columns]))
@@ -161,25 +170,32 @@ class TowerAlexNet(Sequential):
 
     def __init__(self, comm: Communicator, reference: AlexNet | None = None, **alexnet_kwargs) -> None:
         if comm.size != TOWERS:
-            raise ValueError(f"the two towers of §3.2 need exactly {TOWERS} processes (mpiexec -n {TOWERS}), "
-                             f"got {comm.size}")
+            raise ValueError(
+                f"the two towers of §3.2 need exactly {TOWERS} processes (mpiexec -n {TOWERS}), "
+                f"got {comm.size}"
+            )
         if reference is None:
             if alexnet_kwargs.get("groups", 2) != 2:
-                raise ValueError("the towers are the two-group network (§3.2): groups must be 2, got "
-                                 f"{alexnet_kwargs['groups']!r}")
+                raise ValueError(
+                    "the towers are the two-group network (§3.2): groups must be 2, got "
+                    f"{alexnet_kwargs['groups']!r}"
+                )
             alexnet_kwargs["groups"] = 2
-            if alexnet_kwargs.get("seed") is None:   # the same weights on both ranks
+            if alexnet_kwargs.get("seed") is None:  # the same weights on both ranks
                 drawn = int(np.random.SeedSequence().generate_state(1)[0]) if comm.rank == 0 else 0
                 alexnet_kwargs["seed"] = int(comm.allreduce_sum(drawn))
             reference = AlexNet(**alexnet_kwargs)
         elif alexnet_kwargs:
             raise TypeError("TowerAlexNet: pass either reference= or AlexNet keyword arguments, not both")
         if reference.groups != 2:
-            raise ValueError("the towers are the two-group network (§3.2); got a one-group AlexNet "
-                             "(groups=1)")
+            raise ValueError(
+                "the towers are the two-group network (§3.2); got a one-group AlexNet (groups=1)"
+            )
         if reference.config["lrn_groups"] != 2:
-            raise ValueError("the towers normalize each tower's own maps (§3.2-3.3); LRN across the towers "
-                             "(lrn_groups=1, --lrn-across-towers) would need the other tower's maps")
+            raise ValueError(
+                "the towers normalize each tower's own maps (§3.2-3.3); LRN across the towers "
+                "(lrn_groups=1, --lrn-across-towers) would need the other tower's maps"
+            )
         self.comm, self.rank = comm, comm.rank
         self.config = dict(reference.config)
         self.num_classes, self.crop, self.groups = reference.num_classes, reference.crop, 2
@@ -197,24 +213,32 @@ class TowerAlexNet(Sequential):
         """This tower's layers: the reference's, in its order, each cut to this rank's share, with an
         all-gather wherever the next layer reads what both towers computed (§3.2)."""
         rank, comm = self.rank, self.comm
-        rng = np.random.default_rng(0)      # placeholder values, replaced by the reference's weights
+        rng = np.random.default_rng(0)  # placeholder values, replaced by the reference's weights
         # each tower normalizes its own maps: LRN(groups=2) of the reference is LRN(groups=1) here
         lrn = dict(self.config["lrn"], groups=self.config["lrn_groups"] // TOWERS)
-        sizes = None                        # the towers' shares of the last activation; None: whole
+        sizes = None  # the towers' shares of the last activation; None: whole
         last = None
         for name, layer in reference.named_children():
             # an ungrouped conv or fc layer reads both towers' outputs; the gather comes before
             # Flatten, so that pool5's maps are gathered along the channel axis
-            reads_everything = (isinstance(layer, Conv2d) and layer.groups == 1) or \
-                isinstance(layer, (Flatten, Linear))
-            if sizes is not None and reads_everything:     # named after the block it ends (pool2: gather2)
+            reads_everything = (isinstance(layer, Conv2d) and layer.groups == 1) or isinstance(
+                layer, (Flatten, Linear)
+            )
+            if sizes is not None and reads_everything:  # named after the block it ends (pool2: gather2)
                 setattr(self, "gather" + last[-1], AllGather(comm, axis=1, sizes=sizes))
                 sizes = None
-            if isinstance(layer, Conv2d):          # grouped: its own maps; ungrouped: all of them
+            if isinstance(layer, Conv2d):  # grouped: its own maps; ungrouped: all of them
                 sizes = split_sizes(layer.out_channels, TOWERS)
-                tower = Conv2d(layer.in_channels // layer.groups, sizes[rank], layer.kernel_size,
-                               stride=layer.stride, padding=layer.padding, dtype=dtype, rng=rng,
-                               input_grad=layer.input_grad)
+                tower = Conv2d(
+                    layer.in_channels // layer.groups,
+                    sizes[rank],
+                    layer.kernel_size,
+                    stride=layer.stride,
+                    padding=layer.padding,
+                    dtype=dtype,
+                    rng=rng,
+                    input_grad=layer.input_grad,
+                )
             elif isinstance(layer, Linear):
                 sizes = split_sizes(layer.out_features, TOWERS)
                 tower = Linear(layer.in_features, sizes[rank], dtype=dtype, rng=rng)
@@ -234,7 +258,7 @@ class TowerAlexNet(Sequential):
         # every rank computes the loss on the full logits: nothing to sum backward
         setattr(self, "gather" + last[-1], AllGather(comm, axis=1, downstream="replicated", sizes=sizes))
         gathers = tuple(name for name, layer in self.named_children() if isinstance(layer, AllGather))
-        if gathers != EXCHANGES:          # EXCHANGES and EXCHANGE_WHAT describe the paper's layout
+        if gathers != EXCHANGES:  # EXCHANGES and EXCHANGE_WHAT describe the paper's layout
             raise ValueError(f"TowerAlexNet: the reference gives exchanges {gathers}, not {EXCHANGES}")
 
     # -- the one-process network's state <-> this tower's share --------------------------------------
@@ -288,9 +312,16 @@ class TowerAlexNet(Sequential):
     def traffic(self) -> list:
         """Per exchange point of the last forward/backward: the gathered shape and the bytes this rank
         sent each way (a list of dicts, forward order)."""
-        return [{"exchange": name, "what": EXCHANGE_WHAT[name], "shape": tuple(layer._out_shape or ()),
-                 "bytes_forward": layer.bytes_forward, "bytes_backward": layer.bytes_backward}
-                for name, layer in self.exchanges()]
+        return [
+            {
+                "exchange": name,
+                "what": EXCHANGE_WHAT[name],
+                "shape": tuple(layer._out_shape or ()),
+                "bytes_forward": layer.bytes_forward,
+                "bytes_backward": layer.bytes_backward,
+            }
+            for name, layer in self.exchanges()
+        ]
 
     def extra_repr(self):
         return f"tower {self.rank} of {TOWERS}, " + ", ".join(f"{k}={v!r}" for k, v in self.config.items())
@@ -320,10 +351,16 @@ class _FullOptimizerView:
 def tower_parameter_table(reference: AlexNet) -> list:
     """Rows (layer, one-process shape, tower 0 shape, tower 1 shape, what the tower reads) of every
     parameter of ``reference`` (an ``AlexNet(groups=2)``), for printing what each tower holds."""
-    reads = {"conv1": "the whole image", "conv2": "its own conv1 maps",
-             "conv3": "ALL conv2 maps (both towers)",
-             "conv4": "its own conv3 maps", "conv5": "its own conv4 maps", "fc6": "both pool5 halves",
-             "fc7": "all of fc6", "fc8": "all of fc7"}
+    reads = {
+        "conv1": "the whole image",
+        "conv2": "its own conv1 maps",
+        "conv3": "ALL conv2 maps (both towers)",
+        "conv4": "its own conv3 maps",
+        "conv5": "its own conv4 maps",
+        "fc6": "both pool5 halves",
+        "fc7": "all of fc6",
+        "fc8": "all of fc7",
+    }
     rows = []
     for name, value in reference.state_dict().items():
         shares = [tuple(value[rank_slice(value.shape[0], r, TOWERS)].shape) for r in range(TOWERS)]
@@ -335,14 +372,18 @@ def tower_parameter_table(reference: AlexNet) -> list:
 def check_towers_args(args, comm: Communicator) -> None:
     """Refuse, with the reason, a ``--towers`` run that cannot be the two towers of §3.2."""
     if comm.size != TOWERS:
-        raise ValueError(f"--towers runs the two towers of §3.2 as two processes, one tower each: start it "
-                         f"with mpiexec -n {TOWERS} python -m alexnet train --towers ... (this run has "
-                         f"{comm.size} process{'es' if comm.size != 1 else ''})")
+        raise ValueError(
+            f"--towers runs the two towers of §3.2 as two processes, one tower each: start it "
+            f"with mpiexec -n {TOWERS} python -m alexnet train --towers ... (this run has "
+            f"{comm.size} process{'es' if comm.size != 1 else ''})"
+        )
     if getattr(args, "groups", 2) != 2:
         raise ValueError("--towers is the two-group network of §3.2; it cannot be combined with --groups 1")
     if getattr(args, "lrn_across_towers", False):
-        raise ValueError("--towers normalizes each tower's own maps (§3.3 on one GPU); --lrn-across-towers "
-                         "would need the other tower's maps at every LRN layer")
+        raise ValueError(
+            "--towers normalizes each tower's own maps (§3.3 on one GPU); --lrn-across-towers "
+            "would need the other tower's maps at every LRN layer"
+        )
 
 
 class TowerSync:
@@ -387,13 +428,21 @@ def exchange_bytes(reference: AlexNet, batch: int, itemsize: int = 4) -> list:
     it sends the other tower's share of its gradient (reduce-scatter). The logits need nothing back
     (every rank computes the same loss)."""
     s = reference.spatial
-    half = lambda n: split_sizes(n, TOWERS)[0]   # noqa: E731 - the longer share (padded to it)
-    values = {"gather2": batch * half(reference.conv2.out_channels) * s["pool2"] ** 2,
-              "gather5": batch * half(reference.conv5.out_channels) * s["pool5"] ** 2,
-              "gather6": batch * half(reference.fc6.out_features),
-              "gather7": batch * half(reference.fc7.out_features),
-              "gather8": batch * half(reference.fc8.out_features)}
-    return [{"exchange": name, "what": EXCHANGE_WHAT[name], "values": values[name],
-             "bytes_forward": values[name] * itemsize,
-             "bytes_backward": 0 if name == "gather8" else values[name] * itemsize}
-            for name in EXCHANGES]
+    half = lambda n: split_sizes(n, TOWERS)[0]  # noqa: E731 - the longer share (padded to it)
+    values = {
+        "gather2": batch * half(reference.conv2.out_channels) * s["pool2"] ** 2,
+        "gather5": batch * half(reference.conv5.out_channels) * s["pool5"] ** 2,
+        "gather6": batch * half(reference.fc6.out_features),
+        "gather7": batch * half(reference.fc7.out_features),
+        "gather8": batch * half(reference.fc8.out_features),
+    }
+    return [
+        {
+            "exchange": name,
+            "what": EXCHANGE_WHAT[name],
+            "values": values[name],
+            "bytes_forward": values[name] * itemsize,
+            "bytes_backward": 0 if name == "gather8" else values[name] * itemsize,
+        }
+        for name in EXCHANGES
+    ]

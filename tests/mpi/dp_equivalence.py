@@ -5,6 +5,7 @@ the whole batches by itself, and every weight after the steps must agree to 1e-1
 The training set is cut to 49 images with batches of 16, so the last batch (1 image) leaves
 rank 1 with nothing: the weighted gradient and the dropout generators' skip are exercised too.
 """
+
 import sys
 
 import numpy as np
@@ -22,7 +23,12 @@ class First:
 
     def __init__(self, ds, n):
         self.images, self.labels = ds.images[:n], ds.labels[:n]
-        self.mean_image, self.eigvals, self.eigvecs, self.size = ds.mean_image, ds.eigvals, ds.eigvecs, ds.size
+        self.mean_image, self.eigvals, self.eigvecs, self.size = (
+            ds.mean_image,
+            ds.eigvals,
+            ds.eigvecs,
+            ds.size,
+        )
 
     def __len__(self):
         return len(self.images)
@@ -34,8 +40,9 @@ def train(comm, dataset, shard):
     criterion = SoftmaxCrossEntropyLoss()
     dp = DataParallel(comm, model, optimizer)
     dp.broadcast_state()
-    loader = data.Loader(dataset, BATCH, crop=CROP, train=True, seed=11, input_scale=64.0, workers=0,
-                         shard=shard)
+    loader = data.Loader(
+        dataset, BATCH, crop=CROP, train=True, seed=11, input_scale=64.0, workers=0, shard=shard
+    )
 
     def forward_backward(x, y):
         loss = criterion.forward(model.forward(x.astype(np.float64)), y)
@@ -60,6 +67,7 @@ def main(path):
     model, losses = train(comm, dataset, (comm.rank, comm.size))
     if comm.is_root:
         from alexnet.parallel import SingleProcessCommunicator
+
         alone, alone_losses = train(SingleProcessCommunicator(), dataset, (0, 1))
         worst = 0.0
         for (_name, a), (_, b) in zip(model.named_parameters(), alone.named_parameters()):
@@ -67,12 +75,20 @@ def main(path):
             worst = max(worst, np.abs(a.data - b.data).max() / scale)
         assert worst <= 1e-10, f"data-parallel weights differ from one process by {worst:.3g} (relative)"
         assert np.allclose(losses, alone_losses, rtol=1e-10), (losses, alone_losses)
-        moved = max(np.abs(a.data - b.data).max() for a, b in
-                    zip(model.parameters(), AlexNet(num_classes=10, crop=CROP, width=0.0625, init="kaiming",
-                                                    seed=5, dtype=np.float64).parameters()))
+        moved = max(
+            np.abs(a.data - b.data).max()
+            for a, b in zip(
+                model.parameters(),
+                AlexNet(
+                    num_classes=10, crop=CROP, width=0.0625, init="kaiming", seed=5, dtype=np.float64
+                ).parameters(),
+            )
+        )
         assert moved > 1e-3, "the weights did not move: the test would prove nothing"
-        print(f"float64 data-parallel == one process after {len(losses)} steps: worst relative "
-              f"difference {worst:.2e}")
+        print(
+            f"float64 data-parallel == one process after {len(losses)} steps: worst relative "
+            f"difference {worst:.2e}"
+        )
     comm.barrier()
 
 

@@ -1,5 +1,6 @@
 """``mpiexec -n 2 python tests/mpi/raise_on_rank.py RANK -- TRAIN ARGS...``: the trainer raises on
 rank RANK at its second step. The whole job must end at once with a non-zero status."""
+
 import sys
 
 from alexnet import train

@@ -1,6 +1,7 @@
 """``mpiexec -n 2 python tests/mpi/sigterm_on_rank.py RANK EPOCH STEP -- TRAIN ARGS...``: SIGTERM reaches
 ONLY rank RANK, during step STEP of epoch EPOCH (0-based). Every rank must still stop after the same
 step and rank 0 must write one mid-epoch checkpoint holding all ranks' running sums."""
+
 import os
 import signal
 import sys

@@ -7,6 +7,7 @@ rank also computes for itself (reduced width 1/16, crop 67).
    to float32 rounding noise.
 Prints one line per check with the measured errors (rank 0); an assertion aborts both ranks.
 """
+
 import numpy as np
 
 from alexnet.model import AlexNet
@@ -44,8 +45,10 @@ def main():
     assert logit_error < 1e-10 and abs(t_loss - loss) < 1e-10 * loss, (logit_error, t_loss, loss)
     assert grad_error < 1e-10, grad_error
     if comm.is_root:
-        print(f"float64: logits rel. error {logit_error:.1e}, worst gradient rel. error {grad_error:.1e} "
-              f"over {len(grads)} parameters")
+        print(
+            f"float64: logits rel. error {logit_error:.1e}, worst gradient rel. error {grad_error:.1e} "
+            f"over {len(grads)} parameters"
+        )
 
     kwargs = dict(SMALL, dtype=np.float32, init="kaiming")
     x32 = x.astype(np.float32)
