@@ -236,8 +236,14 @@ def read_class_names(path: Path, meta: dict, num_classes: int, notes: list) -> t
     names = json_metadata(path, meta, "class_names")
     wnids = json_metadata(path, meta, "wnids")
     for what, value in (("class_names", names), ("wnids", wnids)):
-        if value is not None and (not isinstance(value, list) or len(value) != num_classes):
-            raise OnnxError(f"{path}: metadata {META_PREFIX}{what} does not list {num_classes} classes")
+        if value is not None and (
+            not isinstance(value, list)
+            or len(value) != num_classes
+            or not all(isinstance(v, str) for v in value)
+        ):
+            raise OnnxError(
+                f"{path}: metadata {META_PREFIX}{what} is not a list of {num_classes} strings (one per class)"
+            )
     if wnids is None and names is None and num_classes == 1000:
         wnids, names = imagenet_wnids(), imagenet_names()
         notes.append(
