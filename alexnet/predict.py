@@ -66,7 +66,8 @@ def predict_probs(model, x, batch_size=32):
     probs = []
     for start in range(0, len(x), batch_size):
         chunk = to_device(x[start : start + batch_size], model.device)
-        logits = model.forward(chunk)
+        with np.errstate(over="ignore", invalid="ignore"):  # an overflow is reported just below
+            logits = model.forward(chunk)
         check_finite_logits(logits, f"images {start + 1}..{start + len(chunk)}")
         probs.append(asnumpy(softmax(logits)))
     return np.concatenate(probs)
