@@ -10,6 +10,10 @@ A checkpoint imported from a Caffe-trained ONNX model (alexnet/onnx_io/) asks fo
 BGR channels and a mean pixel instead; ``alexnet.preprocessing.checkpoint_spec`` reads
 that from the checkpoint and the channels are reversed just before the network.
 
+Of several files, one that cannot be read is reported (one line, with why) and the others are
+predicted; the exit status is then 1. Logits that are NaN or infinite (an overflow) are refused
+rather than printed as probabilities.
+
 When a file's name or folder gives its WordNet ID (``n01440764_tench.JPEG``,
 ``.../n01440764/x.JPEG``), the true class is printed and, in the figure, written under
 the image with its bar in red when it is among the top 5, as in Figure 4 (left).

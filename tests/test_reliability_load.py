@@ -369,11 +369,17 @@ def test_onnx_newer_opset_is_refused(tmp_path, capsys):
         ("alexnet.model_config", '{"crop": "67"}', "crop is '67'"),
         ("alexnet.class_names", '[{"a": 1}, null, 3]', "class_names is not a list of 3 strings"),
         ("alexnet.class_names", '["tench"]', "class_names is not a list of 3 strings"),
+        (
+            "alexnet.preprocessing",
+            '{"mean": "pixel", "mean_pixel": [1, 2, 3], "image_size": "abc"}',
+            "preprocessing image_size is 'abc', expected a positive integer",
+        ),
     ],
 )
 def test_onnx_metadata_of_the_wrong_type_is_refused(tmp_path, capsys, key, value, message):
     _, proto = _onnx_file(tmp_path)
-    next(p for p in proto.metadata_props if p.key == key).value = value
+    entry = next((p for p in proto.metadata_props if p.key == key), None) or proto.metadata_props.add(key=key)
+    entry.value = value
     err = _import(tmp_path, proto, capsys)
     assert re.search(message, err), err
 

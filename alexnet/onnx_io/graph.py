@@ -1,6 +1,8 @@
 """Reading an ONNX graph as AlexNet's chain of layers: nodes -> ``[(kind, info)]``.
 
-``load_onnx_file`` loads and checks a file (``onnx.checker``); ``walk`` follows the single
+``load_onnx_file`` loads and checks a file (``onnx.checker`` with ``full_check``, i.e. with
+shape inference; an opset newer than the installed onnx knows is refused, as it cannot be
+checked); ``walk`` follows the single
 chain of nodes from the image input and turns each node, or the Split -> LRN, LRN -> Concat
 pattern of LRN per tower, into one layer of a kind in ``EXPECTED_LAYERS`` with its
 attributes and constant weights; ``check_sequence`` checks the kinds against §3.5's order.

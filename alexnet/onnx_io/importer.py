@@ -9,7 +9,14 @@ checks their shapes against §3.5, infers the configuration (groups, width, crop
 tower or across all maps), converts the conventions back (ONNX's LRN alpha is divided by the
 window size n, the paper's is not: alpha_paper = alpha_onnx / n; Gemm without transB stores
 W as (in, out)) and loads the weights into our AlexNet. What it cannot map it refuses, with
-a one-line OnnxError naming the node and its op type.
+a one-line OnnxError naming the node and its op type. Weights must be floating-point (an
+integer initializer is refused, not cast) and finite; the ``alexnet.model_config`` metadata
+must be an object of the AlexNet constructor's arguments within the checkpoint's bounds
+(alexnet/checkpoint.py ``check_model_config``).
+
+Writing the checkpoint into a run folder (one holding ``.lock`` or a run's files) holds the
+run's lock (``RunLock``) while it writes, and a training checkpoint (with optimizer state) is
+replaced only with ``--overwrite``.
 
 Channel order and mean of a foreign file: Caffe-trained models expect BGR, 0..255, minus
 a mean pixel. A file without our metadata is recorded as BGR with Caffe's mean pixel
