@@ -154,8 +154,9 @@ def npz_headers(path: str | Path) -> dict:
 
 
 def expected_entries(meta: dict, headers: dict) -> dict:
-    """``{key: (shape, dtype kinds or exact dtype)}`` that the checkpoint's config implies for
-    each array the file declares (CheckpointError-free; unknown keys map to None)."""
+    """``{key: (shape, dtype)}`` of the arrays the checkpoint's config allows: the parameters in
+    the config's dtype, the optimizer's scalars and velocities (``"f"``: any float), the mean
+    image (S x S x 3 with crop <= S <= MAX_IMAGE_SIZE). A key absent here is not expected."""
     config = meta["model_config"]
     dtype = np.dtype(config.get("dtype", "float32"))
     shapes = parameter_shapes(config)
