@@ -19,6 +19,7 @@ from .config import (
     positive_float,
     positive_int,
 )
+from .rundir import SaveFailed
 
 
 def _common(p, workers_help="data loader threads (and image-decoding processes when preparing)"):
@@ -101,6 +102,8 @@ def add_predict(sub):
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
         description="Preprocess each image like the training data (§2: shorter side to S, central crop, "
         "mean subtracted) and print its most probable classes.",
+        epilog="An image that cannot be read is reported (one line, with why) and the others are "
+        "predicted; the exit status is then 1 (0 when every image was read).",
     )
     p.add_argument("--checkpoint", required=True, help="a checkpoint.npz or best.npz written by train")
     p.add_argument("images", nargs="+", metavar="IMAGE", help="image files (JPEG, PNG, ...)")
@@ -182,6 +185,12 @@ def add_import_onnx(sub):
     )
     p.add_argument("onnx", metavar="ONNX", help="the .onnx file")
     p.add_argument("--out", required=True, metavar="CHECKPOINT", help="the checkpoint (.npz) to write")
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace --out even when it is a training checkpoint (with optimizer state); inside a run "
+        "folder the run's lock is held while writing either way",
+    )
     p.add_argument(
         "--channel-order",
         choices=["bgr", "rgb"],
@@ -289,6 +298,11 @@ def main(argv: list[str] | None = None) -> int:
         else:
             run = run_summary
         return run(args)
+    except SaveFailed as exc:  # an output file could not be written: EX_IOERR, as train's saves
+        from .train import EXIT_SAVE_FAILED
+
+        print(f"python -m alexnet {args.command}: error: {exc}", file=sys.stderr)
+        return EXIT_SAVE_FAILED
     except (ValueError, FileNotFoundError, RuntimeError, KeyError) as exc:
         print(f"python -m alexnet {args.command}: error: {exc}", file=sys.stderr)
         return 1

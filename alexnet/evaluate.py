@@ -18,8 +18,10 @@ matched by WordNet ID.
 
 import sys
 
+import numpy as np
+
 import data
-from nn import check_device, softmax
+from nn import check_device, get_array_module, softmax
 
 from .checkpoint import load_checkpoint
 from .datasets import check_crop, open_split, resolve_data
@@ -32,6 +34,17 @@ PAPER_TABLE1 = (
     ("SIFT + FVs [24]", 0.458, 0.257),
     ("CNN (paper)", 0.375, 0.170),
 )
+
+
+def check_finite_logits(logits, what: str = "the images") -> None:
+    """ValueError (one line) when the network's outputs for ``what`` hold NaN or an infinity: a
+    softmax of them, or their ranking, would be printed as if it meant something."""
+    xp = get_array_module(logits)
+    if not bool(xp.isfinite(logits).all()):
+        raise ValueError(
+            f"the network's outputs (logits) for {what} are NaN or infinite: the weights or the "
+            "input scale make it overflow; no prediction can be made"
+        )
 
 
 def evaluate_model(
@@ -65,17 +78,21 @@ def evaluate_model(
             iterator = tqdm(
                 loader, desc=f"evaluate ({name.replace('_', ' ')})", unit="batch", file=sys.stderr
             )
-        for x, y in iterator:
-            if to_network is not None:
-                x = to_network(x)
-            if ten:
-                b = x.shape[0]
-                probs = softmax(model.forward(x.reshape((b * 10,) + tuple(x.shape[2:]))))
-                scores = probs.reshape(b, 10, -1).mean(axis=1)  # average the ten softmax outputs
-            else:
-                scores = model.forward(x)
-            c1, c5 = topk_correct(scores, y)
-            hits1, hits5, count = hits1 + c1, hits5 + c5, count + len(y)
+        with np.errstate(over="ignore", invalid="ignore"):  # an overflow is reported by check_finite_logits
+            for x, y in iterator:
+                if to_network is not None:
+                    x = to_network(x)
+                if ten:
+                    b = x.shape[0]
+                    logits = model.forward(x.reshape((b * 10,) + tuple(x.shape[2:])))
+                    check_finite_logits(logits, "a batch of validation images")
+                    probs = softmax(logits)
+                    scores = probs.reshape(b, 10, -1).mean(axis=1)  # average the ten softmax outputs
+                else:
+                    scores = model.forward(x)
+                    check_finite_logits(scores, "a batch of validation images")
+                c1, c5 = topk_correct(scores, y)
+                hits1, hits5, count = hits1 + c1, hits5 + c5, count + len(y)
         results[name] = (1 - hits1 / count, 1 - hits5 / count)
     return results
 

@@ -10,6 +10,10 @@ A checkpoint imported from a Caffe-trained ONNX model (alexnet/onnx_io/) asks fo
 BGR channels and a mean pixel instead; ``alexnet.preprocessing.checkpoint_spec`` reads
 that from the checkpoint and the channels are reversed just before the network.
 
+Of several files, one that cannot be read is reported (one line, with why) and the others are
+predicted; the exit status is then 1. Logits that are NaN or infinite (an overflow) are refused
+rather than printed as probabilities.
+
 When a file's name or folder gives its WordNet ID (``n01440764_tench.JPEG``,
 ``.../n01440764/x.JPEG``), the true class is printed and, in the figure, written under
 the image with its bar in red when it is among the top 5, as in Figure 4 (left).
@@ -24,8 +28,20 @@ import data
 from nn import asnumpy, check_device, softmax, to_device
 
 from .checkpoint import load_checkpoint
+from .evaluate import check_finite_logits
 from .imagenet_classes import wnid_of_path, words_for
 from .preprocessing import checkpoint_spec
+from .rundir import saving
+
+
+def read_image(path, image_size: int) -> np.ndarray:
+    """The uint8 S x S x 3 central patch of one image file (§2); a one-line error if unreadable."""
+    try:
+        return data.load_image_square(path, image_size)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"no such image: {path}") from None
+    except Exception as exc:
+        raise ValueError(f"cannot read {path} as an image ({type(exc).__name__}: {exc})") from exc
 
 
 def preprocess(paths, image_size, mean_image, crop, input_scale=1.0, channel_order="rgb"):
@@ -33,21 +49,19 @@ def preprocess(paths, image_size, mean_image, crop, input_scale=1.0, channel_ord
 
     ``mean_image`` is in RGB order (as images are decoded); ``channel_order="bgr"`` reverses
     the channels of the mean-subtracted crops for a Caffe-trained network."""
-    images = []
-    for path in paths:
-        try:
-            images.append(data.load_image_square(path, image_size))
-        except FileNotFoundError:
-            raise FileNotFoundError(f"no such image: {path}") from None
-        except Exception as exc:
-            raise ValueError(f"cannot read {path} as an image ({type(exc).__name__}: {exc})") from exc
-    images = np.stack(images)
+    images = np.stack([read_image(path, image_size) for path in paths])
+    return images, network_input(images, mean_image, crop, input_scale, channel_order)
+
+
+def network_input(images, mean_image, crop, input_scale=1.0, channel_order="rgb") -> np.ndarray:
+    """float32 N x 3 x crop x crop: the central crops of ``images`` minus the mean, scaled (§2),
+    the channels reversed for a Caffe-trained (``"bgr"``) network."""
     x = data.center_crop_batch(images, mean_image, crop, input_scale=input_scale)
     if channel_order == "bgr":
         x = np.ascontiguousarray(x[:, ::-1])
     elif channel_order != "rgb":
         raise ValueError(f"unknown channel order {channel_order!r} (rgb or bgr)")
-    return images, x
+    return x
 
 
 def predict_probs(model, x, batch_size=32):
@@ -56,7 +70,10 @@ def predict_probs(model, x, batch_size=32):
     probs = []
     for start in range(0, len(x), batch_size):
         chunk = to_device(x[start : start + batch_size], model.device)
-        probs.append(asnumpy(softmax(model.forward(chunk))))
+        with np.errstate(over="ignore", invalid="ignore"):  # an overflow is reported just below
+            logits = model.forward(chunk)
+        check_finite_logits(logits, f"images {start + 1}..{start + len(chunk)}")
+        probs.append(asnumpy(softmax(logits)))
     return np.concatenate(probs)
 
 
@@ -141,13 +158,20 @@ def main(args):
     except ValueError as exc:
         raise ValueError(f"{args.checkpoint}: {exc}") from None
     model = checkpoint.build_model(device)
-    images, x = preprocess(
-        args.images,
-        spec.image_size,
-        spec.mean_image_rgb(),
-        checkpoint.config["crop"],
-        spec.input_scale,
-        spec.channel_order,
+    # An unreadable file among several is reported and skipped; the exit status says so.
+    paths, images = [], []
+    for path in args.images:
+        try:
+            images.append(read_image(path, spec.image_size))
+            paths.append(path)
+        except (FileNotFoundError, ValueError) as exc:
+            print(f"python -m alexnet predict: error: {exc}", file=sys.stderr)
+    failed = len(args.images) - len(paths)
+    if not paths:
+        raise ValueError(f"none of the {len(args.images)} images could be read")
+    images = np.stack(images)
+    x = network_input(
+        images, spec.mean_image_rgb(), checkpoint.config["crop"], spec.input_scale, spec.channel_order
     )
     if spec.channel_order != "rgb" or spec.mean_kind != "image":
         print(f"input: {spec.describe()}", file=sys.stderr)
@@ -155,9 +179,9 @@ def main(args):
     names = checkpoint.class_names
     k = min(args.topk, len(names))
     predictions = [top_k(p, names, k) for p in probs]
-    truths = true_classes(args.images, checkpoint.meta.get("wnids"), names)
+    truths = true_classes(paths, checkpoint.meta.get("wnids"), names)
     ranks = []
-    for path, preds, p, (label, truth) in zip(args.images, predictions, probs, truths):
+    for path, preds, p, (label, truth) in zip(paths, predictions, probs, truths):
         print(path)
         for rank, (name, prob) in enumerate(preds, 1):
             print(f"  {rank}. {100 * prob:6.2f}%  {name}")
@@ -169,13 +193,20 @@ def main(args):
             print(f"  true class: {truth}")
         ranks.append(rank if rank is not None and rank < k else None)
     if args.figure:
-        draw_figure(
-            images,
-            predictions,
-            args.figure,
-            titles=[Path(p).name for p in args.images],
-            truth=[t for _, t in truths],
-            truth_rank=ranks,
-        )
+        with saving(args.figure):
+            draw_figure(
+                images,
+                predictions,
+                args.figure,
+                titles=[Path(p).name for p in paths],
+                truth=[t for _, t in truths],
+                truth_rank=ranks,
+            )
         print(f"figure written to {args.figure}", file=sys.stderr)
+    if failed:
+        print(
+            f"python -m alexnet predict: {failed} of {len(args.images)} images could not be read",
+            file=sys.stderr,
+        )
+        return 1
     return 0

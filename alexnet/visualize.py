@@ -29,6 +29,7 @@ from .checkpoint import load_checkpoint
 from .datasets import check_crop, open_split, resolve_data
 from .imagenet_classes import readable_names
 from .preprocessing import checkpoint_spec, dataset_for
+from .rundir import saving
 
 
 def kernel_tiles(weight):
@@ -132,9 +133,11 @@ def main(args):
     checkpoint = load_checkpoint(args.checkpoint)
     model = checkpoint.build_model(device).eval()
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    with saving(out):
+        out.mkdir(parents=True, exist_ok=True)
     input_spec = checkpoint_spec(checkpoint)
-    kernels_path = draw_conv1_kernels(model, out / "conv1_kernels.png", input_spec.channel_order)
+    with saving(out / "conv1_kernels.png"):
+        kernels_path = draw_conv1_kernels(model, out / "conv1_kernels.png", input_spec.channel_order)
     print(f"conv1 kernels (Figure 3): {kernels_path}")
 
     meta, saved = checkpoint.meta, checkpoint.meta.get("args", {})
@@ -171,7 +174,10 @@ def main(args):
         model, val_set, crop, scale, queries, device=device, to_network=input_spec.to_network
     )
     order, _ = nearest_neighbours(query_features, train_features, min(args.neighbours, len(train_idx)))
-    nn_path = draw_neighbours(val_set, train_set, queries, train_idx[order], out / "nearest_neighbours.png")
+    with saving(out / "nearest_neighbours.png"):
+        nn_path = draw_neighbours(
+            val_set, train_set, queries, train_idx[order], out / "nearest_neighbours.png"
+        )
     print(
         f"nearest neighbours in fc7 space (Figure 4, right), among {len(train_idx)} training images: {nn_path}"
     )

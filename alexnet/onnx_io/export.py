@@ -35,6 +35,7 @@ from nn import Conv2d, Dropout, Flatten, Linear, LocalResponseNorm, MaxPool2d, R
 from ..checkpoint import load_checkpoint
 from ..model import AlexNet
 from ..preprocessing import InputSpec, checkpoint_spec
+from ..rundir import saving
 from .metadata import metadata_props, require_onnx
 
 DEFAULT_OPSET = 13
@@ -230,7 +231,8 @@ def export_checkpoint(
     onnx_model = build_onnx_model(
         model, spec, checkpoint.class_names, checkpoint.meta.get("wnids"), softmax=softmax, opset=opset
     )
-    save_onnx_atomic(onnx_model, onnx_path)
+    with saving(onnx_path):  # a folder, a read-only place, a full disk: one line (SaveFailed)
+        save_onnx_atomic(onnx_model, onnx_path)
     return onnx_model
 
 

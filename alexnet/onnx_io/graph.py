@@ -1,6 +1,8 @@
 """Reading an ONNX graph as AlexNet's chain of layers: nodes -> ``[(kind, info)]``.
 
-``load_onnx_file`` loads and checks a file (``onnx.checker``); ``walk`` follows the single
+``load_onnx_file`` loads and checks a file (``onnx.checker`` with ``full_check``, i.e. with
+shape inference; an opset newer than the installed onnx knows is refused, as it cannot be
+checked); ``walk`` follows the single
 chain of nodes from the image input and turns each node, or the Split -> LRN, LRN -> Concat
 pattern of LRN per tower, into one layer of a kind in ``EXPECTED_LAYERS`` with its
 attributes and constant weights; ``check_sequence`` checks the kinds against §3.5's order.
@@ -74,7 +76,8 @@ def _f32(value):
 
 
 def load_onnx_file(path: str | Path):
-    """``onnx.load`` + ``onnx.checker``, every failure as a one-line OnnxError."""
+    """``onnx.load`` + ``onnx.checker`` (``full_check``: with shape inference), every failure as a
+    one-line OnnxError; an opset newer than the installed onnx knows is refused first."""
     onnx = require_onnx()
     path = Path(path)
     if not path.is_file():
@@ -88,8 +91,16 @@ def load_onnx_file(path: str | Path):
         ) from None
     if not model.graph.node:
         raise OnnxError(f"{path} is not a readable ONNX model (no graph nodes; truncated or corrupt?)")
+    newest = onnx.defs.onnx_opset_version()
+    for opset in model.opset_import:
+        if opset.domain in ("", "ai.onnx") and opset.version > newest:
+            raise OnnxError(
+                f"{path} declares opset {opset.version}, newer than the installed onnx "
+                f"{onnx.__version__} knows (up to {newest}); its operators cannot be checked"
+            )
     try:
-        onnx.checker.check_model(model)
+        # full_check adds shape inference: every node's declared shapes must agree.
+        onnx.checker.check_model(model, full_check=True)
     except Exception as exc:
         raise OnnxError(f"{path} fails the ONNX checker (truncated or corrupt?): {one_line(exc)}") from None
     return model

@@ -9,7 +9,14 @@ checks their shapes against §3.5, infers the configuration (groups, width, crop
 tower or across all maps), converts the conventions back (ONNX's LRN alpha is divided by the
 window size n, the paper's is not: alpha_paper = alpha_onnx / n; Gemm without transB stores
 W as (in, out)) and loads the weights into our AlexNet. What it cannot map it refuses, with
-a one-line OnnxError naming the node and its op type.
+a one-line OnnxError naming the node and its op type. Weights must be floating-point (an
+integer initializer is refused, not cast) and finite; the ``alexnet.model_config`` metadata
+must be an object of the AlexNet constructor's arguments within the checkpoint's bounds
+(alexnet/checkpoint.py ``check_model_config``).
+
+Writing the checkpoint into a run folder (one holding ``.lock`` or a run's files) holds the
+run's lock (``RunLock``) while it writes, and a training checkpoint (with optimizer state) is
+replaced only with ``--overwrite``.
 
 Channel order and mean of a foreign file: Caffe-trained models expect BGR, 0..255, minus
 a mean pixel. A file without our metadata is recorded as BGR with Caffe's mean pixel
@@ -21,18 +28,29 @@ predict/evaluate apply it.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import math
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 
-from ..checkpoint import save_checkpoint
+from ..checkpoint import CheckpointError, check_model_config, npz_headers, save_checkpoint
 from ..model import CONV_LAYERS, FC_WIDTH, MIN_CROP, AlexNet, scaled_channels, spatial_sizes
 from ..preprocessing import CHANNEL_ORDERS, InputSpec
+from ..rundir import LOCK_NAME, RunDirError, RunLock, existing_run_files, saving
 from .graph import Graph, check_sequence, label, load_onnx_file, walk
-from .metadata import OnnxError, json_metadata, one_line, read_class_names, read_input_spec, read_metadata
+from .metadata import (
+    META_PREFIX,
+    OnnxError,
+    json_metadata,
+    one_line,
+    read_class_names,
+    read_input_spec,
+    read_metadata,
+)
 
 
 def import_onnx(
@@ -55,7 +73,13 @@ def import_onnx(
     opset = next((o.version for o in onnx_model.opset_import if o.domain in ("", "ai.onnx")), 1)
     graph = Graph(onnx_model, path)
     meta_props = read_metadata(onnx_model)
-    saved_config = json_metadata(path, meta_props, "model_config") or {}
+    saved_config = json_metadata(path, meta_props, "model_config")
+    if saved_config is not None:
+        try:
+            check_model_config(saved_config, f"{path}: metadata {META_PREFIX}model_config", complete=False)
+        except CheckpointError as exc:
+            raise OnnxError(str(exc)) from None
+    saved_config = saved_config or {}
     notes = []
 
     input_side = _input_side(path, graph.input)
@@ -134,7 +158,8 @@ def import_to_checkpoint(
     """Import ``onnx_path`` and write a normal checkpoint to ``out_path``; returns (model, spec, meta)."""
     model, spec, meta, _ = import_onnx(onnx_path, **kwargs)
     mean_image = spec.mean_image if spec.mean_kind == "image" else None
-    save_checkpoint(out_path, model, meta, mean_image=mean_image)
+    with saving(out_path):
+        save_checkpoint(out_path, model, meta, mean_image=mean_image)
     return model, spec, meta
 
 
@@ -348,6 +373,15 @@ def _build_model(path, config, convs, fcs):
                     f"groups={config['groups']}, width={config['width']:g}, "
                     f"{config['num_classes']} classes"
                 )
+            if np.asarray(value).dtype.kind != "f":
+                raise OnnxError(
+                    f"{path}: {name} ({layer['weight_name']!r}) {what} holds {np.asarray(value).dtype}, "
+                    "expected floating-point values (float32 or float64)"
+                )
+            if not np.isfinite(value).all():
+                raise OnnxError(
+                    f"{path}: parameter {key} ({layer['weight_name']!r}) holds NaN or infinite values"
+                )
             state[key] = np.asarray(value, np.float32)
     return model.load_state_dict(state)
 
@@ -371,17 +405,47 @@ def parse_mean_pixel(text: str) -> list:
     return values
 
 
+def is_training_checkpoint(path: Path) -> bool:
+    """True when ``path`` is a checkpoint with optimizer state (one ``train`` writes to resume from);
+    only the .npy headers are read."""
+    try:
+        return any(key.startswith("optimizer/") for key in npz_headers(path))
+    except Exception:  # not a readable checkpoint: nothing training could resume from
+        return False
+
+
+@contextlib.contextmanager
+def guarded_checkpoint(out: str | Path, overwrite: bool = False) -> Iterator[None]:
+    """Hold the run lock (``RunLock``) while writing ``out`` when its folder holds a training run,
+    and refuse to replace a training checkpoint there unless ``overwrite``."""
+    out = Path(out)
+    folder = out.parent
+    in_run = (folder / LOCK_NAME).exists() or bool(existing_run_files(folder))
+    lock = RunLock(folder).acquire() if in_run else None
+    try:
+        if out.is_file() and is_training_checkpoint(out) and not overwrite:
+            raise RunDirError(
+                f"{out} is a training checkpoint (it holds optimizer state, to resume from); "
+                "import-onnx would replace it: give --overwrite, or another --out"
+            )
+        yield
+    finally:
+        if lock is not None:
+            lock.release()
+
+
 def main_import(args: argparse.Namespace) -> int:
     """``python -m alexnet import-onnx``."""
     mean_pixel = parse_mean_pixel(args.mean_pixel) if args.mean_pixel is not None else None
-    model, spec, meta = import_to_checkpoint(
-        args.onnx,
-        args.out,
-        channel_order=args.channel_order,
-        mean_pixel=mean_pixel,
-        input_scale=args.input_scale,
-        image_size=args.image_size,
-    )
+    with guarded_checkpoint(args.out, getattr(args, "overwrite", False)):
+        model, spec, meta = import_to_checkpoint(
+            args.onnx,
+            args.out,
+            channel_order=args.channel_order,
+            mean_pixel=mean_pixel,
+            input_scale=args.input_scale,
+            image_size=args.image_size,
+        )
     config = model.config
     lrn_mode = "per tower" if config["lrn_groups"] == 2 else "across all maps"
     print(

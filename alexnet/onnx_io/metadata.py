@@ -125,6 +125,20 @@ def _mean_image(path, meta):
     return array.astype(np.float32)
 
 
+def _numbers(path, pre, key, default, kind, expected):
+    """``pre[key]`` (or ``default``) as ``kind`` (float or int; a list of them for a list), or an
+    OnnxError naming the file and the key."""
+    value = pre.get(key, default)
+    try:
+        if isinstance(value, (str, bool, dict)) or (kind is int and not float(value) == int(value)):
+            raise ValueError
+        return [kind(v) for v in value] if isinstance(value, list) else kind(value)
+    except (TypeError, ValueError):
+        raise OnnxError(
+            f"{path}: metadata {META_PREFIX}preprocessing {key} is {value!r}, expected {expected}"
+        ) from None
+
+
 def read_input_spec(
     path: Path,
     meta: dict,
@@ -170,14 +184,19 @@ def read_input_spec(
             mean_image = _mean_image(path, meta)
             pixel, source = None, "the file's mean image"
         elif kind == "pixel":
-            pixel = [float(v) for v in pre.get("mean_pixel", [])]
+            pixel = _numbers(path, pre, "mean_pixel", [], float, "three numbers")
             if len(pixel) != 3:
                 raise OnnxError(f"{path}: mean pixel {pre.get('mean_pixel')} does not have 3 values")
             source = pre.get("mean_source", "the file's mean pixel")
         else:
             raise OnnxError(f"{path}: mean kind {kind!r} cannot be expressed (image or pixel)")
-        scale = float(pre.get("input_scale", 1.0))
-        size = int(pre.get("image_size", 256))
+        scale = _numbers(path, pre, "input_scale", 1.0, float, "a positive number")
+        size = _numbers(path, pre, "image_size", 256, int, "a positive integer")
+        if not (np.isfinite(scale) and scale > 0) or size < 1:
+            raise OnnxError(
+                f"{path}: metadata {META_PREFIX}preprocessing has input_scale {scale!r} and image_size "
+                f"{size!r}; expected a positive finite scale and a positive size"
+            )
     elif ours:  # written by this project without its mean image: RGB, the mean unknown
         order, pixel, scale, size = "rgb", list(CAFFE_MEAN_BGR[::-1]), 1.0, 256
         source = "assumed: the ImageNet mean pixel R,G,B = 123,117,104 (the file carries no mean)"
@@ -236,8 +255,14 @@ def read_class_names(path: Path, meta: dict, num_classes: int, notes: list) -> t
     names = json_metadata(path, meta, "class_names")
     wnids = json_metadata(path, meta, "wnids")
     for what, value in (("class_names", names), ("wnids", wnids)):
-        if value is not None and (not isinstance(value, list) or len(value) != num_classes):
-            raise OnnxError(f"{path}: metadata {META_PREFIX}{what} does not list {num_classes} classes")
+        if value is not None and (
+            not isinstance(value, list)
+            or len(value) != num_classes
+            or not all(isinstance(v, str) for v in value)
+        ):
+            raise OnnxError(
+                f"{path}: metadata {META_PREFIX}{what} is not a list of {num_classes} strings (one per class)"
+            )
     if wnids is None and names is None and num_classes == 1000:
         wnids, names = imagenet_wnids(), imagenet_names()
         notes.append(
