@@ -115,7 +115,9 @@ def main(argv=None) -> int:
     from .prepare import ClassSelectionError, PrepareTerminated
 
     try:
-        return _run(args)
+        code = _run(args)
+        sys.stdout.flush()  # a reader that left makes this raise here, not at interpreter exit
+        return code
     except ClassSelectionError as exc:  # name this command's flag (train calls the same code --classes)
         print(f"error: --{exc.option.replace('_', '-')} {exc.value}: {exc}", file=sys.stderr)
         return 2

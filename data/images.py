@@ -95,18 +95,25 @@ def to_rgb(im: Image.Image) -> Image.Image:
         raise ValueError(f"mode {mode} cannot be converted to RGB ({exc})") from exc
 
 
+def _truncated(exc: OSError) -> bool:
+    """Whether Pillow's ``exc`` says the file ends early (it has no exception class of its own)."""
+    text = str(exc)
+    return "truncated" in text.lower() or "broken data stream" in text
+
+
+def _truncated_error(exc: OSError) -> ValueError:
+    return ValueError(f"the image file is truncated: it ends before its data does ({exc})")
+
+
 def decode(im: Image.Image) -> None:
     """Decode the pixels of ``im`` now, so that a file cut short says so: Pillow reports it as
     an OSError that a later conversion would otherwise blame on the pixel mode."""
     try:
         im.load()
     except OSError as exc:
-        text = str(exc)
-        if "truncated" in text.lower() or "broken data stream" in text:
-            raise ValueError(
-                f"the image file is truncated: it ends before its pixel data does ({text})"
-            ) from exc
-        raise ValueError(f"the {im.format or ''} pixel data cannot be decoded ({text})") from exc
+        if _truncated(exc):
+            raise _truncated_error(exc) from exc
+        raise ValueError(f"the {im.format or ''} pixel data cannot be decoded ({exc})") from exc
 
 
 def upright(im: Image.Image) -> Image.Image:
@@ -139,7 +146,13 @@ def load_image_square(path, size: int = DEFAULT_SIZE) -> np.ndarray:
             raise IsADirectoryError(f"{path} is a folder, not an image file")
         if not stat.S_ISREG(mode):  # reading a FIFO blocks forever, a device may never end
             raise ValueError(f"{path} is not a regular file (a FIFO, socket or device)")
-    with Image.open(path) as im:
+    try:
+        opened = Image.open(path)
+    except OSError as exc:  # a file cut inside its header fails already here
+        if _truncated(exc):
+            raise _truncated_error(exc) from exc
+        raise
+    with opened as im:
         if im.format == "JPEG":
             im.draft("RGB", (size, size))
         decode(im)
