@@ -148,14 +148,15 @@ def remove_stale_tmp(out: Path, quiet: bool = False) -> list:
 
 
 def _load_worker(job):
-    """Pool worker: decode one image and its pixel sums; never raises (errors are returned)."""
+    """Pool worker: decode one image, its pixel sums and its content hash; never raises (errors
+    are returned)."""
     index, path, size = job
     try:
         arr = load_image_square(path, size)
         pixels = arr.reshape(-1, 3).astype(np.float64)
-        return index, arr, pixels.sum(axis=0), pixels.T @ pixels, None
+        return index, arr, pixels.sum(axis=0), pixels.T @ pixels, pixel_digest(arr), None
     except Exception as exc:  # a corrupt file must not stop the preparation
-        return index, None, None, None, f"{type(exc).__name__}: {exc}"
+        return index, None, None, None, None, f"{type(exc).__name__}: {exc}"
 
 
 class PixelStatistics:
@@ -280,7 +281,8 @@ def _progress(total, desc, quiet):
 
 def _write_split(out: Path, split: str, chosen, size, pool, stats, skipped, strict, quiet, digests):
     """Decode ``chosen`` images into ``out/<split>_images.npy`` via a memory map; ``digests`` gets
-    the content hash of each decoded image (index -> digest, see :func:`pixel_digest`)."""
+    the content hash of each decoded image (index -> digest, computed with the decoding, see
+    :func:`pixel_digest`)."""
     n = len(chosen)
     images_path = out / f"{split}_images.npy"
     images = np.lib.format.open_memmap(images_path, mode="w+", dtype=np.uint8, shape=(n, size, size, 3))
@@ -289,7 +291,7 @@ def _write_split(out: Path, split: str, chosen, size, pool, stats, skipped, stri
     jobs = [(i, str(path), size) for i, (path, _) in enumerate(chosen)]
     results = pool.imap_unordered(_load_worker, jobs, chunksize=8) if pool else map(_load_worker, jobs)
     bar = _progress(n, f"prepare {split}", quiet)
-    for index, arr, pixel_sum, outer_sum, error in results:
+    for index, arr, pixel_sum, outer_sum, digest, error in results:
         if error is not None:
             path = str(chosen[index][0])
             if strict:
@@ -298,7 +300,7 @@ def _write_split(out: Path, split: str, chosen, size, pool, stats, skipped, stri
             skipped.append({"split": split, "path": path, "reason": error})
         else:
             images[index] = arr
-            digests[index] = pixel_digest(arr)
+            digests[index] = digest
             labels[index] = chosen[index][1]
             ok[index] = True
             if stats is not None:
@@ -319,7 +321,7 @@ def _write_split(out: Path, split: str, chosen, size, pool, stats, skipped, stri
 def pixel_digest(image: np.ndarray) -> bytes:
     """Content hash of a decoded S x S x 3 uint8 image: two files that decode to the same pixels
     (a copy, the same photo saved twice) have the same digest, whatever their names or formats."""
-    return hashlib.blake2b(np.ascontiguousarray(image), digest_size=16).digest()
+    return hashlib.sha256(np.ascontiguousarray(image)).digest()
 
 
 def _cannot_work(wnids, names, val, val_digests, train_digests) -> tuple:
