@@ -17,6 +17,12 @@ process is gone.  ``meta.json`` records the SHA-256 of every array (``python -m 
 A class whose selected training images are all unreadable is never kept empty: ``strict`` fails,
 otherwise it is dropped with a warning, labels stay contiguous, and meta.json lists it under
 ``dropped_classes``.
+
+Nothing of the user's is deleted: OUT must lie outside SRC, and ``--overwrite`` replaces only a
+folder holding a prepared subset's own files.  ``OUT.lock`` (``data.locking``) keeps a second run
+on the same OUT out, from the first check of OUT to the swap-in.  What cannot work is said and
+recorded in meta.json: a single class, validation images identical to training images (compared
+by the SHA-256 of their decoded S x S pixels, computed in the decoding workers).
 """
 
 from __future__ import annotations
@@ -71,10 +77,7 @@ def _worker_init(lock_fd=None):
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     if lock_fd is not None:
-        try:
-            os.close(lock_fd)
-        except OSError:  # a spawned (not forked) worker has no copy
-            pass
+        os.close(lock_fd)
 
 
 def _raise_terminated(signum, frame):
@@ -508,13 +511,21 @@ def prepare_subset(
     A source with a single split gives ``val_fraction`` of each class to val (else val is empty).
     Images are preprocessed as in §2 at ``size`` (S); statistics for §2 and §4.1 are stored.
 
-    If ``out`` already holds a subset prepared with the same arguments it is reused (after the
-    checks of :func:`data.dataset.check_subset`); with other arguments, or damaged, a ValueError
-    is raised unless ``overwrite``.  Unreadable images and entries (corrupt files, unconvertible
+    Nothing that ``prepare`` did not make is ever deleted: an ``out`` that is ``src``, contains it
+    or lies inside it is refused (symlinks resolved), and so is an existing ``out`` holding
+    anything but a prepared subset's own files (an empty folder is used).  If ``out`` already
+    holds a subset prepared with the same arguments it is reused (after the checks of
+    :func:`data.dataset.check_subset`); with other arguments, or damaged, a ValueError is raised
+    unless ``overwrite``.  ``OUT.lock`` (:class:`PrepareLock`) is held from before ``out`` is
+    checked until the new subset is swapped in, so a second run on the same ``out`` fails at once
+    naming the first one's PID.  ``size`` must be in ``MIN_SIZE..MAX_SIZE``.  Unreadable images and entries (corrupt files, unconvertible
     pixel modes, broken symlinks, symlink loops, folders named like images, unreadable files or
     class folders) are skipped with a warning and listed in meta.json's ``skipped``; a class left
     without training images is dropped and listed in ``dropped_classes`` (``strict=True`` raises
     instead, in both cases).  Stale ``OUT.tmp-<pid>`` folders of killed runs are removed first.
+    A subset with a single class, or validation images whose decoded pixels equal a training
+    image's, is prepared with a warning, recorded in meta.json's ``warnings`` and
+    ``duplicate_val_images``.
     """
     out = Path(out).expanduser()
     check_size(size)
@@ -531,7 +542,10 @@ def prepare_subset(
             src,
             out,
             args,
-            wnids_options=(classes, num_classes, random_classes, seed),
+            classes=classes,
+            num_classes=num_classes,
+            random_classes=random_classes,
+            seed=seed,
             per_class=per_class,
             val_per_class=val_per_class,
             size=size,
@@ -590,10 +604,13 @@ def _check_existing_out(out: Path, args: dict, overwrite: bool, quiet: bool) -> 
 
 def _prepare_locked(
     src,
-    out,
-    args,
+    out: Path,
+    args: dict,
     *,
-    wnids_options,
+    classes,
+    num_classes,
+    random_classes,
+    seed,
     per_class,
     val_per_class,
     size,
@@ -603,8 +620,8 @@ def _prepare_locked(
     quiet,
     lock_fd=None,
 ) -> Path:
-    """The preparation itself, with OUT locked and checked (see :func:`prepare_subset`)."""
-    classes, num_classes, random_classes, seed = wnids_options
+    """The preparation itself, with OUT locked and checked (see :func:`prepare_subset`);
+    ``lock_fd`` is OUT's lock, which forked decoding workers close."""
     tree = scan_source(src)
     if "train" not in tree.splits:
         raise ValueError(f"{src} has no training split (layout found: {tree.layout})")
@@ -644,7 +661,9 @@ def _prepare_locked(
             (tmp / OWNER_FILE).write_text(json.dumps({"pid": os.getpid(), "host": socket.gethostname()}))
             start = time.perf_counter()
             if workers > 1:
-                pool = multiprocessing.get_context().Pool(workers, _worker_init, (lock_fd,))
+                context = multiprocessing.get_context()
+                inherited = lock_fd if context.get_start_method() == "fork" else None  # only forks copy it
+                pool = context.Pool(workers, _worker_init, (inherited,))
             stats = PixelStatistics(size)
             train_digests, val_digests = {}, {}
             train_labels = _write_split(

@@ -163,6 +163,45 @@ def test_a_lock_left_by_a_killed_run_does_not_block(tmp_path):
     assert len(PreparedDataset(out)) == 6 and not lock.exists()
 
 
+SLOW_DECODE = """
+import sys, time
+import data.prepare as prepare
+real = prepare.load_image_square
+def slow(path, size):
+    time.sleep(0.2)
+    return real(path, size)
+prepare.load_image_square = slow
+from data.__main__ import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_decoding_workers_that_outlive_a_killed_run_do_not_hold_its_lock(tmp_path):
+    src = make_source(tmp_path / "src", train=40, val=0)
+    out = tmp_path / "out"
+    proc = subprocess.Popen(
+        [sys.executable, "-c", SLOW_DECODE, "prepare", str(src), str(out), "--size", "8", "--workers", "2"],
+        env=ENV,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,  # its workers stay in this process group, to be killed at the end
+    )
+    try:
+        deadline = time.time() + 60
+        while not (tmp_path / f"out.tmp-{proc.pid}" / "train_images.npy").exists():
+            assert proc.poll() is None and time.time() < deadline
+            time.sleep(0.05)
+        time.sleep(0.5)  # the workers are decoding now
+        proc.kill()  # the parent only: its workers are orphaned, still running
+        proc.wait(timeout=30)
+        prepare_subset(src, out, size=8, workers=0, quiet=True)
+        assert len(PreparedDataset(out)) == 80
+    finally:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
 def test_a_removable_lock_is_taken_again_after_release(tmp_path):
     path = tmp_path / "x.lock"
     first = FileLock(path, remove=True).acquire()
