@@ -17,16 +17,15 @@ def _positive_fraction(text):
 
 def _image_size(text):
     """``--size S``, refused before anything is read or created (see data.prepare.check_size)."""
-    from .prepare import check_size
+    from .prepare import MAX_SIZE, MIN_SIZE, SIZE_RULE
 
     try:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    try:
-        return check_size(value)
-    except ValueError as exc:  # the message starts with the flag, which argparse names already
-        raise argparse.ArgumentTypeError(str(exc).removeprefix("--size ")) from None
+    if not MIN_SIZE <= value <= MAX_SIZE:
+        raise argparse.ArgumentTypeError(f"{value} is out of range: {SIZE_RULE}")
+    return value
 
 
 def build_parser() -> argparse.ArgumentParser:

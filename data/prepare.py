@@ -422,15 +422,18 @@ MIN_SIZE, MAX_SIZE = 1, 1024
 PREPARED_FILES = ("meta.json",) + ARRAY_FILES + (OWNER_FILE,)
 
 
+SIZE_RULE = (
+    f"S must be an integer from {MIN_SIZE} to {MAX_SIZE} (the paper uses 256; the network's crop, "
+    f"at least 67, must fit in S; {MAX_SIZE} already stores 3 MiB per image)"
+)
+
+
 def check_size(size) -> int:
     """S must be an integer in MIN_SIZE..MAX_SIZE: the paper's S is 256 (§2) and the network's
     crop (at least 67) must fit in it; above 1024 a single image is over 3 MiB and a subset of
     any size outgrows memory-mapped storage and the mean image's float64 sums."""
     if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or not MIN_SIZE <= size <= MAX_SIZE:
-        raise ValueError(
-            f"--size {size}: S must be an integer from {MIN_SIZE} to {MAX_SIZE} (the paper uses 256; "
-            f"the network's crop, at least 67, must fit in S; {MAX_SIZE} already stores 3 MiB per image)"
-        )
+        raise ValueError(f"image size {size!r} is out of range: {SIZE_RULE}")
     return int(size)
 
 

@@ -299,9 +299,9 @@ def test_an_absurd_size_is_refused_before_anything_is_created(tmp_path, size, ca
         cli_main(["prepare", str(src), str(tmp_path / "out" / "deep"), "--size", size])
     assert caught.value.code == 2
     err = capsys.readouterr().err.strip().splitlines()[-1]
-    assert f"argument --size: {size}: S must be an integer from 1 to 1024" in err
+    assert f"argument --size: {size} is out of range: S must be an integer from 1 to 1024" in err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["src"]
-    with pytest.raises(ValueError, match="from 1 to 1024"):
+    with pytest.raises(ValueError, match=f"image size {size} is out of range: S must be .* from 1 to 1024"):
         prepare_subset(src, tmp_path / "out", size=int(size), workers=0, quiet=True)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["src"]
 
