@@ -113,7 +113,7 @@ def decode(im: Image.Image) -> None:
     except OSError as exc:
         if _truncated(exc):
             raise _truncated_error(exc) from exc
-        raise ValueError(f"the {im.format or ''} pixel data cannot be decoded ({exc})") from exc
+        raise ValueError(f"the {im.format or 'image'} data cannot be decoded ({exc})") from exc
 
 
 def upright(im: Image.Image) -> Image.Image:
