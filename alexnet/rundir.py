@@ -37,12 +37,11 @@ import sys
 import time
 from pathlib import Path
 
-from data.prepare import pid_alive
-
-try:
-    import fcntl
-except ImportError:  # pragma: no cover - not POSIX
-    fcntl = None
+from data.locking import (
+    FileLock,
+    describe_holder,
+    fcntl,  # noqa: F401  (the module the lock calls; patched to test the fallback)
+)
 
 #: Files that make a folder hold a run (curves.png alone can be redrawn from nothing).
 RUN_FILES = ("checkpoint.npz", "best.npz", "log.jsonl")
@@ -107,70 +106,18 @@ def check_writable(out):
     return out
 
 
-def _read_pid(path):
-    try:
-        return int(Path(path).read_text().split()[0])
-    except (OSError, ValueError, IndexError):
-        return None
-
-
-class RunLock:
-    """An exclusive lock on a run folder: flock on ``folder/.lock``, whose content is the holder's PID."""
+class RunLock(FileLock):
+    """An exclusive lock on a run folder: flock on ``folder/.lock``, whose content is the holder's
+    PID (``data.locking.FileLock``, shared with ``python -m data prepare``)."""
 
     def __init__(self, folder):
-        self.path = Path(folder) / LOCK_NAME
-        self._fd = None
+        super().__init__(Path(folder) / LOCK_NAME)
 
-    def acquire(self):
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            if fcntl is not None:
-                try:
-                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                except BlockingIOError:
-                    raise self._busy(_read_pid(self.path)) from None
-                except OSError as exc:
-                    if exc.errno not in (errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS):
-                        raise
-                    self._check_pid_file()  # a filesystem without flock: the PID file alone
-            else:  # pragma: no cover
-                self._check_pid_file()
-            os.ftruncate(fd, 0)
-            os.write(fd, f"{os.getpid()}\n".encode())
-            os.fsync(fd)
-        except BaseException:
-            os.close(fd)
-            raise
-        self._fd = fd
-        return self
-
-    def _check_pid_file(self):
-        pid = _read_pid(self.path)
-        if pid is not None and pid != os.getpid() and pid_alive(pid):
-            raise self._busy(pid)
-
-    def _busy(self, pid):
-        holder = f"PID {pid}" if pid is not None else "another process"
-        if pid is not None and not pid_alive(pid):  # e.g. its image-decoding workers outlived it
-            holder += ", no longer running: a child process of it still holds the lock"
+    def busy(self, pid):
         return RunDirError(
-            f"{self.path.parent} is in use by another training run ({holder} holds "
+            f"{self.path.parent} is in use by another training run ({describe_holder(pid)} holds "
             f"{self.path}); wait for it to finish, stop it, or choose another --out"
         )
-
-    def release(self):
-        if self._fd is None:
-            return
-        try:
-            os.ftruncate(self._fd, 0)  # no PID left behind; the file stays (unlinking it would race)
-        except OSError:
-            pass
-        os.close(self._fd)  # closing drops the flock
-        self._fd = None
-
-    @property
-    def held(self):
-        return self._fd is not None
 
 
 def stale_temporaries(out):

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import os
+import signal
 import sys
 
 
@@ -10,6 +12,19 @@ def _positive_fraction(text):
     value = float(text)
     if not 0.0 <= value < 1.0:
         raise argparse.ArgumentTypeError("must be in [0, 1)")
+    return value
+
+
+def _image_size(text):
+    """``--size S``, refused before anything is read or created (see data.prepare.check_size)."""
+    from .prepare import MAX_SIZE, MIN_SIZE, SIZE_RULE
+
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if not MIN_SIZE <= value <= MAX_SIZE:
+        raise argparse.ArgumentTypeError(f"{value} is out of range: {SIZE_RULE}")
     return value
 
 
@@ -44,7 +59,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="for a source with a single split: give this fraction of each class to val",
     )
     p.add_argument(
-        "--size", type=int, default=256, metavar="S", help="side S of the stored images (default 256, §2)"
+        "--size",
+        type=_image_size,
+        default=256,
+        metavar="S",
+        help="side S of the stored images, 1 to 1024 (default 256, §2)",
     )
     p.add_argument("--workers", type=int, help="decoding processes (default: all cores; 0/1 = in-process)")
     p.add_argument("--strict", action="store_true", help="fail on an unreadable image instead of skipping it")
@@ -71,7 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument(
         "--prepare", action="store_true", help="also prepare it (all images, S=--size) in the cache"
     )
-    d.add_argument("--size", type=int, default=256, help="S for --prepare (default 256)")
+    d.add_argument("--size", type=_image_size, default=256, help="S for --prepare (default 256)")
 
     i = sub.add_parser("info", help="describe a prepared subset (after the checks made on opening)")
     i.add_argument("path", help="prepared subset folder")
@@ -95,10 +114,15 @@ def main(argv=None) -> int:
     from .prepare import ClassSelectionError, PrepareTerminated
 
     try:
-        return _run(args)
+        code = _run(args)
+        sys.stdout.flush()  # a reader that left makes this raise here, not at interpreter exit
+        return code
     except ClassSelectionError as exc:  # name this command's flag (train calls the same code --classes)
         print(f"error: --{exc.option.replace('_', '-')} {exc.value}: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # `python -m data info X | head`: the reader left; stop quietly, as cat does
+        _drop_stdout()
+        return 128 + signal.SIGPIPE
     except (ValueError, RuntimeError, OSError) as exc:  # OSError: FileNotFoundError, PermissionError...
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -112,6 +136,13 @@ def main(argv=None) -> int:
         done = "; the partial output was removed" if args.command == "prepare" else ""
         print(f"python -m data {args.command}: interrupted{done}", file=sys.stderr)
         return 130
+
+
+def _drop_stdout() -> None:
+    """Point stdout at /dev/null, so that flushing it at exit does not raise BrokenPipeError again."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
 
 
 def _run(args) -> int:
@@ -162,6 +193,8 @@ def _run(args) -> int:
         print(f"PCA eigenvalues: {ds.eigvals.tolist()}; skipped files: {len(meta.get('skipped', []))}")
         for entry in meta.get("dropped_classes") or []:
             print(f"dropped class {entry['wnid']} ({entry['name']}): {entry['reason']}")
+        for message in meta.get("warnings") or []:  # recorded by prepare: what cannot work
+            print(f"warning: {message}")
         print(
             "checksums: "
             + (

@@ -24,7 +24,8 @@ How each Pillow mode becomes RGB uint8 (0..255):
   on in a browser or document: ``out = a * c + (1 - a) * 255`` with ``a`` the alpha in 0..1.
 * Anything else that Pillow cannot convert raises ``ValueError`` naming the mode.
 
-Only the first frame of an animated file is used; embedded colour profiles are not applied.
+Only the first frame of an animated file is used; embedded colour profiles are not applied.  The
+EXIF orientation of a photograph (a phone's sideways JPEG) is applied before anything else.
 """
 
 from __future__ import annotations
@@ -33,12 +34,13 @@ import os
 import stat
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageOps
 
 DEFAULT_SIZE = 256
 SIXTEEN_BIT_MODES = ("I;16", "I;16L", "I;16B", "I;16N")
 ALPHA_MODES = ("RGBA", "LA", "PA", "RGBa", "La")
 WHITE = 255
+EXIF_ORIENTATION = 0x0112
 
 
 def _sixteen_bit_to_8(arr: np.ndarray) -> np.ndarray:
@@ -93,9 +95,41 @@ def to_rgb(im: Image.Image) -> Image.Image:
         raise ValueError(f"mode {mode} cannot be converted to RGB ({exc})") from exc
 
 
+def _truncated(exc: OSError) -> bool:
+    """Whether Pillow's ``exc`` says the file ends early (it has no exception class of its own)."""
+    text = str(exc)
+    return "truncated" in text.lower() or "broken data stream" in text
+
+
+def _truncated_error(exc: OSError) -> ValueError:
+    return ValueError(f"the image file is truncated: it ends before its data does ({exc})")
+
+
+def decode(im: Image.Image) -> None:
+    """Decode the pixels of ``im`` now, so that a file cut short says so: Pillow reports it as
+    an OSError that a later conversion would otherwise blame on the pixel mode."""
+    try:
+        im.load()
+    except OSError as exc:
+        if _truncated(exc):
+            raise _truncated_error(exc) from exc
+        raise ValueError(f"the {im.format or 'image'} data cannot be decoded ({exc})") from exc
+
+
+def upright(im: Image.Image) -> Image.Image:
+    """``im`` as it is meant to be seen: a camera that stores a photo sideways records the turn
+    in the EXIF orientation tag (274), which Pillow's ``exif_transpose`` undoes.  Images without
+    the tag (or with orientation 1) are returned as they are, without a copy."""
+    if im.getexif().get(EXIF_ORIENTATION, 1) == 1:
+        return im
+    return ImageOps.exif_transpose(im)
+
+
 def load_image_square(path, size: int = DEFAULT_SIZE) -> np.ndarray:
     """Decode an image file into an ``size x size x 3`` uint8 RGB array (§2).
 
+    A photo stored sideways is first turned upright by its EXIF orientation (:func:`upright`);
+    a file cut short raises a ValueError saying it is truncated (:func:`decode`).
     The pixels become 8-bit RGB with :func:`to_rgb` (16-bit, 32-bit integer, float, palette,
     transparency, CMYK...: see the module docstring).  Then the image is rescaled so that the
     shorter side is ``size`` and the central ``size x size`` patch is kept.  Both steps are one
@@ -112,10 +146,17 @@ def load_image_square(path, size: int = DEFAULT_SIZE) -> np.ndarray:
             raise IsADirectoryError(f"{path} is a folder, not an image file")
         if not stat.S_ISREG(mode):  # reading a FIFO blocks forever, a device may never end
             raise ValueError(f"{path} is not a regular file (a FIFO, socket or device)")
-    with Image.open(path) as im:
+    try:
+        opened = Image.open(path)
+    except OSError as exc:  # a file cut inside its header fails already here
+        if _truncated(exc):
+            raise _truncated_error(exc) from exc
+        raise
+    with opened as im:
         if im.format == "JPEG":
             im.draft("RGB", (size, size))
-        im = to_rgb(im)
+        decode(im)
+        im = to_rgb(upright(im))
         width, height = im.size
         side = min(width, height)
         left, top = (width - side) / 2.0, (height - side) / 2.0

@@ -262,7 +262,37 @@ def scan_split(split_dir: Path, index_order: list = (), problems=None) -> tuple:
             f"({', '.join(GROUND_TRUTH_NAMES)}) and the file names do not start with a "
             f"wnid\n{EXPECTED_LAYOUTS}"
         )
+    misnamed = _class_folders_not_wnids(split_dir)
+    if misnamed:
+        renames = ", ".join(f"{name} -> n{i:08d}" for i, name in enumerate(misnamed[:3], 1))
+        names = "; ".join(f"n{i:08d} {name}" for i, name in enumerate(misnamed[:2], 1))
+        raise ValueError(
+            f"{split_dir} holds {len(misnamed)} folders of images ({', '.join(misnamed[:5])}"
+            f"{', ...' if len(misnamed) > 5 else ''}) but none is named by a WordNet ID: class "
+            "folders must be named like n01440764 (n and 8 digits, the ILSVRC class identifiers, §2). "
+            f"Rename them ({renames}{', ...' if len(misnamed) > 3 else ''}) and, to keep their names, "
+            f"list them in {split_dir.parent if split_dir.name in ('train', 'val') else split_dir}"
+            f"/synsets.txt, one 'wnid name' per line ({names}...)\n{EXPECTED_LAYOUTS}"
+        )
     raise ValueError(f"no images found in {split_dir}\n{EXPECTED_LAYOUTS}")
+
+
+def _class_folders_not_wnids(split_dir: Path) -> list:
+    """Sorted names of the sub-folders of ``split_dir`` that hold images (directly or in
+    ``images/``) although their names are not wnids: a class-per-folder layout named otherwise."""
+    found = []
+    for sub in sorted(p for p in split_dir.iterdir() if p.is_dir() and not WNID_RE.match(p.name)):
+        try:
+            if any(
+                is_image_file(p)
+                for folder in (sub, sub / "images")
+                if folder.is_dir()
+                for p in folder.iterdir()
+            ):
+                found.append(sub.name)
+        except OSError:
+            continue
+    return found
 
 
 def scan_source(src) -> SourceTree:

@@ -17,10 +17,17 @@ process is gone.  ``meta.json`` records the SHA-256 of every array (``python -m 
 A class whose selected training images are all unreadable is never kept empty: ``strict`` fails,
 otherwise it is dropped with a warning, labels stay contiguous, and meta.json lists it under
 ``dropped_classes``.
+
+Nothing of the user's is deleted: OUT must lie outside SRC, and ``--overwrite`` replaces only a
+folder holding a prepared subset's own files.  ``OUT.lock`` (``data.locking``) keeps a second run
+on the same OUT out, from the first check of OUT to the swap-in.  What cannot work is said and
+recorded in meta.json: a single class, validation images identical to training images (compared
+by the SHA-256 of their decoded S x S pixels, computed in the decoding workers).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import multiprocessing
 import os
@@ -38,9 +45,17 @@ import numpy as np
 
 from nn import atomic_write
 
-from .dataset import CHECKSUM_ALGORITHM, PreparedDataError, check_subset, compute_checksums, read_meta
+from .dataset import (
+    ARRAY_FILES,
+    CHECKSUM_ALGORITHM,
+    PreparedDataError,
+    check_subset,
+    compute_checksums,
+    read_meta,
+)
 from .images import DEFAULT_SIZE, load_image_square
 from .layouts import scan_source
+from .locking import FileLock, describe_holder, pid_alive
 
 FORMAT_VERSION = 1
 SPLITS = ("train", "val")
@@ -55,11 +70,14 @@ class PrepareTerminated(KeyboardInterrupt):
         self.signum = signum
 
 
-def _worker_init():
+def _worker_init(lock_fd=None):
     """Decoding processes leave Ctrl-C to the parent (no traceback per worker) and die quietly
-    on the SIGTERM that ``Pool.terminate`` sends."""
+    on the SIGTERM that ``Pool.terminate`` sends.  A forked worker closes its copy of OUT's lock,
+    so that a worker outliving a killed parent does not keep OUT locked."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    if lock_fd is not None:
+        os.close(lock_fd)
 
 
 def _raise_terminated(signum, frame):
@@ -99,21 +117,6 @@ class _SignalsBlocked:
         return False
 
 
-def pid_alive(pid: int) -> bool:
-    """Whether process ``pid`` exists (also used by alexnet/rundir.py for its lock file)."""
-    if os.name == "nt":  # os.kill(pid, 0) would terminate the process there: assume alive
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # exists, owned by someone else
-        return True
-    except OSError:
-        return True
-    return True
-
-
 OWNER_FILE = ".prepare-owner"
 
 
@@ -148,14 +151,15 @@ def remove_stale_tmp(out: Path, quiet: bool = False) -> list:
 
 
 def _load_worker(job):
-    """Pool worker: decode one image and its pixel sums; never raises (errors are returned)."""
+    """Pool worker: decode one image, its pixel sums and its content hash; never raises (errors
+    are returned)."""
     index, path, size = job
     try:
         arr = load_image_square(path, size)
         pixels = arr.reshape(-1, 3).astype(np.float64)
-        return index, arr, pixels.sum(axis=0), pixels.T @ pixels, None
+        return index, arr, pixels.sum(axis=0), pixels.T @ pixels, pixel_digest(arr), None
     except Exception as exc:  # a corrupt file must not stop the preparation
-        return index, None, None, None, f"{type(exc).__name__}: {exc}"
+        return index, None, None, None, None, f"{type(exc).__name__}: {exc}"
 
 
 class PixelStatistics:
@@ -278,8 +282,10 @@ def _progress(total, desc, quiet):
     return tqdm(total=total, desc=desc, unit="img", disable=quiet, dynamic_ncols=True, file=sys.stderr)
 
 
-def _write_split(out: Path, split: str, chosen, size, pool, stats, skipped, strict, quiet):
-    """Decode ``chosen`` images into ``out/<split>_images.npy`` via a memory map."""
+def _write_split(out: Path, split: str, chosen, size, pool, stats, skipped, strict, quiet, digests):
+    """Decode ``chosen`` images into ``out/<split>_images.npy`` via a memory map; ``digests`` gets
+    the content hash of each decoded image (index -> digest, computed with the decoding, see
+    :func:`pixel_digest`)."""
     n = len(chosen)
     images_path = out / f"{split}_images.npy"
     images = np.lib.format.open_memmap(images_path, mode="w+", dtype=np.uint8, shape=(n, size, size, 3))
@@ -288,7 +294,7 @@ def _write_split(out: Path, split: str, chosen, size, pool, stats, skipped, stri
     jobs = [(i, str(path), size) for i, (path, _) in enumerate(chosen)]
     results = pool.imap_unordered(_load_worker, jobs, chunksize=8) if pool else map(_load_worker, jobs)
     bar = _progress(n, f"prepare {split}", quiet)
-    for index, arr, pixel_sum, outer_sum, error in results:
+    for index, arr, pixel_sum, outer_sum, digest, error in results:
         if error is not None:
             path = str(chosen[index][0])
             if strict:
@@ -297,6 +303,7 @@ def _write_split(out: Path, split: str, chosen, size, pool, stats, skipped, stri
             skipped.append({"split": split, "path": path, "reason": error})
         else:
             images[index] = arr
+            digests[index] = digest
             labels[index] = chosen[index][1]
             ok[index] = True
             if stats is not None:
@@ -312,6 +319,36 @@ def _write_split(out: Path, split: str, chosen, size, pool, stats, skipped, stri
         _compact_images(images_path, ok)
         labels = labels[ok]
     return labels
+
+
+def pixel_digest(image: np.ndarray) -> bytes:
+    """Content hash of a decoded S x S x 3 uint8 image: two files that decode to the same pixels
+    (a copy, the same photo saved twice) have the same digest, whatever their names or formats."""
+    return hashlib.sha256(np.ascontiguousarray(image)).digest()
+
+
+def _cannot_work(wnids, names, val, val_digests, train_digests) -> tuple:
+    """What makes a subset useless for measuring a classifier, as warnings (also returned for
+    meta.json) and the number of validation images identical to a training image."""
+    found = []
+    if len(wnids) == 1:
+        found.append(
+            f"the subset has a single class ({wnids[0]}"
+            + (f" {names[0]}" if names[0] != wnids[0] else "")
+            + "): every prediction is that class, "
+            "so training reaches 0 % error without learning anything; choose at least two classes"
+        )
+    seen = set(train_digests.values())
+    copies = sorted(str(val[i][0]) for i, digest in val_digests.items() if digest in seen)
+    if copies:
+        found.append(
+            f"{len(copies)} of {len(val_digests)} validation images have exactly the pixels of a "
+            f"training image (e.g. {', '.join(copies[:3])}): the validation error of those measures "
+            "memory, not generalization; remove the copies from the source"
+        )
+    for message in found:
+        warnings.warn(message, stacklevel=4)
+    return found, len(copies)
 
 
 def _compact_images(images_path: Path, keep: np.ndarray):
@@ -380,6 +417,59 @@ def _drop_empty_classes(out: Path, wnids, names, train_files, train_labels, val_
     return [wnids[i] for i in kept], new_label[train_labels], new_label[val_labels], dropped
 
 
+MIN_SIZE, MAX_SIZE = 1, 1024
+#: Everything ``prepare`` writes into OUT (and the owner file of a folder being written).
+PREPARED_FILES = ("meta.json",) + ARRAY_FILES + (OWNER_FILE,)
+
+
+SIZE_RULE = (
+    f"S must be an integer from {MIN_SIZE} to {MAX_SIZE} (the paper uses 256; the network's crop, "
+    f"at least 67, must fit in S; {MAX_SIZE} already stores 3 MiB per image)"
+)
+
+
+def check_size(size) -> int:
+    """S must be an integer in MIN_SIZE..MAX_SIZE: the paper's S is 256 (§2) and the network's
+    crop (at least 67) must fit in it; above 1024 a single image is over 3 MiB and a subset of
+    any size outgrows memory-mapped storage and the mean image's float64 sums."""
+    if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or not MIN_SIZE <= size <= MAX_SIZE:
+        raise ValueError(f"image size {size!r} is out of range: {SIZE_RULE}")
+    return int(size)
+
+
+def check_out_outside_src(src, out) -> None:
+    """Refuse an OUT that is SRC, contains it or lies inside it (symlinks resolved): OUT is
+    replaced whole, and an OUT inside SRC would be read back as images or classes."""
+    src_path, out_path = Path(src).expanduser().resolve(), Path(out).expanduser().resolve()
+    if out_path == src_path:
+        relation = "is the source folder SRC"
+    elif out_path in src_path.parents:
+        relation = "contains the source folder SRC"
+    elif src_path in out_path.parents:
+        relation = "lies inside the source folder SRC"
+    else:
+        return
+    raise ValueError(
+        f"OUT {out} ({out_path}) {relation} {src} ({src_path}); choose an OUT outside SRC, "
+        "e.g. a sibling folder"
+    )
+
+
+class PrepareLock(FileLock):
+    """``OUT.lock`` beside OUT (which may not exist yet, and is replaced at the end), held from the
+    start of a run to its swap-in; removed again on release."""
+
+    def __init__(self, out: Path):
+        super().__init__(Path(out).parent / f"{Path(out).name}.lock", remove=True)
+        self.out = Path(out)
+
+    def busy(self, pid):
+        return RuntimeError(
+            f"{self.out} is being prepared by another run ({describe_holder(pid)} holds {self.path}); "
+            "wait for it to finish, stop it, or choose another OUT"
+        )
+
+
 def _canonical_args(
     src, size, classes, num_classes, random_classes, seed, per_class, val_per_class, val_fraction
 ):
@@ -424,50 +514,117 @@ def prepare_subset(
     A source with a single split gives ``val_fraction`` of each class to val (else val is empty).
     Images are preprocessed as in §2 at ``size`` (S); statistics for §2 and §4.1 are stored.
 
-    If ``out`` already holds a subset prepared with the same arguments it is reused (after the
-    checks of :func:`data.dataset.check_subset`); with other arguments, or damaged, a ValueError
-    is raised unless ``overwrite``.  Unreadable images and entries (corrupt files, unconvertible
+    Nothing that ``prepare`` did not make is ever deleted: an ``out`` that is ``src``, contains it
+    or lies inside it is refused (symlinks resolved), and so is an existing ``out`` holding
+    anything but a prepared subset's own files (an empty folder is used).  If ``out`` already
+    holds a subset prepared with the same arguments it is reused (after the checks of
+    :func:`data.dataset.check_subset`); with other arguments, or damaged, a ValueError is raised
+    unless ``overwrite``.  ``OUT.lock`` (:class:`PrepareLock`) is held from before ``out`` is
+    checked until the new subset is swapped in, so a second run on the same ``out`` fails at once
+    naming the first one's PID.  ``size`` must be in ``MIN_SIZE..MAX_SIZE``.  Unreadable images and entries (corrupt files, unconvertible
     pixel modes, broken symlinks, symlink loops, folders named like images, unreadable files or
     class folders) are skipped with a warning and listed in meta.json's ``skipped``; a class left
     without training images is dropped and listed in ``dropped_classes`` (``strict=True`` raises
     instead, in both cases).  Stale ``OUT.tmp-<pid>`` folders of killed runs are removed first.
+    A subset with a single class, or validation images whose decoded pixels equal a training
+    image's, is prepared with a warning, recorded in meta.json's ``warnings`` and
+    ``duplicate_val_images``.
     """
     out = Path(out).expanduser()
+    check_size(size)
+    check_out_outside_src(src, out)
     args = _canonical_args(
         src, size, classes, num_classes, random_classes, seed, per_class, val_per_class, val_fraction
     )
-    remove_stale_tmp(out, quiet)
-    if out.exists():
-        meta_path = out / "meta.json"
-        if meta_path.is_file():
-            try:
-                old = read_meta(out).get("args")
-                if old == args and not overwrite:
-                    check_subset(out)
-            except PreparedDataError as exc:
-                if not overwrite:
-                    raise ValueError(
-                        f"{out} holds a damaged prepared subset ({exc}); pass --overwrite to prepare it again"
-                    ) from None
-                old = None
-            if old == args and not overwrite:
-                if not quiet:
-                    print(f"reusing prepared subset {out} (same arguments)", file=sys.stderr)
-                return out
-            if not overwrite:
-                diff = sorted(k for k in set(args) | set(old or {}) if (old or {}).get(k) != args.get(k))
-                raise ValueError(
-                    f"{out} holds a subset prepared with other arguments (differ in: "
-                    f"{', '.join(diff)}); choose another OUT or pass --overwrite"
-                )
-        elif not overwrite:
-            raise ValueError(
-                f"{out} exists and is not a prepared subset (no meta.json); "
-                "choose another OUT or pass --overwrite"
-            )
-    if size < 1:
-        raise ValueError("size must be positive")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with PrepareLock(out) as lock:  # from here to the swap-in, OUT is this run's alone
+        reused = _check_existing_out(out, args, overwrite, quiet)
+        if reused:
+            return out
+        return _prepare_locked(
+            src,
+            out,
+            args,
+            classes=classes,
+            num_classes=num_classes,
+            random_classes=random_classes,
+            seed=seed,
+            per_class=per_class,
+            val_per_class=val_per_class,
+            size=size,
+            val_fraction=val_fraction,
+            workers=workers,
+            strict=strict,
+            quiet=quiet,
+            lock_fd=lock.fd,
+        )
 
+
+def _check_existing_out(out: Path, args: dict, overwrite: bool, quiet: bool) -> bool:
+    """What may happen to an existing OUT (called with the lock held): True when it holds this
+    very subset (reused); returns False when it may be written; raises ValueError otherwise.
+    ``overwrite`` replaces only a prepared subset: a folder holding nothing but what ``prepare``
+    writes (``meta.json`` and its arrays), so that no file of the user's is ever deleted."""
+    remove_stale_tmp(out, quiet)
+    if not (out.exists() or out.is_symlink()):
+        return False
+    if not out.is_dir():
+        raise ValueError(f"{out} exists and is not a folder; prepare writes a folder: choose another OUT")
+    entries = sorted(entry.name for entry in out.iterdir())
+    if not entries:  # an empty folder holds nothing to lose
+        return False
+    foreign = [name for name in entries if name not in PREPARED_FILES]
+    if foreign or "meta.json" not in entries:
+        listing = ", ".join(foreign[:5]) + (f" and {len(foreign) - 5} more" if len(foreign) > 5 else "")
+        raise ValueError(
+            f"{out} is not a prepared subset: it holds "
+            + (f"{len(foreign)} entries prepare never writes ({listing})" if foreign else "no meta.json")
+            + f"; expected an empty folder or one prepared by `python -m data prepare` "
+            f"({', '.join(PREPARED_FILES)}); --overwrite replaces only such a folder: choose another OUT"
+        )
+    try:
+        old = read_meta(out).get("args")
+        if old == args and not overwrite:
+            check_subset(out)
+    except PreparedDataError as exc:
+        if not overwrite:
+            raise ValueError(
+                f"{out} holds a damaged prepared subset ({exc}); pass --overwrite to prepare it again"
+            ) from None
+        old = None
+    if old == args and not overwrite:
+        if not quiet:
+            print(f"reusing prepared subset {out} (same arguments)", file=sys.stderr)
+        return True
+    if not overwrite:
+        diff = sorted(k for k in set(args) | set(old or {}) if (old or {}).get(k) != args.get(k))
+        raise ValueError(
+            f"{out} holds a subset prepared with other arguments (differ in: "
+            f"{', '.join(diff)}); choose another OUT or pass --overwrite"
+        )
+    return False
+
+
+def _prepare_locked(
+    src,
+    out: Path,
+    args: dict,
+    *,
+    classes,
+    num_classes,
+    random_classes,
+    seed,
+    per_class,
+    val_per_class,
+    size,
+    val_fraction,
+    workers,
+    strict,
+    quiet,
+    lock_fd=None,
+) -> Path:
+    """The preparation itself, with OUT locked and checked (see :func:`prepare_subset`);
+    ``lock_fd`` is OUT's lock, which forked decoding workers close."""
     tree = scan_source(src)
     if "train" not in tree.splits:
         raise ValueError(f"{src} has no training split (layout found: {tree.layout})")
@@ -507,10 +664,15 @@ def prepare_subset(
             (tmp / OWNER_FILE).write_text(json.dumps({"pid": os.getpid(), "host": socket.gethostname()}))
             start = time.perf_counter()
             if workers > 1:
-                pool = multiprocessing.get_context().Pool(workers, initializer=_worker_init)
+                context = multiprocessing.get_context()
+                inherited = lock_fd if context.get_start_method() == "fork" else None  # only forks copy it
+                pool = context.Pool(workers, _worker_init, (inherited,))
             stats = PixelStatistics(size)
-            train_labels = _write_split(tmp, "train", train, size, pool, stats, skipped, strict, quiet)
-            val_labels = _write_split(tmp, "val", val, size, pool, None, skipped, strict, quiet)
+            train_digests, val_digests = {}, {}
+            train_labels = _write_split(
+                tmp, "train", train, size, pool, stats, skipped, strict, quiet, train_digests
+            )
+            val_labels = _write_split(tmp, "val", val, size, pool, None, skipped, strict, quiet, val_digests)
             if pool is not None:
                 pool.terminate()
                 pool.join()
@@ -520,6 +682,9 @@ def prepare_subset(
             names = [tree.name_of(w) for w in wnids]
             wnids, train_labels, val_labels, dropped = _drop_empty_classes(
                 tmp, wnids, names, [label for _, label in train], train_labels, val_labels, strict, src
+            )
+            cautions, duplicates = _cannot_work(
+                wnids, [tree.name_of(w) for w in wnids], val, val_digests, train_digests
             )
             np.save(tmp / "train_labels.npy", train_labels)
             np.save(tmp / "val_labels.npy", val_labels)
@@ -544,6 +709,8 @@ def prepare_subset(
                 "class_names": [tree.name_of(w) for w in wnids],
                 "dropped_classes": dropped,
                 "skipped": skipped,
+                "warnings": cautions,
+                "duplicate_val_images": duplicates,
                 "rgb_covariance": stats.covariance().tolist(),
                 "args": args,
                 "checksum_algorithm": CHECKSUM_ALGORITHM,
@@ -562,7 +729,7 @@ def prepare_subset(
             shutil.rmtree(tmp, ignore_errors=True)
             raise
         with _SignalsBlocked():
-            if out.exists():  # only with overwrite=True (checked above)
+            if out.exists():  # an empty folder, or a prepared subset with overwrite=True (checked above)
                 old = out.parent / f"{out.name}.old-{os.getpid()}"
                 os.replace(out, old)
                 os.replace(tmp, out)
