@@ -386,3 +386,49 @@ def test_a_frozen_rank_cannot_hang_a_stop_request(tiny, tmp_path):
     time.sleep(0.5)
     assert not [pid for pid in ranks if alive(pid)], "a rank was left running"
     assert load_checkpoint(out / "checkpoint.npz").meta["epoch"] >= 1  # the last one saved, intact
+
+
+# -- one line, the documented status, for what rank 0 alone finds ---------------------------------------
+
+
+def assert_one_line(stderr, phrase):
+    """The error is one line of ours (MPICH adds its own ``Abort(...)`` notice), no traceback."""
+    assert "Traceback" not in stderr, stderr
+    ours = [line for line in stderr.splitlines() if "python -m alexnet train: error" in line]
+    assert len(ours) == 1 and phrase in ours[0], stderr
+
+
+def test_a_second_run_on_one_out_is_one_line_under_mpi(tiny, one_process_run, tmp_path):
+    result = train_cli(tmp_path, "--data", tiny, *SMALL, "--epochs", 1, "--out", one_process_run, ranks=2)
+    assert result.returncode == 1
+    assert_one_line(result.stderr, "already holds a training run")
+
+
+def test_an_out_under_a_regular_file_is_one_line_under_mpi(tiny, tmp_path):
+    (tmp_path / "file").write_text("not a folder")
+    result = train_cli(
+        tmp_path, "--data", tiny, *SMALL, "--epochs", 1, "--out", tmp_path / "file" / "run", ranks=2
+    )
+    assert result.returncode == 1
+    assert_one_line(result.stderr, "is not writable")
+
+
+def test_a_full_disk_under_mpi_is_one_line_and_status_74(tiny, tmp_path):
+    out = tmp_path / "run"
+    result = mpiexec(
+        2,
+        "tests/mpi/full_disk.py",
+        "--",
+        "train",
+        "--data",
+        tiny,
+        *SMALL,
+        "--epochs",
+        1,
+        "--out",
+        out,
+        env=env_for(tmp_path),
+    )
+    assert result.returncode == 74, result.stderr
+    assert_one_line(result.stderr, f"could not write {out}")
+    assert not (out / "checkpoint.npz").exists()

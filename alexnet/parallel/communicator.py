@@ -307,6 +307,7 @@ class MPICommunicator(Communicator):
         sys.stdout.flush()
         sys.stderr.flush()
         self.comm.Abort(code)
+        os._exit(code)  # MPICH's Abort can return while the launcher kills the job: say nothing more
 
 
 _COMMUNICATOR: Communicator | None = None
