@@ -586,7 +586,7 @@ def build_trainer(
     check_same_everywhere(  # before the first collective whose shapes depend on the data
         comm,
         {"--data": fingerprint},
-        lambda name, ours, theirs: "; ".join(data.subset_differences(ours, theirs)),
+        lambda name, ours, theirs: "; ".join(data.subset_differences(ours, theirs)) or "mean image differs",
     )
 
     model = AlexNet(

@@ -12,7 +12,8 @@ failed and skipped counts per test, and each failure's first message, and exits 
 when any test failed. A failure found this way is fixed at its cause, never by retrying.
 
 Each target is a pytest argument string (a file, a node id, or a file followed by ``-k EXPR``);
-``--`` passes the remaining arguments to every pytest run.
+``--`` passes the remaining arguments to every pytest run. Quote a ``-k`` expression inside the
+target: ``"tests/test_alexnet_training.py -k 'sigterm or sigkill'"``.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from __future__ import annotations
 import argparse
 import os
 import shlex
+import signal
 import subprocess
 import sys
 import tempfile
@@ -89,6 +91,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timeout", type=float, default=1800, help="seconds allowed per pytest run")
     args = parser.parse_args(argv)
 
+    # SIGTERM ends the session like Ctrl-C: the busy loops and the running pytest are stopped too.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(130))
     counts = defaultdict(lambda: defaultdict(int))
     first_failure = {}
     loops = busy_loops(args.busy)
