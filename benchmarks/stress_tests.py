@@ -96,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     counts = defaultdict(lambda: defaultdict(int))
     first_failure = {}
     loops = busy_loops(args.busy)
-    start = time.time()
+    start, rounds = time.time(), 0
     try:
         with tempfile.TemporaryDirectory() as tmp:
             for round_ in range(1, args.runs + 1):
@@ -105,12 +105,15 @@ def main(argv: list[str] | None = None) -> int:
                     counts[name][outcome] += 1
                     if outcome == "failed":
                         first_failure.setdefault(name, f"round {round_}: {message}")
+                rounds = round_
                 failed = sum(outcome == "failed" for outcome, _ in results.values())
                 print(
                     f"round {round_}/{args.runs}: {len(results)} tests, {failed} failed "
                     f"({time.time() - start:.0f} s)",
                     flush=True,
                 )
+    except (KeyboardInterrupt, SystemExit):  # Ctrl-C or SIGTERM: report the rounds completed
+        print(f"interrupted after {rounds} complete rounds", flush=True)
     finally:
         for loop in loops:
             loop.terminate()
@@ -118,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
             loop.wait()
 
     width = max((len(name) for name in counts), default=10)
-    print(f"\n{'test':<{width}}  passed  failed  skipped   ({args.runs} rounds, {args.busy} busy loops)")
+    print(f"\n{'test':<{width}}  passed  failed  skipped   ({rounds} rounds, {args.busy} busy loops)")
     for name in sorted(counts):
         c = counts[name]
         print(f"{name:<{width}}  {c['passed']:6d}  {c['failed']:6d}  {c['skipped']:7d}")
