@@ -112,6 +112,9 @@ def main(argv: list[str] | None = None) -> int:
                     f"({time.time() - start:.0f} s)",
                     flush=True,
                 )
+                for name, (outcome, message) in sorted(results.items()):
+                    if outcome == "failed":
+                        print(f"  FAILED {name}: {message}", flush=True)
     except (KeyboardInterrupt, SystemExit):  # Ctrl-C or SIGTERM: report the rounds completed
         print(f"interrupted after {rounds} complete rounds", flush=True)
     finally:
