@@ -414,7 +414,7 @@ class Trainer:
                     refresh=False,
                 )
                 tick = clock.record(tick, got_batch, stepped, counted)
-                self.mark_progress()
+                self.mark_progress(step=True)
                 stopping = self.dp.stop_seen if self.dp.active else stop.signal is not None
                 if stopping and step + 1 < len(self.loader):
                     self.save(epoch, step + 1)
@@ -433,10 +433,11 @@ class Trainer:
             return None
         return evaluate_center(self.model, self.val_loader, self.criterion, self.dp, self.mark_progress)
 
-    def mark_progress(self) -> None:
-        """A step boundary: tell the stop watchdog (``run``) that this rank is not hung."""
+    def mark_progress(self, step: bool = False) -> None:
+        """A step boundary (``step``: the end of an SGD step): tell the stop watchdog (``run``)
+        that this rank is not hung."""
         if self.watchdog is not None:
-            self.watchdog.progress()
+            self.watchdog.progress(step)
 
     def end_epoch(self, epoch: int, record: dict, error: float) -> bool:
         """After epoch ``epoch`` (0-based): history, schedule (on ``error``), best.npz when ``error``

@@ -81,10 +81,11 @@ class StopWatchdog:
         self._thread.start()
         return self
 
-    def progress(self) -> None:
-        """This rank reached a step boundary."""
+    def progress(self, step: bool = True) -> None:
+        """This rank reached a step boundary. ``step``: the interval since the last call was one
+        SGD step, which sets the bound; not the epoch's end (validation, saving, the curves)."""
         now = time.monotonic()
-        if self._signalled_at is None:  # a hang after the request must not lengthen the bound
+        if step and self._signalled_at is None:  # a hang after the request must not lengthen it
             self.longest_step = max(self.longest_step, now - self._last)
         self._last = now
 
