@@ -21,44 +21,74 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
 from dataclasses import dataclass, field, fields
 from typing import Any
 
 # -- parser types (also used by the other commands' flags in alexnet/cli.py) ---------------------
 
 
+# argparse prefixes an ArgumentTypeError's message with the flag ("argument --seed: ..."); any
+# other exception would become "invalid positive_int value", so every failure is turned into one.
+
+
+def _number(text: str, kind: type) -> Any:
+    try:
+        return kind(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected {'an integer' if kind is int else 'a number'}, got {text!r}"
+        ) from None
+
+
 def positive_int(text: str) -> int:
-    value = int(text)
+    value = _number(text, int)
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
     return value
 
 
 def nonnegative_int(text: str) -> int:
-    value = int(text)
+    value = _number(text, int)
     if value < 0:
         raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
     return value
 
 
 def positive_float(text: str) -> float:
-    value = float(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be positive, got {text}")
+    value = _number(text, float)
+    if not 0 < value < math.inf:
+        raise argparse.ArgumentTypeError(f"must be a positive finite number, got {text}")
     return value
 
 
 def nonnegative_float(text: str) -> float:
-    value = float(text)
-    if not value >= 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
+    value = _number(text, float)
+    if not 0 <= value < math.inf:
+        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text}")
     return value
 
 
 def probability(text: str) -> float:
-    value = float(text)
+    value = _number(text, float)
     if not 0 <= value < 1:
         raise argparse.ArgumentTypeError(f"must be in [0, 1), got {text}")
+    return value
+
+
+#: ``--input-scale`` bounds. The mean-centred pixels lie within +-255; divided by X they lie
+#: within +-255/X. Below 1e-3 they exceed +-2.5e5 and the first layers' outputs overflow the
+#: loss; above 1e4 they are below 0.026, under the initial biases' scale, and the network
+#: trains on (almost) no signal. The useful values (1 for the paper's init, ~64 for He init) lie
+#: well inside.
+INPUT_SCALE_RANGE = (1e-3, 1e4)
+
+
+def input_scale(text: str) -> float:
+    value = _number(text, float)
+    low, high = INPUT_SCALE_RANGE
+    if not low <= value <= high:
+        raise argparse.ArgumentTypeError(f"must be in [{low:g}, {high:g}], got {text}")
     return value
 
 
@@ -147,9 +177,11 @@ class TrainConfig:
     input_scale: float = option(
         1.0,
         "--input-scale",
-        type=positive_float,
+        type=input_scale,
         metavar="X",
-        help="divide the mean-centred pixels by X (use ~64 with --init kaiming)",
+        help="divide the mean-centred pixels by X (use ~64 with --init kaiming); in [1e-3, 1e4]: "
+        "beyond, the inputs are so large that the loss overflows, or so small that the network "
+        "sees no signal",
     )
     lighting_std: float = option(
         0.1,
@@ -192,7 +224,10 @@ class TrainConfig:
         0.5, "--dropout", type=probability, help="dropout probability in fc6 and fc7 (§4.2)"
     )
     seed: int = option(
-        0, "--seed", type=int, help="seeds the weights, the dropout masks and the data order/augmentation"
+        0,
+        "--seed",
+        type=nonnegative_int,
+        help="seeds the weights, the dropout masks and the data order/augmentation (>= 0)",
     )
     # -- the run -----------------------------------------------------------------------------------
     out: str = option(

@@ -46,16 +46,18 @@ import data
 from nn import SGD, Module, ReduceLROnPlateau, SoftmaxCrossEntropyLoss, StepLR, atomic_write, check_device
 
 from .checkpoint import Checkpoint, save_checkpoint
-from .config import TrainConfig
+from .config import TrainConfig, flag_names
 from .datasets import check_crop, open_split, resolve_data
 from .metrics import RunningStats
 from .model import AlexNet
 from .parallel import (
     DataParallel,
+    StopWatchdog,
     TowerAlexNet,
     TowerSync,
     abort_on_error,
     check_global_batch,
+    check_same_everywhere,
     check_towers_args,
     get_communicator,
     select_gpu,
@@ -63,7 +65,7 @@ from .parallel import (
 )
 from .plots import plot_curves
 from .resume import check_same_subset, lr_notes, resume_config, subset_fingerprint
-from .rundir import RunDir, SaveFailed, guarded_out, saving
+from .rundir import RunDir, RunDirError, SaveFailed, guarded_out, saving
 
 EXIT_NONFINITE = 3
 EXIT_SAVE_FAILED = 74  # EX_IOERR: a checkpoint, log or figure could not be written
@@ -126,13 +128,16 @@ def make_schedule(name, optimizer, step_size):
     raise ValueError(f"--schedule must be 'plateau' or 'step', got {name!r}")
 
 
-def evaluate_center(model, loader, criterion, dp=None):
+def evaluate_center(model, loader, criterion, dp=None, progress=None):
     """Loss, top-1 and top-5 error over ``loader`` (centre crops), in eval mode. Data-parallel
-    (``dp``): each rank evaluates its rows and the sums and counts are added up exactly."""
+    (``dp``): each rank evaluates its rows and the sums and counts are added up exactly.
+    ``progress``: called after every batch (the stop watchdog's ``progress``)."""
     was_training = model.training
     model.eval()
     stats = RunningStats()
     for x, y in loader:
+        if progress is not None:
+            progress()
         if len(y) == 0:  # this rank's share of a last, small batch
             continue
         logits = model.forward(x)
@@ -225,6 +230,7 @@ class Trainer:
         self.lr_changes = []
         self.loop_clock = None
         self._stop = None
+        self.watchdog = None  # StopWatchdog of ``run``: told of every step boundary
 
     def restore(self, checkpoint: Checkpoint, lr: float | None = None) -> None:
         """Continue from ``checkpoint``: velocities, schedule, epoch and step, the running sums of a
@@ -408,6 +414,7 @@ class Trainer:
                     refresh=False,
                 )
                 tick = clock.record(tick, got_batch, stepped, counted)
+                self.mark_progress(step=True)
                 stopping = self.dp.stop_seen if self.dp.active else stop.signal is not None
                 if stopping and step + 1 < len(self.loader):
                     self.save(epoch, step + 1)
@@ -424,7 +431,13 @@ class Trainer:
         """Loss and errors on the validation centre crops (None without a validation split)."""
         if self.val_loader is None:
             return None
-        return evaluate_center(self.model, self.val_loader, self.criterion, self.dp)
+        return evaluate_center(self.model, self.val_loader, self.criterion, self.dp, self.mark_progress)
+
+    def mark_progress(self, step: bool = False) -> None:
+        """A step boundary (``step``: the end of an SGD step): tell the stop watchdog (``run``)
+        that this rank is not hung."""
+        if self.watchdog is not None:
+            self.watchdog.progress(step)
 
     def end_epoch(self, epoch: int, record: dict, error: float) -> bool:
         """After epoch ``epoch`` (0-based): history, schedule (on ``error``), best.npz when ``error``
@@ -463,7 +476,9 @@ class Trainer:
             return 0
         if say:
             self.print_header()
-        with StopFlag(announce=say) as stop:
+        watchdog = StopWatchdog(self.comm, code=EXIT_INTERRUPTED, prefix="python -m alexnet train: error")
+        with StopFlag(announce=say) as stop, watchdog:
+            self.watchdog = watchdog
             for epoch in range(self.start_epoch, epochs):
                 lr = self.optimizer.lr
                 epoch_start = time.perf_counter()
@@ -472,6 +487,7 @@ class Trainer:
                 record = epoch_record(epoch, lr, train_stats, val, rate, time.perf_counter() - epoch_start)
                 record.update(lr_notes(self.lr_changes, epoch + 1))
                 self.end_epoch(epoch, record, val.top1_error if val else train_stats.top1_error)
+                self.mark_progress()
                 if self.dp.any(stop.signal is not None):
                     raise StopRequested(
                         f"stopped after epoch {epoch + 1}; checkpoint saved to {self.checkpoint_path}"
@@ -554,10 +570,8 @@ def build_trainer(
     new --lr applied when ``lr_changed``; ``run_dir``: the locked rundir.RunDir of ``config.out``
     (None on MPI ranks that write nothing); ``comm``: default ``get_communicator()``."""
     comm = get_communicator() if comm is None else comm  # size 1 unless started by mpiexec -n N
-    if config.towers:  # §3.2 model-parallel: rank g holds tower g
-        check_towers_args(config, comm)
-    else:
-        check_global_batch(config.batch_size, comm.size)
+    check_same_job(comm, config, resumed)
+    check_parallel_args(config, comm)
     if comm.is_root:  # rank 0 alone owns the output folder (any lock/overwrite check goes here)
         Path(config.out).mkdir(parents=True, exist_ok=True)
     device = check_device(config.device)
@@ -570,6 +584,11 @@ def build_trainer(
         if resumed is not None  # the same subset, wherever
         else subset_fingerprint(data_path)
     )  # it is now
+    check_same_everywhere(  # before the first collective whose shapes depend on the data
+        comm,
+        {"--data": fingerprint},
+        lambda name, ours, theirs: "; ".join(data.subset_differences(ours, theirs)) or "mean image differs",
+    )
 
     model = AlexNet(
         num_classes=train_set.num_classes,
@@ -642,6 +661,41 @@ def build_trainer(
     return trainer
 
 
+#: Settings that may differ between ranks: where each machine keeps the data (compared by content,
+#: ``subset_fingerprint``) and the checkpoint, where rank 0 writes, and how each rank loads.
+PER_RANK_FIELDS = ("data", "resume", "out", "workers", "quiet")
+
+
+def check_same_job(comm: Any, config: TrainConfig, resumed: Checkpoint | None) -> None:
+    """Every rank must run the same job: the same settings (but ``PER_RANK_FIELDS``) and, resuming,
+    the same point of the run; otherwise every rank stops with one line (an AgreedError) naming
+    the first rank and flag that differ, before any collective whose shapes depend on them."""
+    flags = flag_names()
+    fields = {flags[key]: value for key, value in config.to_dict().items() if key not in PER_RANK_FIELDS}
+    if resumed is not None:
+        meta = resumed.meta
+        fields["--resume's epoch and step"] = (int(meta["epoch"]), int(meta.get("step", 0)))
+    check_same_everywhere(comm, fields)
+
+
+def check_parallel_args(config: TrainConfig, comm: Any) -> None:
+    """The flags that must suit the number of processes (each rank finds the same answer)."""
+    if config.towers:  # §3.2 model-parallel: rank g holds tower g
+        check_towers_args(config, comm)
+    else:
+        check_global_batch(config.batch_size, comm.size)
+
+
+def check_classes(train_set: data.PreparedDataset, data_path: Path | str) -> None:
+    """A classifier needs two classes: with one, the softmax is 1 whatever the weights, the loss
+    and every gradient are 0, and the run would report 0.0 % error having learned nothing."""
+    if train_set.num_classes < 2:
+        raise ValueError(
+            f"--data {data_path} has {train_set.num_classes} class ({', '.join(train_set.wnids)}): "
+            f"a classifier needs at least 2 (prepare the subset with more classes)"
+        )
+
+
 def open_data(config: TrainConfig, comm: Any) -> tuple:
     """(train set, val set or None, prepared folder) of ``config.data``, preparing it if needed:
     rank 0 first, the other ranks then find it."""
@@ -659,6 +713,7 @@ def open_data(config: TrainConfig, comm: Any) -> tuple:
     if comm.is_root:
         comm.barrier()
     train_set = data.PreparedDataset(data_path, "train")
+    check_classes(train_set, data_path)
     val_set = open_split(data_path, "val")
     check_crop(train_set, config.crop)
     if val_set is not None:
@@ -706,11 +761,19 @@ def train(config: TrainConfig, given: dict[str, str] | None = None) -> int:
     given = config.non_defaults() if given is None else given
     comm = get_communicator()
     keep_freed_memory()
+    # RunDirError and SaveFailed are found by rank 0 alone, while the other ranks go on (into a
+    # collective, where they would wait forever): only an abort ends them. abort_on_error prints
+    # the one line, flushed, and pauses before MPI_Abort so that it reaches the terminal; the
+    # job's exit status is the documented one (mpiexec returns the abort's code).
     with abort_on_error(
         comm,
-        brief=(ValueError, FileNotFoundError, KeyError, KeyboardInterrupt, SaveFailed),
+        brief=(ValueError, FileNotFoundError, KeyError, KeyboardInterrupt, SaveFailed, RunDirError),
         prefix="python -m alexnet train: error",
+        exit_codes={SaveFailed: EXIT_SAVE_FAILED},
     ):
+        if not config.resume:  # checked before any lock or file (--resume: once the run is loaded)
+            check_same_job(comm, config, None)
+            check_parallel_args(config, comm)
         try:
             with guarded_out(config.out, config.resume, config.overwrite, write=comm.is_root) as run_dir:
                 config, resumed, lr_changed = resume_config(config, given)

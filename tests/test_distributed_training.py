@@ -3,16 +3,20 @@ process, on a tiny real subset (10 classes x 5 train + 2 val images, S = 72, cro
 """
 
 import json
+import os
+import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import prepare_tiny72
+from conftest import imagenette_dir, prepare_tiny72
 from test_alexnet_training import sigterm_at_first_checkpoint
 from test_distributed import MPIEXEC, REPO, mpi_env, mpiexec, needs_mpi
 
+import data
 from alexnet.checkpoint import load_checkpoint
 from nn import load_npz
 
@@ -236,3 +240,195 @@ def test_sigterm_on_one_rank_stops_all_after_the_same_step(tiny, one_process_run
     assert [h["train_top1_error"] for h in ours] == pytest.approx(
         [h["train_top1_error"] for h in alone], abs=1e-12
     )
+
+
+# -- every rank runs the same job, or none does ------------------------------------------------------
+
+
+def mpmd(tmp, first, second, timeout=120):
+    """``mpiexec -n 1 python -m alexnet train FIRST : -n 1 python -m alexnet train SECOND``: two
+    ranks started with different command lines."""
+    train = [sys.executable, "-m", "alexnet", "train"]
+    command = [MPIEXEC, "-n", "1", *train, *map(str, first), ":", "-n", "1", *train, *map(str, second)]
+    return subprocess.run(
+        command, cwd=REPO, env=env_for(tmp), capture_output=True, text=True, timeout=timeout
+    )
+
+
+@pytest.fixture(scope="module")
+def five_and_five(tiny, tmp_path_factory):
+    """Two subsets of the same shapes (5 classes x 5 + 2 images, S = 72), other classes."""
+    wnids = data.PreparedDataset(tiny, "train").wnids
+    root = tmp_path_factory.mktemp("halves")
+    return [
+        data.prepare_subset(
+            imagenette_dir(),
+            root / name,
+            classes=half,
+            per_class=5,
+            val_per_class=2,
+            size=72,
+            workers=1,
+            quiet=True,
+        )
+        for name, half in (("first", wnids[:5]), ("second", wnids[5:]))
+    ]
+
+
+def assert_refused_once(result, phrase, out):
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert result.stderr.count(phrase) == 1, result.stderr
+    assert "Traceback" not in result.stderr and "aborting" not in result.stderr, result.stderr
+    assert not (out / "checkpoint.npz").exists()
+
+
+def test_ranks_given_other_classes_all_stop_naming_the_rank_and_the_data(five_and_five, tmp_path):
+    first, second = five_and_five
+    out = tmp_path / "run"
+    args = [*SMALL, "--epochs", 1, "--out", out]
+    result = mpmd(tmp_path, ["--data", first, *args], ["--data", second, *args])
+    assert_refused_once(result, "rank 1 differs from rank 0 in --data: classes differ (5 vs 5", out)
+
+
+def test_ranks_given_subsets_of_other_sizes_all_stop_with_one_line(tiny, five_and_five, tmp_path):
+    out = tmp_path / "run"
+    args = [*SMALL, "--epochs", 1, "--out", out]  # SMALL has --quiet (once: rc 142 and no output)
+    result = mpmd(tmp_path, ["--data", tiny, *args], ["--data", five_and_five[0], *args])
+    assert_refused_once(result, "rank 1 differs from rank 0 in --data: classes differ (10 vs 5", out)
+    assert "train images 50 vs 25" in result.stderr
+
+
+def test_ranks_given_other_flags_all_stop_before_creating_anything(tiny, tmp_path):
+    out = tmp_path / "run"
+    args = ["--data", tiny, *SMALL, "--epochs", 1, "--out", out]
+    result = mpmd(tmp_path, args, [*args, "--lr", "0.02"])
+    assert_refused_once(result, "rank 1 differs from rank 0 in --lr: rank 0 has 0.01, rank 1 has 0.02", out)
+    assert not out.exists()  # refused before rank 0 locked --out
+
+
+# -- no rank hangs ------------------------------------------------------------------------------------------
+
+
+def children(pid):
+    """The process ids whose parent is ``pid`` (from /proc)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == pid:
+                found.append(int(entry.name))
+    return found
+
+
+def descendants(pid):
+    found, todo = [], [pid]
+    while todo:
+        kids = children(todo.pop())
+        found += kids
+        todo += kids
+    return found
+
+
+def alive(pid):
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+#: The watchdog's bound in this test (alexnet/parallel/watchdog.py); the default is 30 s.
+STOP_TIMEOUT = 3
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="finds the ranks through /proc")
+def test_a_frozen_rank_cannot_hang_a_stop_request(tiny, tmp_path):
+    """SIGSTOP to rank 1, then SIGTERM to mpiexec: rank 0 waits in the step's all-reduce for a rank
+    that never comes; its watchdog aborts the job within the bound, saying why, and no process is
+    left behind (MPI kills the stopped rank too)."""
+    out = tmp_path / "run"
+    command = [MPIEXEC, "-n", "2", sys.executable, "-m", "alexnet", "train", "--data", str(tiny), *SMALL]
+    command += ["--epochs", "50", "--out", str(out)]
+    env = dict(env_for(tmp_path), ALEXNET_STOP_TIMEOUT=str(STOP_TIMEOUT))
+    proc = subprocess.Popen(
+        command, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+    )
+    ranks = []
+    try:
+        deadline = time.time() + 120
+        while not (out / "checkpoint.npz").exists() and proc.poll() is None and time.time() < deadline:
+            time.sleep(0.05)
+        assert proc.poll() is None, proc.communicate()[1]
+        ranks = [
+            pid for pid in descendants(proc.pid) if "alexnet" in Path(f"/proc/{pid}/cmdline").read_text()
+        ]
+        assert len(ranks) == 2, ranks
+        frozen = max(ranks)  # either rank will do: the other waits for it
+        os.kill(frozen, signal.SIGSTOP)
+        time.sleep(0.5)
+        start = time.time()
+        proc.send_signal(signal.SIGTERM)
+        _, stderr = proc.communicate(timeout=STOP_TIMEOUT + 40)
+        elapsed = time.time() - start
+    finally:
+        if proc.poll() is None:
+            for pid in ranks:
+                os.kill(pid, signal.SIGKILL)
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 130, stderr
+    assert stderr.count("no step finished within") == 1, stderr
+    assert "another rank is stopped or hung): aborting all 2 processes" in stderr
+    assert elapsed < STOP_TIMEOUT + 30, f"the job took {elapsed:.0f} s to end"
+    time.sleep(0.5)
+    assert not [pid for pid in ranks if alive(pid)], "a rank was left running"
+    assert load_checkpoint(out / "checkpoint.npz").meta["epoch"] >= 1  # the last one saved, intact
+
+
+# -- one line, the documented status, for what rank 0 alone finds ---------------------------------------
+
+
+def assert_one_line(stderr, phrase):
+    """The error is one line of ours (MPICH adds its own ``Abort(...)`` notice), no traceback."""
+    assert "Traceback" not in stderr, stderr
+    ours = [line for line in stderr.splitlines() if "python -m alexnet train: error" in line]
+    assert len(ours) == 1 and phrase in ours[0], stderr
+
+
+def test_a_second_run_on_one_out_is_one_line_under_mpi(tiny, one_process_run, tmp_path):
+    result = train_cli(tmp_path, "--data", tiny, *SMALL, "--epochs", 1, "--out", one_process_run, ranks=2)
+    assert result.returncode == 1
+    assert_one_line(result.stderr, "already holds a training run")
+
+
+def test_an_out_under_a_regular_file_is_one_line_under_mpi(tiny, tmp_path):
+    (tmp_path / "file").write_text("not a folder")
+    result = train_cli(
+        tmp_path, "--data", tiny, *SMALL, "--epochs", 1, "--out", tmp_path / "file" / "run", ranks=2
+    )
+    assert result.returncode == 1
+    assert_one_line(result.stderr, "is not writable")
+
+
+def test_a_full_disk_under_mpi_is_one_line_and_status_74(tiny, tmp_path):
+    out = tmp_path / "run"
+    result = mpiexec(
+        2,
+        "tests/mpi/full_disk.py",
+        "--",
+        "train",
+        "--data",
+        tiny,
+        *SMALL,
+        "--epochs",
+        1,
+        "--out",
+        out,
+        env=env_for(tmp_path),
+    )
+    assert result.returncode == 74, result.stderr
+    assert_one_line(result.stderr, f"could not write {out}")
+    assert not (out / "checkpoint.npz").exists()

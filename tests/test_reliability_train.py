@@ -535,3 +535,46 @@ def test_a_process_that_writes_nothing_takes_no_lock(tmp_path):
         with rundir.guarded_out(out) as run_dir:  # rank 0 beside it
             assert run_dir.lock.held and (out / ".lock").read_text().strip() == str(os.getpid())
         assert not run_dir.lock.held
+
+
+# -- 10. flags name themselves, and are checked before anything is created ----------------------
+
+
+@pytest.mark.parametrize(
+    "flag, value, said",
+    [
+        ("--seed", "-1", "argument --seed: must be >= 0, got -1"),
+        ("--seed", "x", "argument --seed: expected an integer, got 'x'"),
+        ("--input-scale", "inf", "argument --input-scale: must be in [0.001, 10000], got inf"),
+        ("--input-scale", "nan", "argument --input-scale: must be in [0.001, 10000], got nan"),
+        ("--input-scale", "1e-30", "argument --input-scale: must be in [0.001, 10000], got 1e-30"),
+        ("--lr", "inf", "argument --lr/--learning-rate: must be a positive finite number, got inf"),
+    ],
+)
+def test_a_bad_flag_is_named_before_any_file_is_made(tiny, tmp_path, capsys, flag, value, said):
+    out = tmp_path / "run"
+    with pytest.raises(SystemExit) as stop:
+        train("--data", tiny, *SMALL, "--epochs", 1, "--out", out, flag, value)
+    assert stop.value.code == 2
+    assert said in _one_line_error(capsys.readouterr().err)
+    assert not out.exists()  # no --out, no .lock
+
+
+def test_a_one_class_subset_is_refused(tmp_path_factory, tmp_path, capsys):
+    source = imagenette_dir()
+    if source is None:
+        pytest.skip("real ImageNet photographs not found")
+    one = data.prepare_subset(
+        source,
+        tmp_path_factory.mktemp("data") / "one",
+        num_classes=1,
+        per_class=4,
+        val_per_class=1,
+        size=72,
+        workers=1,
+        quiet=True,
+    )
+    assert train("--data", one, *SMALL, "--epochs", 1, "--out", tmp_path / "run") == 1
+    line = _one_line_error(capsys.readouterr().err)
+    assert "has 1 class" in line and "a classifier needs at least 2" in line
+    assert not (tmp_path / "run" / "checkpoint.npz").exists()

@@ -5,6 +5,7 @@
     exchange.py       AllGather: the towers' exchange as a layer (all-gather forward, reduce-scatter back)
     data_parallel.py  data-parallel training: N processes, one model, the same global batches
     towers.py         the two towers of §3.2 (model-parallel), one per process
+    watchdog.py       StopWatchdog: after a stop request, a frozen rank cannot hang the job
 
 How a batch's rows (or a layer's kernels) are split over the ranks is ``data.shards`` (re-exported here).
 """
@@ -19,6 +20,7 @@ from .communicator import (
     ThreadCommunicator,
     ThreadGroup,
     abort_on_error,
+    check_same_everywhere,
     get_communicator,
     launcher_size,
 )
@@ -37,6 +39,7 @@ from .towers import (
     split_state_dict,
     tower_parameter_table,
 )
+from .watchdog import STOP_TIMEOUT_SECONDS, STOP_TIMEOUT_VARIABLE, StopWatchdog, stop_timeout
 
 __all__ = [
     "rank_slice",
@@ -49,6 +52,7 @@ __all__ = [
     "ThreadCommunicator",
     "ThreadGroup",
     "abort_on_error",
+    "check_same_everywhere",
     "get_communicator",
     "launcher_size",
     "BatchRowsMask",
@@ -70,4 +74,8 @@ __all__ = [
     "join_state_dicts",
     "split_state_dict",
     "tower_parameter_table",
+    "STOP_TIMEOUT_SECONDS",
+    "STOP_TIMEOUT_VARIABLE",
+    "StopWatchdog",
+    "stop_timeout",
 ]

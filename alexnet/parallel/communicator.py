@@ -8,6 +8,7 @@ data-parallel training and the two towers of §3.2 need, behind one interface, :
     comm.allreduce_sum(value)        # exact sums of counts and sums, for metrics
     comm.allgather(x, axis)          # every rank's x concatenated along axis, in rank order
     comm.reduce_scatter(x, axis)     # sum over ranks, then this rank's block: allgather's backward
+    comm.allgather_object(obj)       # every rank's small Python object, as a list in rank order
     comm.abort(code)                 # kill every rank (no rank is left waiting in a collective)
 
 Why one flat buffer: an all-reduce costs a latency per call plus bytes / bandwidth; AlexNet has
@@ -156,6 +157,10 @@ class Communicator(ABC):
         split of ``data.shards.split_sizes``)."""
 
     @abstractmethod
+    def allgather_object(self, obj) -> list:
+        """Every rank's ``obj`` (a small picklable value: a dict of settings), as a list in rank order."""
+
+    @abstractmethod
     def abort(self, code: int = 1) -> None:
         """End every rank of the job at once (no rank is left waiting in a collective)."""
 
@@ -184,6 +189,9 @@ class SingleProcessCommunicator(Communicator):
 
     def reduce_scatter(self, x, axis=0, sizes=None):
         return x
+
+    def allgather_object(self, obj):
+        return [obj]
 
     def abort(self, code=1):
         os._exit(code)
@@ -238,7 +246,12 @@ class MPICommunicator(Communicator):
 
     def allreduce_sum(self, value):
         if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
-            return int(self.comm.allreduce(int(value)))  # Python ints: exact, any size
+            # a Python int in, one out (int64: exact for any count). The buffer Allreduce, not the
+            # pickling allreduce, which holds the GIL while it waits: a rank's stop watchdog
+            # (watchdog.py) could then never run while another rank is frozen.
+            total = np.array([value], np.int64)
+            self.comm.Allreduce(self.MPI.IN_PLACE, total, op=self.MPI.SUM)
+            return int(total[0])
         xp = get_array_module(value) if hasattr(value, "dtype") else np
         host = np.array(_to_host(value) if hasattr(value, "dtype") else value)
         if host.dtype.kind not in "iufc":
@@ -259,7 +272,9 @@ class MPICommunicator(Communicator):
         xp = get_array_module(x)
         axis = axis % x.ndim
         front = np.ascontiguousarray(np.moveaxis(_to_host(x), axis, 0))
-        lengths = self.comm.allgather(front.shape[0])
+        lengths = np.empty(self.size, np.int64)  # a buffer collective: it lets go of the GIL
+        self.comm.Allgather(np.array([front.shape[0]], np.int64), lengths)
+        lengths = [int(n) for n in lengths]
         row = int(np.prod(front.shape[1:], dtype=np.int64))
         out = np.empty((sum(lengths),) + front.shape[1:], front.dtype)
         counts = [n * row for n in lengths]
@@ -285,10 +300,14 @@ class MPICommunicator(Communicator):
         result = np.ascontiguousarray(np.moveaxis(out, 0, axis))
         return result if xp is np else xp.asarray(result)
 
+    def allgather_object(self, obj):
+        return list(self.comm.allgather(obj))  # pickled: the objects may differ in size
+
     def abort(self, code=1):
         sys.stdout.flush()
         sys.stderr.flush()
         self.comm.Abort(code)
+        os._exit(code)  # MPICH's Abort can return while the launcher kills the job: say nothing more
 
 
 _COMMUNICATOR: Communicator | None = None
@@ -331,16 +350,45 @@ class AgreedError(ValueError):
     """
 
 
+def check_same_everywhere(comm: Communicator, fields: dict, describe: Callable | None = None) -> None:
+    """Refuse, on every rank alike, a job whose ranks were not given the same ``fields`` (a dict
+    ``{name: value}``: the settings, a fingerprint of the data).
+
+    The dicts are all-gathered, so every rank holds every rank's and reaches the same verdict:
+    an :class:`AgreedError` naming the first rank and field that differ from rank 0's, reported
+    once by rank 0, with no abort. ``describe(name, ours, theirs)``, if given, words a difference
+    (a phrase); the default shows both values."""
+    gathered = comm.allgather_object(fields)
+    reference = gathered[0]
+    for rank, other in enumerate(gathered[1:], start=1):
+        for name in sorted(set(reference) | set(other)):
+            ours, theirs = reference.get(name), other.get(name)
+            if ours == theirs:
+                continue
+            what = (
+                describe(name, ours, theirs)
+                if describe is not None
+                else f"rank 0 has {ours!r}, rank {rank} has {theirs!r}"
+            )
+            raise AgreedError(
+                f"rank {rank} differs from rank 0 in {name}: {what}. Every rank of the job must run "
+                f"the same command on the same data"
+            )
+
+
 # The launcher forwards each rank's stderr asynchronously and MPI_Abort ends the job at once:
 # a short pause between the two lets the last message reach the terminal.
 ABORT_GRACE_SECONDS = 1.0
 
 
 @contextmanager
-def abort_on_error(comm: Communicator, brief: tuple = (), prefix: str = "error") -> Iterator[None]:
+def abort_on_error(
+    comm: Communicator, brief: tuple = (), prefix: str = "error", exit_codes: dict | None = None
+) -> Iterator[None]:
     """Any exception on one rank prints its message (and traceback, except for the ``brief``
     exception types: user errors) with the rank, and aborts EVERY rank, so no rank is left
-    waiting forever in a collective. With one process the exception just propagates; an
+    waiting forever in a collective. ``exit_codes``: ``{exception type: status}`` of the job for
+    some types (default 1). With one process the exception just propagates; an
     :class:`AgreedError` is reported by rank 0 alone and ends every rank without an abort."""
     try:
         yield
@@ -363,7 +411,8 @@ def abort_on_error(comm: Communicator, brief: tuple = (), prefix: str = "error")
         )
         sys.stderr.flush()
         time.sleep(ABORT_GRACE_SECONDS)
-        comm.abort(1)
+        code = next((c for kind, c in (exit_codes or {}).items() if isinstance(exc, kind)), 1)
+        comm.abort(code)
         raise
 
 
@@ -487,6 +536,9 @@ class ThreadCommunicator(Communicator):
         return self.group._exchange(
             self.rank, x, lambda values: xp.ascontiguousarray(xp.take(_sum(values), mine, axis=axis))
         )
+
+    def allgather_object(self, obj):
+        return self.group._exchange(self.rank, obj, list)
 
     def abort(self, code=1):
         self.group._barrier.abort()
