@@ -200,3 +200,27 @@ def test_a_rank_without_rows_keeps_its_dropout_generators_in_step():
     dp.step(model_step, x[:0], None, (3, 3, 3), False)  # batch 1: no rows here
     dp.step(model_step, x[1:], None, (1, 3, 3), False)  # batch 2: rows 1:3
     np.testing.assert_array_equal(model.drop6._mask, masks[1][1:])
+
+
+def test_the_stop_watchdog_bound_counts_only_step_to_step_intervals(monkeypatch):
+    """The first step after the start, or after an epoch's end, holds the loader's start-up: it
+    must not stretch the bound (on a loaded machine it can take many steps' time)."""
+    from alexnet.parallel import SingleProcessCommunicator, watchdog
+
+    clock = [0.0]
+    monkeypatch.setattr(watchdog.time, "monotonic", lambda: clock[0])
+    dog = watchdog.StopWatchdog(SingleProcessCommunicator(), timeout=3)
+    clock[0] = 20.0
+    dog.progress(True)  # the first step: 20 s of start-up, not a step's length
+    assert dog.longest_step == 0 and dog.bound() == 3
+    clock[0] = 21.0
+    dog.progress(True)
+    assert dog.longest_step == 1
+    clock[0] = 40.0
+    dog.progress(False)  # the epoch's end (validation, saving)
+    clock[0] = 50.0
+    dog.progress(True)  # the next epoch's first step: not counted either
+    assert dog.longest_step == 1
+    clock[0] = 52.0
+    dog.progress(True)
+    assert dog.longest_step == 2 and dog.bound() == 6

@@ -55,6 +55,7 @@ class StopWatchdog:
         self.timeout = stop_timeout() if timeout is None else float(timeout)
         self.longest_step = 0.0
         self._last = time.monotonic()
+        self._after_step = False  # the last boundary ended an SGD step
         self._signalled_at = None
         self._done = threading.Event()
         self._thread = self._reader = self._writer = None
@@ -77,6 +78,7 @@ class StopWatchdog:
             return self
         self._reader, self._writer = reader, writer
         self._last = time.monotonic()
+        self._after_step = False
         self._thread = threading.Thread(target=self._watch, name="stop-watchdog", daemon=True)
         self._thread.start()
         return self
@@ -85,8 +87,12 @@ class StopWatchdog:
         """This rank reached a step boundary. ``step``: the interval since the last call was one
         SGD step, which sets the bound; not the epoch's end (validation, saving, the curves)."""
         now = time.monotonic()
-        if step and self._signalled_at is None:  # a hang after the request must not lengthen it
+        # Only step-to-step intervals measure a step: the first step after the start or after an
+        # epoch's end also holds the loader's start and first allocations, which can take many
+        # steps' time on a loaded machine. A hang after the request must not lengthen the bound.
+        if step and self._after_step and self._signalled_at is None:
             self.longest_step = max(self.longest_step, now - self._last)
+        self._after_step = step
         self._last = now
 
     def bound(self) -> float:
