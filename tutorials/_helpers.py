@@ -52,41 +52,8 @@ def sample_photos():
 
 
 # -- exercises -----------------------------------------------------------------------------------------
-def grade(name, check, tolerance=1e-6):
-    """Grades one exercise and prints ONE verdict line, ``exercise <name>: PASS|FAIL|not done yet ...``.
-
-    ``check`` is a function of no arguments that calls the student's code and returns the error to judge
-    (a relative error, a maximum absolute difference, ...): the exercise passes when it is below
-    ``tolerance``. A stub that still raises NotImplementedError is "not done yet", and any other exception
-    a FAIL with its message: the notebook goes on either way. Returns True, False, or None (not done)."""
-    try:
-        error = check()
-    except NotImplementedError:
-        print(
-            f"exercise {name}: not done yet (the stub above raises NotImplementedError: "
-            f"write it, then rerun that cell and this one)"
-        )
-        return None
-    except Exception as exc:  # a student's bug: report it, do not stop the notebook
-        print(f"exercise {name}: FAIL ({type(exc).__name__}: {exc})")
-        return False
-    error = float(error)
-    passed = error < tolerance  # NaN compares False: a NaN fails
-    print(
-        f"exercise {name}: {'PASS' if passed else 'FAIL'} (error {error:.2e}, "
-        f"{'below' if passed else 'not below'} the tolerance {tolerance:.0e})"
-    )
-    return passed
-
-
-def relative_error(a, b):
-    """||a - b|| / max(||a||, ||b||): 0 when equal, about 1 when unrelated."""
-    import numpy as np
-
-    a, b = np.asarray(a, dtype=np.float64).ravel(), np.asarray(b, dtype=np.float64).ravel()
-    if a.shape != b.shape:
-        raise ValueError(f"shapes differ: {a.shape} against the expected {b.shape}")
-    return float(np.linalg.norm(a - b) / max(np.linalg.norm(a), np.linalg.norm(b), 1e-30))
+# The graders live in graders/ (one module per notebook), where tests/ can run them against wrong answers.
+from graders import grade, relative_error  # noqa: E402,F401  (re-exported for the notebooks)
 
 
 # -- figures and measurements that would otherwise fill a cell --------------------------------------------

@@ -13,7 +13,7 @@ this file is the twenty lines of nbclient that it would call.
 
 Exercises: a stub cell starts with the line ``# EXERCISE: <name>``; ``tutorials/solutions/NN_name.py`` holds,
 for each name, a block that starts with the same line and runs to the next marker. ``with_solutions``
-replaces each stub cell's source with its block. Graders call ``_helpers.grade`` and print one verdict line.
+replaces each stub cell's source with its block. Graders call ``graders.grade`` (``tutorials/graders/``) and print one verdict line.
 """
 
 import argparse
