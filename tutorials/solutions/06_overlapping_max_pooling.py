@@ -24,3 +24,17 @@ class AvgPool2d(nn.Module):
             for j in range(z):
                 grad_in[:, :, i:i + s * ho:s, j:j + s * wo:s] += grad_out / (z * z)
         return grad_in
+
+# EXERCISE: maxpool-backward
+def maxpool_backward(x, grad_out, kernel_size=3, stride=2):
+    """x (N, C, H, W), grad_out (N, C, Ho, Wo) -> dL/dx (N, C, H, W)."""
+    z, s = kernel_size, stride
+    n, c, ho, wo = grad_out.shape
+    grad_in = np.zeros(x.shape, dtype=grad_out.dtype)
+    images, channels = np.indices((n, c))
+    for Y in range(ho):
+        for X in range(wo):
+            window = x[:, :, Y * s:Y * s + z, X * s:X * s + z].reshape(n, c, z * z)
+            i, j = np.divmod(window.argmax(axis=2), z)                 # argmax: the first maximum, row-major
+            grad_in[images, channels, Y * s + i, X * s + j] += grad_out[:, :, Y, X]   # += : overlaps add up
+    return grad_in
