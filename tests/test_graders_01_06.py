@@ -209,15 +209,30 @@ WRONG = {
         "factor 2 missing": ("grad_in[:, j] -= 2 * alpha * beta", "grad_in[:, j] -= alpha * beta"),
         "beta missing from the coupling": ("grad_in[:, j] -= 2 * alpha * beta", "grad_in[:, j] -= 2 * alpha"),
         "coupling with the wrong sign": ("grad_in[:, j] -= 2", "grad_in[:, j] += 2"),
-        "a_i instead of a_j in the coupling": ("* a[:, j] * ratio[:, i]", "* a[:, i] * ratio[:, i]"),
-        "g_j b_j / s_j instead of the sum over i": ("* a[:, j] * ratio[:, i]", "* a[:, j] * ratio[:, j]"),
+        "a_i instead of a_j in the coupling": (
+            "a[:, j] * ratio[:, lo:hi + 1].sum(axis=1)",
+            "(a[:, lo:hi + 1] * ratio[:, lo:hi + 1]).sum(axis=1)",
+        ),
+        "g_j b_j / s_j instead of the sum over i": ("ratio[:, lo:hi + 1].sum(axis=1)", "ratio[:, j]"),
+        "window not mirrored for even n": (
+            "lo, hi = max(first, j - after), min(last, j + before)",
+            "lo, hi = max(first, j - before), min(last, j + after)",
+        ),
+        "mirrored window's end excluded": ("ratio[:, lo:hi + 1]", "ratio[:, lo:hi]"),
         "groups ignored": (
             "first, last = (i // block) * block, (i // block + 1) * block - 1",
             "first, last = 0, channels - 1",
         ),
-        "s^(-beta - 1) written as s^(-beta)": ("ratio = grad_out * b / s", "ratio = grad_out * b"),
+        "groups ignored in the coupling only": (
+            "first, last = (j // block) * block, (j // block + 1) * block - 1",
+            "first, last = 0, channels - 1",
+        ),
+        "s^(-beta - 1) written as s^(-beta)": (
+            "ratio = grad_out * a * s ** -beta / s",
+            "ratio = grad_out * a * s ** -beta",
+        ),
         "direct term without the power": ("grad_in = grad_out * s ** -beta", "grad_in = grad_out / s"),
-        "alpha / n": ("s = np.stack([k + alpha * ", "s = np.stack([k + alpha / n * "),
+        "alpha / n": ("s[:, i] = k + alpha * ", "s[:, i] = k + alpha / n * "),
         "changes grad_out in place": (
             "grad_in = grad_out * s ** -beta",
             "grad_in = grad_out; grad_in *= s ** -beta",

@@ -18,16 +18,16 @@ def lrn_backward(a, grad_out, n=5, k=2.0, alpha=1e-4, beta=0.75, groups=1):
     """a, grad_out (N, C, H, W) -> dL/da, the same shape."""
     channels = a.shape[1]
     block = channels // groups
-
-    def window(i):                                                     # the maps in b_i's denominator
-        first, last = (i // block) * block, (i // block + 1) * block - 1
-        return range(max(first, i - n // 2), min(last, i + (n - 1) // 2) + 1)
-
-    s = np.stack([k + alpha * sum(a[:, j] ** 2 for j in window(i)) for i in range(channels)], axis=1)
-    b = a * s ** -beta
-    ratio = grad_out * b / s                                           # g_i b_i / s_i
-    grad_in = grad_out * s ** -beta                                    # the direct term g_j s_j^-beta
+    before, after = n // 2, (n - 1) // 2                     # b_i's window: maps i - before .. i + after
+    s = np.empty_like(a)
     for i in range(channels):
-        for j in window(i):                                            # a_j sits in b_i's denominator
-            grad_in[:, j] -= 2 * alpha * beta * a[:, j] * ratio[:, i]
+        first, last = (i // block) * block, (i // block + 1) * block - 1      # i's tower
+        lo, hi = max(first, i - before), min(last, i + after)
+        s[:, i] = k + alpha * (a[:, lo:hi + 1] ** 2).sum(axis=1)
+    ratio = grad_out * a * s ** -beta / s                    # g_i b_i / s_i
+    grad_in = grad_out * s ** -beta                          # the direct term g_j s_j^-beta
+    for j in range(channels):                                # the i whose window holds j: the mirrored window
+        first, last = (j // block) * block, (j // block + 1) * block - 1
+        lo, hi = max(first, j - after), min(last, j + before)
+        grad_in[:, j] -= 2 * alpha * beta * a[:, j] * ratio[:, lo:hi + 1].sum(axis=1)
     return grad_in
