@@ -271,35 +271,39 @@ WRONG = {
     },
     "maxpool-backward": {
         "ties to the last maximum": (
-            "window.argmax(axis=2)",
-            "(z * z - 1 - window[:, :, ::-1].argmax(axis=2))",
+            "    for i in range(z):                                       # offsets in row-major order: the first "
+            "maximum wins\n        for j in range(z):",
+            "    for i in reversed(range(z)):\n        for j in reversed(range(z)):",
         ),
         "ties in column-major order": (
-            "i, j = np.divmod(window.argmax(axis=2), z)",
-            "j, i = np.divmod(window.reshape(n, c, z, z).transpose(0, 1, 3, 2).reshape(n, c, -1).argmax(axis=2), z)",
+            "    for i in range(z):                                       # offsets in row-major order: the first "
+            "maximum wins\n        for j in range(z):",
+            "    for j in range(z):\n        for i in range(z):",
         ),
+        "every tied maximum gets the whole gradient": (
+            "wins = unrouted & (x[at(i, j)] == out)",
+            "wins = x[at(i, j)] == out",
+        ),
+        "found windows not marked as routed": ("unrouted &= ~wins", "pass"),
         "overlapping windows overwrite instead of adding": (
-            "+= grad_out[:, :, Y, X]",
-            "= grad_out[:, :, Y, X]",
+            "grad_in[at(i, j)] += grad_out * wins",
+            "grad_in[at(i, j)] = grad_out * wins",
         ),
-        "stride ignored in the window": (
-            "window = x[:, :, Y * s:Y * s + z, X * s:X * s + z]",
-            "window = x[:, :, Y * z:Y * z + z, X * z:X * z + z]",
+        "stride ignored in the windows": (
+            "slice(i, i + s * (ho - 1) + 1, s), slice(j, j + s * (wo - 1) + 1, s)",
+            "slice(i, i + z * (ho - 1) + 1, z), slice(j, j + z * (wo - 1) + 1, z)",
         ),
-        "winner's row from the window offset only": (
-            "grad_in[images, channels, Y * s + i, X * s + j]",
-            "grad_in[images, channels, Y + i, X * s + j]",
+        "output width from the height": (
+            "slice(j, j + s * (wo - 1) + 1, s)",
+            "slice(j, j + s * (ho - 1) + 1, s)",
         ),
-        "ones instead of the upstream gradient": ("+= grad_out[:, :, Y, X]", "+= 1.0"),
+        "ones instead of the upstream gradient": ("+= grad_out * wins", "+= 1.0 * wins"),
         "float32 result": (
             "grad_in = np.zeros(x.shape, dtype=grad_out.dtype)",
             "grad_in = np.zeros(x.shape, dtype=np.float32)",
         ),
         "returns None": ("    return grad_in", "    pass"),
-        "subtracts the maximum from x in place": (
-            "window = x[",
-            "x -= 0.0; x[0, 0, 0, 0] = 99.0; window = x[",
-        ),
+        "changes x in place": ("out = np.max(", "x -= 0.0; x[0, 0, 0, 0] = 99.0; out = np.max("),
     },
 }
 
