@@ -37,7 +37,6 @@ sys.path.insert(0, str(pathlib.Path.cwd().parent))   # the repository root, so t
 import numpy as np
 import nn
 from nn.gradcheck import check_module
-import _helpers
 
 rng = np.random.default_rng(0)
 
