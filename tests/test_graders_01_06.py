@@ -322,7 +322,7 @@ def maxpool_backward(x, grad_out, kernel_size=3, stride=2):
             grad_in[:, :, Y * s:Y * s + z, X * s:X * s + z] += is_max * share
     return grad_in
 """,
-        "every tied maximum gets the whole gradient": """
+        "every tied maximum gets the whole gradient (a loop over the windows)": """
 def maxpool_backward(x, grad_out, kernel_size=3, stride=2):
     z, s = kernel_size, stride
     grad_in = np.zeros(x.shape, dtype=grad_out.dtype)
