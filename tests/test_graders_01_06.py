@@ -419,6 +419,7 @@ def _wrong_cases():
 
 
 @pytest.mark.parametrize("name, edit, source", list(_wrong_cases()))
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")  # wrong answers may take powers of negatives
 def test_a_wrong_solution_fails(name, edit, source):
     if edit is not None:
         original, learners = edit
