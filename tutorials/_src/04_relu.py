@@ -115,7 +115,7 @@ for name, layer in [("ReLU", nn.ReLU()), ("Tanh", nn.Tanh())]:
 # The paper's experiment: a four-layer convolutional network on CIFAR-10 (32×32 colour images, 10 classes), trained
 # with ReLUs and with tanh, "the learning rates for each network were chosen independently to make training as fast as
 # possible", no regularisation, and Figure 1 reports the epochs each needs to reach 25 % *training* error. Ours has to
-# run in about half a minute on a laptop CPU, so it is much smaller:
+# run in a minute or so on a CPU (the sweep prints its time below), so it is much smaller:
 #
 # * **Data:** 500 real photographs, 50 from each of the 10 classes of the project's Tiny ImageNet subset (64×64
 #   ImageNet images), downsampled to 24×24, centred by subtracting the mean image (as in §2) and divided by one
