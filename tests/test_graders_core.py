@@ -87,3 +87,21 @@ def test_a_mismatch_fails_with_its_message_and_a_bug_names_the_learners_line():
     assert outcome.verdict == "FAIL"
     assert outcome.line.startswith("exercise lin: FAIL (IndexError: index 5 is out of bounds")
     assert outcome.line.endswith(", at line 3 of your cell: `return y[5]`)")
+
+
+def test_an_exception_inside_during_names_its_sub_check():
+    def check():
+        with graders.during("backward, stride 2"):
+            raise ValueError("operands could not be broadcast")
+
+    outcome = judge("conv", check)
+    assert (
+        outcome.line
+        == "exercise conv: FAIL (backward, stride 2: ValueError: operands could not be broadcast)"
+    )
+
+    def stub():
+        with graders.during("forward"):
+            raise NotImplementedError
+
+    assert judge("conv", stub).verdict == "not done yet"

@@ -37,7 +37,6 @@ sys.path.insert(0, str(pathlib.Path.cwd().parent))   # the repository root, so t
 import numpy as np
 import nn
 from nn.gradcheck import check_module
-import _helpers
 
 rng = np.random.default_rng(0)
 
@@ -84,21 +83,24 @@ assert 4.4e10 < 96 * 55 * 55 * 3 * 227 * 227 < 4.6e10          # "45 billion" in
 x4 = rng.normal(size=(2, 8, 6, 6))
 layers = [nn.ReLU(), nn.MaxPool2d(3, 2), nn.LocalResponseNorm(), nn.Dropout(0.5, rng=np.random.default_rng(1)),
           nn.Flatten(), nn.Linear(4, 3, dtype=np.float64)]
+caches = {}
 for layer in layers:
     inp = rng.normal(size=(2, 4)) if isinstance(layer, nn.Linear) else x4
     layer.forward(inp)
     cached = {k: (v.shape if hasattr(v, "shape") else v) for k, v in vars(layer).items()
               if k.startswith("_") and v is not None}
+    caches[type(layer).__name__] = sorted(cached)
     print(f"{type(layer).__name__:<18} caches {cached}")
+assert caches["ReLU"] == ["_out"] and caches["MaxPool2d"] == caches["LocalResponseNorm"] == ["_input", "_out"]  # the table
 
 # %% [markdown]
-# Each cache is exactly what that layer's derivative needs, and nothing more:
+# Each cache is what that layer's derivative needs (sometimes a little more, to save work or memory):
 #
 # | layer | caches | because its backward computes |
 # |---|---|---|
-# | `ReLU` | where the input was positive | $g \odot [x > 0]$ |
-# | `MaxPool2d` | which input won each window | send $g$ to the winner |
-# | `LocalResponseNorm` | input and the denominators | the cross-channel term of §3.3 (notebook 05) |
+# | `ReLU` | its output $y$, positive exactly where the input was | $g \odot [y > 0] = g \odot [x > 0]$ |
+# | `MaxPool2d` | its input and output: each window's winner is the input equal to the output | send $g$ to the winner |
+# | `LocalResponseNorm` | its input and output (the denominators are recomputed from the input) | the cross-channel term of §3.3 (notebook 05) |
 # | `Dropout` | the mask | $g \odot \text{mask}$ |
 # | `Flatten` | the input's shape | reshape $g$ back |
 # | `Linear` | the input $x$ | $dW = g^\top x$ |
@@ -271,8 +273,11 @@ assert fc.bias.grad[0] == 20 and fc.weight.grad[0, 0] == 10 and dx.ravel().tolis
 # ## 5. Exercise: write `Linear` yourself
 #
 # Fill in `forward` and `backward` below: cache what you need, **add** into the gradients, return
-# $\partial L/\partial x$. Then run the grader: it compares your layer with `nn.Linear` (same weights) and runs a
-# gradient check on it, and prints PASS or FAIL with the error.
+# $\partial L/\partial x$. Then run the grader (`tutorials/graders/nb02.py`). On three shapes (a batch of one and a
+# single output among them) it compares your layer with `nn.Linear` holding the same weights: the output,
+# $\partial L/\partial x$, and `weight.grad` and `bias.grad` after one backward pass and again after a second forward
+# and backward on new data, where the gradients must be the sum of both. It also checks that your layer leaves its
+# inputs unchanged, and it gradient-checks it. It prints PASS, or the first sub-check that failed and why.
 
 # %%
 # EXERCISE: linear
@@ -290,17 +295,8 @@ class MyLinear(nn.Module):
 
 
 # %%
-def check_my_linear():
-    mine, ref = MyLinear(5, 4, rng=np.random.default_rng(1)), nn.Linear(5, 4, dtype=np.float64)
-    ref.weight.data[...] = mine.weight.data; ref.bias.data[...] = 0.1; mine.bias.data[...] = 0.1
-    x, g = rng.normal(size=(3, 5)), rng.normal(size=(3, 4))
-    errors = [_helpers.relative_error(mine.forward(x), ref.forward(x)),
-              _helpers.relative_error(mine.backward(g), ref.backward(g)),
-              _helpers.relative_error(mine.weight.grad, ref.weight.grad),
-              _helpers.relative_error(mine.bias.grad, ref.bias.grad)]
-    return max(errors + [check_module(mine, x).max_error])
-
-_helpers.grade("linear", check_my_linear)
+from graders import grade, nb02
+grade("linear", nb02.linear, MyLinear)
 
 # %% [markdown]
 # ## Summary

@@ -191,13 +191,14 @@ layer = nn.LocalResponseNorm(size=5, alpha=1.0, beta=0.75, k=2.0)
 layer(a)
 da = layer.backward(g)
 print("max |loop - nn.backward| =", np.abs(lrn_backward_naive(a, g, alpha=1.0) - da).max())
+assert np.abs(lrn_backward_naive(a, g, alpha=1.0) - da).max() < 1e-12
 
 
 # %% [markdown]
 # ## 3. The gradient check, and where a bug could hide
 #
-# `check_module` compares `backward` with central differences of `forward` in float64 (see notebook 03 for the
-# details). One subtlety matters here. With the paper's $\alpha = 10^{-4}$ and activities of order 1, the coupling
+# `check_module` compares `backward` with central differences of `forward` in float64 (notebook 11 explains it in
+# depth). One subtlety matters here. With the paper's $\alpha = 10^{-4}$ and activities of order 1, the coupling
 # term is about $10^{-4}$ of the direct term. A backward pass that *forgot* the coupling entirely would be wrong
 # only in the fourth digit. To see how well the check catches that, here is such a broken layer:
 
@@ -327,8 +328,10 @@ assert k / alpha == 20_000 and round(np.sqrt(20_000 / 5)) == 63        # where t
 # Write the forward pass of §3.3 with one loop over the channels $i$: sum the squares of the maps from
 # $i - \lfloor n/2 \rfloor$ to $i + \lfloor (n-1)/2 \rfloor$, clipped at the edges of the channel block that $i$ belongs to
 # (with `groups=2` the $N$ maps form two blocks of $N/2$, one per GPU, and the window never crosses between
-# them). The grader compares with `nn.LocalResponseNorm` at the paper's constants, for `groups=1` and `groups=2`,
-# on inputs large enough for the normalization to matter.
+# them). The grader (`tutorials/graders/nb05.py`) compares with `nn.LocalResponseNorm` on inputs large enough for the
+# normalization to matter, in six configurations: the paper's constants with `groups=1` and `groups=2`, other values
+# of $n$, $k$, $\alpha$ and $\beta$, an even window ($n = 4$) inside two towers, towers narrower than the window
+# (`groups=4` on 12 maps), and fewer maps than the window. It also checks that your function leaves its input unchanged.
 
 # %%
 # EXERCISE: lrn-loop
@@ -338,14 +341,38 @@ def lrn_loop(a, n=5, k=2.0, alpha=1e-4, beta=0.75, groups=1):
 
 
 # %%
-import _helpers
+from graders import grade, nb05
+grade("lrn-loop", nb05.lrn_loop, lrn_loop)
 
-def check_lrn_loop():
-    a = 40 * np.abs(rng.normal(size=(2, 8, 3, 3)))
-    return max(_helpers.relative_error(lrn_loop(a, groups=g), nn.LocalResponseNorm(groups=g).forward(a))
-               for g in (1, 2))
 
-_helpers.grade("lrn-loop", check_lrn_loop)
+# %% [markdown]
+# ## Exercise (graded): the backward pass, with the two towers
+#
+# Now the backward pass of section 2, for the layer of the previous exercise: given the input $a$ and
+# $g = \partial L/\partial b$, return $\partial L/\partial a$,
+#
+# $$ \frac{\partial L}{\partial a_j} = g_j\, s_j^{-\beta} - 2\alpha\beta\, a_j \!\!\sum_{i\,:\, j \in \mathcal W(i)}\!\! \frac{g_i\, b_i}{s_i} . $$
+#
+# Section 2's double loop over $i$ and $j$ is the definition; write it instead with one loop over the channels, as in
+# `lrn_loop`: compute $s_i$ for every map, then, for each $j$, the sum over the $i$ whose window contains $j$. $b_i$'s
+# window runs from $i - \lfloor n/2 \rfloor$ to $i + \lfloor (n-1)/2 \rfloor$, so $j \in \mathcal W(i)$ exactly when $i$
+# runs from $j - \lfloor (n-1)/2 \rfloor$ to $j + \lfloor n/2 \rfloor$: the mirrored window, which differs from the
+# forward one only for even $n$. Both are clipped at the edges of the tower that the map belongs to.
+#
+# The grader compares your gradient with `nn.LocalResponseNorm.backward` in seven configurations: the paper's
+# constants, $\alpha = 1$ (where the coupling term is as large as the direct one, section 3), even windows, two and
+# three towers, fewer maps than the window and negative inputs. It checks that your function leaves its inputs
+# unchanged, and it gradient-checks it: `nn`'s forward pass with your backward pass, against central differences.
+
+# %%
+# EXERCISE: lrn-backward
+def lrn_backward(a, grad_out, n=5, k=2.0, alpha=1e-4, beta=0.75, groups=1):
+    """a, grad_out (N, C, H, W) -> dL/da, the same shape."""
+    raise NotImplementedError        # s_i per map; g s^-beta; minus 2 alpha beta a_j * (sum of g b / s over the mirrored window)
+
+
+# %%
+grade("lrn-backward", nb05.lrn_backward, lrn_backward)
 
 
 # %% [markdown]

@@ -208,8 +208,8 @@ _helpers.plot_pooling_overlap(windows_per_pixel, one_map)   # the figure's code 
 # If two inputs in a window share the maximum value, which one gets the gradient? Mathematically, neither answer is
 # right: $\max(a, b)$ has no derivative at $a = b$ (its slope is 1 in $a$ just above the tie and 0 just below). Any
 # implementation has to pick; `nn.MaxPool2d` gives the whole gradient to **the first maximum in row-major order**
-# (its comparison is a strict `>`, so a later equal value never replaces the current winner), the same rule as
-# `np.argmax` and as our naive loop. Ties are common in AlexNet: pooling follows a ReLU, and after a ReLU whole
+# (its backward visits the window's offsets in row-major order and routes the gradient to the first input that equals
+# the window's output), the same rule as `np.argmax` and as our naive loop. Ties are common in AlexNet: pooling follows a ReLU, and after a ReLU whole
 # windows are often exactly 0.
 
 # %%
@@ -266,7 +266,9 @@ print("central differences:\n", numeric[0, 0].round(6))
 assert analytic[0, 0].tolist() == [[1, 0], [0, 0]] and np.allclose(numeric[0, 0], [[0.5, 0.5], [0, 0]])
 
 tied = rng.integers(0, 3, size=(2, 2, 6, 6)).astype(np.float64)   # only three distinct values: many ties
-print("\ncheck_module on an input full of ties:\n", check_module(nn.MaxPool2d(3, 2), tied))
+tied_result = check_module(nn.MaxPool2d(3, 2), tied)
+print("\ncheck_module on an input full of ties:\n", tied_result)
+assert not tied_result.passed and tied_result.max_error > 0.1                  # the check "fails", below
 
 
 # %% [markdown]
@@ -290,12 +292,41 @@ for z, s, shape in [(3, 2, (2, 3, 9, 8)), (2, 2, (2, 2, 6, 6)), (3, 2, (1, 2, 13
     assert result.passed
 
 # %% [markdown]
+# ## Exercise (graded): max-pooling's backward pass, with the tie rule
+#
+# Write the backward pass of `nn.MaxPool2d` as a function of the input `x` and the upstream gradient: each window
+# sends its whole gradient to its winner, the **first** maximum in row-major order when several inputs tie (section 4),
+# and a pixel that wins several windows collects all their gradients. Section 1's loops visit one window at a time;
+# write it instead as `nn.MaxPool2d` does, with one loop over the $z^2$ offsets $(i, j)$ of the window: the strided
+# slice `x[:, :, i::s, j::s]` (cut to $H_o \times W_o$) is what every window sees at that offset, and the windows whose
+# maximum it holds, and whose winner is not found yet, route their gradient there.
+#
+# The grader (`tutorials/graders/nb06.py`) compares your gradient with `nn.MaxPool2d.backward` on distinct values
+# (overlapping and tiling windows, non-square, stride 1 and 3) and on inputs full of ties: two maxima in one window
+# where row-major and column-major order disagree, ties on a column two windows share, all-zero windows after a ReLU,
+# and maps of only three distinct values. It checks that your function leaves its inputs unchanged, and gradient-checks
+# it on inputs without ties (`nn.MaxPool2d`'s forward with your backward).
+
+# %%
+# EXERCISE: maxpool-backward
+def maxpool_backward(x, grad_out, kernel_size=3, stride=2):
+    """x (N, C, H, W), grad_out (N, C, Ho, Wo) -> dL/dx (N, C, H, W)."""
+    raise NotImplementedError        # for each offset (i, j), in row-major order: route to the first input equal to the max
+
+
+# %%
+from graders import grade, nb06
+grade("maxpool-backward", nb06.maxpool_backward, maxpool_backward)
+
+
+# %% [markdown]
 # ## Exercise (graded): average pooling, forward and backward
 #
 # Write a `z`×`z` average pooling with stride `s` as a Module: every output is the mean of its window, so every
 # input in a window receives $1/z^2$ of that window's gradient (overlapping windows add up, as in max-pooling).
-# The grader compares your forward pass with window means computed by `nn.im2col` and gradient-checks your
-# backward pass with AlexNet's overlapping geometry ($z = 3$, $s = 2$).
+# The grader compares your forward and backward passes with loops over the windows in five geometries (AlexNet's
+# $z = 3$, $s = 2$, non-square, $z = s = 2$ on odd sizes, stride 1, a stride larger than the window), using one layer
+# for two inputs of different shapes; it checks that your layer leaves its inputs unchanged, and gradient-checks it.
 
 # %%
 # EXERCISE: avg-pool
@@ -311,18 +342,7 @@ class AvgPool2d(nn.Module):
 
 
 # %%
-import _helpers
-from nn.gradcheck import check_module
-
-def check_avg_pool():
-    x = rng.normal(size=(2, 3, 7, 7))
-    n, c = x.shape[:2]
-    means = nn.im2col(x, (3, 3), (2, 2), c).mean(axis=1)               # (C, N * 3 * 3)
-    reference = means.reshape(c, n, 3, 3).transpose(1, 0, 2, 3)
-    forward_error = _helpers.relative_error(AvgPool2d(3, 2).forward(x), reference)
-    return max(forward_error, check_module(AvgPool2d(3, 2), x).max_error)
-
-_helpers.grade("avg-pool", check_avg_pool)
+grade("avg-pool", nb06.avg_pool, AvgPool2d)
 
 
 # %% [markdown]
@@ -331,7 +351,8 @@ _helpers.grade("avg-pool", check_avg_pool)
 # * Max-pooling with $z \times z$ windows every $s$ pixels gives $\lfloor (H - z)/s \rfloor + 1$ outputs: in AlexNet
 #   55 → 27 → 13 → 6 with the paper's $z = 3, s = 2$, the same sizes as $z = s = 2$ (which drops the last row and
 #   column of every odd-sized map).
-# * Backward: each window's upstream gradient goes, whole, to its winning input; the layer only remembers which one.
+# * Backward: each window's upstream gradient goes, whole, to its winning input, which `nn.MaxPool2d` finds again
+#   from the input and output it keeps.
 # * With overlap ($s < z$), one input can win several windows and then **adds** their gradients; most inputs get none.
 # * Ties have no derivative. `nn.MaxPool2d` gives the gradient to the first maximum in row-major order. In AlexNet the
 #   ties are zeros from a ReLU, whose backward zeroes their gradient whatever the rule; gradient checks must use
@@ -343,9 +364,11 @@ _helpers.grade("avg-pool", check_avg_pool)
 #    Write max-pooling as `cols.max(axis=1)` plus `cols.argmax(axis=1)`, and its backward pass with `nn.col2im`
 #    (build a column matrix that holds the upstream gradient at each column's argmax and zeros elsewhere). Check it
 #    against `nn.MaxPool2d` on random inputs. What does the extra memory cost at 55×55×96 and batch 128?
-# 2. **Average pooling.** Derive the backward pass of $z \times z$ average pooling with stride $s$ (every input in a
-#    window receives $1/z^2$ of its gradient) and implement it as a `Module` with `forward` and `backward`. Gradient
-#    check it: why does it pass even on an input full of ties?
+# 2. **Shift tolerance.** Section 3 says that with overlapping windows a feature that moves by one pixel often stays
+#    inside the same window. Measure it: take random maps after a ReLU at 55×55, shift them by one pixel to the right
+#    (`np.roll`, then drop the wrapped column), and count the share of pooled outputs that do not change, for
+#    $z = 3, s = 2$ and for $z = s = 2$. Then shift by two pixels. Which layout is more tolerant, and by how much?
+#    (And why does your `AvgPool2d` pass `check_module` even on an input full of ties?)
 # 3. **Another tie rule.** Change the naive loop so that ties go to the *last* maximum, or are split evenly between
 #    all tied inputs. Do both still pass `check_module` on `distinct` inputs? Which one matches the finite difference
 #    on the 2×2 tie example above, and is that a reason to prefer it?

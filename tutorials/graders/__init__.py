@@ -26,11 +26,12 @@ from __future__ import annotations
 import linecache
 import re
 import traceback
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["Mismatch", "Outcome", "compare", "grade", "judge", "relative_error"]
+__all__ = ["Mismatch", "Outcome", "compare", "during", "grade", "judge", "relative_error"]
 
 
 class Mismatch(Exception):
@@ -93,6 +94,23 @@ def compare(what: str, got, expected, *, dtype: bool = True) -> float:
     return relative_error(got, expected)
 
 
+@contextmanager
+def during(what: str):
+    """Names the sub-check in which the learner's code raised: ``with during("backward, stride 2"): ...``
+    makes an exception's verdict line start with that name (the innermost ``during`` wins)."""
+    try:
+        yield
+    except (NotImplementedError, Mismatch):
+        raise
+    except Exception as exc:
+        if not hasattr(exc, "_grader_subcheck"):
+            try:
+                exc._grader_subcheck = what
+            except AttributeError:  # an exception type without attributes: left unnamed
+                pass
+        raise
+
+
 def judge(name: str, check, *args, tolerance: float = 1e-6) -> Outcome:
     """Runs ``check(*args)`` and decides; never raises for the learner's mistakes."""
     try:
@@ -106,7 +124,9 @@ def judge(name: str, check, *args, tolerance: float = 1e-6) -> Outcome:
     except Mismatch as exc:
         return Outcome("FAIL", f"exercise {name}: FAIL ({exc})")
     except Exception as exc:  # a learner's bug: say what and where, do not stop the notebook
-        return Outcome("FAIL", f"exercise {name}: FAIL ({type(exc).__name__}: {exc}{_where(exc)})")
+        what = getattr(exc, "_grader_subcheck", None)
+        label = f"{what}: " if what else ""
+        return Outcome("FAIL", f"exercise {name}: FAIL ({label}{type(exc).__name__}: {exc}{_where(exc)})")
     if not isinstance(errors, dict):
         errors = {"": errors}
     judged = []  # (sub-check, error, its tolerance)

@@ -24,3 +24,22 @@ class AvgPool2d(nn.Module):
             for j in range(z):
                 grad_in[:, :, i:i + s * ho:s, j:j + s * wo:s] += grad_out / (z * z)
         return grad_in
+
+# EXERCISE: maxpool-backward
+def maxpool_backward(x, grad_out, kernel_size=3, stride=2):
+    """x (N, C, H, W), grad_out (N, C, Ho, Wo) -> dL/dx (N, C, H, W)."""
+    z, s = kernel_size, stride
+    ho, wo = grad_out.shape[2:]
+
+    def at(i, j):                                            # the input every window sees at its offset (i, j)
+        return (slice(None), slice(None), slice(i, i + s * (ho - 1) + 1, s), slice(j, j + s * (wo - 1) + 1, s))
+
+    out = np.max([x[at(i, j)] for i in range(z) for j in range(z)], axis=0)     # each window's maximum
+    grad_in = np.zeros(x.shape, dtype=grad_out.dtype)
+    unrouted = np.ones(grad_out.shape, dtype=bool)           # windows whose winner is not found yet
+    for i in range(z):                                       # offsets in row-major order: the first maximum wins
+        for j in range(z):
+            wins = unrouted & (x[at(i, j)] == out)
+            grad_in[at(i, j)] += grad_out * wins             # += : a pixel can win windows at several offsets
+            unrouted &= ~wins
+    return grad_in
