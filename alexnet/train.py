@@ -16,8 +16,10 @@ schedule, dropout generators, the loader's epoch, the settings, the history),
 epoch) and ``curves.png``. Ctrl-C or SIGTERM finishes the current step, writes a
 mid-epoch checkpoint and exits; ``--resume`` continues exactly where it stopped
 (on the CPU with the same seed, the final weights equal those of a run never
-interrupted). A non-finite loss stops training at once, naming the epoch and the
-step, and leaves the last good checkpoint as it was.
+interrupted). A non-finite loss stops training at the next read of the running sums
+(within ``Trainer.READ_EVERY`` seconds; they stay on the device in between, so a GPU
+step never waits for the host), naming the epoch and the step, and leaves the last good
+checkpoint as it was.
 
 Under ``mpiexec -n N`` the same command trains data-parallel (alexnet/parallel/): ``-b`` is
 the global batch, each rank computes its share, gradients are averaged with one all-reduce per
