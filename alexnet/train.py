@@ -16,8 +16,10 @@ schedule, dropout generators, the loader's epoch, the settings, the history),
 epoch) and ``curves.png``. Ctrl-C or SIGTERM finishes the current step, writes a
 mid-epoch checkpoint and exits; ``--resume`` continues exactly where it stopped
 (on the CPU with the same seed, the final weights equal those of a run never
-interrupted). A non-finite loss stops training at once, naming the epoch and the
-step, and leaves the last good checkpoint as it was.
+interrupted). A non-finite loss stops training at the next read of the running sums
+(within ``Trainer.READ_EVERY`` seconds; they stay on the device in between, so a GPU
+step never waits for the host), naming the epoch and the step, and leaves the last good
+checkpoint as it was.
 
 Under ``mpiexec -n N`` the same command trains data-parallel (alexnet/parallel/): ``-b`` is
 the global batch, each rank computes its share, gradients are averaged with one all-reduce per
@@ -141,7 +143,8 @@ def evaluate_center(model, loader, criterion, dp=None, progress=None):
         if len(y) == 0:  # this rank's share of a last, small batch
             continue
         logits = model.forward(x)
-        stats.update(criterion.forward(logits, y), logits, y)
+        # The loader's labels come from a PreparedDataset, which checked them against its classes.
+        stats.update(criterion.mean_loss(logits, y, labels_checked=True), logits, y)
     model.train(was_training)
     return dp.global_stats(stats) if dp is not None else stats
 
@@ -152,8 +155,12 @@ class LoopClock:
 
     * ``data``: waiting for the loader's next batch (it is built by background threads);
     * ``step``: the SGD step: forward, loss, backward, update (``Trainer.train_step``);
-    * ``metrics``: the running loss and top-1/top-5 hits (``RunningStats.update``);
-    * ``progress``: the progress bar and its images/s, up to the next wait for data.
+    * ``metrics``: the batch's loss and top-1/top-5 hits, kept on the device (``RunningStats.update``);
+    * ``progress``: the progress bar (with, every ``Trainer.READ_EVERY`` seconds, the one read of
+      the running sums from the device), up to the next wait for data.
+
+    On a GPU the parts are the host's time: the device runs behind it, and the host waits for it
+    only where the sums are read.
     """
 
     PARTS = ("data", "step", "metrics", "progress")
@@ -341,18 +348,19 @@ class Trainer:
             print(f"warning: could not draw {self.curves_path}: {exc}", file=sys.stderr)
 
     # -- the loop --------------------------------------------------------------
-    def train_step(self, x: Any, y: Any, epoch: int, step: int) -> tuple[float, Any]:
-        """One SGD step (§5) on the batch (x, y); returns the loss and the logits."""
+    def train_step(self, x: Any, y: Any, epoch: int, step: int) -> tuple[Any, Any]:
+        """One SGD step (§5) on the batch (x, y); returns the loss (a 0-d array on the device:
+        nothing is read back, see ``read_stats``) and the logits."""
         if self.dp.active:
             return self.parallel_step(x, y, epoch, step)
-        with np.errstate(over="ignore", invalid="ignore"):  # a diverging run is reported just below
+        with np.errstate(over="ignore", invalid="ignore"):  # a diverging run is reported by read_stats
             logits = self.model.forward(x)
-            loss = self.criterion.forward(logits, y)
-        if not math.isfinite(loss):
-            raise NonFiniteLoss(epoch, step, loss)
-        self.optimizer.zero_grad()
-        self.model.backward(self.criterion.backward())
-        self.optimizer.step()
+            # The loader's labels come from a PreparedDataset, which checked them on the host
+            # against its classes (the network's outputs): no device read to check them again.
+            loss = self.criterion.mean_loss(logits, y, labels_checked=True)
+            self.optimizer.zero_grad()
+            self.model.backward(self.criterion.backward())
+            self.optimizer.step()
         return loss, logits
 
     def parallel_step(self, x: Any, y: Any, epoch: int, step: int) -> tuple[float, Any]:
@@ -361,7 +369,7 @@ class Trainer:
         def forward_backward(x, y):
             with np.errstate(over="ignore", invalid="ignore"):
                 logits = self.model.forward(x)
-                loss = self.criterion.forward(logits, y)
+                loss = self.criterion.mean_loss(logits, y, labels_checked=True)
                 self.optimizer.zero_grad()
                 self.model.backward(self.criterion.backward())
             return loss, logits
@@ -370,8 +378,21 @@ class Trainer:
         loss, logits, batch_loss = self.dp.step(forward_backward, x, y, self.loader.rows_of(step), stop)
         if not math.isfinite(batch_loss):  # every rank sees the same reduced loss: all stop together
             raise NonFiniteLoss(epoch, step, batch_loss)
-        self.optimizer.step()
+        with np.errstate(over="ignore", invalid="ignore"):
+            self.optimizer.step()
         return loss, logits
+
+    READ_EVERY = 0.1  # seconds between reads of the running sums: tqdm's own refresh interval
+
+    def read_stats(self, stats: RunningStats, epoch: int) -> None:
+        """Read the running sums from the device (one transfer) and stop on a non-finite loss,
+        naming the first step that had one. The loop calls it every ``READ_EVERY`` seconds (the
+        progress bar is redrawn then), before a mid-epoch checkpoint and at the end of the epoch,
+        so on a GPU the host never waits for the device in between, and nothing is ever saved
+        after a non-finite loss."""
+        stats.settle()
+        if stats.first_nonfinite is not None:
+            raise NonFiniteLoss(epoch, *stats.first_nonfinite)
 
     def train_epoch(
         self, epoch: int, stop: StopFlag, clock: LoopClock | None = None
@@ -392,36 +413,38 @@ class Trainer:
             dynamic_ncols=True,
             file=sys.stderr,
             disable=self.config.quiet or not self.is_root,
+            mininterval=math.inf,  # redrawn only where the sums are read (below)
         )
         clock = self.loop_clock = LoopClock() if clock is None else clock
         start, images = time.perf_counter(), 0
-        tick = start
+        tick = last_read = start
         try:
             for step, (x, y) in enumerate(self.loader, start=first):
                 got_batch = time.perf_counter()
                 loss, logits = self.train_step(x, y, epoch, step)
                 stepped = time.perf_counter()
                 if len(y):
-                    stats.update(loss, logits, y)
+                    stats.update(loss, logits, y, step=step)
                 counted = time.perf_counter()
                 images += self.loader.batch_size_of(step) if self.dp.active else len(y)
-                rate = images / max(counted - start, 1e-9)
                 bar.update(1)
-                bar.set_postfix(
-                    loss=f"{stats.loss:.3f}",
-                    top1=f"{100 * (1 - stats.top1_error):.1f}%",
-                    img_s=f"{rate:.0f}",
-                    refresh=False,
-                )
+                if counted - last_read >= self.READ_EVERY:
+                    self.read_stats(stats, epoch)
+                    last_read = time.perf_counter()
+                    bar.set_postfix(bar_postfix(stats, images / max(counted - start, 1e-9)))
                 tick = clock.record(tick, got_batch, stepped, counted)
                 self.mark_progress(step=True)
                 stopping = self.dp.stop_seen if self.dp.active else stop.signal is not None
                 if stopping and step + 1 < len(self.loader):
+                    self.read_stats(stats, epoch)
                     self.save(epoch, step + 1)
                     raise StopRequested(
                         f"stopped at epoch {epoch + 1}, step {step + 1}; "
                         f"checkpoint saved to {self.checkpoint_path}"
                     )
+            self.read_stats(stats, epoch)
+            rate = images / max(time.perf_counter() - start, 1e-9)
+            bar.set_postfix(bar_postfix(stats, rate), refresh=False)  # drawn by close()
         finally:
             bar.close()
         self.start_step, self.partial = 0, RunningStats()
@@ -536,6 +559,15 @@ class Trainer:
             f"{r['images_per_s']:.1f} img/s, {r['seconds']:.1f} s" + ("  *best*" if improved else ""),
             flush=True,
         )
+
+
+def bar_postfix(stats: RunningStats, rate: float) -> dict:
+    """What the progress bar shows after the batch name: running loss, top-1 accuracy, images/s."""
+    return {
+        "loss": f"{stats.loss:.3f}",
+        "top1": f"{100 * (1 - stats.top1_error):.1f}%",
+        "img_s": f"{rate:.0f}",
+    }
 
 
 def epoch_record(

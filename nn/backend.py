@@ -103,3 +103,9 @@ def to_device(x: Array, device: str) -> Array:
 
 def is_floating(x: Array) -> bool:
     return x.dtype.kind == "f"
+
+
+def array_module(device: str) -> ModuleType:
+    """The array module of ``device``: numpy for "cpu", cupy for "cuda" (``check_device`` first)."""
+    check_device(device)
+    return np if device == "cpu" else _cupy
