@@ -6,6 +6,8 @@ executes a notebook.
 """
 
 import importlib.util
+import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -692,8 +694,7 @@ def test_a_stub_is_not_done_yet():
 
 
 # -- 13 the capstone -----------------------------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def capstone():
+def capstone_setup():
     """(the published capstone's namespace, a function making Layers with one solution cell edited, images)."""
     namespace = {"np": np, "nn": nn, "_capstone": _capstone, "print": lambda *args: None}
     exec(execute.solution_blocks(TUTORIALS / "13_capstone.ipynb")["capstone"], namespace)
@@ -716,6 +717,11 @@ def capstone():
     return namespace, layers_with, images, labels
 
 
+@pytest.fixture(scope="module")
+def capstone():
+    return capstone_setup()
+
+
 def _judge_capstone(capstone, mine=None, build=None, train=None):
     namespace, _, images, labels = capstone
     return judge(
@@ -729,9 +735,16 @@ def _judge_capstone(capstone, mine=None, build=None, train=None):
     )
 
 
-def test_the_published_capstone_passes(capstone):
-    outcome = _judge_capstone(capstone)
-    assert outcome.verdict == "PASS", outcome.line
+def test_the_published_capstone_passes():
+    # in a process of its own with one BLAS thread, as the notebooks run: on a loaded 2-core machine BLAS's
+    # threads make these small products several times slower
+    script = "import test_graders_07_12 as t; print(t._judge_capstone(t.capstone_setup()).line)"
+    path = os.pathsep.join(
+        [str(TUTORIALS.parent), str(Path(__file__).parent), os.environ.get("PYTHONPATH", "")]
+    )
+    env = dict(os.environ, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1", PYTHONPATH=path)
+    run = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=600)
+    assert "exercise capstone: PASS" in run.stdout, run.stdout + run.stderr[-3000:]
 
 
 @pytest.mark.parametrize(
