@@ -36,7 +36,7 @@ sys.path.insert(0, str(pathlib.Path.cwd().parent))   # the repository root, so t
 # %matplotlib inline
 import numpy as np
 import matplotlib.pyplot as plt
-import nn
+import nn                                            # noqa: F401  (nn.Sequential, for your network)
 import _capstone
 
 plt.rcParams.update({"figure.dpi": 80, "axes.grid": True, "grid.alpha": 0.3})
