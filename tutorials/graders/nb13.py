@@ -3,7 +3,7 @@ twenty images.
 
 The check builds the learner's network, confirms that every layer in it is one of theirs (``_capstone.Layers``),
 compares each layer, on the network's own activations, with the ``nn`` layer that has the same weights (forward,
-backward, parameter gradients), does the same for the loss and one update step, then runs the learner's training
+backward, parameter gradients), does the same for the loss and two update steps, then runs the learner's training
 loop and confirms that it used their loss and update rule, that the loss fell to a tenth of its first value and
 that the trained network classifies all twenty images.
 """
