@@ -352,8 +352,11 @@ axes[0].legend(fontsize=9); plt.tight_layout(); plt.show()
 #
 # Write inverted dropout as a Module: in training, draw a mask that keeps each unit with probability $1 - p$
 # (`self.rng.random(x.shape) >= self.p`), multiply by the mask and divide by $1 - p$; at test time (`self.training`
-# is False) return the input unchanged. The backward pass multiplies by the same mask and factor. The grader
-# checks the test-time output, the fraction dropped, the values kept, and the gradient.
+# is False) return the input unchanged. The backward pass is the derivative of the last forward: the same mask and
+# factor after a training forward, the identity after a test-time one. The grader (`graders/nb07.py`) tries
+# $p = 0$, 0.2, 0.5 and 0.9, and checks that each example gets its own mask, that the fraction dropped is $p$, that
+# kept units are $x/(1-p)$, that every forward draws a fresh mask, the backward pass in both modes, and a gradient
+# check.
 
 # %%
 # EXERCISE: dropout
@@ -369,20 +372,8 @@ class MyDropout(nn.Module):
 
 
 # %%
-import _helpers
-from nn.gradcheck import check_module
-
-def check_dropout():
-    layer, x = MyDropout(0.5, rng=np.random.default_rng(3)), rng.normal(size=(200, 500)) + 5
-    y = layer.forward(x)
-    dropped = float((y == 0).mean())                                       # about p
-    kept_error = _helpers.relative_error(y[y != 0], 2 * x[y != 0])         # kept units are x / (1 - p)
-    test_error = _helpers.relative_error(layer.eval().forward(x), x)       # identity at test time
-    grad_error = check_module(MyDropout(0.5, rng=np.random.default_rng(4)), rng.normal(size=(3, 6))).max_error
-    sampling_error = abs(dropped - 0.5) if abs(dropped - 0.5) > 0.01 else 0.0  # 100,000 draws: within 0.01
-    return max(sampling_error, kept_error, test_error, grad_error)
-
-_helpers.grade("dropout", check_dropout)
+from graders import grade, nb07
+grade("dropout", nb07.dropout, MyDropout)
 
 
 # %% [markdown]

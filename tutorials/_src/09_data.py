@@ -501,8 +501,9 @@ print(f"\nthis notebook ran in {time.perf_counter() - notebook_start:.0f} s")
 #
 # Write the colour shift of §4.1, $[p_1\, p_2\, p_3]\,[\alpha_1\lambda_1,\, \alpha_2\lambda_2,\, \alpha_3\lambda_3]^\top$ for a
 # batch of $\alpha$'s, with the eigenvalues read in $[0, 1]$ units as `data` does (section 4): $\lambda$ of the
-# 0..255 covariance divided by $255^2$, and the shift expressed back in 0..255 units. The grader compares with
-# `data.pca_lighting_shift` on a random covariance.
+# 0..255 covariance divided by $255^2$, and the shift expressed back in 0..255 units. The grader
+# (`graders/nb09.py`) compares with `data.pca_lighting_shift` for three covariances (one with strongly correlated
+# channels) and batches of 7, 1 and 3 images, eigenvalues in `np.linalg.eigh`'s ascending order.
 
 # %%
 # EXERCISE: pca-lighting
@@ -512,18 +513,8 @@ def lighting_shift(alpha, eigvals, eigvecs):
 
 
 # %%
-import _helpers
-from data.augment import pca_lighting_shift
-
-def check_pca_lighting():
-    rng = np.random.default_rng(0)
-    a = rng.normal(size=(50, 3)) * 60
-    eigvals, eigvecs = np.linalg.eigh(np.cov(a.T))
-    alpha = rng.normal(0, 0.1, size=(8, 3))
-    return _helpers.relative_error(lighting_shift(alpha, eigvals, eigvecs),
-                                   pca_lighting_shift(alpha, eigvals, eigvecs))
-
-_helpers.grade("pca-lighting", check_pca_lighting)
+from graders import grade, nb09
+grade("pca-lighting", nb09.pca_lighting, lighting_shift)
 
 
 # %% [markdown]

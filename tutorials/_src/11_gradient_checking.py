@@ -459,7 +459,9 @@ with tempfile.TemporaryDirectory() as folder:
 #
 # A "channel shuffle" $y_{n,c} = x_{n,\pi(c)}$ for a fixed permutation $\pi$ (the trick ShuffleNet later used to
 # mix the groups of a grouped convolution like §3.2's). Its forward pass is given; write its backward pass
-# (hint: each input channel went to exactly one output channel). The grader runs `check_module` on it.
+# (hint: each input channel went to exactly one output channel), without changing `grad_out`. The grader
+# (`graders/nb11.py`) compares it with the inverse permutation and runs `check_module` on it, for three permutations
+# that are not their own inverse and inputs of two, three and four dimensions.
 
 # %%
 # EXERCISE: channel-shuffle
@@ -475,21 +477,17 @@ class ChannelShuffle(nn.Module):
 
 
 # %%
-import _helpers
-
-def check_channel_shuffle():
-    return check_module(ChannelShuffle([2, 0, 3, 1, 5, 4]), rng.normal(size=(2, 6, 3))).max_error
-
-_helpers.grade("channel-shuffle", check_channel_shuffle)
+from graders import grade, nb11
+grade("channel-shuffle", nb11.channel_shuffle, ChannelShuffle)
 
 
 # %% [markdown]
 # ## Exercises
 #
-# 1. **Your turn, with the command line.** Write a layer of your own, for instance a "channel shuffle" $y_{n,c} = x_{n,\pi(c)}$
-#    for a fixed permutation $\pi$ (the trick ShuffleNet later used to mix groups, the same question §3.2's grouped
-#    convolution raises), with its backward. Check it with `python -m nn.gradcheck --layer`. Then break the backward by
-#    applying $\pi$ instead of $\pi^{-1}$, and confirm that the sum-of-outputs check of section 4 would have missed it.
+# 1. **The command line, and a check too weak.** Put your graded `ChannelShuffle` in a file with a `factory()`, as in
+#    section 6, and check it with `python -m nn.gradcheck --layer`. Then break its backward by applying $\pi$ instead
+#    of $\pi^{-1}$: the command catches it, but would the sum-of-outputs check of section 4 have? Explain why not (what
+#    does a permutation do to a sum?), and which other layers of `nn` such a check could not test either.
 # 2. **One-sided differences.** Use forward differences in `numeric_gradient` and find, from the V plot and then by
 #    experiment, the best $\epsilon$ and the best error you can reach in float64. Why is $\sqrt{u} \approx 10^{-8}$ the answer?
 # 3. **How small a bug can you see?** Scale the cross term of the LRN backward by $1 + \delta$ instead of dropping it, at the

@@ -357,8 +357,9 @@ for part, layers in (("conv1-conv5", conv), ("fc6-fc8", fc)):
 # input (`gather5`, both pool5 halves) for the two-tower AlexNet with 1000 classes. You need conv5's number of
 # kernels at this width (`alexnet.model.scaled_channels(256, width, 2)`), the side of pool5 at this crop
 # (`alexnet.model.spatial_sizes(crop)["pool5"]`), and the fact that each tower holds half of conv5's maps.
-# The cell after it grades your function against `alexnet.parallel.exchange_bytes` at four batch sizes, crops,
-# widths and float sizes: PASS / FAIL, or "not done yet" while the stub still raises.
+# The cell after it grades your function (`graders/nb12.py`) against `alexnet.parallel.exchange_bytes` at five batch
+# sizes, crops, widths (one where conv5's kernels are rounded to an even count) and float sizes: PASS / FAIL, or
+# "not done yet" while the stub still raises.
 
 # %%
 # EXERCISE: fc6-bytes
@@ -370,18 +371,8 @@ def fc6_exchange_bytes(batch, crop, width=1.0, itemsize=4):
 
 
 # %%
-import _helpers
-
-def check_fc6_bytes():
-    cases = [(128, 227, 1.0, 4), (32, 112, 1.0, 4), (4, 67, 1 / 16, 8), (7, 150, 0.5, 2)]
-    mine = [fc6_exchange_bytes(*case) for case in cases]
-    expected = [{t["exchange"]: t for t in exchange_bytes(AlexNet(num_classes=1000, crop=crop, width=width, seed=0),
-                                                          batch, itemsize)}["gather5"]["bytes_forward"]
-                for batch, crop, width, itemsize in cases]
-    print("yours:", mine, " expected:", expected)
-    return _helpers.relative_error(mine, expected)
-
-_helpers.grade("fc6-bytes", check_fc6_bytes, tolerance=1e-12)
+from graders import grade, nb12
+grade("fc6-bytes", nb12.fc6_bytes, fc6_exchange_bytes, tolerance=1e-12)
 
 # %% [markdown]
 # (A solution is in `tutorials/solutions/12_two_gpus.py`.)
@@ -391,7 +382,8 @@ _helpers.grade("fc6-bytes", check_fc6_bytes, tolerance=1e-12)
 # 1. **Where is the traffic?** Most bytes cross at conv3's input. How would they change at crop 112 (the reduced
 #    recipe)? Compute it with `exchange_bytes`, then check against
 #    `python benchmarks/bench_distributed.py --crops 112 --schemes towers` (its `sent MB/rank` column).
-# 2. **Groups everywhere?** If conv3 were grouped as well, the towers would exchange only before fc6. How many
-#    bytes per step would that save, and what could the network no longer compute?
+# 2. **Groups everywhere?** If conv3 were grouped as well, the towers would exchange nothing at conv3's input
+#    (`gather2`). What share of one step's traffic (forward and backward, every exchange of `exchange_bytes`) is that
+#    at batch 128, and what could the network no longer compute?
 # 3. **LRN across the towers.** Caffe's BVLC AlexNet normalizes across all 96 maps. Why does
 #    `TowerAlexNet` refuse `lrn_groups=1`? Which maps would a tower need from the other, at each LRN layer?
