@@ -754,6 +754,8 @@ def test_the_published_capstone_passes():
         ("08", "grad / n", "grad", "loss gradient"),
         ("03", "+ bias[:, None]", "", "layer 0 (Conv2d) forward"),
         ("06", "grad_out / (z * z)", "grad_out / z", "AvgPool2d) backward"),
+        ("03", "db = G.sum(axis=1)", "db = G.sum(axis=1) / n", "(Conv2d) bias.grad"),
+        ("05", "2 * alpha * beta * a[:, j]", "alpha * beta * a[:, j]", "LocalResponseNorm) backward"),
         ("08", "velocity -= self.lr * param.grad", "velocity -= param.grad", "update rule"),
     ],
     ids=[
@@ -761,6 +763,8 @@ def test_the_published_capstone_passes():
         "loss-gradient-not-divided",
         "conv-bias-dropped",
         "avg-pool-backward",
+        "conv-backward-bias-averaged",
+        "lrn-backward-coupling-halved",
         "update-without-lr",
     ],
 )

@@ -9,9 +9,8 @@ published solutions (``tutorials/solutions/NN_*.py``) instead; the capstone's ow
 
 Each cell runs in a namespace holding only ``np`` and ``nn``, the two names the exercises are written with. A
 learner's function becomes a layer through a thin wrapper here (a Conv2d that holds the weights and calls
-``conv2d_im2col``, a ReLU that calls ``relu_backward``...), never through ``nn``'s own layer, except where
-:data:`PIECES` says a piece has no exercise yet: then the wrapper uses ``nn``'s function for that piece alone,
-and the table printed by ``print(layers)`` says so.
+``conv2d_im2col``, a ReLU that calls ``relu_backward``...), never through ``nn``'s own layer; ``print(layers)``
+prints where each piece came from.
 """
 
 import json
@@ -21,27 +20,26 @@ import numpy as np
 from execute import MARKER, solution_blocks
 
 import nn
-from nn.conv import conv2d_reference_backward
 
 TUTORIALS = Path(__file__).resolve().parent
 
-# piece -> (notebook, exercise name, the name its cell defines, what stands in while the exercise is absent).
+# piece -> (notebook, exercise name, the name its cell defines).
 # The exercise names are those of the notebooks' `# EXERCISE:` lines; rename here if a notebook renames one.
 PIECES = {
-    "Linear": ("02", "linear", "MyLinear", None),
-    "conv forward": ("03", "conv-im2col", "conv2d_im2col", None),
-    "conv backward": ("03", "conv-backward", "conv2d_backward", "nn.conv.conv2d_reference_backward"),
-    "ReLU backward": ("04", "activation-backward", "relu_backward", None),
-    "LRN forward": ("05", "lrn-loop", "lrn_loop", None),
-    "LRN backward": ("05", "lrn-backward", "lrn_backward", "nn.LocalResponseNorm.backward"),
-    "pooling (average, forward and backward)": ("06", "avg-pool", "AvgPool2d", None),
-    "Dropout": ("07", "dropout", "MyDropout", None),
-    "softmax cross-entropy": ("08", "softmax-xent", "softmax_cross_entropy", None),
-    "update rule": ("08", "sgd-update", "PaperSGD", None),
+    "Linear": ("02", "linear", "MyLinear"),
+    "conv forward": ("03", "conv-im2col", "conv2d_im2col"),
+    "conv backward": ("03", "conv-backward", "conv2d_im2col_backward"),
+    "ReLU backward": ("04", "activation-backward", "relu_backward"),
+    "LRN forward": ("05", "lrn-loop", "lrn_loop"),
+    "LRN backward": ("05", "lrn-backward", "lrn_backward"),
+    "pooling (average, forward and backward)": ("06", "avg-pool", "AvgPool2d"),
+    "Dropout": ("07", "dropout", "MyDropout"),
+    "softmax cross-entropy": ("08", "softmax-xent", "softmax_cross_entropy"),
+    "update rule": ("08", "sgd-update", "PaperSGD"),
 }
-# The signatures the wrappers call (the stand-ins have the same ones):
+# The signatures the wrappers call:
 #   conv2d_im2col(x, weight, bias, stride, padding) -> out
-#   conv2d_backward(x, weight, grad_out, stride, padding) -> (grad_x, grad_weight, grad_bias)
+#   conv2d_im2col_backward(x, weight, stride, padding, grad_out) -> (grad_x, grad_weight, grad_bias)
 #   relu_backward(x, grad_out) -> grad_x
 #   lrn_loop(a, n, k, alpha, beta) -> b ;  lrn_backward(a, grad_out, n, k, alpha, beta) -> grad_a
 #   softmax_cross_entropy(logits, labels) -> (loss, grad) ;  PaperSGD(params, lr, momentum, weight_decay).step()
@@ -76,10 +74,10 @@ class Layers:
     def __init__(self, cells_of, origin):
         self.origin, self.status, self._found = origin, {}, {}
         cache = {}
-        for piece, (notebook, exercise, name, stand_in) in PIECES.items():
+        for piece, (notebook, exercise, name) in PIECES.items():
             cells = cache.setdefault(notebook, cells_of(notebook))
             if exercise not in cells:
-                self.status[piece] = f"no exercise {exercise!r} in notebook {notebook}: {stand_in} instead"
+                self.status[piece] = f"no exercise {exercise!r} in notebook {notebook}"
                 continue
             namespace = {"np": np, "nn": nn, "__name__": f"notebook_{notebook}"}
             source = "\n".join(
@@ -117,7 +115,7 @@ class Layers:
         self.Flatten = nn.Flatten  # a reshape, not an exercise
 
         class Conv2d(nn.Module):
-            """Holds the weights; forward is your conv2d_im2col, backward your conv2d_backward."""
+            """Holds the weights; forward is your conv2d_im2col, backward your conv2d_im2col_backward."""
 
             def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, rng=None):
                 rng = rng if rng is not None else np.random.default_rng()
@@ -133,16 +131,10 @@ class Layers:
                 return conv(x, self.weight.data, self.bias.data, self.stride, self.padding)
 
             def backward(self, grad_out):
-                if "conv backward" in layers._found:
-                    backward = layers._found["conv backward"]
-                    grad_x, grad_w, grad_b = backward(
-                        self._input, self.weight.data, grad_out, self.stride, self.padding
-                    )
-                else:
-                    pair = (self.stride, self.stride), (self.padding, self.padding)
-                    grad_x, grad_w, grad_b = conv2d_reference_backward(
-                        self._input, self.weight.data, grad_out, *pair
-                    )
+                backward = layers._piece("conv backward")
+                grad_x, grad_w, grad_b = backward(
+                    self._input, self.weight.data, self.stride, self.padding, grad_out
+                )
                 self.weight.grad += grad_w
                 self.bias.grad += grad_b
                 return grad_x
@@ -168,13 +160,8 @@ class Layers:
                 return layers._piece("LRN forward")(a, self.size, self.k, self.alpha, self.beta)
 
             def backward(self, grad_out):
-                if "LRN backward" in layers._found:
-                    return layers._found["LRN backward"](
-                        self._input, grad_out, self.size, self.k, self.alpha, self.beta
-                    )
-                reference = nn.LocalResponseNorm(self.size, self.alpha, self.beta, self.k)
-                reference.forward(self._input)
-                return reference.backward(grad_out)
+                backward = layers._piece("LRN backward")
+                return backward(self._input, grad_out, self.size, self.k, self.alpha, self.beta)
 
         self.Conv2d, self.ReLU, self.LocalResponseNorm = Conv2d, ReLU, LocalResponseNorm
         if "update rule" in self._found:

@@ -67,7 +67,7 @@ assert images.shape == (20, 3, 32, 32) and np.bincount(labels).tolist() == [4] *
 #
 # | layer | forward | backward |
 # |---|---|---|
-# | `mine.Conv2d(in, out, k, stride, padding, rng)` | your `conv2d_im2col` (03) | your `conv2d_backward` (03) |
+# | `mine.Conv2d(in, out, k, stride, padding, rng)` | your `conv2d_im2col` (03) | your `conv2d_im2col_backward` (03) |
 # | `mine.ReLU()` | `np.maximum(x, 0)` | your `relu_backward` (04) |
 # | `mine.LocalResponseNorm()` | your `lrn_loop` (05), the paper's constants | your `lrn_backward` (05) |
 # | `mine.AvgPool2d(3, 2)` | your class (06) | your class (06) |
@@ -75,10 +75,8 @@ assert images.shape == (20, 3, 32, 32) and np.bincount(labels).tolist() == [4] *
 # | `mine.Linear(in, out, rng)` | your `MyLinear` (02) | your `MyLinear` (02) |
 # | `mine.Flatten()` | a reshape (`nn.Flatten`, not an exercise) | |
 #
-# and `mine.softmax_cross_entropy` (08) and `mine.SGD` (your `PaperSGD`, 08). Where a notebook has no exercise for a
-# piece, the table printed by `print(mine)` says so and names the `nn` function that stands in for that piece alone
-# (the convolution's and LRN's backward passes, until notebooks 03 and 05 have them as exercises). The convolution's
-# weights start from He's initialization, as in notebook 10.
+# and `mine.softmax_cross_entropy` (08) and `mine.SGD` (your `PaperSGD`, 08). `print(mine)` prints where each piece
+# came from. The convolution's weights start from He's initialization, as in notebook 10.
 
 # %% [markdown]
 # ## Exercise (graded): assemble, train, overfit
