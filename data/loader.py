@@ -20,6 +20,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
+from nn.backend import to_device
+
 from .augment import center_crop_batch, ten_crop_batch, train_batch
 from .shards import shard_rows
 
@@ -29,11 +31,7 @@ def _to_device(x, y, device):
         return x, y
     if device != "cuda":
         raise ValueError(f"device must be 'cpu' or 'cuda', not {device!r}")
-    try:
-        import cupy
-    except ImportError as exc:  # pragma: no cover - only without CuPy
-        raise RuntimeError("device='cuda' needs CuPy (pip install cupy-cuda12x) and a CUDA GPU") from exc
-    return cupy.asarray(x), cupy.asarray(y)
+    return to_device(x, device), to_device(y, device)
 
 
 class Loader:

@@ -1,7 +1,5 @@
 """``cupy.cuda.runtime`` for one stand-in device."""
 
-from __future__ import annotations
-
 from .. import _NAMES, _not_modelled, _not_real, _stand_in
 
 _REAL = frozenset(_NAMES["cupy.cuda.runtime"])

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import numpy as np
 
-import cupy
+from .. import _wrap
+from .. import ndarray as _ndarray
 
 
 def _view(make, x, *args, **kwargs):
-    if not isinstance(x, cupy.ndarray):
+    if not isinstance(x, _ndarray):
         raise TypeError(f"Unsupported type {type(x)}")
-    return cupy._wrap(make(x._a, *args, **kwargs))
+    return _wrap(make(x._a, *args, **kwargs))
 
 
 def as_strided(x, shape=None, strides=None):
