@@ -42,7 +42,7 @@ pytestmark = pytest.mark.skipif(
 )
 
 
-def stand_in_env(tmp, **extra):
+def stand_in_env(tmp, stand_in=True, **extra):
     env = dict(
         os.environ,
         OPENBLAS_NUM_THREADS="1",
@@ -51,15 +51,15 @@ def stand_in_env(tmp, **extra):
         ALEXNET_CACHE=str(tmp / "cache"),
         **extra,
     )
-    env["PYTHONPATH"] = os.pathsep.join([str(STAND_IN), str(REPO), env.get("PYTHONPATH", "")])
+    env["PYTHONPATH"] = os.pathsep.join([str(STAND_IN)] * stand_in + [str(REPO), env.get("PYTHONPATH", "")])
     return env
 
 
-def run(tmp, *command, timeout=240, **extra):
+def run(tmp, *command, timeout=240, stand_in=True, **extra):
     result = subprocess.run(
         [str(c) for c in command],
         cwd=REPO,
-        env=stand_in_env(tmp, **extra),
+        env=stand_in_env(tmp, stand_in, **extra),
         capture_output=True,
         text=True,
         timeout=timeout,
@@ -194,3 +194,41 @@ def test_train_resume_evaluate_predict_visualize_on_cuda(tmp_path, tiny_syntheti
     )
     assert (tmp_path / "vis" / "conv1_kernels.png").stat().st_size > 0
     assert (tmp_path / "vis" / "nearest_neighbours.png").stat().st_size > 0
+
+
+def test_gpu_check_quick_runs_end_to_end_under_the_stand_in(tmp_path):
+    """Steps 3-6 of ``gpu_check.sh --quick`` (1 and 2 are the tests above) on its synthetic folder:
+    each passes, or (the benchmark against cuDNN) is skipped with the reason."""
+    report = tmp_path / "report.txt"
+    run(
+        tmp_path,
+        "bash",
+        REPO / "benchmarks" / "gpu_check.sh",
+        "--quick",
+        "synthetic",
+        report,
+        timeout=300,
+        stand_in=False,  # the script puts it on the path itself
+        GPU_CHECK_DEVICE="stand-in",
+        GPU_CHECK_ONLY="3 4 5 6",
+        CUPY_CACHE_DIR=str(tmp_path / "cupy_cache"),
+        TMPDIR=str(tmp_path),
+    )
+    text = report.read_text()
+    summary = text.split("## summary", 1)[1]
+    for name in (
+        "3. CPU vs cuda",
+        "4c. one epoch on cuda",
+        "4d. resume",
+        "4e. evaluate",
+        "4f. predict",
+        "5. one training step",
+    ):
+        assert re.search(rf"^{re.escape(name)}.*: pass, \d+ s$", summary, re.M), (name, summary)
+    assert (
+        "6. per-layer benchmark against PyTorch+cuDNN (FP32): skipped (the CuPy stand-in has no device time"
+        in summary
+    )
+    assert "FAIL" not in summary and "| stand-in" in text  # the header names the card
+    launches = re.search(r"^  launches +(\d+\.\d)$", text, re.M)
+    assert launches and float(launches.group(1)) > 0  # step 5 reports the stand-in's counters
