@@ -237,3 +237,25 @@ def test_host_reads_are_syncs():
     assert _stand_in.counts().total("syncs") == 8
     with pytest.raises(TypeError):
         range(x[1])  # CuPy's array has no __index__
+
+
+def test_matmul_counts_the_copies_and_pointer_kernels_cupy_makes():
+    w = cupy.ones((2, 3, 4), dtype=cupy.float32)
+    cols = cupy.ones((2, 4, 5), dtype=cupy.float32)
+    grad = cupy.ones((2, 3, 5), dtype=cupy.float32)
+    cases = [
+        (lambda: cupy.matmul(w, cols), 1),  # gemmStridedBatchedEx alone
+        (lambda: cupy.matmul(cols, grad.transpose(0, 2, 1)), 2),  # + a C-contiguous copy of grad^T
+        (lambda: cupy.matmul(w[0], cols), 4),  # a broadcast batch: 3 pointer kernels + sgemmBatched
+        (lambda: w[0] @ cols[0], 1),  # 2-D: one GEMM
+        (lambda: w[0].T @ grad[0], 1),  # an F-contiguous operand needs no copy
+        (lambda: w[0] @ cols[0][:, ::2], 2),  # neither C- nor F-contiguous: a copy
+    ]
+    for product, launches in cases:
+        _stand_in.reset()
+        result = product()
+        assert _stand_in.counts().total("launches") == launches, (result.shape, launches)
+    out = cupy.empty((2, 3, 5), dtype=cupy.float32)
+    _stand_in.reset()
+    assert cupy.matmul(w, cols, out=out) is out and _stand_in.counts().total("launches") == 1
+    assert np.array_equal(out.get(), np.full((2, 3, 5), 4.0, dtype=np.float32))

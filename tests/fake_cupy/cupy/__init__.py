@@ -581,6 +581,43 @@ def copyto(dst, src, casting="same_kind", where=None):
     _stand_in.count_launch(dst.dtype)
 
 
+def matmul(a, b, out=None, **kwargs):
+    """``cupy.matmul``, with the launches CuPy 14's ``_core/_routines_linalg.pyx`` makes.
+
+    Up to 2-D: one cuBLAS GEMM, after a copy of an operand that is neither C- nor F-contiguous.
+    Batched (3-D and more): a copy of every operand that is not C-contiguous or not of the result's
+    dtype, then one ``gemmStridedBatchedEx``, or, when a batch dimension broadcasts, three pointer
+    kernels and ``sgemmBatched``; a copy into ``out`` when the product cannot be written there.
+    """
+    for x in (a, b, out):
+        if x is not None and not isinstance(x, ndarray):
+            raise _unsupported(x)
+    if kwargs:
+        raise _not_modelled("cupy.matmul", "(" + ", ".join(kwargs) + "=)")
+    result = _np.matmul(a._a, b._a)
+    launches = 1
+    if max(a.ndim, b.ndim) <= 2:
+        launches += sum(
+            x.ndim == 2 and not (x.flags.c_contiguous or x.flags.f_contiguous) for x in (a._a, b._a)
+        )
+    else:
+        launches += sum(not x.flags.c_contiguous or x.dtype != result.dtype for x in (a._a, b._a))
+        batch_a, batch_b = a.shape[:-2] if a.ndim > 1 else (), b.shape[:-2] if b.ndim > 1 else ()
+        width = max(len(batch_a), len(batch_b))
+        batch_a, batch_b = (1,) * (width - len(batch_a)) + batch_a, (1,) * (width - len(batch_b)) + batch_b
+        if batch_a != batch_b:
+            launches += 3
+    if out is not None:
+        if not (out._a.flags.c_contiguous and out.dtype == result.dtype) or any(
+            _np.may_share_memory(out._a, x) for x in (a._a, b._a)
+        ):
+            launches += 1
+        _np.copyto(out._a, result)
+    for _ in range(launches):
+        _stand_in.count_launch(result.dtype)
+    return out if out is not None else _wrap(result)
+
+
 def is_available():
     return True
 
