@@ -230,6 +230,14 @@ def test_fuse_is_one_launch_and_plain_python_on_numpy():
     assert type(host) is np.ndarray and host.tolist() == [3.0, 3.0, 3.0]
 
 
+def test_an_element_is_a_0d_view():
+    x = cupy.arange(6).reshape(2, 3)
+    _stand_in.reset()
+    element, row = x[1, 2], x[1]
+    assert element.shape == () and row.shape == (3,) and _stand_in.counts().total("launches") == 0
+    assert int(element) == 5
+
+
 def test_host_reads_are_syncs():
     x = cupy.arange(4)
     _stand_in.reset()

@@ -333,6 +333,8 @@ class ndarray:
         if mask:
             _stand_in.count_sync()  # the output's size is read back from the device
         result = self._a[np_key]
+        if isinstance(result, _np.generic) and not advanced:  # CuPy: a 0-d view, not a scalar
+            result = self._a[(np_key if isinstance(np_key, tuple) else (np_key,)) + (Ellipsis,)]
         if advanced or not _is_view(result, [self._a]):
             _stand_in.count_launch(result.dtype)
         return _wrap(result)
