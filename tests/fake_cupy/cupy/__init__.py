@@ -157,8 +157,8 @@ def _unary(ufunc_name):
     return op
 
 
-def _method(name, *, writes=False):
-    np_method = getattr(_np.ndarray, name)
+def _method(name, *, writes=False, np_function=None):
+    np_method = getattr(_np.ndarray, name) if np_function is None else np_function
 
     def method(self, *args, **kwargs):
         return _call(np_method, (self, *args), kwargs, writes=writes)
@@ -423,17 +423,13 @@ class ndarray:
 
 for _name in (
     "all any argmax argmin argpartition argsort clip conj conjugate copy cumprod cumsum diagonal dot flatten "
-    "max mean min partition prod ptp ravel repeat round searchsorted squeeze std sum swapaxes take trace "
+    "max mean min partition prod ravel repeat round searchsorted squeeze std sum swapaxes take trace "
     "transpose var"
 ).split():
-    if _name == "ptp":
-        setattr(
-            ndarray, _name, _functools.wraps(_np.ptp)(lambda self, *a, **k: _call(_np.ptp, (self, *a), k))
-        )
-    else:
-        setattr(ndarray, _name, _method(_name))
+    setattr(ndarray, _name, _method(_name))
 for _name in ("sort", "put"):
     setattr(ndarray, _name, _method(_name, writes=True))
+ndarray.ptp = _method("ptp", np_function=_np.ptp)  # NumPy 2's array has no ptp method; CuPy's has
 
 
 # ---------------------------------------------------------------------------------------------

@@ -79,10 +79,10 @@ class Stream:
 
     def __init__(self, null=False, non_blocking=False, ptds=False, priority=None):
         self._null = null
-        self.non_blocking = non_blocking
+        self._non_blocking = non_blocking
         self._previous = []
 
-    is_non_blocking = property(lambda self: self.non_blocking)
+    is_non_blocking = property(lambda self: self._non_blocking)
     ptds = False
     priority = 0
 
