@@ -31,10 +31,17 @@ GPU (``--device cuda``, needs CuPy; PyTorch columns need a CUDA build of torch):
 the same layers run on CuPy arrays and PyTorch runs on CUDA (cuDNN). Every timed
 call ends with a device synchronization (``cupy.cuda.Device().synchronize()`` and
 ``torch.cuda.synchronize()``), so a time is the whole GPU work of that call, not
-its launch. Precision is stated in the header: ``--tf32 off`` (default) is
-strict FP32 for both (CUPY_TF32=0, torch.backends.cuda.matmul.allow_tf32 and
-torch.backends.cudnn.allow_tf32 False); ``--tf32 on`` lets both use TF32 tensor
-cores (CUPY_TF32=1 and both torch flags True). Run it once with each to compare.
+its launch. Precision is stated in the header, and every row compares like with like:
+
+- ``--tf32 off`` (default): strict FP32 in both libraries (CUPY_TF32=0;
+  torch.backends.cuda.matmul.allow_tf32 and torch.backends.cudnn.allow_tf32 False), so our
+  layers are compared with cuDNN FP32 with TF32 off.
+- ``--tf32 on``: TF32 only where both libraries can use it, the fully connected layers' 2-D
+  products (CUPY_TF32=1; torch matmul.allow_tf32 True). Every convolution stays FP32 in both:
+  ours are 3-D batched products, and CuPy's ``matmul`` of 3-D operands
+  (``gemmStridedBatchedEx``, or ``sgemmBatched`` when a batch broadcasts) computes in FP32
+  whatever CUPY_TF32 says (only its 2-D path reads it); so cuDNN keeps cudnn.allow_tf32 False.
+  The conv rows are then FP32 against FP32, fc6-fc8 TF32 against TF32.
 
 Threads: NumPy's BLAS uses its default thread count unless ``--threads N`` is
 given (then OPENBLAS/OMP/MKL_NUM_THREADS are set before NumPy is imported);
@@ -108,7 +115,8 @@ def parse_args(argv=None):
         "--tf32",
         choices=("off", "on"),
         default="off",
-        help="cuda only: off = strict FP32 for both libraries (default), on = TF32 for both",
+        help="cuda only: off = strict FP32 in both libraries (default); on = TF32 in the fully "
+        "connected layers of both (every convolution stays FP32 in both: CuPy's 3-D products ignore TF32)",
     )
     parser.add_argument("--json", default=None, metavar="PATH", help="also save the results as JSON")
     parser.add_argument(
@@ -371,7 +379,13 @@ class Device:
     def precision(self):
         if self.cupy is None:
             return "float32 (CPU: no TF32)"
-        mode = "TF32 allowed" if os.environ.get("CUPY_TF32") == "1" else "strict FP32 (TF32 off)"
+        if os.environ.get("CUPY_TF32") == "1":
+            mode = (
+                "TF32 in the 2-D products (fc6-fc8); the convolutions stay FP32 "
+                "(3-D products: CuPy's batched GEMM computes in FP32 whatever CUPY_TF32 says)"
+            )
+        else:
+            mode = "strict FP32 (TF32 off)"
         text = f"CuPy {self.cupy.__version__}: {mode} (CUPY_TF32={os.environ.get('CUPY_TF32', 'unset')})"
         if self.torch is not None:
             text += (
@@ -715,7 +729,9 @@ def _set_up_torch(torch, args, threads):
     torch.set_num_threads(threads)
     if args.device == "cuda" and torch.cuda.is_available():
         torch.backends.cuda.matmul.allow_tf32 = args.tf32 == "on"
-        torch.backends.cudnn.allow_tf32 = args.tf32 == "on"
+        # Our convolutions are 3-D products, which CuPy computes in FP32 even with CUPY_TF32=1:
+        # cuDNN's stay FP32 too, so that a conv row compares like with like.
+        torch.backends.cudnn.allow_tf32 = False
         torch.backends.cudnn.benchmark = True  # let cuDNN pick its fastest algorithms
 
 

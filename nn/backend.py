@@ -12,6 +12,7 @@ device of a computation is the device of its arrays, and a module is moved with
 
 from __future__ import annotations
 
+import sys
 from types import ModuleType
 from typing import Any
 
@@ -74,9 +75,13 @@ def check_device(device: str) -> str:
 
 
 def get_array_module(x: Array) -> ModuleType:
-    """numpy for a NumPy array (or anything else), cupy for a CuPy array."""
-    cupy = _cupy
-    if cupy is not None and isinstance(x, cupy.ndarray):
+    """numpy for a NumPy array (or anything else), cupy for a CuPy array.
+
+    A CuPy array exists only once ``cupy`` has been imported, by whoever made it, so the module
+    already imported is asked (whatever the order of imports was), and nothing is imported here.
+    """
+    cupy = sys.modules.get("cupy")
+    if cupy is not None and isinstance(x, getattr(cupy, "ndarray", ())):
         return cupy
     return np
 

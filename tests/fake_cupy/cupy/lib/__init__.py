@@ -1,0 +1,3 @@
+"""``cupy.lib``: only ``stride_tricks``."""
+
+from . import stride_tricks  # noqa: F401
