@@ -24,7 +24,8 @@ def test_whole_tanh_network_gradient_check():
     net = fig1.build_network("tanh", seed=0)
     rng = np.random.default_rng(1)
     x, labels = rng.normal(size=(2, 3, 32, 32)), np.array([3, 7])
-    result = check_module(net, x, loss=nn.SoftmaxCrossEntropyLoss(), labels=labels, directions=4)
+    # every tensor along 3 random directions (entry by entry would cost minutes)
+    result = check_module(net, x, loss=nn.SoftmaxCrossEntropyLoss(), labels=labels, max_elements=0, directions=3)
     assert result.max_error < 1e-6, result
 
 
@@ -66,25 +67,26 @@ def test_both_activations_start_from_the_same_weights():
 
 
 def test_training_lowers_the_training_error_on_a_separable_set():
-    images, labels = fig1.synthetic_images(images_per_class=12, seed=0)
+    # 10 patterns without noise, 3 shifted copies each: separable; seeded, so the same every time
+    images, labels = fig1.synthetic_images(images_per_class=3, seed=0, noise=0)
     x = fig1.to_network_input(images)
-    config = fig1.Config(epochs=6, batch=20, progress=False)
+    config = fig1.Config(epochs=6, batch=10, progress=False)
     result = fig1.train(x, labels, "relu", lr=0.01, seed=0, config=config)
     errors = result["errors"]
     assert len(errors) == 6 and not result["diverged"]
-    assert errors[0] > 0.6 and errors[-1] < 0.2, errors
+    assert errors[0] >= 0.7 and errors[-1] <= 0.4, errors
 
 
 def test_quick_path_on_synthetic_data(tmp_path):
-    config = fig1.quick_config(synthetic=True, images_per_class=8, epochs=3, seeds=2, progress=False,
+    config = fig1.quick_config(synthetic=True, images_per_class=3, epochs=2, seeds=2, progress=False,
                                rates_relu=(0.003, 0.03), rates_tanh=(0.03,))  # fmt: skip
     results = fig1.run(config)
-    assert results["data"].startswith("synthetic") and results["images"] == 80
+    assert results["data"].startswith("synthetic") and results["images"] == 30
     for activation in ("relu", "tanh"):
         entry = results["activations"][activation]
         assert len(entry["seeds"]) == 2
         for run in entry["seeds"]:
-            assert len(run["errors"]) == 3 and all(0 <= e <= 1 for e in run["errors"])
+            assert len(run["errors"]) == 2 and all(0 <= e <= 1 for e in run["errors"])
             assert run["epochs_to_target"] == fig1.epochs_to(run["errors"], config.target)
         best = min(entry["sweep"], key=lambda lr: fig1.sweep_key(entry["sweep"][lr]))
         assert entry["rate"] == float(best)
@@ -95,10 +97,10 @@ def test_quick_path_on_synthetic_data(tmp_path):
 
 def test_command_line_writes_the_figure_and_the_numbers(tmp_path, capsys):
     out = tmp_path / "figure1"
-    argv = ["--synthetic", "--quick", "--images-per-class", "5", "--epochs", "2", "--no-progress", "--out", str(out)]
+    argv = ["--synthetic", "--quick", "--images-per-class", "2", "--epochs", "1", "--no-progress", "--out", str(out)]
     assert fig1.main(argv) == 0
     results = json.loads(out.with_suffix(".json").read_text())
-    assert results["config"]["epochs"] == 2 and results["images"] == 50
+    assert results["config"]["epochs"] == 1 and results["images"] == 20
     assert out.with_suffix(".png").stat().st_size > 0
     assert "synthetic" in capsys.readouterr().out
     with pytest.raises(SystemExit):
