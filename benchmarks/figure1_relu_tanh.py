@@ -22,7 +22,7 @@ What this script does, and where it differs from the paper:
 * Same initial weights: for a given seed both networks start from the very same numbers, every
   weight from N(0, 1 / fan-in) (LeCun's scheme, the classic one for tanh, so it favours tanh if
   anything), biases 0. No weight decay, no dropout, no augmentation ("no regularization").
-* Training: SGD with momentum 0.9 (§5, with weight decay 0), batch 32, a fixed learning rate.
+* Training: SGD with momentum 0.9 (§5, with weight decay 0), batch 16, a fixed learning rate.
   The training error of an epoch is the share of mistakes on its batches while training on them
   (what cuda-convnet printed; the paper's figure plots "training error rate" against epochs).
 * Learning rates: each activation gets its own from a sweep (seed 0); the fastest rate reaches
@@ -76,12 +76,12 @@ class Config:
 
     data: str | None = None  # a folder with train/<wnid>/*.JPEG; None: $ALEXNET_DATA/imagenette-224
     # The full run's settings (docs/figure1.md), sized for a shared 2-core machine.
-    images_per_class: int = 100
+    images_per_class: int = 50
     epochs: int = 30
     seeds: int = 3
-    rates_relu: tuple = (0.01, 0.03, 0.1)
+    rates_relu: tuple = (0.003, 0.01, 0.03)
     rates_tanh: tuple = (0.003, 0.01, 0.03)
-    batch: int = 32
+    batch: int = 16
     momentum: float = 0.9
     target: float = TARGET
     stop_at_target: bool = True  # False: every final run lasts all the epochs (the full curves)
@@ -129,7 +129,9 @@ def load_photos(folder, images_per_class: int, cache=None, progress: bool = True
     tree = scan_source(folder)
     wnids = tree.wnids("train")[:NUM_CLASSES]
     if len(wnids) < NUM_CLASSES:
-        raise ValueError(f"{folder}: expected at least {NUM_CLASSES} classes under train/, found {len(wnids)}")
+        raise ValueError(
+            f"{folder}: expected at least {NUM_CLASSES} classes under train/, found {len(wnids)}"
+        )
     per_class = {w: [p for p, wnid in tree.splits["train"] if wnid == w][:images_per_class] for w in wnids}
     short = [w for w, paths in per_class.items() if len(paths) < images_per_class]
     if short:
@@ -201,13 +203,15 @@ def build_network(activation: str, seed: int) -> nn.Sequential:
     initial weights: N(0, 1 / fan-in) for every weight, 0 for every bias."""
     act = ACTIVATIONS[activation]
     rng = np.random.default_rng(seed)
+    # fmt: off
     net = nn.Sequential(
         nn.Conv2d(3, 32, 5, padding=2, rng=rng, input_grad=False), act(), nn.MaxPool2d(3, 2),  # 32 -> 15
-        nn.Conv2d(32, 32, 5, padding=2, rng=rng), act(), nn.MaxPool2d(3, 2),  # 15 -> 7
-        nn.Conv2d(32, 64, 5, padding=2, rng=rng), act(), nn.MaxPool2d(3, 2),  # 7 -> 3
+        nn.Conv2d(32, 32, 5, padding=2, rng=rng), act(), nn.MaxPool2d(3, 2),                   # 15 -> 7
+        nn.Conv2d(32, 64, 5, padding=2, rng=rng), act(), nn.MaxPool2d(3, 2),                   # 7 -> 3
         nn.Flatten(),
         nn.Linear(64 * 3 * 3, NUM_CLASSES, rng=rng),
     )
+    # fmt: on
     for layer in net:
         if isinstance(layer, (nn.Conv2d, nn.Linear)):
             nn.init.normal_(layer.weight, 1 / np.sqrt(nn.init.fan_in(layer.weight.shape)), rng)
@@ -226,7 +230,9 @@ def epochs_to(curve, target: float = TARGET):
     return hits[0] if hits else None
 
 
-def train(x, y, activation: str, lr: float, seed: int, config: Config, stop_at_target=False, give_up_after=None):
+def train(
+    x, y, activation: str, lr: float, seed: int, config: Config, stop_at_target=False, give_up_after=None
+):
     """Train one network for up to ``config.epochs``; returns {"errors": per-epoch training error,
     "losses", "diverged"}. ``stop_at_target``: stop at the first epoch that reaches the target;
     ``give_up_after``: stop after that many epochs without reaching it (the sweep's shortcut: the
@@ -299,13 +305,18 @@ def run(config: Config | None = None, **overrides) -> dict:
                 best = lr
         # The best sweep run is seed 0's final run when final runs stop at the target too, or when
         # it lasted every epoch; otherwise seed 0 is trained again for the whole length.
-        reuse = config.stop_at_target or len(sweep[best]["errors"]) == config.epochs or sweep[best]["diverged"]
+        reuse = (
+            config.stop_at_target or len(sweep[best]["errors"]) == config.epochs or sweep[best]["diverged"]
+        )
         runs = [sweep[best]] if reuse else []
         for seed in range(len(runs), config.seeds):
             runs.append(train(x, y, activation, best, seed, config, stop_at_target=config.stop_at_target))
         reached = [epochs_to(r["errors"], config.target) for r in runs]
         results["activations"][activation] = {
-            "sweep": {str(lr): {**r, "epochs_to_target": epochs_to(r["errors"], config.target)} for lr, r in sweep.items()},
+            "sweep": {
+                str(lr): {**r, "epochs_to_target": epochs_to(r["errors"], config.target)}
+                for lr, r in sweep.items()
+            },
             "rate": best,
             "rate_at_edge_of_sweep": len(rates) > 1 and best in (min(rates), max(rates)),
             "seeds": [{**r, "seed": s, "epochs_to_target": e} for s, (r, e) in enumerate(zip(runs, reached))],
@@ -345,9 +356,16 @@ def _ratio_note(relu, tanh, config) -> str:
     if relu and tanh:
         return f"median epochs to {config.target:.0%}: ReLU {relu:g}, tanh {tanh:g}: tanh / ReLU = {tanh / relu:.2f}"
     if relu:
-        return (f"ReLU reached {config.target:.0%} in {relu:g} epochs (median); tanh not in every seed within "
-                f"{config.epochs}: tanh / ReLU > {config.epochs / relu:.1f}")
-    return f"ReLU did not reach {config.target:.0%} in every seed within {config.epochs} epochs: no ratio"
+        return (
+            f"ReLU reached {config.target:.0%} in {relu:g} epochs (median); tanh not in every seed within "
+            f"{config.epochs}: tanh / ReLU > {config.epochs / relu:.1f}"
+        )
+    if tanh:
+        return (
+            f"tanh reached {config.target:.0%} in {tanh:g} epochs (median); ReLU not in every seed within "
+            f"{config.epochs}: tanh / ReLU < {tanh / config.epochs:.2f}"
+        )
+    return f"neither reached {config.target:.0%} in every seed within {config.epochs} epochs: no ratio"
 
 
 def _validate(config: Config) -> None:
@@ -393,7 +411,9 @@ def plot(results: dict, path) -> str:
     ax.set_ylim(0, 0.95)
     ratio = results["ratio_tanh_over_relu"]
     title = f"tanh / ReLU = {ratio:.1f}x" if ratio else results["ratio_note"]
-    ax.set_title(f"{results['data'].split(':')[0]}, {results['images']} images at 32 x 32: {title}", fontsize=9)
+    ax.set_title(
+        f"{results['data'].split(':')[0]}, {results['images']} images at 32 x 32: {title}", fontsize=9
+    )
     ax.legend(fontsize=8)
     fig.tight_layout()
     path = Path(path)
@@ -431,7 +451,9 @@ def _rates(text):
     try:
         rates = tuple(float(v) for v in text.split(","))
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected learning rates separated by commas, got {text!r}") from None
+        raise argparse.ArgumentTypeError(
+            f"expected learning rates separated by commas, got {text!r}"
+        ) from None
     if any(rate <= 0 for rate in rates):
         raise argparse.ArgumentTypeError(f"learning rates must be > 0, got {text!r}")
     return rates
@@ -445,18 +467,24 @@ def _positive(text):
 
 def build_parser() -> argparse.ArgumentParser:
     defaults = Config()
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawTextHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawTextHelpFormatter
+    )
     p.add_argument("--data", help="folder with train/<wnid>/ photos (default $ALEXNET_DATA/imagenette-224); "
                    "synthetic images when the default is absent")  # fmt: skip
     p.add_argument("--synthetic", action="store_true", help="use the synthetic set even if photos exist")
     p.add_argument("--out", required=True, help="output prefix: writes OUT.png and OUT.json")
     p.add_argument("--epochs", type=_positive, help=f"epochs per run (default {defaults.epochs})")
     p.add_argument("--seeds", type=_positive, help=f"seeds of the final curves (default {defaults.seeds})")
-    p.add_argument("--rates-relu", type=_rates, help=f"ReLU's sweep, e.g. 0.01,0.03 (default {defaults.rates_relu})")
+    p.add_argument(
+        "--rates-relu", type=_rates, help=f"ReLU's sweep, e.g. 0.01,0.03 (default {defaults.rates_relu})"
+    )
     p.add_argument("--rates-tanh", type=_rates, help=f"tanh's sweep (default {defaults.rates_tanh})")
     p.add_argument("--images-per-class", type=_positive, help=f"default {defaults.images_per_class}")
     p.add_argument("--batch", type=_positive, help=f"default {defaults.batch}")
-    p.add_argument("--full-curves", action="store_true", help="final runs last every epoch (default: stop at 25 %%)")
+    p.add_argument(
+        "--full-curves", action="store_true", help="final runs last every epoch (default: stop at 25 %%)"
+    )
     p.add_argument("--quick", action="store_true", help="the short version (quick_config: about a minute)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     return p
@@ -482,7 +510,9 @@ def main(argv=None) -> int:
     with atomic_write(out.with_suffix(".json"), "w") as handle:
         json.dump(results, handle, indent=1)
     plot(results, out.with_suffix(".png"))
-    print(f"{results['data']}; {results['ratio_note']}; wrote {out.with_suffix('.png')} and {out.with_suffix('.json')}")
+    print(
+        f"{results['data']}; {results['ratio_note']}; wrote {out.with_suffix('.png')} and {out.with_suffix('.json')}"
+    )
     return 0
 
 

@@ -25,7 +25,9 @@ def test_whole_tanh_network_gradient_check():
     rng = np.random.default_rng(1)
     x, labels = rng.normal(size=(2, 3, 32, 32)), np.array([3, 7])
     # every tensor along 3 random directions (entry by entry would cost minutes)
-    result = check_module(net, x, loss=nn.SoftmaxCrossEntropyLoss(), labels=labels, max_elements=0, directions=3)
+    result = check_module(
+        net, x, loss=nn.SoftmaxCrossEntropyLoss(), labels=labels, max_elements=0, directions=3
+    )
     assert result.max_error < 1e-6, result
 
 
@@ -50,7 +52,9 @@ def test_sweep_prefers_fewer_epochs_then_lower_mean_error():
     slow_but_low = {"errors": [0.26, 0.26, 0.1], "diverged": False}
     never = {"errors": [0.3, 0.3], "diverged": False}
     diverged = {"errors": [0.9], "diverged": True}
-    assert fig1.sweep_key(fast) < fig1.sweep_key(slow_but_low) < fig1.sweep_key(never) < fig1.sweep_key(diverged)
+    assert (
+        fig1.sweep_key(fast) < fig1.sweep_key(slow_but_low) < fig1.sweep_key(never) < fig1.sweep_key(diverged)
+    )
     tie_a, tie_b = {"errors": [0.5, 0.2], "diverged": False}, {"errors": [0.4, 0.2], "diverged": False}
     assert fig1.sweep_key(tie_b) < fig1.sweep_key(tie_a)
 
@@ -58,7 +62,9 @@ def test_sweep_prefers_fewer_epochs_then_lower_mean_error():
 def test_both_activations_start_from_the_same_weights():
     relu, tanh = fig1.build_network("relu", seed=3), fig1.build_network("tanh", seed=3)
     other = fig1.build_network("relu", seed=4)
-    for (name, a), (_, b), (_, c) in zip(relu.named_parameters(), tanh.named_parameters(), other.named_parameters()):
+    for (name, a), (_, b), (_, c) in zip(
+        relu.named_parameters(), tanh.named_parameters(), other.named_parameters()
+    ):
         np.testing.assert_array_equal(a.data, b.data, err_msg=name)
         if name.endswith("weight"):
             assert not np.array_equal(a.data, c.data), name
@@ -97,7 +103,17 @@ def test_quick_path_on_synthetic_data(tmp_path):
 
 def test_command_line_writes_the_figure_and_the_numbers(tmp_path, capsys):
     out = tmp_path / "figure1"
-    argv = ["--synthetic", "--quick", "--images-per-class", "2", "--epochs", "1", "--no-progress", "--out", str(out)]
+    argv = [
+        "--synthetic",
+        "--quick",
+        "--images-per-class",
+        "2",
+        "--epochs",
+        "1",
+        "--no-progress",
+        "--out",
+        str(out),
+    ]
     assert fig1.main(argv) == 0
     results = json.loads(out.with_suffix(".json").read_text())
     assert results["config"]["epochs"] == 1 and results["images"] == 20
