@@ -79,8 +79,8 @@ class Config:
     images_per_class: int = 50
     epochs: int = 30
     seeds: int = 3
-    rates_relu: tuple = (0.003, 0.01, 0.03)
-    rates_tanh: tuple = (0.003, 0.01, 0.03)
+    rates_relu: tuple = (0.001, 0.003, 0.01, 0.03)
+    rates_tanh: tuple = (0.001, 0.003, 0.01, 0.03)
     batch: int = 16
     momentum: float = 0.9
     target: float = TARGET
@@ -380,6 +380,31 @@ def _validate(config: Config) -> None:
         raise ValueError(f"target must lie between 0 and 1, got {config.target!r}")
 
 
+def table(results: dict) -> str:
+    """The results as a Markdown table: each activation's sweep, chosen rate, and epochs to the target."""
+    target = f"{results['config']['target']:.0%}"
+    lines = [
+        f"| activation | sweep: rate (epochs to {target}, seed 0) | chosen rate | epochs to {target} per seed | median |",
+        "|---|---|---|---|---|",
+    ]
+    for activation, entry in results["activations"].items():
+        sweep = ", ".join(
+            f"{lr} ({_epochs(run['epochs_to_target'])})"
+            for lr, run in sorted(entry["sweep"].items(), key=lambda kv: float(kv[0]))
+        )
+        seeds = ", ".join(_epochs(run["epochs_to_target"]) for run in entry["seeds"])
+        median = entry["median_epochs_to_target"]
+        name = {"relu": "ReLU", "tanh": "tanh"}[activation]
+        lines.append(f"| {name} | {sweep} | {entry['rate']:g} | {seeds} | {_epochs(median)} |")
+    ratio = results["ratio_tanh_over_relu"]
+    lines.append(f"\ntanh / ReLU (median epochs): {ratio:.2f}" if ratio else f"\n{results['ratio_note']}")
+    return "\n".join(lines)
+
+
+def _epochs(value) -> str:
+    return "-" if value is None else f"{value:g}"
+
+
 # ---------------------------------------------------------------------------------------------
 # The figure
 # ---------------------------------------------------------------------------------------------
@@ -510,6 +535,7 @@ def main(argv=None) -> int:
     with atomic_write(out.with_suffix(".json"), "w") as handle:
         json.dump(results, handle, indent=1)
     plot(results, out.with_suffix(".png"))
+    print(table(results))
     print(
         f"{results['data']}; {results['ratio_note']}; wrote {out.with_suffix('.png')} and {out.with_suffix('.json')}"
     )

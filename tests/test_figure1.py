@@ -96,6 +96,12 @@ def test_quick_path_on_synthetic_data(tmp_path):
             assert run["epochs_to_target"] == fig1.epochs_to(run["errors"], config.target)
         best = min(entry["sweep"], key=lambda lr: fig1.sweep_key(entry["sweep"][lr]))
         assert entry["rate"] == float(best)
+    relu = results["activations"]["relu"]
+    relu_row = next(line for line in fig1.table(results).splitlines() if line.startswith("| ReLU"))
+    per_seed = ", ".join(
+        "-" if r["epochs_to_target"] is None else str(r["epochs_to_target"]) for r in relu["seeds"]
+    )
+    assert f"| {relu['rate']:g} | {per_seed} |" in relu_row and "0.003 (" in relu_row and "0.03 (" in relu_row
     png = fig1.plot(results, tmp_path / "fig.png")
     assert Image.open(png).size == (600, 420)
     json.dumps(results)  # every number is JSON
