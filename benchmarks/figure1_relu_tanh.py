@@ -21,7 +21,8 @@ What this script does, and where it differs from the paper:
   is left out so that the two networks differ in nothing but the activation.
 * Same initial weights: for a given seed both networks start from the very same numbers, every
   weight from N(0, 1 / fan-in) (LeCun's scheme, the classic one for tanh, so it favours tanh if
-  anything), biases 0. No weight decay, no dropout, no augmentation ("no regularization").
+  anything), biases 0; ``--init he`` draws N(0, 2 / fan-in) (He's scheme, made for ReLU) instead,
+  again for both. No weight decay, no dropout, no augmentation ("no regularization").
 * Training: SGD with momentum 0.9 (§5, with weight decay 0), batch 16, a fixed learning rate.
   The training error of an epoch is the share of mistakes on its batches while training on them
   (what cuda-convnet printed; the paper's figure plots "training error rate" against epochs).
@@ -82,6 +83,7 @@ class Config:
     rates_relu: tuple = (0.001, 0.003, 0.01, 0.03)
     rates_tanh: tuple = (0.001, 0.003, 0.01, 0.03)
     batch: int = 16
+    init: str = "lecun"  # both networks' weights: "lecun" N(0, 1 / fan-in) or "he" N(0, 2 / fan-in)
     momentum: float = 0.9
     target: float = TARGET
     stop_at_target: bool = True  # False: every final run lasts all the epochs (the full curves)
@@ -197,10 +199,13 @@ def to_network_input(images) -> np.ndarray:
 # ---------------------------------------------------------------------------------------------
 
 
-def build_network(activation: str, seed: int) -> nn.Sequential:
+INIT_GAIN = {"lecun": 1.0, "he": 2.0}  # weight variance = gain / fan-in
+
+
+def build_network(activation: str, seed: int, init: str = "lecun") -> nn.Sequential:
     """cuda-convnet's CIFAR-10 layout (three conv layers and one fully connected: four layers),
     with ``activation`` after every conv layer. The same seed gives both activations the same
-    initial weights: N(0, 1 / fan-in) for every weight, 0 for every bias."""
+    initial weights: N(0, gain / fan-in) for every weight (gain 1: LeCun, 2: He), 0 for every bias."""
     act = ACTIVATIONS[activation]
     rng = np.random.default_rng(seed)
     # fmt: off
@@ -214,7 +219,8 @@ def build_network(activation: str, seed: int) -> nn.Sequential:
     # fmt: on
     for layer in net:
         if isinstance(layer, (nn.Conv2d, nn.Linear)):
-            nn.init.normal_(layer.weight, 1 / np.sqrt(nn.init.fan_in(layer.weight.shape)), rng)
+            std = np.sqrt(INIT_GAIN[init] / nn.init.fan_in(layer.weight.shape))
+            nn.init.normal_(layer.weight, std, rng)
             nn.init.constant_(layer.bias, 0.0)
     return net
 
@@ -237,7 +243,7 @@ def train(
     "losses", "diverged"}. ``stop_at_target``: stop at the first epoch that reaches the target;
     ``give_up_after``: stop after that many epochs without reaching it (the sweep's shortcut: the
     run can no longer beat the best so far). A loss that is not finite ends the run (diverged)."""
-    net = build_network(activation, seed)
+    net = build_network(activation, seed, config.init)
     loss_fn = nn.SoftmaxCrossEntropyLoss()
     opt = nn.SGD(net.parameters(), lr=lr, momentum=config.momentum, weight_decay=0.0)
     order_rng = np.random.default_rng(1000 + seed)  # the batch order: the same for both activations
@@ -376,6 +382,8 @@ def _validate(config: Config) -> None:
         rates = getattr(config, name)
         if not rates or any(not rate > 0 for rate in rates):
             raise ValueError(f"{name} must be one or more learning rates > 0, got {rates!r}")
+    if config.init not in INIT_GAIN:
+        raise ValueError(f"init must be one of {sorted(INIT_GAIN)}, got {config.init!r}")
     if not 0 < config.target < 1:
         raise ValueError(f"target must lie between 0 and 1, got {config.target!r}")
 
@@ -507,6 +515,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rates-tanh", type=_rates, help=f"tanh's sweep (default {defaults.rates_tanh})")
     p.add_argument("--images-per-class", type=_positive, help=f"default {defaults.images_per_class}")
     p.add_argument("--batch", type=_positive, help=f"default {defaults.batch}")
+    p.add_argument("--init", choices=sorted(INIT_GAIN), help="both networks' initial weights (default lecun)")
     p.add_argument(
         "--full-curves", action="store_true", help="final runs last every epoch (default: stop at 25 %%)"
     )
@@ -518,7 +527,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     config = quick_config() if args.quick else Config()
-    for name in ("data", "epochs", "seeds", "rates_relu", "rates_tanh", "images_per_class", "batch"):
+    for name in ("data", "epochs", "seeds", "rates_relu", "rates_tanh", "images_per_class", "batch", "init"):
         if getattr(args, name) is not None:
             config = dataclasses.replace(config, **{name: getattr(args, name)})
     config = dataclasses.replace(config, synthetic=args.synthetic, progress=not args.no_progress)

@@ -70,6 +70,10 @@ def test_both_activations_start_from_the_same_weights():
             assert not np.array_equal(a.data, c.data), name
             fan_in = nn.init.fan_in(a.shape)
             assert abs(a.data.std() * np.sqrt(fan_in) - 1) < 0.15, name  # N(0, 1 / fan-in)
+            he = dict(fig1.build_network("tanh", seed=3, init="he").named_parameters())[name]
+            np.testing.assert_allclose(
+                he.data, a.data * np.sqrt(2), rtol=1e-6, err_msg=name
+            )  # N(0, 2 / fan-in)
 
 
 def test_training_lowers_the_training_error_on_a_separable_set():
