@@ -93,11 +93,9 @@ class Config:
 
 
 def quick_config(**overrides) -> Config:
-    """The short version: 500 photos (or synthetic images), one seed, one rate each, 15 epochs.
-
-    The rates are the ones the full run's sweep chose (docs/figure1.md); about a minute on 2 cores.
-    """
-    settings = dict(images_per_class=50, epochs=12, seeds=1, rates_relu=(0.01,), rates_tanh=(0.01,),
+    """The short version: 30 photos a class (or synthetic images), seed 0 only, each activation at
+    the rate the full run's sweep chose (docs/figure1.md), 12 whole epochs, no sweep."""
+    settings = dict(images_per_class=30, epochs=12, seeds=1, rates_relu=(0.003,), rates_tanh=(0.01,),
                     stop_at_target=False)  # fmt: skip
     settings.update(overrides)
     return Config(**settings)
@@ -443,10 +441,15 @@ def plot(results: dict, path) -> str:
     ax.set_ylabel("Training error rate")
     ax.set_ylim(0, 0.95)
     ratio = results["ratio_tanh_over_relu"]
-    title = f"tanh / ReLU = {ratio:.1f}x" if ratio else results["ratio_note"]
-    ax.set_title(
-        f"{results['data'].split(':')[0]}, {results['images']} images at 32 x 32: {title}", fontsize=9
+    seeds = len(results["activations"]["relu"]["seeds"])
+    title = f"tanh / ReLU = {ratio:.2f}" if ratio else "no ratio (see the JSON)"
+    data = results["data"]  # "photos: FOLDER at 32 x 32" or "synthetic (why)"
+    kind = (
+        f"{Path(data[len('photos: ') :].rsplit(' at ', 1)[0]).name} photos"
+        if data.startswith("photos")
+        else "synthetic"
     )
+    ax.set_title(f"{results['images']} {kind}, 32 x 32, {seeds} seed(s): {title}", fontsize=9)
     ax.legend(fontsize=8)
     fig.tight_layout()
     path = Path(path)
