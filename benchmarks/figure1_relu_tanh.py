@@ -13,8 +13,8 @@ What this script does, and where it differs from the paper:
   (CIFAR-10 has 5,000). The per-pixel mean image is subtracted (§2) and the result divided by
   its standard deviation. Without photos, a synthetic 10-class set of noisy blurred patterns is
   used instead, and the results say so (``"data": "synthetic"``).
-* Network: "four-layer" is read as cuda-convnet's CIFAR-10 network (the first author's code, the
-  one behind Figure 1's kind of experiment): three 5 x 5 convolutions with 32, 32 and 64 kernels
+* Network: "four-layer" is read as the layout of cuda-convnet's CIFAR-10 network (the first
+  author's code; the paper does not give Figure 1's network): three 5 x 5 convolutions with 32, 32 and 64 kernels
   (padding 2), each followed by the activation and a 3 x 3 max-pool with stride 2 (§3.4), then one
   fully connected layer to the 10 classes: 32 -> 15 -> 7 -> 3, 576 -> 10. cuda-convnet also
   had response normalization and average pooling; ``nn`` has max-pooling only, and normalization
