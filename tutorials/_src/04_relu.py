@@ -385,7 +385,7 @@ assert not MEASURED or all(0.18 < g < 0.32 and share > 0.5 for g, share in insid
 
 # %%
 import json
-from IPython.display import Image, display
+import IPython.display
 
 figure1 = json.loads((_helpers.REPO / "docs" / "figures" / "figure1.json").read_text())
 for name, entry in figure1["activations"].items():
@@ -394,7 +394,7 @@ for name, entry in figure1["activations"].items():
 median = {name: entry["median_epochs_to_target"] for name, entry in figure1["activations"].items()}
 print(f"tanh / ReLU = {median['tanh'] / median['relu']:.2f} (the paper: about 6)")
 assert abs(figure1["ratio_tanh_over_relu"] - median["tanh"] / median["relu"]) < 1e-9
-display(Image(filename=str(_helpers.REPO / "docs" / "figures" / "figure1.png"), width=560))
+IPython.display.display(IPython.display.Image(filename=str(_helpers.REPO / "docs" / "figures" / "figure1.png"), width=560))
 
 # %%
 import sys
