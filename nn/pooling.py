@@ -16,10 +16,15 @@ Forward keeps only the maximum: a separable max, first along each row (the
 maximum of the z entries of every window's row, for every input row), then down
 the columns of that (z rows per window), 2 (z - 1) whole-array passes instead of
 z^2 - 1. Backward finds each window's winner by comparing the saved input with
-the saved output at each of the z * z offsets, in row-major order, and routes
-the gradient to the first offset that equals the maximum; no per-offset argmax
-is stored. Both passes work on all images, channels and windows at once, split
-over the batch between threads (``nn.threads``).
+the saved output at all z * z offsets at once (no argmax is stored), ranks the
+offsets so that the first in row-major order wins, and adds every window's
+gradient to its winner's position with one scatter-add (``ufunc.at``): a
+handful of array passes (on a GPU, kernel launches) instead of five per offset.
+``max_pool_backward_reference`` is the plain version, one offset at a time, that
+the tests hold it to bit for bit. Both passes work on all images, channels and
+windows at once, split over the batch between threads (``nn.threads``). A window
+holding a NaN (no offset equals its maximum) sends its gradient to its first
+position; training stops at a non-finite loss before any backward pass.
 """
 from __future__ import annotations
 
@@ -44,6 +49,7 @@ class MaxPool2d(Module):
         check_integers("MaxPool2d", 1, kernel_size=self.kernel_size, stride=self.stride)
         self._input = None
         self._out = None
+        self._offsets = (None, None)    # (array module, input width) -> offset of rank (backward)
 
     def extra_repr(self) -> str:
         return f"kernel_size={self.kernel_size}, stride={self.stride}"
@@ -98,17 +104,38 @@ class MaxPool2d(Module):
         return grad_in
 
     def _route_to_maximum(self, x, out, grad_out, grad_in):
-        """grad_in[first position of each window's maximum] += that window's gradient."""
+        """grad_in[first position of each window's maximum] += that window's gradient: the winners'
+        positions found for all z * z offsets at once, then one scatter-add (a few array passes in
+        all, where the reference makes five per offset)."""
         xp = get_array_module(x)
-        unrouted = xp.ones(out.shape, dtype=bool)        # windows whose maximum is not found yet
-        is_max = xp.empty(out.shape, dtype=bool)
-        routed = xp.empty(out.shape, dtype=grad_out.dtype)
-        for _, window in self._window_slices(*out.shape[2:]):
-            xp.equal(x[window], out, out=is_max)
-            is_max &= unrouted                           # ties: only the first maximum, row-major
-            unrouted ^= is_max
-            xp.multiply(grad_out, is_max, out=routed)
-            grad_in[window] += routed
+        (kh, kw), (sh, sw) = self.kernel_size, self.stride
+        n, c, out_h, out_w = out.shape
+        height, width = x.shape[2:]
+        s_n, s_c, s_h, s_w = x.strides
+        windows = xp.lib.stride_tricks.as_strided(     # windows[i, j, n, c, Y, X] = x[n, c, Y s + i, X s + j]
+            x, shape=(kh, kw, n, c, out_h, out_w), strides=(s_h, s_w, s_n, s_c, s_h * sh, s_w * sw))
+        is_max = windows == out                                              # every offset holding the max
+        # The tie rule: offset k = i z + j ranks z*z - k, so the highest rank present is the first
+        # maximum in row-major order (rank 0: no offset equals the max, which only a NaN causes).
+        ranks = xp.arange(kh * kw, 0, -1, dtype=np.uint8).reshape(kh, kw, 1, 1, 1, 1)
+        first = (is_max * ranks).max(axis=(0, 1))                            # z*z - k of the winner
+        # where the winner sits in grad_in (flat): its window's top-left pixel + i * W + j
+        target = xp.take(self._offset_by_rank(xp, width), first)
+        target += xp.arange(0, n * c * height * width, height * width).reshape(n, c, 1, 1)
+        target += xp.arange(0, out_h * sh * width, sh * width).reshape(out_h, 1)
+        target += xp.arange(0, out_w * sw, sw)
+        # ufunc.at adds in index order (on NumPy): reversed, each pixel's windows arrive in the
+        # order of their offsets, as in the reference's loop, so the sums are the same bit for bit.
+        xp.add.at(grad_in.reshape(-1), target.reshape(-1)[::-1], grad_out.reshape(-1)[::-1])
+
+    def _offset_by_rank(self, xp, width):
+        """rank z*z - k -> i * width + j for offset k = i z + j (rank 0 -> 0), on ``xp``'s device."""
+        key = (xp.__name__, width)
+        if self._offsets[0] != key:
+            (kh, kw) = self.kernel_size
+            by_rank = [0] + [i * width + j for i in range(kh) for j in range(kw)][::-1]
+            self._offsets = key, xp.asarray(np.array(by_rank, dtype=np.intp))
+        return self._offsets[1]
 
     @property
     def _argmax(self):
@@ -119,3 +146,23 @@ class MaxPool2d(Module):
         for offset, window in reversed(list(self._window_slices(*out.shape[2:]))):
             xp.copyto(argmax, offset, where=x[window] == out)
         return argmax
+
+
+def max_pool_backward_reference(x: Array, out: Array, grad_out: Array, kernel_size: tuple[int, int],
+                                stride: tuple[int, int]) -> Array:
+    """dL/dx of max-pooling, plainly: for each offset (i, j) of the window in row-major order, the
+    windows whose maximum sits there (and at no earlier offset) add their gradient to that input.
+    What ``MaxPool2d.backward`` computes (the tests hold it to this bit for bit, ties included)."""
+    xp = get_array_module(x)
+    (kh, kw), (sh, sw) = kernel_size, stride
+    out_h, out_w = out.shape[2:]
+    grad_in = xp.zeros(x.shape, dtype=grad_out.dtype)
+    unrouted = xp.ones(out.shape, dtype=bool)          # windows whose maximum is not found yet
+    for i in range(kh):
+        for j in range(kw):
+            window = (slice(None), slice(None), slice(i, i + sh * (out_h - 1) + 1, sh),
+                      slice(j, j + sw * (out_w - 1) + 1, sw))
+            is_max = (x[window] == out) & unrouted     # ties: only the first maximum, row-major
+            unrouted &= ~is_max
+            grad_in[window] += grad_out * is_max
+    return grad_in
