@@ -49,7 +49,7 @@ class MaxPool2d(Module):
         check_integers("MaxPool2d", 1, kernel_size=self.kernel_size, stride=self.stride)
         self._input = None
         self._out = None
-        self._offsets = (None, None)    # (array module, input width) -> offset of rank (backward)
+        self._position_cache = {}       # backward's index arrays, per shape and device (_positions)
 
     def extra_repr(self) -> str:
         return f"kernel_size={self.kernel_size}, stride={self.stride}"
@@ -88,12 +88,18 @@ class MaxPool2d(Module):
         out_h, out_w = out.shape[2:]
         columns = lambda j: slice(j, j + sw * (out_w - 1) + 1, sw)       # noqa: E731
         rows = lambda i: slice(i, i + sh * (out_h - 1) + 1, sh)          # noqa: E731
-        row_max = x[:, :, :, columns(0)].copy()                           # (N, C, H, Wo)
-        for j in range(1, kw):
-            xp.maximum(row_max, x[:, :, :, columns(j)], out=row_max)
-        out[...] = row_max[:, :, rows(0)]
-        for i in range(1, kh):
-            xp.maximum(out, row_max[:, :, rows(i)], out=out)
+        if kw == 1:
+            row_max = x[:, :, :, columns(0)]                              # (N, C, H, Wo)
+        else:
+            row_max = xp.maximum(x[:, :, :, columns(0)], x[:, :, :, columns(1)])
+            for j in range(2, kw):
+                xp.maximum(row_max, x[:, :, :, columns(j)], out=row_max)
+        if kh == 1:
+            out[...] = row_max[:, :, rows(0)]
+        else:
+            xp.maximum(row_max[:, :, rows(0)], row_max[:, :, rows(1)], out=out)
+            for i in range(2, kh):
+                xp.maximum(out, row_max[:, :, rows(i)], out=out)
 
     def backward(self, grad_out: Array) -> Array:
         x, out = self._cached(self._input, self._out)
@@ -117,25 +123,40 @@ class MaxPool2d(Module):
         is_max = windows == out                                              # every offset holding the max
         # The tie rule: offset k = i z + j ranks z*z - k, so the highest rank present is the first
         # maximum in row-major order (rank 0: no offset equals the max, which only a NaN causes).
-        ranks = xp.arange(kh * kw, 0, -1, dtype=np.uint8).reshape(kh, kw, 1, 1, 1, 1)
+        ranks, offset_of_rank, image_start, window_start = self._positions(xp, x.shape, out.shape)
         first = (is_max * ranks).max(axis=(0, 1))                            # z*z - k of the winner
-        # where the winner sits in grad_in (flat): its window's top-left pixel + i * W + j
-        target = xp.take(self._offset_by_rank(xp, width), first)
-        target += xp.arange(0, n * c * height * width, height * width).reshape(n, c, 1, 1)
-        target += xp.arange(0, out_h * sh * width, sh * width).reshape(out_h, 1)
-        target += xp.arange(0, out_w * sw, sw)
+        # where the winner sits in grad_in (flat): image and channel start + window's top-left
+        # pixel + i * W + j
+        target = xp.take(offset_of_rank, first)
+        target += image_start
+        target += window_start
         # ufunc.at adds in index order (on NumPy): reversed, each pixel's windows arrive in the
         # order of their offsets, as in the reference's loop, so the sums are the same bit for bit.
         xp.add.at(grad_in.reshape(-1), target.reshape(-1)[::-1], grad_out.reshape(-1)[::-1])
 
-    def _offset_by_rank(self, xp, width):
-        """rank z*z - k -> i * width + j for offset k = i z + j (rank 0 -> 0), on ``xp``'s device."""
-        key = (xp.__name__, width)
-        if self._offsets[0] != key:
-            (kh, kw) = self.kernel_size
-            by_rank = [0] + [i * width + j for i in range(kh) for j in range(kw)][::-1]
-            self._offsets = key, xp.asarray(np.array(by_rank, dtype=np.intp))
-        return self._offsets[1]
+    def _positions(self, xp, in_shape, out_shape):
+        """The small index arrays backward adds up, made once per shape and device and kept:
+        ``ranks`` (z, z, 1, 1, 1, 1) = z*z - k; ``offset_of_rank[z*z - k]`` = i * W + j (rank 0: 0);
+        ``image_start`` (n, c, 1, 1) = (n C + c) H W; ``window_start`` (Ho, Wo) = Y s H + X s."""
+        key = (xp.__name__, tuple(in_shape), tuple(out_shape))
+        found = self._position_cache.get(key)
+        if found is None:
+            (kh, kw), (sh, sw) = self.kernel_size, self.stride
+            n, c, height, width = in_shape
+            out_h, out_w = out_shape[2:]
+            offsets = [i * width + j for i in range(kh) for j in range(kw)]
+            found = (
+                np.arange(kh * kw, 0, -1, dtype=np.uint8).reshape(kh, kw, 1, 1, 1, 1),
+                np.array([0] + offsets[::-1], dtype=np.intp),
+                np.arange(0, n * c * height * width, height * width, dtype=np.intp).reshape(n, c, 1, 1),
+                (np.arange(out_h, dtype=np.intp).reshape(-1, 1) * (sh * width)
+                 + np.arange(out_w, dtype=np.intp) * sw),
+            )
+            found = tuple(xp.asarray(array) for array in found)
+            if len(self._position_cache) >= 8:   # a few batch sizes (and threads' slices) at most
+                self._position_cache.clear()
+            self._position_cache[key] = found
+        return found
 
     @property
     def _argmax(self):

@@ -7,6 +7,7 @@ import pytest
 
 import nn
 from nn import FlatParameters, Parameter, asnumpy, sgd_step_reference
+from nn.backend import device_of
 
 
 def small_net(seed=0, dtype=np.float32):
@@ -161,3 +162,27 @@ def test_sgd_state_dict_keeps_its_keys_and_loads_into_the_flat_velocity():
     assert restored.lr == 0.1
     np.testing.assert_array_equal(restored.velocity, optimizer.velocity)
     assert all(v.base is restored.velocity for v in restored.velocities)
+
+
+def test_moving_the_model_after_the_optimizer_moves_the_buffers_and_velocities(device):
+    """model.to(device) after the optimizer was made: the next step relinks on the new device,
+    with the velocities built so far, and computes what an optimizer made there would."""
+    model, twin = small_net(), small_net()
+    optimizer, reference = nn.SGD(model.parameters(), lr=0.1), nn.SGD(twin.parameters(), lr=0.1)
+    for params in (model.parameters(), twin.parameters()):
+        random_grads(params, np.random.default_rng(0))
+    optimizer.step()
+    reference.step()
+    model.to(device)
+    rng = np.random.default_rng(1)
+    grads = [rng.standard_normal(p.data.shape).astype(np.float32) for p in twin.parameters()]
+    for p, g in zip(model.parameters(), grads):
+        p.grad[...] = nn.to_device(g, device)
+    for p, g in zip(twin.parameters(), grads):
+        p.grad[...] = g
+    optimizer.step()
+    reference.step()
+    assert optimizer.flat.device == device and device_of(optimizer.velocity) == device
+    assert optimizer.flat.linked()
+    for a, b in zip(model.parameters(), twin.parameters()):
+        np.testing.assert_array_equal(asnumpy(a.data), b.data)
