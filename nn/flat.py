@@ -23,7 +23,10 @@ copies into the existing arrays and keeps the views). :meth:`FlatParameters.reli
 into its view; when every parameter moved to one new device or dtype, the buffers are built again
 there. ``nn.SGD`` relinks before every ``step`` and ``zero_grad``.
 
-One buffer pair holds one dtype on one device: parameters of mixed dtypes or devices are refused.
+The other direction matters too: an array taken from ``param.data`` BEFORE the buffers were made
+is the parameter's old array, no longer its storage (read ``param.data`` again after making the
+optimizer). One buffer pair holds one dtype on one device: parameters of mixed dtypes or devices
+are refused.
 """
 
 from __future__ import annotations

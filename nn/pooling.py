@@ -120,7 +120,8 @@ class MaxPool2d(Module):
         s_n, s_c, s_h, s_w = x.strides
         windows = xp.lib.stride_tricks.as_strided(     # windows[i, j, n, c, Y, X] = x[n, c, Y s + i, X s + j]
             x, shape=(kh, kw, n, c, out_h, out_w), strides=(s_h, s_w, s_n, s_c, s_h * sh, s_w * sw))
-        is_max = windows == out                                              # every offset holding the max
+        is_max = xp.empty(windows.shape, dtype=bool)    # C order (windows == out would take the view's)
+        xp.equal(windows, out, out=is_max)                                   # every offset holding the max
         # The tie rule: offset k = i z + j ranks z*z - k, so the highest rank present is the first
         # maximum in row-major order (rank 0: no offset equals the max, which only a NaN causes).
         ranks, offset_of_rank, image_start, window_start = self._positions(xp, x.shape, out.shape)
