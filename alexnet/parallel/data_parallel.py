@@ -108,7 +108,9 @@ class DataParallel:
     def broadcast_state(self) -> None:
         """Rank 0's weights and SGD velocities on every rank (before the first step)."""
         if self.active:
-            self.comm.broadcast_([p.data for p in self.params] + list(self.optimizer.velocities))
+            self.optimizer.relink()
+            flat = self.flat_parameters()  # every weight and every velocity: two flat buffers
+            self.comm.broadcast_([flat.data, self.optimizer.velocity])
 
     def set_rows(self, start: int, stop: int, total: int) -> None:
         """Make the dropout layers draw the global batch's masks and keep this rank's rows."""
