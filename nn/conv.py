@@ -136,7 +136,7 @@ class Conv2d(Module):
         _, f, ho, wo = self._out_shape
         g = self.groups
         weight = self.weight.data.reshape(g, f // g, -1)                          # (G, F/G, K)
-        grad_weight = xp.zeros((g, weight.shape[2], f // g), dtype=self.weight.grad.dtype)
+        grad_weight = None                                                        # dW^T, summed over the chunks
         grad_in = xp.empty(x.shape, dtype=grad_out.dtype) if self.input_grad else None
         grads = self.unroller.chunk_scratch("grads", f, x, grad_out.dtype)
         for part, cols in self.unroller.columns_again(x):      # 1. cols: forward's, kept or unrolled again
@@ -148,12 +148,17 @@ class Conv2d(Module):
                 self.bias.grad += grad.sum(axis=2).reshape(-1)                    # 3. db = sum of g
             # 2. dW = g cols^T, computed as (cols g^T)^T: OpenBLAS is several times faster when the
             #    long n*Ho*Wo axis is the inner (reduced) axis of the left-hand operand this way.
-            grad_weight += xp.matmul(cols, grad.transpose(0, 2, 1))
+            product = xp.matmul(cols, grad.transpose(0, 2, 1))                    # (G, K, F/G)
+            if grad_weight is None:
+                grad_weight = product
+            else:
+                grad_weight += product
             if self.input_grad:
                 grad_cols = xp.matmul(weight.transpose(0, 2, 1), grad,            # 2. dcols = W^T g
                                       out=self.unroller.overwritable(cols))
                 grad_in[part] = self.unroller.fold(grad_cols, x[part].shape)      # 1. dx = col2im(dcols)
-        self.weight.grad += grad_weight.transpose(0, 2, 1).reshape(self.weight.data.shape)
+        if grad_weight is not None:
+            self.weight.grad += grad_weight.transpose(0, 2, 1).reshape(self.weight.data.shape)
         return grad_in
 
 

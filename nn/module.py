@@ -129,7 +129,7 @@ class Module:
         return OrderedDict((name, np.array(asnumpy(p.data))) for name, p in self.named_parameters())
 
     def load_state_dict(self, state: dict[str, np.ndarray]) -> Module:
-        """Copy arrays into the parameters; every name and shape must match."""
+        """Copy arrays into the parameters' arrays (in place); every name and shape must match."""
         params = dict(self.named_parameters())
         missing = sorted(set(params) - set(state))
         unexpected = sorted(set(state) - set(params))
@@ -144,8 +144,10 @@ class Module:
                     f"{type(self).__name__}.load_state_dict: {name} has shape {tuple(value.shape)}, "
                     f"expected {tuple(param.data.shape)}"
                 )
+            # Into the parameter's own array, not a new one: it may be a view of a flat buffer
+            # (nn/flat.py) that the optimizer updates.
             xp = get_array_module(param.data)
-            param.data = xp.asarray(value, dtype=param.data.dtype).copy()
+            param.data[...] = xp.asarray(value, dtype=param.data.dtype)
         return self
 
     # -- helpers for layers -------------------------------------------------

@@ -44,16 +44,20 @@ from .threads import over_batch
 def window_sum(values: Array, before: int, after: int) -> Array:
     """sum_{j = i - before}^{i + after} values[:, j] over the channel axis, clipped at the edges.
 
-    A loop over the n offsets of the window, each adding a whole shifted slab.
+    A loop over the n offsets of the window, each adding a whole shifted slab. (Each slab is named
+    before ``+=``: ``total[:, s:] += ...`` would also assign the result back through ``__setitem__``,
+    which on CuPy is one more kernel launch.)
     """
     total = values.copy()
     channels = values.shape[1]
     for shift in range(1, before + 1):          # j = i - shift
         if shift < channels:
-            total[:, shift:] += values[:, :channels - shift]
+            slab = total[:, shift:]
+            slab += values[:, :channels - shift]
     for shift in range(1, after + 1):           # j = i + shift
         if shift < channels:
-            total[:, :channels - shift] += values[:, shift:]
+            slab = total[:, :channels - shift]
+            slab += values[:, shift:]
     return total
 
 

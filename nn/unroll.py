@@ -131,11 +131,13 @@ def col2im_two_pass(cols: Array, padded_shape: tuple[int, int, int, int], kernel
 
     def add_back(per_offset, image):
         row_sums = xp.zeros((per_offset.shape[0], kw, n, hp, wo), dtype=per_offset.dtype)
-        for i in range(kh):
-            row_sums[:, :, :, i:i + sh * (ho - 1) + 1:sh] += per_offset[:, i]
+        for i in range(kh):    # (a named slab: ``a[idx] += b`` would add a copy back on CuPy)
+            slab = row_sums[:, :, :, i:i + sh * (ho - 1) + 1:sh]
+            slab += per_offset[:, i]
         image[...] = 0
         for j in range(kw):
-            image[:, :, :, j:j + sw * (wo - 1) + 1:sw] += row_sums[:, j]
+            slab = image[:, :, :, j:j + sw * (wo - 1) + 1:sw]
+            slab += row_sums[:, j]
 
     over_batch(add_back, per_offset, image)
     return image.transpose(1, 0, 2, 3)

@@ -167,6 +167,36 @@ def test_maxpool_ties_send_gradient_to_a_single_input(device, to_dev):
     assert grad[0, 0, 0, 0] == 7.0  # the first maximum in row-major order
 
 
+@pytest.mark.parametrize(
+    "k,s,shape",
+    [
+        (3, 2, (4, 6, 13, 13)),
+        (3, 2, (3, 2, 8, 11)),
+        (2, 2, (2, 3, 6, 7)),
+        (3, 1, (2, 2, 5, 7)),
+        ((3, 2), (2, 1), (70, 8, 27, 27)),
+    ],
+)
+def test_maxpool_backward_equals_the_per_offset_reference_bit_for_bit(device, to_dev, k, s, shape):
+    """The one scatter-add of MaxPool2d.backward against ``max_pool_backward_reference`` (one offset at
+    a time), on inputs full of ties (three values only), in float32: the same winners and, on the CPU,
+    the same sums in the same order. The last case is split over threads (nn.threads)."""
+    from nn.pooling import max_pool_backward_reference
+
+    rng = np.random.default_rng(4)
+    x = rng.integers(0, 3, size=shape).astype(np.float32)
+    pool = nn.MaxPool2d(k, s)
+    out = pool(to_dev(x))
+    grad_out = rng.standard_normal(out.shape).astype(np.float32)
+    ours = asnumpy(pool.backward(to_dev(grad_out)))
+    reference = max_pool_backward_reference(x, asnumpy(out), grad_out, pool.kernel_size, pool.stride)
+    if device == "cpu":
+        np.testing.assert_array_equal(ours.view(np.int32), reference.view(np.int32))
+    else:  # the GPU's scatter-add adds in any order
+        np.testing.assert_allclose(ours, reference, rtol=1e-6, atol=1e-6)
+    assert np.count_nonzero(reference) > 0.1 * reference.size
+
+
 def naive_lrn(a, n, alpha, beta, k):
     """§3.3 written out with the sum's explicit bounds."""
     out = np.empty_like(a)

@@ -85,25 +85,21 @@ class DataParallel:
         ]
         self.feature_shapes = dropout_feature_shapes(model)
         self.stop_seen = False  # did any rank ask to stop in the last step's all-reduce?
-        self.flat = None  # every gradient (+ 2 numbers) in one buffer, see link_gradients
         if self.active:
-            self.link_gradients()
+            # The gradients already live in one flat buffer (the optimizer's FlatParameters,
+            # nn/flat.py); two spare slots after them carry the batch loss and the stop flag, so
+            # that the all-reduce runs on that buffer in place: no packing copy per step.
+            self.flat_parameters().reserve_spare(2)
 
-    def link_gradients(self):
-        """Make every ``param.grad`` a view into ONE flat buffer (plus two slots for the batch loss
-        and the stop flag), so that the all-reduce runs on it in place: no packing copy per step."""
-        grads = [p.grad for p in self.params]
-        xp = get_array_module(grads[0])
-        total = sum(g.size for g in grads)
-        self.flat = xp.zeros(total + 2, grads[0].dtype)
-        offset = 0
-        for param, grad in zip(self.params, grads):
-            view = self.flat[offset : offset + grad.size].reshape(grad.shape)
-            view[...] = grad
-            param.grad = view
-            offset += grad.size
-        self.extra = self.flat[total:]
-        self._views = [p.grad for p in self.params]
+    def flat_parameters(self):
+        """The optimizer's FlatParameters: the buffers this rank's gradients are views of."""
+        flat = getattr(self.optimizer, "flat", None)
+        if flat is None or [id(p) for p in flat.params] != [id(p) for p in self.params]:
+            raise ValueError(
+                "DataParallel: the optimizer must hold the model's parameters, in the model's order, "
+                "in flat buffers (nn.SGD(model.parameters(), ...))"
+            )
+        return flat
 
     @property
     def active(self) -> bool:
@@ -112,7 +108,9 @@ class DataParallel:
     def broadcast_state(self) -> None:
         """Rank 0's weights and SGD velocities on every rank (before the first step)."""
         if self.active:
-            self.comm.broadcast_([p.data for p in self.params] + list(self.optimizer.velocities))
+            self.optimizer.relink()
+            flat = self.flat_parameters()  # every weight and every velocity: two flat buffers
+            self.comm.broadcast_([flat.data, self.optimizer.velocity])
 
     def set_rows(self, start: int, stop: int, total: int) -> None:
         """Make the dropout layers draw the global batch's masks and keep this rank's rows."""
@@ -136,24 +134,23 @@ class DataParallel:
         if count:
             loss, logits = model_step(x, y)
         else:  # nothing to compute here, but the dropout generators must stay in step
-            for param in self.params:
-                param.grad[...] = 0
+            self.optimizer.zero_grad()
             for name, layer in self.dropouts:  # the draw of the whole batch, none of it kept
                 layer.draw_mask((total,) + tuple(self.feature_shapes[name]))
             loss, logits = 0.0, None
         if not self.active:
             self.stop_seen = stop_requested
             return loss, logits, loss
-        if any(p.grad is not v for p, v in zip(self.params, self._views)):
-            self.link_gradients()  # something replaced a gradient array (e.g. model.to): re-link
-        flat, dtype = self.flat, self.flat.dtype
+        self.optimizer.relink()  # something may have replaced a gradient array (e.g. model.to)
+        flat = self.flat_parameters()
+        buffer, extra, dtype = flat.grad_buffer, flat.spare, flat.grad.dtype
         weight = count * self.comm.size / total
         if weight != 1:
-            flat[:-2] *= dtype.type(weight)
-        self.extra[0] = loss * weight if count else 0.0
-        self.extra[1] = 1.0 if stop_requested else 0.0
-        self.comm.allreduce_mean_([flat])  # ONE all-reduce: every gradient, the loss, the flag
-        extra = np.asarray(self.extra.get() if get_array_module(flat) is not np else self.extra, np.float64)
+            flat.grad *= dtype.type(weight)
+        extra[0] = loss * weight if count else 0.0
+        extra[1] = 1.0 if stop_requested else 0.0
+        self.comm.allreduce_mean_([buffer])  # ONE all-reduce: every gradient, the loss, the flag
+        extra = np.asarray(extra.get() if get_array_module(buffer) is not np else extra, np.float64)
         self.stop_seen = bool(extra[1] > 0)
         return loss, logits, float(extra[0])
 
