@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import prepare_tiny72
+from conftest import prepare_tiny72, tiny_run_flags
 from synthetic import write_random_source
 
 import data
@@ -24,21 +24,8 @@ from nn import load_npz
 REPO = Path(__file__).resolve().parents[1]
 OLD_RUN = REPO / "tests" / "data" / "run-42f7efb"
 # The command line that wrote OLD_RUN (tests/data/README.md), but --data and --out.
-OLD_COMMAND = [
-    "--crop",
-    "67",
-    "--width",
-    "0.03125",
-    "-b",
-    "16",
-    "--init",
-    "kaiming",
-    "--input-scale",
-    "64",
-    "--seed",
-    "3",
-    "--quiet",
-]
+OLD_COMMAND = tiny_run_flags(width=0.03125)
+pytestmark = pytest.mark.usefixtures("one_blas_thread")
 REDUCED = {"image_size": 128, "crop": 112, "init": "kaiming", "input_scale": 64.0, "epochs": 6}
 
 
@@ -54,17 +41,6 @@ def old_run_data(tmp_path_factory):
     source = write_random_source(tmp_path_factory.mktemp("random") / "source")
     out = tmp_path_factory.mktemp("data") / "tiny72"
     return data.prepare_subset(source, out, per_class=5, val_per_class=2, size=72, workers=1, quiet=True)
-
-
-@pytest.fixture(autouse=True)
-def _one_blas_thread():
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:
-        yield
-        return
-    with threadpool_limits(1):
-        yield
 
 
 def parse(*argv):
