@@ -1,7 +1,9 @@
 """The Communicator (alexnet/parallel/communicator.py): its values under ``mpiexec -n 2`` (run from
 pytest in a subprocess), the size-1 stand-in, and the error without mpi4py."""
 
+import os
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -203,3 +205,28 @@ def test_the_stop_watchdog_bound_counts_only_step_to_step_intervals(monkeypatch)
     clock[0] = 52.0
     dog.progress(True)
     assert dog.longest_step == 2 and dog.bound() == 6
+
+
+@needs_mpi
+def test_a_rank_frozen_after_the_stop_agreement_cannot_hang_the_exit():
+    """Rank 1 sends its share of the stop agreement, then freezes; rank 0 completes it and leaves
+    the loop. Without ``StopWatchdog.settle`` rank 0 waited for rank 1 in MPI_Finalize for ever
+    (the cause of the frozen-rank test's failures under load); with it the watchdog ends the job."""
+    command = [MPIEXEC, "-n", "2", sys.executable, "tests/mpi/frozen_after_agreement.py"]
+    proc = subprocess.Popen(
+        command,
+        cwd=REPO,
+        env=subprocess_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,  # on failure the whole job, the stopped rank too, is killed below
+    )
+    try:
+        _, stderr = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.communicate()
+    assert proc.returncode == 130, stderr
+    assert "no step finished within 2 s of SIGTERM (another rank is stopped or hung)" in stderr
