@@ -88,6 +88,23 @@ def one_blas_thread():
         yield
 
 
+def slow_data_cli(delay):
+    """``python -m data`` as a command list (its arguments follow), with every image decode
+    slowed by ``delay`` seconds: a ``prepare`` slow enough to be interrupted or raced."""
+    script = (
+        "import sys, time\n"
+        "import data.prepare as prepare\n"
+        "real = prepare.load_image_square\n"
+        "def slow(path, size):\n"
+        f"    time.sleep({delay})\n"
+        "    return real(path, size)\n"
+        "prepare.load_image_square = slow\n"
+        "from data.__main__ import main\n"
+        "sys.exit(main(sys.argv[1:]))\n"
+    )
+    return [sys.executable, "-c", script]
+
+
 @pytest.fixture
 def data_dir():
     found = shared_data_dir()
