@@ -36,15 +36,11 @@ import numpy as np
 
 from nn import save_npz_atomic
 
+from .config import MAX_CLASSES, MAX_CROP, MAX_WIDTH
 from .model import CONV_LAYERS, FC_WIDTH, INITS, LRN_PAPER, MIN_CROP, AlexNet, scaled_channels, spatial_sizes
 
 FORMAT_VERSION = 1
 
-#: Sane bounds of a model configuration, checked before anything is built: a config outside
-#: them (10^7 classes, a 10^5 crop) would ask for hundreds of GiB.
-MAX_CLASSES = 100_000
-MAX_CROP = 1024
-MAX_WIDTH = 4.0
 #: The largest mean image (S x S x 3) and JSON meta a checkpoint may declare.
 MAX_IMAGE_SIZE = 4096
 MAX_META_CHARS = 64 * 2**20

@@ -15,6 +15,9 @@ from .config import (
     add_train_arguments,
     apply_preset,
     config_from_namespace,
+    model_crop,
+    model_num_classes,
+    model_width,
     nonnegative_int,
     positive_float,
     positive_int,
@@ -137,7 +140,9 @@ def add_visualize(sub):
         default=5000,
         help="search among at most this many training images (a random sample; 0: all)",
     )
-    p.add_argument("--seed", type=int, default=0, help="chooses the queries and the training sample")
+    p.add_argument(
+        "--seed", type=nonnegative_int, default=0, help="chooses the queries and the training sample (>= 0)"
+    )
     _common(p)
     p.set_defaults(func="visualize")
 
@@ -149,10 +154,10 @@ def add_summary(sub):
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
         description="The layer-by-layer table of §3.5 / Figure 2 for a configuration.",
     )
-    p.add_argument("--num-classes", type=positive_int, default=1000, help="outputs of fc8")
-    p.add_argument("--crop", type=positive_int, default=227, help="input side")
+    p.add_argument("--num-classes", type=model_num_classes, default=1000, help="outputs of fc8")
+    p.add_argument("--crop", type=model_crop, default=227, help="input side (>= 67)")
     p.add_argument("--groups", type=int, choices=[1, 2], default=2, help="1 or 2 towers (§3.2)")
-    p.add_argument("--width", type=positive_float, default=1.0, help="channel multiplier")
+    p.add_argument("--width", type=model_width, default=1.0, help="channel multiplier")
     p.set_defaults(func="summary")
 
 

@@ -76,6 +76,38 @@ def probability(text: str) -> float:
     return value
 
 
+#: Sane bounds of a model configuration, checked before anything is built: by the flags below
+#: (``summary``) and by the loaders of checkpoints and ONNX files (alexnet/checkpoint.py,
+#: ``check_model_config``). Beyond them (10^7 classes, a 10^5 crop) a network asks for hundreds of
+#: GiB. The smallest crop is the architecture's (alexnet/model.py, MIN_CROP).
+MAX_CLASSES = 100_000
+MAX_CROP = 1024
+MAX_WIDTH = 4.0
+
+
+def model_num_classes(text: str) -> int:
+    value = _number(text, int)
+    if not 1 <= value <= MAX_CLASSES:
+        raise argparse.ArgumentTypeError(f"must be an integer in 1..{MAX_CLASSES}, got {text}")
+    return value
+
+
+def model_crop(text: str) -> int:
+    from .model import MIN_CROP  # the network's module (NumPy) only when the flag is given
+
+    value = _number(text, int)
+    if not MIN_CROP <= value <= MAX_CROP:
+        raise argparse.ArgumentTypeError(f"must be an integer in {MIN_CROP}..{MAX_CROP}, got {text}")
+    return value
+
+
+def model_width(text: str) -> float:
+    value = _number(text, float)
+    if not 0 < value <= MAX_WIDTH:
+        raise argparse.ArgumentTypeError(f"must be a number in (0, {MAX_WIDTH:g}], got {text}")
+    return value
+
+
 #: ``--input-scale`` bounds. The mean-centred pixels lie within +-255; divided by X they lie
 #: within +-255/X. Below 1e-3 they exceed +-2.5e5 and the first layers' outputs overflow the
 #: loss; above 1e4 they are below 0.026, under the initial biases' scale, and the network

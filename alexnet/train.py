@@ -39,6 +39,7 @@ import math
 import signal
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -86,6 +87,15 @@ class NonFiniteLoss(RuntimeError):
 
 class StopRequested(Exception):
     """Ctrl-C or SIGTERM arrived; the loop stops at the next consistent point."""
+
+
+class SaveFailedEverywhere(Exception):
+    """Rank 0 could not write an output file (``failure``: its SaveFailed; None on the other
+    ranks), and every rank learnt it in the same all-reduce (``Trainer.check_saves``)."""
+
+    def __init__(self, failure: SaveFailed | None):
+        super().__init__(str(failure or "rank 0 could not write an output file"))
+        self.failure = failure
 
 
 class StopFlag:
@@ -238,6 +248,7 @@ class Trainer:
         self.loop_clock = None
         self._stop = None
         self.watchdog = None  # StopWatchdog of ``run``: told of every step boundary
+        self.save_failure = None  # rank 0's SaveFailed, kept for check_saves (several ranks)
 
     def restore(self, checkpoint: Checkpoint, lr: float | None = None) -> None:
         """Continue from ``checkpoint``: velocities, schedule, epoch and step, the running sums of a
@@ -295,11 +306,11 @@ class Trainer:
         running sums of all ranks are added up first."""
         partial = self.dp.global_stats(self.partial) if step else self.partial
         model, optimizer = self.whole_network(self.optimizer)
-        if not self.is_root:
+        if not self.is_root or self.save_failure is not None:
             return
         if self.run_dir is not None:
             self.run_dir.before_write()
-        with saving(self.checkpoint_path):
+        with self.keeping_save_failure(), saving(self.checkpoint_path):
             save_checkpoint(
                 self.checkpoint_path,
                 model,
@@ -307,18 +318,38 @@ class Trainer:
                 optimizer,
                 self.train_set.mean_image,
             )
-        if self.run_dir is not None:
-            self.run_dir.saved()
+            if self.run_dir is not None:
+                self.run_dir.saved()
 
     def save_best(self, epoch: int) -> None:
         """Write best.npz (rank 0; with --towers every rank must call it)."""
         model, _ = self.whole_network()
-        if not self.is_root:
+        if not self.is_root or self.save_failure is not None:
             return
         if self.run_dir is not None:
             self.run_dir.before_write()
-        with saving(self.best_path):
+        with self.keeping_save_failure(), saving(self.best_path):
             save_checkpoint(self.best_path, model, self.meta(epoch), mean_image=self.train_set.mean_image)
+
+    @contextmanager
+    def keeping_save_failure(self):
+        """Around rank 0's writes. With several ranks a SaveFailed is kept in ``save_failure``, not
+        raised, and the later writes are skipped: every rank learns of it at ``check_saves``, and
+        the job ends with status 74 through a normal exit of every rank. An abort instead would
+        end the job while the launcher may still be forwarding rank 0's message, and MPICH adds
+        a notice of its own. With one process the SaveFailed is raised at once."""
+        try:
+            yield
+        except SaveFailed as exc:
+            if not self.dp.active:
+                raise
+            self.save_failure = exc
+
+    def check_saves(self) -> None:
+        """Every rank, after rank 0's writes: one all-reduce tells all whether they failed, and
+        SaveFailedEverywhere is raised on every rank alike if so."""
+        if self.dp.active and self.dp.any(self.save_failure is not None):
+            raise SaveFailedEverywhere(self.save_failure)
 
     def tower_share(self, state: dict) -> dict:
         """With --towers, this rank's rows of a one-process state (split_state_dict)."""
@@ -339,9 +370,14 @@ class Trainer:
     def write_log(self) -> None:
         """Rewrite log.jsonl from the history (the checkpoint's copy is the source of truth), then
         redraw curves.png."""
+        if self.save_failure is not None:
+            return
         tmp = self.log_path.with_suffix(".jsonl.tmp")  # a name rundir.remove_stale_temporaries knows
-        with saving(self.log_path), atomic_write(self.log_path, "w", tmp_path=tmp) as handle:
-            handle.write("".join(json.dumps(h) + "\n" for h in self.history))
+        with self.keeping_save_failure(), saving(self.log_path):
+            with atomic_write(self.log_path, "w", tmp_path=tmp) as handle:
+                handle.write("".join(json.dumps(h) + "\n" for h in self.history))
+        if self.save_failure is not None:
+            return
         try:
             plot_curves(self.history, self.curves_path)
         except Exception as exc:  # a plot must never stop training
@@ -438,6 +474,7 @@ class Trainer:
                 if stopping and step + 1 < len(self.loader):
                     self.read_stats(stats, epoch)
                     self.save(epoch, step + 1)
+                    self.check_saves()
                     raise StopRequested(
                         f"stopped at epoch {epoch + 1}, step {step + 1}; "
                         f"checkpoint saved to {self.checkpoint_path}"
@@ -474,7 +511,8 @@ class Trainer:
         self.save(epoch + 1)
         if self.is_root:
             self.write_log()
-            self.print_epoch(record, improved)
+            if self.save_failure is None:
+                self.print_epoch(record, improved)
         return improved
 
     def run(self) -> int:
@@ -502,28 +540,39 @@ class Trainer:
         watchdog = StopWatchdog(self.comm, code=EXIT_INTERRUPTED, prefix="python -m alexnet train: error")
         with StopFlag(announce=say) as stop, watchdog:
             self.watchdog = watchdog
-            for epoch in range(self.start_epoch, epochs):
-                lr = self.optimizer.lr
-                epoch_start = time.perf_counter()
-                train_stats, rate = self.train_epoch(epoch, stop)
-                val = self.validate()
-                record = epoch_record(epoch, lr, train_stats, val, rate, time.perf_counter() - epoch_start)
-                record.update(lr_notes(self.lr_changes, epoch + 1))
-                self.end_epoch(epoch, record, val.top1_error if val else train_stats.top1_error)
-                self.mark_progress()
-                if self.dp.any(stop.signal is not None):
-                    raise StopRequested(
-                        f"stopped after epoch {epoch + 1}; checkpoint saved to {self.checkpoint_path}"
-                    )
-                if getattr(self.schedule, "finished", False):
-                    if say:
-                        print(
-                            "the validation error stalled after three reductions of the learning rate: "
-                            "stopping (§5)",
-                            file=sys.stderr,
-                        )
-                    break
+            try:
+                self.train_epochs(epochs, stop)
+            except StopRequested:  # agreed by every rank: leave together, still watched
+                watchdog.settle()
+                raise
         return 0
+
+    def train_epochs(self, epochs: int, stop: StopFlag) -> None:
+        """The epochs from ``start_epoch`` to ``epochs`` (or until the §5 schedule stops); raises
+        StopRequested, on every rank at the same step, after a stop request."""
+        say = self.is_root
+        for epoch in range(self.start_epoch, epochs):
+            lr = self.optimizer.lr
+            epoch_start = time.perf_counter()
+            train_stats, rate = self.train_epoch(epoch, stop)
+            val = self.validate()
+            record = epoch_record(epoch, lr, train_stats, val, rate, time.perf_counter() - epoch_start)
+            record.update(lr_notes(self.lr_changes, epoch + 1))
+            self.end_epoch(epoch, record, val.top1_error if val else train_stats.top1_error)
+            self.mark_progress()
+            self.check_saves()
+            if self.dp.any(stop.signal is not None):
+                raise StopRequested(
+                    f"stopped after epoch {epoch + 1}; checkpoint saved to {self.checkpoint_path}"
+                )
+            if getattr(self.schedule, "finished", False):
+                if say:
+                    print(
+                        "the validation error stalled after three reductions of the learning rate: "
+                        "stopping (§5)",
+                        file=sys.stderr,
+                    )
+                break
 
     def print_header(self) -> None:
         c = self.config
@@ -811,6 +860,10 @@ def train(config: TrainConfig, given: dict[str, str] | None = None) -> int:
                 config, resumed, lr_changed = resume_config(config, given)
                 trainer = build_trainer(config, resumed, lr_changed=lr_changed, run_dir=run_dir, comm=comm)
                 return trainer.run()
+        except SaveFailedEverywhere as exc:  # rank 0's write failed, and every rank knows it
+            if comm.is_root:
+                print(f"python -m alexnet train: error: {exc}", file=sys.stderr)
+            return EXIT_SAVE_FAILED
         except SaveFailed as exc:  # rank 0 only; under mpiexec abort_on_error stops every rank
             if comm.size > 1:
                 raise

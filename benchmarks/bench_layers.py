@@ -518,16 +518,7 @@ def bench_step(layers, batch, crop, args, torch, rng, device, only=None):
         model.backward(loss_fn.backward())
         opt.step()
 
-    flops = sum(
-        forward_flops(layer, s_in, s_out) for (layer, s_in, s_out) in _gemm_shapes(layers, batch, crop)
-    )
-    row = {
-        "layer": "step",
-        "kind": "step",
-        "in_shape": [batch, 3, crop, crop],
-        "out_shape": [],
-        "flops_fwd": flops,
-    }
+    row = _stack_row("step", layers, batch, crop)
     candidates = {"ours": [ours]}
     layers[0][1].input_grad = False
     if torch is None:
@@ -550,6 +541,20 @@ def bench_step(layers, batch, crop, args, torch, rng, device, only=None):
     return row
 
 
+def _stack_row(name, layers, batch, crop):
+    """The row of a measurement of the whole stack (``name``: step or infer), with its forward flops."""
+    flops = sum(
+        forward_flops(layer, s_in, s_out) for (layer, s_in, s_out) in _gemm_shapes(layers, batch, crop)
+    )
+    return {
+        "layer": name,
+        "kind": name,
+        "in_shape": [batch, 3, crop, crop],
+        "out_shape": [],
+        "flops_fwd": flops,
+    }
+
+
 def _only(candidates, only):
     """The candidates to time: all of them, or the one named ``only`` (a --child process)."""
     return candidates if only is None else {only: candidates[only]}
@@ -560,16 +565,7 @@ def bench_infer(layers, batch, crop, args, torch, rng, device, only=None):
     model = nn.Sequential(*[layer for _, layer, _ in layers])
     model.eval()
     x = device.array(rng.standard_normal((batch, 3, crop, crop), dtype=np.float32))
-    flops = sum(
-        forward_flops(layer, s_in, s_out) for (layer, s_in, s_out) in _gemm_shapes(layers, batch, crop)
-    )
-    row = {
-        "layer": "infer",
-        "kind": "infer",
-        "in_shape": [batch, 3, crop, crop],
-        "out_shape": [],
-        "flops_fwd": flops,
-    }
+    row = _stack_row("infer", layers, batch, crop)
     candidates = {"ours": [lambda: model.forward(x)]}
     if torch is not None:
         tmodel = torch_alexnet(torch, layers).to("cuda" if device.cupy is not None else "cpu")

@@ -266,6 +266,20 @@ def copy_from_ours(model, num_classes, args, dtype=np.float32):
     return ours
 
 
+def training_loader(args, train_set, **options):
+    """The augmented training batches that ``args`` describe (``options``: more of data.Loader's)."""
+    return data.Loader(
+        train_set,
+        args.batch_size,
+        crop=args.crop,
+        train=True,
+        seed=args.seed,
+        input_scale=args.input_scale,
+        lighting_std=args.lighting_std,
+        **options,
+    )
+
+
 def check_against_ours(args, train_set):
     """Same weights, same batch: compare logits, loss, gradients and one SGD step with alexnet.AlexNet."""
     from nn import SGD, SoftmaxCrossEntropyLoss
@@ -274,16 +288,7 @@ def check_against_ours(args, train_set):
     ref = AlexNetTorch(train_set.num_classes, args.crop, dropout=0.0).to(getattr(torch, dtype.name))
     ours = copy_from_ours(ref, train_set.num_classes, args, dtype)
     params = dict(ours.named_parameters())
-    loader = data.Loader(
-        train_set,
-        args.batch_size,
-        crop=args.crop,
-        train=True,
-        seed=args.seed,
-        input_scale=args.input_scale,
-        lighting_std=args.lighting_std,
-    )
-    x, y = next(iter(loader))
+    x, y = next(iter(training_loader(args, train_set)))
     x = x.astype(dtype)
     ours.train()
     crit = SoftmaxCrossEntropyLoss()
@@ -335,16 +340,7 @@ def bench(args, train_set, steps):
     from alexnet import AlexNet
     from nn import SGD, SoftmaxCrossEntropyLoss
 
-    loader = data.Loader(
-        train_set,
-        args.batch_size,
-        crop=args.crop,
-        train=True,
-        seed=args.seed,
-        input_scale=args.input_scale,
-        lighting_std=args.lighting_std,
-    )
-    x, y = next(iter(loader))
+    x, y = next(iter(training_loader(args, train_set)))
     ours = AlexNet(num_classes=train_set.num_classes, crop=args.crop, init=args.init, seed=args.seed)
     crit, opt = SoftmaxCrossEntropyLoss(), SGD(ours.parameters(), lr=args.lr)
     ref = AlexNetTorch(train_set.num_classes, args.crop).reset(args.init, torch.Generator().manual_seed(0))
@@ -468,16 +464,7 @@ def main(argv=None):
         copy_from_ours(model, train_set.num_classes, args)
     opt = PaperSGD(model.parameters(), args.lr, args.momentum, args.wd)
     schedule = Plateau(opt)
-    loader = data.Loader(
-        train_set,
-        args.batch_size,
-        crop=args.crop,
-        train=True,
-        seed=args.seed,
-        input_scale=args.input_scale,
-        lighting_std=args.lighting_std,
-        workers=args.workers,
-    )
+    loader = training_loader(args, train_set, workers=args.workers)
     val_loader = data.Loader(
         val_set,
         args.batch_size,

@@ -6,7 +6,6 @@ The subset: 10 classes x 5 training (+ 2 validation) images, prepared at S = 72 
 """
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -15,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import imagenette_dir, prepare_tiny72
+from conftest import TINY_CROP, imagenette_dir, prepare_tiny72, subprocess_env, tiny_run_flags, train_command
 
 import data
 from alexnet import AlexNet
@@ -25,40 +24,15 @@ from nn import SGD, SoftmaxCrossEntropyLoss, load_npz
 from nn.backend import cupy_available
 
 REPO = Path(__file__).resolve().parents[1]
-CROP = 67
-SMALL = [
-    "--crop",
-    str(CROP),
-    "--width",
-    "0.0625",
-    "-b",
-    "16",
-    "--init",
-    "kaiming",
-    "--input-scale",
-    "64",
-    "--seed",
-    "3",
-    "--quiet",
-]
+CROP = TINY_CROP
+SMALL = tiny_run_flags()
+pytestmark = pytest.mark.usefixtures("one_blas_thread")
 
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
     """A prepared 10-class subset: 5 train + 2 val images per class, S = 72."""
     return prepare_tiny72(tmp_path_factory)
-
-
-@pytest.fixture(autouse=True)
-def _one_blas_thread():
-    """BLAS threads spinning on a shared 2-core box make every step several times slower."""
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:
-        yield
-        return
-    with threadpool_limits(1):
-        yield
 
 
 def sigterm_at_first_checkpoint(command, out, env):
@@ -77,23 +51,11 @@ def sigterm_at_first_checkpoint(command, out, env):
     return proc.returncode, stderr
 
 
-def _env(tmp):
-    env = dict(
-        os.environ,
-        OPENBLAS_NUM_THREADS="1",
-        OMP_NUM_THREADS="1",
-        MPLBACKEND="Agg",
-        ALEXNET_CACHE=str(tmp / "cache"),
-    )
-    env["PYTHONPATH"] = os.pathsep.join([str(REPO), env.get("PYTHONPATH", "")])
-    return env
-
-
 def alexnet_cli(tmp, *args, timeout=120):
     return subprocess.run(
         [sys.executable, "-m", "alexnet", *map(str, args)],
         cwd=REPO,
-        env=_env(tmp),
+        env=subprocess_env(tmp / "cache"),
         capture_output=True,
         text=True,
         timeout=timeout,
@@ -179,21 +141,13 @@ def test_sigkill_and_resume_gives_identical_weights(tiny, reference_run, tmp_pat
     """Killed (SIGKILL) after its first checkpoint, then resumed: the same weights, velocities
     and history as the run never interrupted (CPU, same seed, exact equality)."""
     out = tmp_path / "run"
-    cmd = [
-        sys.executable,
-        "-m",
-        "alexnet",
-        "train",
-        "--data",
-        str(tiny),
-        *SMALL,
-        "--epochs",
-        "3",
-        "--out",
-        str(out),
-    ]
+    cmd = train_command(tiny, out, 3, *SMALL)
     proc = subprocess.Popen(
-        cmd, cwd=REPO, env=_env(tmp_path), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        cmd,
+        cwd=REPO,
+        env=subprocess_env(tmp_path / "cache"),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     deadline = time.time() + 120
     while not (out / "checkpoint.npz").exists() and proc.poll() is None and time.time() < deadline:
@@ -212,20 +166,8 @@ def test_sigkill_and_resume_gives_identical_weights(tiny, reference_run, tmp_pat
 
 def test_sigterm_saves_mid_epoch_and_resume_is_exact(tiny, reference_run, tmp_path):
     out = tmp_path / "run"
-    cmd = [
-        sys.executable,
-        "-m",
-        "alexnet",
-        "train",
-        "--data",
-        str(tiny),
-        *SMALL,
-        "--epochs",
-        "3",
-        "--out",
-        str(out),
-    ]
-    returncode, stderr = sigterm_at_first_checkpoint(cmd, out, _env(tmp_path))
+    cmd = train_command(tiny, out, 3, *SMALL)
+    returncode, stderr = sigterm_at_first_checkpoint(cmd, out, subprocess_env(tmp_path / "cache"))
     assert returncode == 130, stderr
     assert "checkpoint saved" in stderr
     resumed = alexnet_cli(tmp_path, "train", "--data", tiny, *SMALL, "--epochs", 3, "--out", out, "--resume")

@@ -3,12 +3,14 @@ pytest in a subprocess), the size-1 stand-in, and the error without mpi4py."""
 
 import os
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import prepare_imagenette, subprocess_env
 
 from alexnet.parallel import BatchRowsMask, DataParallel, SingleProcessCommunicator, shard_rows
 from alexnet.parallel import communicator as distributed
@@ -39,17 +41,11 @@ needs_mpi = pytest.mark.skipif(
 )
 
 
-def mpi_env():
-    env = dict(os.environ, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1", MPLBACKEND="Agg")
-    env["PYTHONPATH"] = os.pathsep.join([str(REPO), env.get("PYTHONPATH", "")])
-    return env
-
-
 def mpiexec(n, *args, timeout=120, env=None):
     return subprocess.run(
         [MPIEXEC, "-n", str(n), sys.executable, *map(str, args)],
         cwd=REPO,
-        env=env or mpi_env(),
+        env=env or subprocess_env(),
         capture_output=True,
         text=True,
         timeout=timeout,
@@ -86,7 +82,7 @@ def test_two_processes_without_mpi4py_say_how_to_install_it():
         "import sys; sys.modules['mpi4py'] = None\n"
         "from alexnet.parallel import get_communicator\nget_communicator()"
     )
-    env = dict(mpi_env(), PMI_SIZE="2", PMI_RANK="0")
+    env = dict(subprocess_env(), PMI_SIZE="2", PMI_RANK="0")
     result = subprocess.run(
         [sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True, timeout=60
     )
@@ -107,25 +103,10 @@ def test_shard_rows_cover_the_batch_in_rank_order(total, size):
 
 
 def _prepared(tmp_path_factory):
-    from conftest import imagenette_dir
-
     import data
 
-    source = imagenette_dir()
-    if source is None:
-        pytest.skip("real ImageNet photographs not found: set ALEXNET_DATA or put them in ../shared/data")
-    return data.PreparedDataset(
-        data.prepare_subset(
-            source,
-            tmp_path_factory.mktemp("d") / "s40",
-            per_class=3,
-            val_per_class=1,
-            size=40,
-            workers=1,
-            quiet=True,
-        ),
-        "train",
-    )
+    subset = prepare_imagenette(tmp_path_factory, "s40", per_class=3, val_per_class=1, size=40)
+    return data.PreparedDataset(subset, "train")
 
 
 @pytest.fixture(scope="module")
@@ -224,3 +205,28 @@ def test_the_stop_watchdog_bound_counts_only_step_to_step_intervals(monkeypatch)
     clock[0] = 52.0
     dog.progress(True)
     assert dog.longest_step == 2 and dog.bound() == 6
+
+
+@needs_mpi
+def test_a_rank_frozen_after_the_stop_agreement_cannot_hang_the_exit():
+    """Rank 1 sends its share of the stop agreement, then freezes; rank 0 completes it and leaves
+    the loop. Without ``StopWatchdog.settle`` rank 0 waited for rank 1 in MPI_Finalize for ever
+    (the cause of the frozen-rank test's failures under load); with it the watchdog ends the job."""
+    command = [MPIEXEC, "-n", "2", sys.executable, "tests/mpi/frozen_after_agreement.py"]
+    proc = subprocess.Popen(
+        command,
+        cwd=REPO,
+        env=subprocess_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,  # on failure the whole job, the stopped rank too, is killed below
+    )
+    try:
+        _, stderr = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.communicate()
+    assert proc.returncode == 130, stderr
+    assert "no step finished within 2 s of SIGTERM (another rank is stopped or hung)" in stderr

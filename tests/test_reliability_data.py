@@ -15,7 +15,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import slow_data_cli
 from PIL import Image
+from synthetic import make_source
 
 from data import PreparedDataset, load_image_square, prepare_subset, to_rgb
 from data.__main__ import main as cli_main
@@ -223,18 +225,6 @@ def test_prepare_and_predict_share_the_conversion(tmp_path):
 
 
 # ---------------------------------------------------------------- items 4, 9: checks on opening
-
-
-def make_source(root, classes=("n00000001", "n00000002"), train=3, val=1, size=(10, 8)):
-    rng = np.random.default_rng(1)
-    for split, n in (("train", train), ("val", val)):
-        for w in classes if n else ():
-            (root / split / w).mkdir(parents=True, exist_ok=True)
-            for i in range(n):
-                Image.fromarray(rng.integers(0, 256, size[::-1] + (3,), dtype=np.uint8)).save(
-                    root / split / w / f"{i}.png"
-                )
-    return root
 
 
 @pytest.fixture
@@ -576,27 +566,13 @@ def test_symlink_loops_and_other_unreadable_entries_are_listed(tmp_path, monkeyp
 
 # ---------------------------------------------------------------- item 12: interrupted prepare
 
-SLOW_PREPARE = """
-import sys, time
-import data.prepare as prepare
-real = prepare.load_image_square
-def slow(path, size):
-    time.sleep(0.1)
-    return real(path, size)
-prepare.load_image_square = slow
-from data.__main__ import main
-sys.exit(main(sys.argv[1:]))
-"""
-
 
 def start_slow_prepare(tmp_path, out, workers=2):
     src = make_source(tmp_path / "src", train=40, val=0, size=(8, 8))
     env = dict(os.environ, PYTHONPATH=str(REPO))
     proc = subprocess.Popen(
         [
-            sys.executable,
-            "-c",
-            SLOW_PREPARE,
+            *slow_data_cli(0.1),
             "prepare",
             str(src),
             str(out),

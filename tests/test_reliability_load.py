@@ -26,6 +26,8 @@ from PIL import Image
 from alexnet import AlexNet
 from alexnet.checkpoint import (
     MAX_CLASSES,
+    MAX_CROP,
+    MAX_WIDTH,
     CheckpointError,
     check_model_config,
     load_checkpoint,
@@ -185,6 +187,49 @@ def test_config_bounds_accept_every_config_the_project_writes():
         check_model_config({"num_classes": 3, "crop": 66}, "x")
     with pytest.raises(CheckpointError, match="num_classes is True"):
         check_model_config({"num_classes": True, "crop": 67}, "x")
+
+
+@pytest.mark.parametrize(
+    "flag, value, key, loaded",
+    [
+        ("--num-classes", "10000000", "num_classes", 10**7),
+        ("--num-classes", "0", "num_classes", 0),
+        ("--crop", "100000", "crop", 10**5),
+        ("--crop", "66", "crop", 66),
+        ("--width", "1e6", "width", 1e6),
+        ("--width", "nan", "width", float("nan")),
+    ],
+)
+def test_summary_flags_have_the_checkpoint_s_bounds(capsys, flag, value, key, loaded):
+    """What the checkpoint loader refuses (check_model_config), the flag refuses in one line
+    naming itself, before anything is built."""
+    with pytest.raises(CheckpointError, match=f"model_config {key} is"):
+        check_model_config({"num_classes": 3, "crop": 67, key: loaded}, "x")
+    with pytest.raises(SystemExit) as stop:
+        cli_main(["summary", flag, value])
+    errors = [line for line in capsys.readouterr().err.splitlines() if "error:" in line]
+    assert stop.value.code == 2 and len(errors) == 1
+    assert f"argument {flag}: must be " in errors[0] and f"got {value}" in errors[0]
+    bounds = {"num_classes": f"1..{MAX_CLASSES}", "crop": f"67..{MAX_CROP}", "width": f"(0, {MAX_WIDTH:g}]"}
+    assert bounds[key] in errors[0]
+
+
+def test_visualize_seed_is_checked_like_train_s(tmp_path, capsys):
+    with pytest.raises(SystemExit) as stop:
+        cli_main(
+            [
+                "visualize",
+                "--checkpoint",
+                str(tmp_path / "c.npz"),
+                "--out",
+                str(tmp_path / "v"),
+                "--seed",
+                "-1",
+            ]
+        )
+    assert stop.value.code == 2
+    assert "argument --seed: must be >= 0, got -1" in capsys.readouterr().err
+    assert not (tmp_path / "v").exists()
 
 
 # -- bad case 4: non-finite parameters and logits ----------------------------------------------

@@ -12,7 +12,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import slow_data_cli
 from PIL import Image
+from synthetic import make_source
 
 from data import PreparedDataset, load_image_square, prepare_subset
 from data.__main__ import main as cli_main
@@ -20,18 +22,6 @@ from data.locking import FileLock
 
 REPO = Path(__file__).resolve().parents[1]
 ENV = dict(os.environ, PYTHONPATH=str(REPO))
-
-
-def make_source(root, classes=("n00000001", "n00000002"), train=3, val=1, size=(10, 8), seed=1):
-    rng = np.random.default_rng(seed)
-    for split, n in (("train", train), ("val", val)):
-        for w in classes if n else ():
-            (root / split / w).mkdir(parents=True, exist_ok=True)
-            for i in range(n):
-                Image.fromarray(rng.integers(0, 256, size[::-1] + (3,), dtype=np.uint8)).save(
-                    root / split / w / f"{i}.png"
-                )
-    return root
 
 
 def listing(folder):
@@ -163,24 +153,11 @@ def test_a_lock_left_by_a_killed_run_does_not_block(tmp_path):
     assert len(PreparedDataset(out)) == 6 and not lock.exists()
 
 
-SLOW_DECODE = """
-import sys, time
-import data.prepare as prepare
-real = prepare.load_image_square
-def slow(path, size):
-    time.sleep(0.2)
-    return real(path, size)
-prepare.load_image_square = slow
-from data.__main__ import main
-sys.exit(main(sys.argv[1:]))
-"""
-
-
 def test_decoding_workers_that_outlive_a_killed_run_do_not_hold_its_lock(tmp_path):
     src = make_source(tmp_path / "src", train=40, val=0)
     out = tmp_path / "out"
     proc = subprocess.Popen(
-        [sys.executable, "-c", SLOW_DECODE, "prepare", str(src), str(out), "--size", "8", "--workers", "2"],
+        [*slow_data_cli(0.2), "prepare", str(src), str(out), "--size", "8", "--workers", "2"],
         env=ENV,
         stderr=subprocess.DEVNULL,
         start_new_session=True,  # its workers stay in this process group, to be killed at the end

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import imagenette_dir
+from conftest import imagenette_dir, prepare_imagenette, subprocess_env, tiny_run_flags, train_command
 
 import data
 from alexnet import rundir
@@ -28,38 +28,13 @@ from alexnet.rundir import RunDir, RunDirError, RunLock
 from alexnet.train import EXIT_SAVE_FAILED
 
 REPO = Path(__file__).resolve().parents[1]
-SMALL = [
-    "--crop",
-    "67",
-    "--width",
-    "0.0625",
-    "-b",
-    "16",
-    "--init",
-    "kaiming",
-    "--input-scale",
-    "64",
-    "--seed",
-    "3",
-    "--quiet",
-]
+SMALL = tiny_run_flags()
 
 
 def _four_class_subset(tmp_path_factory, name, per_class):
     """4 classes of the Imagenette photographs, ``per_class`` + 1 images each, S = 72."""
-    source = imagenette_dir()
-    if source is None:
-        pytest.skip("real ImageNet photographs not found: set ALEXNET_DATA or put them in ../shared/data")
-    return data.prepare_subset(
-        source,
-        tmp_path_factory.mktemp("data") / name,
-        num_classes=4,
-        per_class=per_class,
-        val_per_class=1,
-        size=72,
-        workers=1,
-        quiet=True,
-    )
+    selection = dict(num_classes=4, per_class=per_class, val_per_class=1, size=72)
+    return prepare_imagenette(tmp_path_factory, name, **selection)
 
 
 @pytest.fixture(scope="module")
@@ -204,25 +179,8 @@ def test_a_second_run_fails_at_once_naming_the_pid(tiny, tmp_path, capsys):
 def test_two_real_runs_on_one_folder(tiny, tmp_path):
     """Two CLI processes at once on the same --out: exactly one trains, the other names its PID."""
     out = tmp_path / "run"
-    env = dict(
-        os.environ,
-        OPENBLAS_NUM_THREADS="1",
-        MPLBACKEND="Agg",
-        PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]),
-    )
-    cmd = [
-        sys.executable,
-        "-m",
-        "alexnet",
-        "train",
-        "--data",
-        str(tiny),
-        *SMALL,
-        "--epochs",
-        "8",
-        "--out",
-        str(out),
-    ]
+    env = subprocess_env()
+    cmd = train_command(tiny, out, 8, *SMALL)
     first = subprocess.Popen(
         cmd, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
     )

@@ -2,13 +2,13 @@
 ``mpiexec -n 2`` from here (skipped, with the reason, when mpi4py or mpiexec is missing)."""
 
 import importlib.util
-import os
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from conftest import subprocess_env
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPTS = REPO / "tests" / "mpi"
@@ -28,14 +28,7 @@ def mpiexec():
 def run_mpi(script, *args, ranks=2, timeout=180):
     """Run ``python -m mpi4py tests/mpi/<script> args`` on ``ranks`` processes (an exception on one
     rank aborts them all) with one BLAS thread each; returns the CompletedProcess, failing on rc != 0."""
-    env = dict(
-        os.environ,
-        PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
-        OMP_NUM_THREADS="1",
-        OPENBLAS_NUM_THREADS="1",
-        MKL_NUM_THREADS="1",
-        MPLBACKEND="Agg",
-    )
+    env = subprocess_env()
     cmd = [
         mpiexec(),
         "-n",

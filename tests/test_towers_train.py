@@ -6,7 +6,6 @@ prepared at S = 72 and cropped to 67, an AlexNet of width 1/16. Skipped without 
 """
 
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -14,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import subprocess_env, tiny_run_flags
 from test_towers_mpi import mpiexec
 
 import data
@@ -21,23 +21,7 @@ from alexnet.checkpoint import load_checkpoint
 from nn import load_npz
 
 REPO = Path(__file__).resolve().parents[1]
-ARGS = [
-    "--crop",
-    "67",
-    "--width",
-    "0.0625",
-    "-b",
-    "8",
-    "--init",
-    "kaiming",
-    "--input-scale",
-    "64",
-    "--seed",
-    "3",
-    "--quiet",
-    "-j",
-    "1",
-]
+ARGS = tiny_run_flags(batch_size=8) + ["-j", "1"]
 
 
 @pytest.fixture(scope="module")
@@ -59,23 +43,12 @@ def tiny(tmp_path_factory):
     )
 
 
-def env():
-    return dict(
-        os.environ,
-        OPENBLAS_NUM_THREADS="1",
-        OMP_NUM_THREADS="1",
-        MKL_NUM_THREADS="1",
-        MPLBACKEND="Agg",
-        PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
-    )
-
-
 def train(ranks, *args, timeout=180):
     prefix = [mpiexec(), "-n", str(ranks)] if ranks else []
     done = subprocess.run(
         prefix + [sys.executable, "-m", "alexnet", "train", *map(str, args)],
         cwd=REPO,
-        env=env(),
+        env=subprocess_env(),
         capture_output=True,
         text=True,
         timeout=timeout,
@@ -184,7 +157,7 @@ def test_help_documents_towers():
     done = subprocess.run(
         [sys.executable, "-m", "alexnet", "train", "--help"],
         cwd=REPO,
-        env=env(),
+        env=subprocess_env(),
         capture_output=True,
         text=True,
         timeout=60,
@@ -219,7 +192,7 @@ def test_sigterm_on_one_tower_stops_both_after_the_same_step(tiny, towers_run, t
             str(out),
         ],
         cwd=REPO,
-        env=env(),
+        env=subprocess_env(),
         capture_output=True,
         text=True,
         timeout=180,

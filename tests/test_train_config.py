@@ -10,32 +10,22 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import prepare_tiny72
+from conftest import prepare_tiny72, tiny_run_flags
+from synthetic import write_random_source
 
+import data
 from alexnet.checkpoint import load_checkpoint
 from alexnet.cli import build_parser, train_config
 from alexnet.cli import main as cli_main
 from alexnet.config import CHANGEABLE, CHECKED, PRESETS, RECORDED, TrainConfig, flag_names
+from data.dataset import subset_differences
 from nn import load_npz
 
 REPO = Path(__file__).resolve().parents[1]
 OLD_RUN = REPO / "tests" / "data" / "run-42f7efb"
 # The command line that wrote OLD_RUN (tests/data/README.md), but --data and --out.
-OLD_COMMAND = [
-    "--crop",
-    "67",
-    "--width",
-    "0.03125",
-    "-b",
-    "16",
-    "--init",
-    "kaiming",
-    "--input-scale",
-    "64",
-    "--seed",
-    "3",
-    "--quiet",
-]
+OLD_COMMAND = tiny_run_flags(width=0.03125)
+pytestmark = pytest.mark.usefixtures("one_blas_thread")
 REDUCED = {"image_size": 128, "crop": 112, "init": "kaiming", "input_scale": 64.0, "epochs": 6}
 
 
@@ -44,15 +34,13 @@ def tiny(tmp_path_factory):
     return prepare_tiny72(tmp_path_factory)
 
 
-@pytest.fixture(autouse=True)
-def _one_blas_thread():
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:
-        yield
-        return
-    with threadpool_limits(1):
-        yield
+@pytest.fixture(scope="module")
+def old_run_data(tmp_path_factory):
+    """The subset OLD_RUN was trained on, made again (tests/data/README.md): random pixels in
+    Imagenette's class folders, 5 train + 2 val images per class, prepared at S = 72."""
+    source = write_random_source(tmp_path_factory.mktemp("random") / "source")
+    out = tmp_path_factory.mktemp("data") / "tiny72"
+    return data.prepare_subset(source, out, per_class=5, val_per_class=2, size=72, workers=1, quiet=True)
 
 
 def parse(*argv):
@@ -210,14 +198,16 @@ def test_the_resume_help_names_the_changeable_flags():
 # -- checkpoints written before TrainConfig ----------------------------------------------------------
 
 
-def test_an_old_checkpoint_resumes_evaluates_and_predicts(tiny, tmp_path):
+def test_an_old_checkpoint_resumes_evaluates_and_predicts(old_run_data, tmp_path):
     out = tmp_path / "old"
     out.mkdir()
     shutil.copy(OLD_RUN / "checkpoint.npz", out / "checkpoint.npz")
     old = load_checkpoint(out / "checkpoint.npz")
     assert old.meta["epoch"] == 1 and "command" in old.meta["args"]  # written by argparse's namespace
+    # The subset made again is the one the old run recorded (same pixels, same checksums).
+    assert subset_differences(old_run_data, old.meta["data_fingerprint"], require_checksums=True) == []
     # One more epoch with the new code, from the old checkpoint ...
-    assert train("--data", tiny, "--epochs", 2, "--out", out, "--resume", "--quiet") == 0
+    assert train("--data", old_run_data, "--epochs", 2, "--out", out, "--resume", "--quiet") == 0
     resumed = load_checkpoint(out / "checkpoint.npz")
     assert resumed.meta["epoch"] == 2 and len(resumed.meta["history"]) == 2
     assert resumed.meta["history"][0] == old.meta["history"][0]
@@ -231,7 +221,7 @@ def test_an_old_checkpoint_resumes_evaluates_and_predicts(tiny, tmp_path):
     # ... is the run the new code trains in two epochs without stopping (CPU, same seed): on the
     # machine that wrote the old file the arrays are identical; elsewhere BLAS may round differently.
     fresh = tmp_path / "fresh"
-    assert train("--data", tiny, *OLD_COMMAND, "--epochs", 2, "--out", fresh) == 0
+    assert train("--data", old_run_data, *OLD_COMMAND, "--epochs", 2, "--out", fresh) == 0
     a, b = load_npz(out / "checkpoint.npz"), load_npz(fresh / "checkpoint.npz")
     weights = [k for k in a if k.startswith(("model/", "optimizer/"))]
     assert weights and sorted(weights) == sorted(k for k in b if k.startswith(("model/", "optimizer/")))
@@ -249,7 +239,7 @@ def test_an_old_checkpoint_resumes_evaluates_and_predicts(tiny, tmp_path):
             "--checkpoint",
             OLD_RUN / "checkpoint.npz",
             "--data",
-            tiny,
+            old_run_data,
             "--quiet",
             "--center-only",
         ],
@@ -263,7 +253,7 @@ def test_an_old_checkpoint_resumes_evaluates_and_predicts(tiny, tmp_path):
     from PIL import Image
 
     image = tmp_path / "photo.png"
-    Image.fromarray(np.load(tiny / "val_images.npy")[0]).save(image)
+    Image.fromarray(np.load(old_run_data / "val_images.npy")[0]).save(image)
     predicted = subprocess.run(
         [
             sys.executable,

@@ -8,6 +8,13 @@ hung device, a lost node), the all-reduce never returns, and this rank would wai
 if that is longer (a slow step is not a hang), prints one line saying so and aborts the whole job
 (``comm.abort``: MPI kills every rank, the frozen one too). The last checkpoint saved stays as it was.
 
+The watch must last until every rank has left the training loop. A rank can freeze inside the
+very all-reduce that agrees on the stop, after its contribution was sent: the others then complete
+it and stop. If they left the watchdog there, they would wait for the frozen rank in
+``MPI_Finalize`` at exit, which mpi4py calls from the interpreter's last exit hook, where no Python
+thread runs any more. So after an agreed stop every rank calls :meth:`StopWatchdog.settle`: a
+barrier, still watched; past it, every rank is known to be alive and about to finalize.
+
 Why a thread woken through ``signal.set_wakeup_fd``: Python runs a signal handler only when the
 main thread comes back to the interpreter, and a rank waiting inside MPI's all-reduce never does.
 The interpreter's C-level handler still writes the signal's number to the wakeup descriptor at
@@ -94,6 +101,15 @@ class StopWatchdog:
             self.longest_step = max(self.longest_step, now - self._last)
         self._after_step = step
         self._last = now
+
+    def settle(self) -> None:
+        """Every rank agreed to stop: wait, still watched, until every rank has got this far (a
+        barrier, which lets go of the GIL), so that none can be left waiting for a frozen rank in
+        ``MPI_Finalize``, where the watchdog could not act. Nothing to do when inactive."""
+        if self._thread is None:
+            return
+        self.progress(step=False)
+        self.comm.barrier()
 
     def bound(self) -> float:
         """Seconds allowed without progress once a stop was requested."""
