@@ -92,7 +92,7 @@ def main(argv=None):
 
     def step():
         logits = model.forward(x)
-        loss = criterion.forward(logits, y)
+        loss = criterion.mean_loss(logits, y, labels_checked=True)  # as the loop: labels checked on the host
         optimizer.zero_grad()
         model.backward(criterion.backward())
         optimizer.step()
