@@ -77,7 +77,7 @@ assert 4.4e10 < 96 * 55 * 55 * 3 * 227 * 227 < 4.6e10          # "45 billion" in
 #   parameter's `.grad`, and **returns** $\partial L/\partial(\text{input})$.
 #
 # Parameters are `nn.Parameter` objects: an array `.data` and a gradient `.grad` of the same shape. Here is what
-# each of AlexNet's layer types keeps after a forward pass (the attributes that start with `_`):
+# each of AlexNet's layer types keeps after a forward pass (the attributes starting with `_` that the pass set):
 
 # %%
 x4 = rng.normal(size=(2, 8, 6, 6))
@@ -86,9 +86,10 @@ layers = [nn.ReLU(), nn.MaxPool2d(3, 2), nn.LocalResponseNorm(), nn.Dropout(0.5,
 caches = {}
 for layer in layers:
     inp = rng.normal(size=(2, 4)) if isinstance(layer, nn.Linear) else x4
+    before = dict(vars(layer))
     layer.forward(inp)
-    cached = {k: (v.shape if hasattr(v, "shape") else v) for k, v in vars(layer).items()
-              if k.startswith("_") and v is not None}
+    cached = {k: (v.shape if hasattr(v, "shape") else v) for k, v in vars(layer).items()  # what forward stored
+              if k.startswith("_") and v is not None and v is not before.get(k)}
     caches[type(layer).__name__] = sorted(cached)
     print(f"{type(layer).__name__:<18} caches {cached}")
 assert caches["ReLU"] == ["_out"] and caches["MaxPool2d"] == caches["LocalResponseNorm"] == ["_input", "_out"]  # the table
