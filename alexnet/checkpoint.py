@@ -61,6 +61,11 @@ def _is_number(value):
     return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
 
 
+def is_class_list(value: object, num_classes: int) -> bool:
+    """True for a list of ``num_classes`` strings (class names or WordNet IDs, one per output)."""
+    return isinstance(value, list) and len(value) == num_classes and all(isinstance(v, str) for v in value)
+
+
 def check_model_config(config: object, where: str, complete: bool = True) -> dict:
     """``config`` (the AlexNet constructor's arguments, ``model.config``) if every value is of
     the right type and within sane bounds, else CheckpointError naming ``where`` and the key.
@@ -329,11 +334,7 @@ def check_meta(meta: object, where: str) -> dict:
     num_classes = meta["model_config"]["num_classes"]
     for key in ("class_names", "wnids"):
         value = meta.get(key)
-        if value is not None and (
-            not isinstance(value, list)
-            or len(value) != num_classes
-            or not all(isinstance(v, str) for v in value)
-        ):
+        if value is not None and not is_class_list(value, num_classes):
             raise CheckpointError(
                 f"{where}: meta {key} is not a list of {num_classes} strings (one per class)"
             )

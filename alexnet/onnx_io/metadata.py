@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..checkpoint import is_class_list
 from ..imagenet_classes import imagenet_names, imagenet_wnids, readable_names
 from ..preprocessing import CAFFE_MEAN_BGR, CHANNEL_ORDERS, PREPROCESSING_KEYS, InputSpec
 
@@ -255,11 +256,7 @@ def read_class_names(path: Path, meta: dict, num_classes: int, notes: list) -> t
     names = json_metadata(path, meta, "class_names")
     wnids = json_metadata(path, meta, "wnids")
     for what, value in (("class_names", names), ("wnids", wnids)):
-        if value is not None and (
-            not isinstance(value, list)
-            or len(value) != num_classes
-            or not all(isinstance(v, str) for v in value)
-        ):
+        if value is not None and not is_class_list(value, num_classes):
             raise OnnxError(
                 f"{path}: metadata {META_PREFIX}{what} is not a list of {num_classes} strings (one per class)"
             )
