@@ -37,7 +37,7 @@ import numpy as np
 from nn import save_npz_atomic
 
 from .config import MAX_CLASSES, MAX_CROP, MAX_WIDTH
-from .model import CONV_LAYERS, FC_WIDTH, INITS, LRN_PAPER, MIN_CROP, AlexNet, scaled_channels, spatial_sizes
+from .model import INITS, LRN_PAPER, MIN_CROP, AlexNet, check_size, parameter_shapes
 
 FORMAT_VERSION = 1
 
@@ -109,30 +109,12 @@ def check_model_config(config: object, where: str, complete: bool = True) -> dic
             raise bad(key, expected)
     if config.get("lrn_groups", 1) == 2 and config.get("groups", 2) != 2:
         raise bad("lrn_groups", "1 with groups 1")
+    if complete:
+        try:
+            check_size(config)
+        except ValueError as exc:
+            raise CheckpointError(f"{where}: model_config: {exc}") from None
     return config
-
-
-def parameter_shapes(config: dict) -> dict:
-    """``{name: shape}`` of every parameter of the AlexNet ``config`` describes, in the order of
-    ``model.parameters()``, computed without building it (§3.5's layer table)."""
-    width, groups = float(config.get("width", 1.0)), int(config.get("groups", 2))
-    shapes, in_channels = {}, 3
-    for name, channels, kernel, _, _, layer_groups in CONV_LAYERS:
-        out_channels = scaled_channels(channels, width, groups)
-        g = layer_groups if groups == 2 else 1
-        shapes[f"{name}.weight"] = (out_channels, in_channels // g, kernel, kernel)
-        shapes[f"{name}.bias"] = (out_channels,)
-        in_channels = out_channels
-    hidden = max(1, int(round(FC_WIDTH * width)))
-    fc6_in = in_channels * spatial_sizes(int(config["crop"]))["pool5"] ** 2
-    for name, n_in, n_out in (
-        ("fc6", fc6_in, hidden),
-        ("fc7", hidden, hidden),
-        ("fc8", hidden, config["num_classes"]),
-    ):
-        shapes[f"{name}.weight"] = (int(n_out), int(n_in))
-        shapes[f"{name}.bias"] = (int(n_out),)
-    return shapes
 
 
 def npz_headers(path: str | Path) -> dict:

@@ -83,6 +83,7 @@ def probability(text: str) -> float:
 MAX_CLASSES = 100_000
 MAX_CROP = 1024
 MAX_WIDTH = 4.0
+#: Their product is bounded too: alexnet/model.py, ``MAX_PARAMETERS`` and ``check_size``.
 
 
 def model_num_classes(text: str) -> int:
@@ -177,7 +178,7 @@ class TrainConfig:
     crop: int = option(
         227,
         "--crop",
-        type=positive_int,
+        type=model_crop,
         metavar="C",
         help="side of the random training crops and of the test crops (§4.1); 227 gives conv1's "
         "55 x 55 (the paper's '224' does not); >= 67",
@@ -240,7 +241,7 @@ class TrainConfig:
     width: float = option(
         1.0,
         "--width",
-        type=positive_float,
+        type=model_width,
         help="multiply every channel count and the fc6/fc7 widths (reduced networks)",
     )
     towers: bool = option(

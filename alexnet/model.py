@@ -32,6 +32,8 @@ training, identity at test): the same test-time function as the paper's
 "multiply the outputs by 0.5" (see nn/dropout.py).
 """
 
+import math
+
 import numpy as np
 
 from nn import Conv2d, Dropout, Flatten, Linear, LocalResponseNorm, MaxPool2d, ReLU, Sequential, init
@@ -70,6 +72,57 @@ def spatial_sizes(crop):
             side = conv_output_size(side, 3, 2, 0)
             sizes["pool" + name[-1]] = side
     return sizes
+
+
+#: The most parameters a configuration may imply (each of num_classes, crop and width is bounded
+#: alone in alexnet/config.py). 10^9 float32 numbers are 4 GiB, 12 GiB with the gradients and
+#: velocities; the widest network at the paper's crop (width 4, crop 227, 1000 classes) has
+#: 9.3 x 10^8.
+MAX_PARAMETERS = 10**9
+
+
+def parameter_shapes(config: dict) -> dict:
+    """``{name: shape}`` of every parameter of the AlexNet ``config`` describes, in the order of
+    ``model.parameters()``, computed without building it (§3.5's layer table)."""
+    width, groups = float(config.get("width", 1.0)), int(config.get("groups", 2))
+    shapes, in_channels = {}, 3
+    for name, channels, kernel, _, _, layer_groups in CONV_LAYERS:
+        out_channels = scaled_channels(channels, width, groups)
+        g = layer_groups if groups == 2 else 1
+        shapes[f"{name}.weight"] = (out_channels, in_channels // g, kernel, kernel)
+        shapes[f"{name}.bias"] = (out_channels,)
+        in_channels = out_channels
+    hidden = max(1, int(round(FC_WIDTH * width)))
+    fc6_in = in_channels * spatial_sizes(int(config["crop"]))["pool5"] ** 2
+    for name, n_in, n_out in (
+        ("fc6", fc6_in, hidden),
+        ("fc7", hidden, hidden),
+        ("fc8", hidden, config["num_classes"]),
+    ):
+        shapes[f"{name}.weight"] = (int(n_out), int(n_in))
+        shapes[f"{name}.bias"] = (int(n_out),)
+    return shapes
+
+
+def parameter_count(config: dict) -> int:
+    """How many numbers the parameters of the AlexNet ``config`` describes hold, without building it."""
+    return sum(math.prod(shape) for shape in parameter_shapes(config).values())
+
+
+def check_size(config: dict) -> None:
+    """ValueError unless the AlexNet ``config`` describes has at most MAX_PARAMETERS parameters.
+    Each of num_classes, crop and width is bounded alone (alexnet/config.py); their product is
+    bounded here: --width 4 with --crop 1024 would ask for 15 x 10^9 parameters (60 GB)."""
+    count = parameter_count(config)
+    if count > MAX_PARAMETERS:
+        described = ", ".join(
+            f"{key} {config[key]}" for key in ("num_classes", "crop", "width") if key in config
+        )
+        raise ValueError(
+            f"AlexNet with {described} would have {count:,} parameters ({4 * count / 2**30:.0f} GiB "
+            f"in float32), more than the bound of {MAX_PARAMETERS:,}; use a smaller crop, width "
+            f"or number of classes (the paper's network has 60,965,224)"
+        )
 
 
 class AlexNet(Sequential):
@@ -153,6 +206,7 @@ class AlexNet(Sequential):
             "lrn_groups": int(lrn_groups),
             "lrn": dict(lrn),
         }
+        check_size(self.config)  # before a single weight is allocated
         self.num_classes, self.crop, self.groups = int(num_classes), int(crop), int(groups)
         self.init_scheme, self.width = init, float(width)
         self.spatial = sizes

@@ -52,7 +52,7 @@ from .checkpoint import Checkpoint, save_checkpoint
 from .config import TrainConfig, flag_names
 from .datasets import check_crop, open_split, resolve_data
 from .metrics import RunningStats
-from .model import AlexNet
+from .model import MAX_PARAMETERS, AlexNet, parameter_count
 from .parallel import (
     DataParallel,
     StopWatchdog,
@@ -767,6 +767,20 @@ def check_parallel_args(config: TrainConfig, comm: Any) -> None:
         check_global_batch(config.batch_size, comm.size)
 
 
+def check_model_flags(config: TrainConfig) -> None:
+    """--crop and --width are bounded alone by their flags' types, and together here, before any
+    lock or file. The classes come with the data, so this counts the parameters of a one-class
+    network, a lower bound (the network's constructor counts them all: alexnet/model.py)."""
+    shape = {"num_classes": 1, "crop": config.crop, "width": config.width, "groups": config.groups}
+    count = parameter_count(shape)
+    if count > MAX_PARAMETERS:
+        raise ValueError(
+            f"--crop {config.crop} with --width {config.width:g} gives a network of at least "
+            f"{count:,} parameters ({4 * count / 2**30:.0f} GiB in float32), more than the bound of "
+            f"{MAX_PARAMETERS:,}; use a smaller --crop or --width"
+        )
+
+
 def check_classes(train_set: data.PreparedDataset, data_path: Path | str) -> None:
     """A classifier needs two classes: with one, the softmax is 1 whatever the weights, the loss
     and every gradient are 0, and the run would report 0.0 % error having learned nothing."""
@@ -854,6 +868,7 @@ def train(config: TrainConfig, given: dict[str, str] | None = None) -> int:
     ):
         if not config.resume:  # checked before any lock or file (--resume: once the run is loaded)
             check_same_job(comm, config, None)
+            check_model_flags(config)
             check_parallel_args(config, comm)
         try:
             with guarded_out(config.out, config.resume, config.overwrite, write=comm.is_root) as run_dir:

@@ -214,6 +214,41 @@ def test_summary_flags_have_the_checkpoint_s_bounds(capsys, flag, value, key, lo
     assert bounds[key] in errors[0]
 
 
+def test_the_product_of_the_sizes_is_bounded_too(tmp_path, capsys):
+    """Each of crop and width within its bound, but together 1.5 x 10^10 parameters: refused by
+    the constructor before any weight is allocated, by the checkpoint loader naming the file, by
+    summary in one line, and by train before any lock or folder exists."""
+    from alexnet.model import MAX_PARAMETERS, parameter_count
+
+    wide = {"num_classes": 1000, "crop": MAX_CROP, "width": MAX_WIDTH}
+    count = parameter_count(wide)
+    assert count > 15 * 10**9 and MAX_PARAMETERS == 10**9
+    # The widest network at the paper's crop fits; the paper's own count is exact.
+    assert parameter_count({"num_classes": 1000, "crop": 227, "width": MAX_WIDTH}) < MAX_PARAMETERS
+    assert parameter_count({"num_classes": 1000, "crop": 227}) == 60_965_224
+    started = time.perf_counter()
+    with pytest.raises(ValueError, match=f"would have {count:,} parameters"):
+        AlexNet(**wide)
+    assert time.perf_counter() - started < 1.0  # nothing was allocated
+    with pytest.raises(
+        CheckpointError, match=r"^x\.npz: model_config: AlexNet with num_classes 1000, crop 1024"
+    ):
+        check_model_config(dict(wide), "x.npz")
+    assert cli_main(["summary", "--crop", str(MAX_CROP), "--width", str(MAX_WIDTH)]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "more than the bound of 1,000,000,000" in err[0]
+    out = tmp_path / "run"
+    code = cli_main(
+        ["train", "--data", str(tmp_path / "absent"), "--crop", "1024", "--width", "4", "--out", str(out)]
+    )
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 1 and len(err) == 1, err
+    assert err[0].startswith(
+        "python -m alexnet train: error: --crop 1024 with --width 4 gives a network of at least"
+    )
+    assert not out.exists()
+
+
 def test_visualize_seed_is_checked_like_train_s(tmp_path, capsys):
     with pytest.raises(SystemExit) as stop:
         cli_main(
