@@ -567,6 +567,13 @@ def test_symlink_loops_and_other_unreadable_entries_are_listed(tmp_path, monkeyp
 # ---------------------------------------------------------------- item 12: interrupted prepare
 
 
+def _sigint_as_in_a_terminal():
+    """In the child, before exec: SIGINT back to its default. A shell starts a background job with
+    SIGINT ignored and every child inherits that (a CI runner or benchmarks/stress_tests.py may run
+    the tests so), while a terminal's Ctrl-C reaches a program whose SIGINT is the default."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def start_slow_prepare(tmp_path, out, workers=2):
     src = make_source(tmp_path / "src", train=40, val=0, size=(8, 8))
     env = dict(os.environ, PYTHONPATH=str(REPO))
@@ -586,6 +593,7 @@ def start_slow_prepare(tmp_path, out, workers=2):
         stderr=subprocess.PIPE,
         text=True,
         start_new_session=True,
+        preexec_fn=_sigint_as_in_a_terminal,
     )
     tmp = out.parent / f"{out.name}.tmp-{proc.pid}"
     deadline = time.time() + 30
