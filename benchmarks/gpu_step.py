@@ -81,6 +81,7 @@ def main(argv=None):
 
     rng = np.random.default_rng(0)
     model = AlexNet(num_classes=args.num_classes, crop=args.crop, init="kaiming", seed=0).to(args.device)
+    model.conv1.input_grad = False  # as the trainer: the images need no gradient
     model.train()
     criterion = nn.SoftmaxCrossEntropyLoss()
     optimizer = nn.SGD(model.parameters(), lr=1e-4, momentum=0.9, weight_decay=5e-4)

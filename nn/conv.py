@@ -156,8 +156,11 @@ class Conv2d(Module):
             if self.input_grad:
                 grad_cols = xp.matmul(weight.transpose(0, 2, 1), grad,            # 2. dcols = W^T g
                                       out=self.unroller.overwritable(cols))
-                grad_in[part] = self.unroller.fold(grad_cols, x[part].shape)      # 1. dx = col2im(dcols)
-        if grad_weight is not None:
+                self.unroller.fold(grad_cols, out=grad_in[part])                  # 1. dx = col2im(dcols)
+        if grad_weight is not None and self.weight.grad.flags.c_contiguous:   # (always, in nn)
+            weight_grad = self.weight.grad.reshape(g, f // g, -1)      # a view: dW added in place,
+            weight_grad += grad_weight.transpose(0, 2, 1)              # without a reordered copy
+        elif grad_weight is not None:
             self.weight.grad += grad_weight.transpose(0, 2, 1).reshape(self.weight.data.shape)
         return grad_in
 

@@ -47,8 +47,7 @@ class SoftmaxCrossEntropyLoss(Module):
     """
 
     def __init__(self) -> None:
-        self._probs = None
-        self._labels = None
+        self._probs = self._labels = self._rows = None
 
     def forward(self, logits: Array, labels: Array) -> float:
         return float(self.mean_loss(logits, labels))
@@ -69,18 +68,19 @@ class SoftmaxCrossEntropyLoss(Module):
             raise ValueError(f"SoftmaxCrossEntropyLoss expects integer labels, got {labels.dtype}")
         if not labels_checked or get_array_module(labels) is np:
             check_labels(labels, logits.shape[1])
-        labels = xp.asarray(labels)
-        shifted = logits - logits.max(axis=1, keepdims=True)
-        log_sum_exp = xp.log(xp.exp(shifted).sum(axis=1))
-        rows = xp.arange(logits.shape[0])
-        self._probs = xp.exp(shifted - log_sum_exp[:, None])
-        self._labels = labels
-        return (log_sum_exp - shifted[rows, labels]).mean()
+        labels, rows = xp.asarray(labels), xp.arange(logits.shape[0])
+        shifted = logits - logits.max(axis=1, keepdims=True)                # z - max z
+        exp = xp.exp(shifted)
+        sums = exp.sum(axis=1)                                               # sum_j exp(z_j - max z)
+        log_sum_exp = xp.log(sums)                                           # log sum_j exp(z_j), shifted
+        probs = exp
+        probs /= sums[:, None]                                               # p_k
+        self._probs, self._labels, self._rows = probs, labels, rows
+        return (log_sum_exp - shifted[rows, labels]).mean()                  # loss (the shifts cancel)
 
     def backward(self, grad_out: float = 1.0) -> Array:
-        probs, labels = self._cached(self._probs, self._labels)
-        xp = get_array_module(probs)
-        grad = probs.copy()
-        grad[xp.arange(len(labels)), labels] -= 1
-        grad *= float(grad_out) / len(labels)
+        probs, labels, rows = self._cached(self._probs, self._labels, self._rows)
+        per_example = probs.dtype.type(float(grad_out) / len(labels))       # d(mean)/d(loss_n), times grad_out
+        grad = probs * per_example                                           # p / N
+        grad[rows, labels] -= per_example                                    # - onehot(t) / N
         return grad

@@ -36,29 +36,50 @@ where the last sum is the same windowed sum, taken with the window mirrored.
 """
 from __future__ import annotations
 
+import numpy as np
+
 from .backend import Array, get_array_module
 from .module import Module, check_input, check_integers
 from .threads import over_batch
+from .unroll import scratch
 
 
-def window_sum(values: Array, before: int, after: int) -> Array:
-    """sum_{j = i - before}^{i + after} values[:, j] over the channel axis, clipped at the edges.
+def padded_channels(shape: tuple[int, ...], before: int, after: int, dtype, xp) -> tuple[Array, Array]:
+    """(padded, inside): a buffer (N, before + C + after, ...) for values of ``shape`` (N, C, ...),
+    whose first ``before`` and last ``after`` channels are zero, and the view of the C channels
+    between them, where the caller writes the values to be summed. The buffer is scratch (kept
+    between calls, one per layout and thread: nn/unroll.py ``scratch``), so its border is zeroed
+    once, not on every call; it is overwritten by the next call with the same layout."""
+    n, channels, *rest = shape
+    layout = (channels, *rest, before, after)
+    padded_shape = (n, before + channels + after, *rest)
+    size = int(np.prod(padded_shape))
+    flat = scratch(f"channel window {layout}", size, dtype, xp, layout)
+    padded = flat[:size].reshape(padded_shape)
+    return padded, padded[:, before:before + channels]
 
-    A loop over the n offsets of the window, each adding a whole shifted slab. (Each slab is named
-    before ``+=``: ``total[:, s:] += ...`` would also assign the result back through ``__setitem__``,
-    which on CuPy is one more kernel launch.)
-    """
-    total = values.copy()
-    channels = values.shape[1]
-    for shift in range(1, before + 1):          # j = i - shift
-        if shift < channels:
-            slab = total[:, shift:]
-            slab += values[:, :channels - shift]
-    for shift in range(1, after + 1):           # j = i + shift
-        if shift < channels:
-            slab = total[:, :channels - shift]
-            slab += values[:, shift:]
-    return total
+
+def sum_windows(padded: Array, before: int, after: int, out: Array | None = None) -> Array:
+    """out[:, i] = sum_{d = 0}^{before + after} padded[:, i + d] for the C channels inside the
+    zero border of ``padded_channels``: every window sum of the values written there, clipped at
+    the edges by the zeros. One reduction over a read-only strided view whose first axis is the
+    offset d within the window (view[d, n, i] = padded[n, i + d]; the view is never written)."""
+    xp = get_array_module(padded)
+    n, padded_channels_count, *rest = padded.shape
+    channels = padded_channels_count - before - after
+    windows = xp.lib.stride_tricks.as_strided(
+        padded, shape=(before + after + 1, n, channels, *rest), strides=(padded.strides[1], *padded.strides))
+    return windows.sum(axis=0, out=out)
+
+
+def window_sum(values: Array, before: int, after: int, out: Array | None = None) -> Array:
+    """sum_{j = i - before}^{i + after} values[:, j] over the channel axis, clipped at the edges
+    (written into ``out`` when given, an array of values' shape): the values copied inside a zero
+    border of channels, then every window summed at once (``sum_windows``)."""
+    xp = get_array_module(values)
+    padded, inside = padded_channels(values.shape, before, after, values.dtype, xp)
+    xp.copyto(inside, values)
+    return sum_windows(padded, before, after, out)
 
 
 class LocalResponseNorm(Module):
@@ -81,62 +102,63 @@ class LocalResponseNorm(Module):
         self.size, self.beta, self.k, self.groups = size, beta, k, int(groups)
         self.alpha = alpha / size if alpha_over_n else alpha
         self.before, self.after = size // 2, (size - 1) // 2
-        self._input = self._out = None
+        self._input = self._scale = self._out = None
 
     def extra_repr(self) -> str:
         text = f"size={self.size}, alpha={self.alpha}, beta={self.beta}, k={self.k}"
         return text + (f", groups={self.groups}" if self.groups != 1 else "")
 
-    def _window_sum(self, values, before, after):
-        """``window_sum`` within each block of channels N / groups (one tower each, §3.2)."""
-        if self.groups == 1:
-            return window_sum(values, before, after)
+    def _blocks(self, values):
+        """(N, C, H, W) -> (N * groups, C / groups, H, W): one tower's channels per block (§3.2),
+        so that the window sums are clipped at each block's edges (a view of a contiguous array,
+        as the outputs written through it are)."""
         batch, channels = values.shape[:2]
-        per_group = values.reshape(batch * self.groups, channels // self.groups, *values.shape[2:])
-        return window_sum(per_group, before, after).reshape(values.shape)
+        return values.reshape(batch * self.groups, channels // self.groups, *values.shape[2:])
 
     def forward(self, x: Array) -> Array:
         check_input(self, x, 4)
         if x.shape[1] % self.groups:
             raise ValueError(f"LocalResponseNorm: {x.shape[1]} channels do not split into "
                              f"groups={self.groups} equal blocks")
-        out = get_array_module(x).empty(x.shape, dtype=x.dtype)
-        over_batch(self._normalize, x, out)
-        # Only a_i and b_i are kept: backward recomputes s_i from a_i (a few cheap passes), which
-        # saves two activation-sized arrays per LRN layer.
-        self._input, self._out = x, out
+        xp = get_array_module(x)
+        scale, out = xp.empty(x.shape, dtype=x.dtype), xp.empty(x.shape, dtype=x.dtype)
+        over_batch(self._normalize, x, scale, out)
+        # a_i, s_i and b_i are kept: backward needs all three (recomputing s_i instead would save
+        # one activation-sized array per layer, for eight more passes over it).
+        self._input, self._scale, self._out = x, scale, out
         return out
 
-    def _scale_of(self, x):
-        """s_i = k + alpha * S_i, S_i the windowed sum of squares."""
-        scale = self._window_sum(x * x, self.before, self.after)                   # S_i
+    def _scale_of(self, x, out):
+        """out = s_i = k + alpha * S_i, S_i the windowed sum of squares."""
+        xp = get_array_module(x)
+        a = self._blocks(x)
+        padded, squares = padded_channels(a.shape, self.before, self.after, x.dtype, xp)
+        xp.multiply(a, a, out=squares)                                               # a_j^2
+        scale = sum_windows(padded, self.before, self.after, out=self._blocks(out))  # S_i
         scale *= self.alpha
         scale += self.k                                                              # s_i = k + alpha S_i
-        return scale
+        return out
 
-    @property
-    def _scale(self):
-        """s_i of the last forward's input (recomputed on each access; None before any forward)."""
-        return None if self._input is None else self._scale_of(self._input)
-
-    def _normalize(self, x, out):
-        """out = b_i = a_i s_i^-beta for a slice of the batch (``nn.threads`` runs slices in parallel)."""
-        get_array_module(x).multiply(x, _inverse_power(self._scale_of(x), self.beta), out=out)
+    def _normalize(self, x, scale, out):
+        """scale = s_i, out = b_i = a_i s_i^-beta for a slice of the batch (``nn.threads`` runs
+        slices in parallel)."""
+        self._scale_of(x, out=scale)
+        get_array_module(x).multiply(x, _inverse_power(scale, self.beta), out=out)
 
     def backward(self, grad_out: Array) -> Array:
-        x, out = self._cached(self._input, self._out)
+        x, scale, out = self._cached(self._input, self._scale, self._out)
         self._check_grad(grad_out, x.shape)
         grad_in = get_array_module(grad_out).empty(x.shape, dtype=grad_out.dtype)
-        over_batch(self._backward_slice, x, out, grad_out, grad_in)
+        over_batch(self._backward_slice, x, scale, out, grad_out, grad_in)
         return grad_in
 
-    def _backward_slice(self, x, out, grad_out, grad_in):
+    def _backward_slice(self, x, scale, out, grad_out, grad_in):
         xp = get_array_module(x)
-        scale = self._scale_of(x)                                                    # s_i, recomputed
-        ratio = grad_out * out
-        ratio /= scale                                                               # g_i b_i / s_i
         # j in window(i)  <=>  i in [j - after, j + before]: the mirrored window.
-        through_neighbours = self._window_sum(ratio, self.after, self.before)
+        padded, ratio = padded_channels(self._blocks(x).shape, self.after, self.before, x.dtype, xp)
+        xp.multiply(self._blocks(grad_out), self._blocks(out), out=ratio)
+        ratio /= self._blocks(scale)                                                 # g_i b_i / s_i
+        through_neighbours = sum_windows(padded, self.after, self.before).reshape(x.shape)
         through_neighbours *= x
         through_neighbours *= -2 * self.alpha * self.beta
         xp.multiply(grad_out, _inverse_power(scale, self.beta), out=grad_in)        # g_j s_j^-beta

@@ -108,26 +108,32 @@ def im2col_strided(x_padded: Array, kernel_size: tuple[int, int], stride: tuple[
 
 
 def col2im_two_pass(cols: Array, padded_shape: tuple[int, int, int, int], kernel_size: tuple[int, int],
-                    stride: tuple[int, int], out: Array | None = None) -> Array:
-    """``col2im``, in two passes over the kernel offsets: (G, C/G * kh * kw, N * Ho * Wo) -> (N, C, Hp, Wp).
+                    stride: tuple[int, int], padding: tuple[int, int] = (0, 0),
+                    out: Array | None = None) -> Array:
+    """``col2im``, in two passes over the kernel offsets, without the padding:
+    (G, C/G * kh * kw, N * Ho * Wo) -> (N, C, Hp - 2 ph, Wp - 2 pw).
 
     1. the kh kernel rows: ``row_sums[c, j, n, y * s + i, x] += cols[(c, i, j), (n, y, x)]``, an
        image Wo wide per kernel column j. At stride 1 each step adds whole contiguous
        (Ho, Wo) blocks, so NumPy runs long inner loops instead of one per output row;
-    2. the kw kernel columns: ``image[c, n, :, x * s + j] += row_sums[c, j, n, :, x]``.
+    2. the kw kernel columns: ``image[c, n, :, x * s + j] += row_sums[c, j, n, :, x]``, only the
+       rows and columns inside the padding (what lands on the padding is dropped, not added).
 
     Each pass adds whole slabs (all images, channels and output positions at once), split over the
     channels between threads; ``row_sums`` is made per slice of channels (a few MB, in cache).
-    ``out``: a flat buffer of at least N * C * Hp * Wp entries to use. Returns a (N, C, Hp, Wp) view.
+    ``out``: the (N, C, H, W) array to write the result into (any layout, e.g. a slice of a batch).
     """
     xp = get_array_module(cols)
-    kh, kw = kernel_size
-    sh, sw = stride
+    (kh, kw), (sh, sw), (ph, pw) = kernel_size, stride, padding
     n, c, hp, wp = padded_shape
     ho, wo = (hp - kh) // sh + 1, (wp - kw) // sw + 1
+    h, w = hp - 2 * ph, wp - 2 * pw
     per_offset = cols.reshape(c, kh, kw, n, ho, wo)
-    size = c * n * hp * wp
-    image = (xp.empty(size, dtype=cols.dtype) if out is None else out[:size]).reshape(c, n, hp, wp)
+    if out is None:
+        out = xp.empty((n, c, h, w), dtype=cols.dtype)
+    image = out.transpose(1, 0, 2, 3)                                         # (C, N, H, W)
+    # Kernel column j puts window column x on image column x * sw + j - pw: the x that land inside.
+    inside = [(j, max(0, -(-(pw - j) // sw)), min(wo - 1, (pw + w - 1 - j) // sw)) for j in range(kw)]
 
     def add_back(per_offset, image):
         row_sums = xp.zeros((per_offset.shape[0], kw, n, hp, wo), dtype=per_offset.dtype)
@@ -135,12 +141,14 @@ def col2im_two_pass(cols: Array, padded_shape: tuple[int, int, int, int], kernel
             slab = row_sums[:, :, :, i:i + sh * (ho - 1) + 1:sh]
             slab += per_offset[:, i]
         image[...] = 0
-        for j in range(kw):
-            slab = image[:, :, :, j:j + sw * (wo - 1) + 1:sw]
-            slab += row_sums[:, j]
+        for j, first, last in inside:
+            if first <= last:
+                start = first * sw + j - pw
+                slab = image[:, :, :, start:start + sw * (last - first) + 1:sw]
+                slab += row_sums[:, j, :, ph:ph + h, first:last + 1]
 
     over_batch(add_back, per_offset, image)
-    return image.transpose(1, 0, 2, 3)
+    return out
 
 
 # Scratch buffers of ``scratch``, one set per thread (two models may run side by side in two
@@ -246,14 +254,13 @@ class Unroller:
         xp = get_array_module(cols)
         return scratch("cols", cols.size, cols.dtype, xp)[:cols.size].reshape(cols.shape)
 
-    def fold(self, grad_cols: Array, image_shape: tuple[int, int, int, int]) -> Array:
-        """col2im of one chunk's column gradient, without the padding: (G, K, n*Ho*Wo) -> (n, C, H, W)."""
-        n, c, h, w = image_shape
-        (ph, pw), xp = self.padding, get_array_module(grad_cols)
+    def fold(self, grad_cols: Array, out: Array) -> None:
+        """col2im of one chunk's column gradient, without the padding: (G, K, n*Ho*Wo) -> ``out``
+        (n, C, H, W), the chunk's rows of dL/dx."""
+        n, c, h, w = out.shape
+        (ph, pw) = self.padding
         padded_shape = (n, c, h + 2 * ph, w + 2 * pw)
-        image = scratch("image", n * c * padded_shape[2] * padded_shape[3], grad_cols.dtype, xp)
-        grad_padded = col2im_two_pass(grad_cols, padded_shape, self.kernel_size, self.stride, out=image)
-        return grad_padded[:, :, ph:ph + h, pw:pw + w]
+        col2im_two_pass(grad_cols, padded_shape, self.kernel_size, self.stride, self.padding, out=out)
 
     def _unroll(self, images: Array, keep: bool = False) -> Array:
         """im2col of a chunk of images, padded on the way; both in reused buffers (the columns in

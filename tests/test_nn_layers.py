@@ -425,6 +425,28 @@ def test_first_layer_can_skip_its_input_gradient():
     np.testing.assert_allclose(first.weight.grad, full.weight.grad, rtol=1e-12)
 
 
+def test_conv_weight_gradient_adds_into_a_gradient_array_of_any_layout():
+    """Conv2d adds dW through a reshaped view of ``weight.grad``, which only a C-contiguous array
+    allows; a gradient array of another layout (set by hand) must receive the same sum."""
+    rng = np.random.default_rng(13)
+    layers = [
+        nn.Conv2d(4, 6, 3, padding=1, groups=2, dtype=np.float64, rng=np.random.default_rng(0))
+        for _ in range(2)
+    ]
+    start = rng.normal(size=layers[0].weight.data.shape)
+    layers[0].weight.grad = start.copy()
+    layers[1].weight.grad = np.asfortranarray(start)
+    assert not layers[1].weight.grad.flags.c_contiguous
+    x = rng.normal(size=(2, 4, 5, 5))
+    g = rng.normal(size=(2, 6, 5, 5))
+    for layer in layers:
+        layer(x)
+        layer.backward(g)
+    np.testing.assert_array_equal(layers[0].weight.grad, layers[1].weight.grad)
+    _, dw, _ = nn.conv.conv2d_reference_backward(x, layers[0].weight.data, g, (1, 1), (1, 1), 2)
+    np.testing.assert_allclose(layers[0].weight.grad, start + dw, rtol=1e-12)
+
+
 @pytest.mark.parametrize("mode,test_scale", [("inverted", 1.0), ("paper", 0.5)])
 def test_dropout_backward_at_test_time(mode, test_scale):
     drop = nn.Dropout(0.5, mode=mode).eval()

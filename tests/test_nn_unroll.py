@@ -34,12 +34,17 @@ def test_strided_im2col_and_two_pass_col2im_equal_the_plain_ones(shape, f, kerne
     cols = im2col(x, kernel, stride, groups)
     np.testing.assert_array_equal(im2col_strided(x, kernel, stride, groups), cols)
     c = rng.standard_normal(cols.shape)
-    np.testing.assert_allclose(
-        col2im_two_pass(c, x.shape, kernel, stride),
-        col2im(c, x.shape, kernel, stride),
-        rtol=1e-12,
-        atol=1e-12,
-    )
+    plain = col2im(c, x.shape, kernel, stride)
+    np.testing.assert_allclose(col2im_two_pass(c, x.shape, kernel, stride), plain, rtol=1e-12, atol=1e-12)
+    # Taking x as the padded image: the padding is cut off, and the result written into ``out``
+    # of any layout (here the middle rows of a channels-last batch), nothing around it touched.
+    (ph, pw), (n, ch, hp, wp) = padding, x.shape
+    if hp > 2 * ph and wp > 2 * pw:
+        batch = np.full((n + 2, hp - 2 * ph, wp - 2 * pw, ch), 7.0).transpose(0, 3, 1, 2)
+        out = batch[1:-1]
+        assert col2im_two_pass(c, x.shape, kernel, stride, padding, out=out) is out
+        np.testing.assert_allclose(out, plain[:, :, ph : hp - ph, pw : wp - pw], rtol=1e-12, atol=1e-12)
+        assert (batch[0] == 7).all() and (batch[-1] == 7).all()
 
 
 def test_nn_im2col_and_col2im_are_the_plain_ones():

@@ -92,7 +92,8 @@ for layer in layers:
               if k.startswith("_") and v is not None and v is not before.get(k)}
     caches[type(layer).__name__] = sorted(cached)
     print(f"{type(layer).__name__:<18} caches {cached}")
-assert caches["ReLU"] == ["_out"] and caches["MaxPool2d"] == caches["LocalResponseNorm"] == ["_input", "_out"]  # the table
+assert caches["ReLU"] == ["_out"] and caches["MaxPool2d"] == ["_input", "_out"]  # the table
+assert caches["LocalResponseNorm"] == ["_input", "_out", "_scale"]
 
 # %% [markdown]
 # Each cache is what that layer's derivative needs (sometimes a little more, to save work or memory):
@@ -101,7 +102,7 @@ assert caches["ReLU"] == ["_out"] and caches["MaxPool2d"] == caches["LocalRespon
 # |---|---|---|
 # | `ReLU` | its output $y$, positive exactly where the input was | $g \odot [y > 0] = g \odot [x > 0]$ |
 # | `MaxPool2d` | its input and output: each window's winner is the input equal to the output | send $g$ to the winner |
-# | `LocalResponseNorm` | its input and output (the denominators are recomputed from the input) | the cross-channel term of §3.3 (notebook 05) |
+# | `LocalResponseNorm` | its input, its output and the denominators' bases $s_i = k + \alpha S_i$ | the cross-channel term of §3.3 (notebook 05) |
 # | `Dropout` | the mask | $g \odot \text{mask}$ |
 # | `Flatten` | the input's shape | reshape $g$ back |
 # | `Linear` | the input $x$ | $dW = g^\top x$ |

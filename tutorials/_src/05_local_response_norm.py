@@ -90,9 +90,9 @@ for params in [dict(), dict(n=5, alpha=1.0, beta=0.75, k=2.0), dict(n=3, alpha=0
 
 
 # %% [markdown]
-# `nn.LocalResponseNorm` does not loop over channels: `window_sum` in `nn/normalization.py` adds $n$ shifted copies of
-# the squared input along the channel axis (one slab per offset in the window), which is the same sum, clipped at the
-# edges the same way. Notice the ratio $b/a$: even with no activity at all it is $k^{-\beta} = 2^{-0.75} \approx 0.59$,
+# `nn.LocalResponseNorm` does not loop over channels: `window_sum` in `nn/normalization.py` writes the squared input
+# between zero channels (`n // 2` before, `(n - 1) // 2` after) and sums a strided view in which the offset within the
+# window is an axis of its own, all windows in one reduction; the zeros clip the sum at the edges the same way. Notice the ratio $b/a$: even with no activity at all it is $k^{-\beta} = 2^{-0.75} \approx 0.59$,
 # not 1; $k$ sets a floor under the denominator, and the layer is a constant rescaling until the activities get
 # large (section 5).
 #
