@@ -20,6 +20,7 @@ import argparse
 import os
 import re
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -97,23 +98,31 @@ def with_solutions(notebook, path):
 def execute(notebook, timeout=600):
     """Runs every cell in a fresh python3 kernel, with ``tutorials/`` as the working directory and the
     repository root on ``PYTHONPATH``. Returns the seconds it took."""
+    from jupyter_client import KernelManager
     from nbclient import NotebookClient
 
     env = os.environ
     saved = {key: env.get(key) for key in ("PYTHONPATH", "MPLBACKEND")}
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), saved["PYTHONPATH"]]))
     env.pop("MPLBACKEND", None)  # the kernel's inline backend draws the figures
+    # The kernel talks over Unix sockets in a folder of its own, not TCP ports on localhost: two
+    # test suites side by side could both pick a free port and race to bind it.
+    sockets = tempfile.TemporaryDirectory(prefix="nb-kernel-")
+    kernel = KernelManager(kernel_name="python3", transport="ipc", ip=os.path.join(sockets.name, "kernel"))
     try:
         start = time.perf_counter()
         NotebookClient(
             notebook,
             timeout=timeout,
-            kernel_name="python3",
+            km=kernel,
             record_timing=False,
             resources={"metadata": {"path": str(TUTORIALS)}},
         ).execute()
         return time.perf_counter() - start
     finally:
+        if kernel.has_kernel:  # a kernel manager it was given, the client leaves running
+            kernel.shutdown_kernel(now=True)
+        sockets.cleanup()
         for key, value in saved.items():
             if value is None:
                 env.pop(key, None)
