@@ -116,8 +116,8 @@ def col2im_two_pass(cols: Array, padded_shape: tuple[int, int, int, int], kernel
     1. the kh kernel rows: ``row_sums[c, j, n, y * s + i, x] += cols[(c, i, j), (n, y, x)]``, an
        image Wo wide per kernel column j. At stride 1 each step adds whole contiguous
        (Ho, Wo) blocks, so NumPy runs long inner loops instead of one per output row;
-    2. the kw kernel columns: ``image[c, n, :, x * s + j] += row_sums[c, j, n, :, x]``, only the
-       rows and columns inside the padding (what lands on the padding is dropped, not added).
+    2. the kw kernel columns: ``image[c, n, :, x * s + j] += row_sums[c, j, n, :, x]``, only into
+       the rows and columns of the image itself (what would land on the padding is dropped).
 
     Each pass adds whole slabs (all images, channels and output positions at once), split over the
     channels between threads; ``row_sums`` is made per slice of channels (a few MB, in cache).
