@@ -259,7 +259,6 @@ def test_evaluate_predict_visualize_summary(tiny, reference_run, tmp_path):
     [
         (["train", "--data", "/no/such/folder"], "no such folder"),
         (["train", "--data", "{tiny}", "--crop", "80"], "larger than the prepared images"),
-        (["train", "--data", "{tiny}", "--crop", "60"], "too small"),
         (["train", "--data", "{tiny}", "--device", "cuda"], "cuda"),
         (["evaluate", "--checkpoint", "/no/such.npz"], "does not exist"),
     ],
@@ -272,6 +271,17 @@ def test_bad_input_gives_a_clear_error(tiny, tmp_path, capsys, args, message):
     )
     assert cli_main(args) == 1
     assert message in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("crop", ["60", "2000"])
+def test_a_crop_the_network_cannot_take_is_refused_by_its_flag(tiny, tmp_path, capsys, crop):
+    """Below the architecture's smallest crop (67: the map vanishes before pool5) or above the sane
+    bound, --crop names itself and its range, before any file or lock exists."""
+    with pytest.raises(SystemExit) as stop:
+        cli_main(["train", "--data", str(tiny), "--crop", crop, "--out", str(tmp_path / "run")])
+    assert stop.value.code == 2
+    assert f"argument --crop: must be an integer in 67..1024, got {crop}" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
 
 
 def test_help_documents_every_command():
