@@ -181,7 +181,7 @@ class TrainConfig:
         type=model_crop,
         metavar="C",
         help="side of the random training crops and of the test crops (§4.1); 227 gives conv1's "
-        "55 x 55 (the paper's '224' does not); >= 67",
+        "55 x 55 (the paper's '224' does not); in 67..1024",
     )
     # -- optimization (§5) -----------------------------------------------------------------------
     epochs: int = option(90, "--epochs", type=positive_int, help="total number of epochs (§5: about 90)")
@@ -242,7 +242,7 @@ class TrainConfig:
         1.0,
         "--width",
         type=model_width,
-        help="multiply every channel count and the fc6/fc7 widths (reduced networks)",
+        help="multiply every channel count and the fc6/fc7 widths (reduced networks); in (0, 4]",
     )
     towers: bool = option(
         False,
